@@ -1,0 +1,1 @@
+"""amzigo-lab: a governed analytics workbench for Amazon sellers."""

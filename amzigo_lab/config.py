@@ -1,0 +1,202 @@
+"""Typed settings and the home folder.
+
+Settings come from three places, later ones winning: the defaults below, `<home>/config.toml`,
+and environment variables named `AMZIGO_<SETTING>` (upper case). The home itself is
+`AMZIGO_HOME` (default `./.amzigo`). An invalid value fails at start-up with a `ConfigError`
+that names the setting and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from amzigo_lab.errors import ConfigError
+
+DEFAULT_HOME = Path(".amzigo")
+PII_PURPOSES = ("order_fulfilment", "tax", "legal")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting of a home. Field docs say what each one controls."""
+
+    home: Path
+    #: Where the master key comes from: "file" (a 0600 file) or "env" (base64 in a variable).
+    key_provider: str = "file"
+    #: The master key file when key_provider = "file". Default: <home>/keys/master.key.
+    key_file: Path | None = None
+    #: The variable holding the base64 master key when key_provider = "env".
+    key_env_var: str = "AMZIGO_MASTER_KEY"
+    #: Audit segments. Default: <home>/audit.
+    audit_dir: Path | None = None
+    #: Signed audit checkpoints, ideally on other storage. Default: <home>/audit-checkpoints.
+    audit_checkpoint_dir: Path | None = None
+    #: Seed of the local SP-API sandbox's synthetic world.
+    sandbox_seed: int = 7
+    #: The sandbox's "today" (YYYY-MM-DD); empty means the current UTC date.
+    sandbox_today: dt.date | None = None
+    #: Purposes for which buyer PII is ingested (empty: no PII is fetched or stored).
+    pii_purposes: tuple[str, ...] = ()
+    #: Rows per Parquet row group written to the lake.
+    row_group_rows: int = 131_072
+    #: Where generated reports go.
+    reports_dir: Path = Path("reports")
+
+    @property
+    def catalog_path(self) -> Path:
+        """The SQLite catalog."""
+        return self.home / "catalog.sqlite"
+
+    @property
+    def lake_dir(self) -> Path:
+        """Root of the encrypted Parquet lake."""
+        return self.home / "lake"
+
+    @property
+    def state_dir(self) -> Path:
+        """Locks, sandbox certificates, scratch space."""
+        return self.home / "state"
+
+    @property
+    def master_key_file(self) -> Path:
+        """The resolved master key file path."""
+        return self.key_file or self.home / "keys" / "master.key"
+
+    @property
+    def audit_path(self) -> Path:
+        """The resolved audit directory."""
+        return self.audit_dir or self.home / "audit"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The resolved audit checkpoint directory."""
+        return self.audit_checkpoint_dir or self.home / "audit-checkpoints"
+
+
+def _path(v: Any) -> Path:
+    if not isinstance(v, str | Path) or str(v) == "":
+        raise ValueError("expected a path")
+    return Path(v).expanduser()
+
+
+def _opt_path(v: Any) -> Path | None:
+    return None if v in (None, "") else _path(v)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("expected an integer")
+    return int(v)
+
+
+def _positive_int(v: Any) -> int:
+    n = _int(v)
+    if n <= 0:
+        raise ValueError("expected a positive integer")
+    return n
+
+
+def _opt_date(v: Any) -> dt.date | None:
+    if v in (None, ""):
+        return None
+    if isinstance(v, dt.date):
+        return v
+    return dt.date.fromisoformat(str(v))
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if v not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return str(v)
+
+    return parse
+
+
+def _purposes(v: Any) -> tuple[str, ...]:
+    items = [p.strip() for p in v.split(",")] if isinstance(v, str) else list(v)
+    items = [p for p in items if p]
+    bad = [p for p in items if p not in PII_PURPOSES]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a PII purpose; allowed: {', '.join(PII_PURPOSES)}")
+    return tuple(items)
+
+
+def _env_var_name(v: Any) -> str:
+    s = str(v)
+    if not s.replace("_", "").isalnum():
+        raise ValueError("expected an environment variable name")
+    return s
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "key_provider": _choice("file", "env"),
+    "key_file": _opt_path,
+    "key_env_var": _env_var_name,
+    "audit_dir": _opt_path,
+    "audit_checkpoint_dir": _opt_path,
+    "sandbox_seed": _int,
+    "sandbox_today": _opt_date,
+    "pii_purposes": _purposes,
+    "row_group_rows": _positive_int,
+    "reports_dir": _path,
+}
+
+
+def resolve_home(home: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The home folder: the argument, else AMZIGO_HOME, else ./.amzigo (absolute)."""
+    env = os.environ if env is None else env
+    raw = home if home is not None else env.get("AMZIGO_HOME") or DEFAULT_HOME
+    return Path(raw).expanduser().resolve()
+
+
+def load_settings(
+    home: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Load and validate the settings of a home (config file, then environment, then overrides)."""
+    env = os.environ if env is None else env
+    root = resolve_home(home, env)
+    values: dict[str, tuple[Any, str]] = {}
+    cfg = root / "config.toml"
+    if cfg.exists():
+        try:
+            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg}: not valid TOML ({exc}); fix or remove the file") from None
+        for key, value in data.items():
+            if isinstance(value, dict):
+                continue  # sections (e.g. [schedule]) are read by the features that own them
+            values[key] = (value, f"{cfg} key '{key}'")
+    for key in _PARSERS:
+        name = f"AMZIGO_{key.upper()}"
+        if name in env:
+            values[key] = (env[name], f"environment variable {name}")
+    for key, value in overrides.items():
+        values[key] = (value, f"argument {key}")
+    parsed: dict[str, Any] = {}
+    for key, (value, origin) in values.items():
+        if key not in _PARSERS:
+            known = ", ".join(sorted(_PARSERS))
+            raise ConfigError(f"unknown setting {origin}: known settings are {known}")
+        try:
+            parsed[key] = _PARSERS[key](value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid {origin} = {value!r}: {exc}") from None
+    return Settings(home=root, **parsed)
+
+
+def config_sections(settings: Settings) -> dict[str, Any]:
+    """The table sections of `<home>/config.toml` (e.g. `[schedule]`), for features that own them."""
+    cfg = settings.home / "config.toml"
+    if not cfg.exists():
+        return {}
+    data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if isinstance(v, dict)}

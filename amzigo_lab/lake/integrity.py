@@ -1,0 +1,133 @@
+"""Integrity: verify every committed file, find and sweep orphans, check the home's health."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from amzigo_lab.errors import AmzigoError
+from amzigo_lab.lake.drop import file_sha256
+from amzigo_lab.lake.pme import read_file
+
+if TYPE_CHECKING:
+    from amzigo_lab.lake.store import Lake
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One integrity problem, naming the file or object."""
+
+    kind: str  # missing | tampered | undecryptable | row_count | orphan | permissions | catalog
+    subject: str
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of `amzigo lake verify` / `amzigo doctor`."""
+
+    files_checked: int = 0
+    rows_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "ok": self.ok,
+            "files_checked": self.files_checked,
+            "rows_checked": self.rows_checked,
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+def verify_lake(lake: Lake) -> VerifyReport:
+    """Read every committed file: present, SHA-256 as committed, decrypts, row count as committed."""
+    report = VerifyReport()
+    parts = lake.catalog.partitions()
+    keys = lake.partition_keys(p.key_id for p in parts)
+    key_of = {p.id: p.key_id for p in parts}
+    for entry in lake.catalog.files(list(key_of)):
+        path = lake.path(entry.rel_path)
+        report.files_checked += 1
+        if not path.exists():
+            report.problems.append(Problem("missing", entry.rel_path, "file not found"))
+            continue
+        if file_sha256(path) != entry.sha256:
+            report.problems.append(
+                Problem("tampered", entry.rel_path, "SHA-256 differs from the committed one")
+            )
+            continue
+        try:
+            pf = read_file(str(path), {key_of[entry.partition_id]: keys[key_of[entry.partition_id]]})
+            rows = pf.read().num_rows
+        except (OSError, pa.ArrowException, AmzigoError, KeyError) as exc:
+            report.problems.append(Problem("undecryptable", entry.rel_path, type(exc).__name__))
+            continue
+        if rows != entry.row_count:
+            report.problems.append(
+                Problem("row_count", entry.rel_path, f"{rows} rows, {entry.row_count} committed")
+            )
+        report.rows_checked += rows
+    return report
+
+
+def find_orphans(lake: Lake) -> list[Path]:
+    """Files under the lake that no live or dropping partition owns (e.g. after a crash)."""
+    owned = lake.catalog.live_rel_paths()
+    orphans = []
+    for dirpath, _dirs, names in os.walk(lake.root):
+        for name in names:
+            path = Path(dirpath) / name
+            if path.relative_to(lake.root).as_posix() not in owned:
+                orphans.append(path)
+    return sorted(orphans)
+
+
+def sweep_orphans(lake: Lake) -> list[Path]:
+    """Delete orphan files (under the write lock, so no in-flight write is touched)."""
+    with lake.write_lock():
+        orphans = find_orphans(lake)
+        for path in orphans:
+            path.unlink(missing_ok=True)
+    return orphans
+
+
+def doctor(lake: Lake, fix: bool = False) -> VerifyReport:
+    """Key-file permissions, catalog integrity, orphans, then a full verification."""
+    problems: list[Problem] = []
+    key_file = lake.settings.master_key_file
+    if lake.settings.key_provider == "file" and key_file.exists():
+        mode = key_file.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            problems.append(
+                Problem("permissions", str(key_file), f"mode {oct(mode & 0o777)}; run chmod 600")
+            )
+        if key_file.resolve().is_relative_to(lake.root.resolve()):
+            problems.append(Problem("permissions", str(key_file), "key file inside the lake"))
+    result = lake.catalog.db.execute("PRAGMA integrity_check").fetchone()[0]
+    if result != "ok":
+        problems.append(Problem("catalog", str(lake.settings.catalog_path), str(result)))
+    orphans = sweep_orphans(lake) if fix else find_orphans(lake)
+    for path in orphans:
+        detail = "removed" if fix else "no committed partition owns it; `amzigo doctor --fix`"
+        problems.append(Problem("orphan", path.relative_to(lake.root).as_posix(), detail))
+    dropping = lake.catalog.partitions(states=("dropping",))
+    if dropping and fix:
+        lake.drop_partitions(dropping, reason="resume interrupted drop")
+    elif dropping:
+        problems.append(
+            Problem("catalog", f"{len(dropping)} partition(s)", "drop interrupted; --fix resumes")
+        )
+    report = verify_lake(lake)
+    report.problems[:0] = [p for p in problems if not (fix and p.kind == "orphan")]
+    return report

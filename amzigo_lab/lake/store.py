@@ -1,0 +1,273 @@
+"""`Lake`: one home's encrypted Parquet lake, its catalog and its keys.
+
+The lake knows nothing of users: governance decides who may read, compliance decides what to
+drop. Here live the mechanisms: write (atomic, idempotent), scan (pruned, decrypted), drop
+(cryptographic erase + delete + verify), integrity checks and master-key rotation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from amzigo_lab.config import Settings
+from amzigo_lab.errors import CatalogError, KeyProviderError, UnknownDataset
+from amzigo_lab.events import AuditSink, NullSink
+from amzigo_lab.lake.catalog import Catalog, Partition, iso, utcnow
+from amzigo_lab.lake.keys import (
+    EnvKeyProvider,
+    FileKeyProvider,
+    KeyProvider,
+    MasterKey,
+    unwrap,
+    wrap,
+)
+from amzigo_lab.lake.schema import DatasetSpec
+from amzigo_lab.names import dataset_name
+
+if TYPE_CHECKING:
+    from amzigo_lab.lake.drop import DestructionRecord
+    from amzigo_lab.lake.integrity import VerifyReport
+    from amzigo_lab.lake.reader import Scan
+    from amzigo_lab.lake.writer import WriteResult
+
+_CHECK = b"amzigo-lab master key check"
+
+#: A test seam: called with the name of each step of the commit protocol.
+FaultHook = Callable[[str], None]
+
+
+def key_provider_for(settings: Settings) -> KeyProvider:
+    """The configured key provider."""
+    if settings.key_provider == "env":
+        return EnvKeyProvider(settings.key_env_var)
+    return FileKeyProvider(settings.master_key_file)
+
+
+class Lake:
+    """The encrypted lake of one home. Open with `Lake.open(settings, registry)`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Mapping[str, DatasetSpec],
+        keys: KeyProvider,
+        catalog: Catalog,
+        audit: AuditSink | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = dict(registry)
+        self.keys = keys
+        self.catalog = catalog
+        self.audit: AuditSink = audit or NullSink()
+        self.clock = clock
+        self.fault_hook: FaultHook = fault_hook or (lambda _step: None)
+        self.root = settings.lake_dir
+        self._masters = keys.load()
+        self._check_master()
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls, settings: Settings, registry: Mapping[str, DatasetSpec], **kwargs: object
+    ) -> Lake:
+        """Create (or re-open) the home: folders, master key, catalog. Safe to re-run."""
+        for d in (settings.home, settings.lake_dir, settings.state_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        provider = key_provider_for(settings)
+        master = provider.create()
+        catalog = Catalog(settings.catalog_path)
+        if catalog.get_meta("master_key_id") is None:
+            with catalog.transaction():
+                catalog.set_meta("master_key_id", master.key_id)
+                catalog.set_meta("master_check", wrap(master.secret, _CHECK, "check").hex())
+        return cls(settings, registry, provider, catalog, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def open(
+        cls, settings: Settings, registry: Mapping[str, DatasetSpec], **kwargs: object
+    ) -> Lake:
+        """Open an initialised home (fails clearly if `amzigo init` was not run)."""
+        if not settings.catalog_path.exists():
+            raise CatalogError(
+                f"no catalog at {settings.catalog_path}: run `amzigo init` (or set AMZIGO_HOME)"
+            )
+        catalog = Catalog(settings.catalog_path)
+        return cls(settings, registry, key_provider_for(settings), catalog, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Close the catalog."""
+        self.catalog.close()
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- keys ------------------------------------------------------------------------------
+    @property
+    def master_key_id(self) -> str:
+        """The id of the master key the catalog is wrapped under."""
+        value = self.catalog.get_meta("master_key_id")
+        if value is None:
+            raise CatalogError("catalog has no master key id: run `amzigo init`")
+        return value
+
+    def master(self) -> MasterKey:
+        """The current master key."""
+        key_id = self.master_key_id
+        if key_id not in self._masters:
+            raise KeyProviderError(
+                f"the catalog is wrapped under master key {key_id}, but "
+                f"{self.keys.description} holds {', '.join(sorted(self._masters))}: wrong key "
+                "file or environment variable for this home"
+            )
+        return self._masters[key_id]
+
+    def _check_master(self) -> None:
+        check = self.catalog.get_meta("master_check")
+        if check is not None:
+            unwrap(self.master().secret, bytes.fromhex(check), "check")
+
+    def partition_keys(self, key_ids: Iterable[str]) -> dict[str, bytes]:
+        """Unwrapped partition keys for the given ids (destroyed keys are absent)."""
+        wrapped = self.catalog.wrapped_keys(sorted(set(key_ids)))
+        out = {}
+        for key_id, (blob, master_id) in wrapped.items():
+            master = self._masters.get(master_id)
+            if master is None:
+                raise KeyProviderError(f"master key {master_id} needed for {key_id} is not held")
+            out[key_id] = unwrap(master.secret, blob, key_id)
+        return out
+
+    @staticmethod
+    def new_partition_key() -> tuple[str, bytes]:
+        """A fresh partition key id and 256-bit key."""
+        return "pk-" + secrets.token_hex(12), secrets.token_bytes(32)
+
+    # -- datasets --------------------------------------------------------------------------
+    def spec(self, dataset: str) -> DatasetSpec:
+        """The declared dataset, or UnknownDataset."""
+        dataset_name(dataset)
+        try:
+            return self.registry[dataset]
+        except KeyError:
+            raise UnknownDataset(
+                f"dataset {dataset!r} is not declared; declared: {', '.join(sorted(self.registry))}"
+            ) from None
+
+    def ensure_registered(self, spec: DatasetSpec) -> None:
+        """Record the dataset's classification in the catalog (inside a transaction)."""
+        row = self.catalog.db.execute(
+            "SELECT schema_version FROM datasets WHERE name = ?", (spec.name,)
+        ).fetchone()
+        if row is not None and row[0] >= spec.schema_version:
+            return
+        self.catalog.db.execute(
+            "INSERT INTO datasets(name, origin, pii, columns_json, schema_version, retention_rule,"
+            " registered_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "origin=excluded.origin, pii=excluded.pii, columns_json=excluded.columns_json, "
+            "schema_version=excluded.schema_version, retention_rule=excluded.retention_rule",
+            (
+                spec.name,
+                spec.origin,
+                int(spec.pii),
+                json.dumps(spec.column_classes()),
+                spec.schema_version,
+                spec.retention.name,
+                iso(self.clock()),
+            ),
+        )
+
+    # -- locking ---------------------------------------------------------------------------
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Serialise writers, drops and rotations of this home across processes."""
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.settings.state_dir / "lake.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def path(self, rel: str) -> Path:
+        """Absolute path of a lake-relative path."""
+        return self.root / rel
+
+    # -- operations (implemented in their own modules) ------------------------------------
+    def write(
+        self,
+        dataset: str,
+        tenant: str,
+        ingest_date: dt.date | str,
+        table: pa.Table,
+        batch_id: str,
+    ) -> WriteResult:
+        """Validate and write one batch; visible only once its catalog rows commit."""
+        from amzigo_lab.lake.writer import write_batch
+
+        return write_batch(self, dataset, tenant, ingest_date, table, batch_id)
+
+    def scan(
+        self,
+        dataset: str,
+        tenants: list[str] | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+    ) -> Scan:
+        """The committed partitions of one dataset for tenants and an ingest-date range."""
+        from amzigo_lab.lake.reader import Scan
+
+        return Scan.build(self, dataset, tenants, start, end)
+
+    def drop_partitions(
+        self, partitions: list[Partition], canaries: Iterable[str] = (), reason: str = ""
+    ) -> DestructionRecord:
+        """Cryptographically erase, delete and verify the given partitions."""
+        from amzigo_lab.lake.drop import drop_partitions
+
+        return drop_partitions(self, partitions, list(canaries), reason)
+
+    def drop_partition(
+        self, partition_id: int, canaries: Iterable[str] = (), reason: str = ""
+    ) -> DestructionRecord:
+        """Cryptographically erase, delete and verify one partition."""
+        return self.drop_partitions([self.catalog.partition(partition_id)], canaries, reason)
+
+    def verify(self) -> VerifyReport:
+        """Check every committed file: presence, SHA-256, decryption, row count."""
+        from amzigo_lab.lake.integrity import verify_lake
+
+        return verify_lake(self)
+
+    def rotate_master_key(self) -> str:
+        """Re-wrap every partition key and secret under a new master key; return its id."""
+        from amzigo_lab.lake.rotation import rotate_master_key
+
+        return rotate_master_key(self)
+
+    def reload_keys(self) -> None:
+        """Re-read the key provider (after a rotation)."""
+        self._masters = self.keys.load()
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename or unlink in it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
