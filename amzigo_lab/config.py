@@ -194,7 +194,7 @@ def load_settings(
 
 
 def config_sections(settings: Settings) -> dict[str, Any]:
-    """The table sections of `<home>/config.toml` (e.g. `[schedule]`), for features that own them."""
+    """The table sections of `<home>/config.toml` (e.g. `[schedule]`), for their features."""
     cfg = settings.home / "config.toml"
     if not cfg.exists():
         return {}

@@ -13,6 +13,7 @@ Cost is O(partitions), not O(bytes), unless canaries ask for a byte scan of the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -119,12 +120,18 @@ def drop_partitions(
             method=METHOD,
             partitions=[
                 DroppedPartition(
-                    p.id, p.dataset, p.tenant, p.ingest_date.isoformat(),
-                    p.purge_date.isoformat(), p.key_id, by_part.get(p.id, []), p.row_count,
+                    p.id,
+                    p.dataset,
+                    p.tenant,
+                    p.ingest_date.isoformat(),
+                    p.purge_date.isoformat(),
+                    p.key_id,
+                    by_part.get(p.id, []),
+                    p.row_count,
                     p.bytes,
                 )
                 for p in todo
-            ],  # fmt: skip
+            ],
             verification=verification,
         )
         # 5. commit the outcome
@@ -178,10 +185,8 @@ def _verify(
     still_keyed = lake.catalog.wrapped_keys([p.key_id for p in parts])
     if still_keyed:
         problems.append(f"{len(still_keyed)} partition key(s) still present in the catalog")
-    try:
+    with contextlib.suppress(KeyProviderError):
         lake.partition_keys(p.key_id for p in parts)
-    except KeyProviderError:
-        pass
     remaining = [f.rel_path for f in files if lake.path(f.rel_path).exists()]
     if remaining:
         problems.append(f"{len(remaining)} file(s) still present")
@@ -211,7 +216,7 @@ def _catalog_files(lake: Lake) -> list[Path]:
 
 
 def _lake_files(lake: Lake) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for dirpath, _dirs, names in os.walk(lake.root):
         out.extend(Path(dirpath) / n for n in names)
     return out

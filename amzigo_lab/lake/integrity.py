@@ -51,7 +51,7 @@ class VerifyReport:
 
 
 def verify_lake(lake: Lake) -> VerifyReport:
-    """Read every committed file: present, SHA-256 as committed, decrypts, row count as committed."""
+    """Read every committed file: present, SHA-256 and row count as committed, decrypts."""
     report = VerifyReport()
     parts = lake.catalog.partitions()
     keys = lake.partition_keys(p.key_id for p in parts)
@@ -68,7 +68,9 @@ def verify_lake(lake: Lake) -> VerifyReport:
             )
             continue
         try:
-            pf = read_file(str(path), {key_of[entry.partition_id]: keys[key_of[entry.partition_id]]})
+            pf = read_file(
+                str(path), {key_of[entry.partition_id]: keys[key_of[entry.partition_id]]}
+            )
             rows = pf.read().num_rows
         except (OSError, pa.ArrowException, AmzigoError, KeyError) as exc:
             report.problems.append(Problem("undecryptable", entry.rel_path, type(exc).__name__))

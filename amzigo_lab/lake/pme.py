@@ -1,9 +1,10 @@
 """Parquet Modular Encryption through pyarrow: the only writer and decrypter of lake files.
 
-Uniform AES_GCM_V1 encryption, a fresh random 256-bit data key per file, single wrapping with
-internal key material: pyarrow generates the data key and asks our `KmsClient` to wrap it with
-the partition key (AES-GCM, AAD = partition key id). Files are readable by pyarrow, polars,
-DuckDB and Spark given the same key service. See docs/architecture.md.
+Uniform AES_GCM_V1 encryption, a fresh random 256-bit data key (DEK) per file, double wrapping
+with internal key material: pyarrow wraps the DEK with a key-encryption key (KEK) and asks our
+`KmsClient` to wrap the KEK with the partition key (AES-GCM, AAD = partition key id). Destroying
+the partition key makes every KEK and DEK under it unrecoverable. Files are readable by pyarrow,
+polars, DuckDB and Spark given the same key service. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import pyarrow.parquet.encryption as pe
 from amzigo_lab.errors import IntegrityError
 from amzigo_lab.lake.keys import unwrap, wrap
 
-_CACHE = dt.timedelta(seconds=60)
+#: How long a read factory keeps unwrapped key-encryption keys. Reads warm this cache in the
+#: calling thread (`warm`), so engine threads never call back into Python (which deadlocks when
+#: DuckDB holds the GIL while pulling Arrow batches). Scans are short-lived; keep it long.
+_CACHE = dt.timedelta(hours=12)
 
 
-class PartitionKms(pe.KmsClient):  # type: ignore[misc]
+class PartitionKms(pe.KmsClient):
     """A pyarrow KMS client over an in-memory map of unwrapped partition keys."""
 
     def __init__(self, keys: Mapping[str, bytes]) -> None:
@@ -58,7 +62,7 @@ def encryption_properties(key_id: str, key: bytes) -> pe.FileEncryptionPropertie
         footer_key=key_id,
         uniform_encryption=True,
         encryption_algorithm="AES_GCM_V1",
-        double_wrapping=False,
+        double_wrapping=True,
         internal_key_material=True,
         data_key_length_bits=256,
         cache_lifetime=_CACHE,

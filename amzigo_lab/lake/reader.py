@@ -10,7 +10,7 @@ key ever reaches DuckDB's SQL text or logs. Partition columns (`tenant`, `ingest
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -41,6 +41,7 @@ class Scan:
     paths: list[str]
     base_dir: str
     keys: dict[str, bytes]
+    _dataset: ds.Dataset | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -60,9 +61,7 @@ class Scan:
         files = lake.catalog.files([p.id for p in parts])
         keys = lake.partition_keys(p.key_id for p in parts)
         base = lake.root / spec.origin / spec.name
-        return cls(
-            spec, parts, files, [str(lake.path(f.rel_path)) for f in files], str(base), keys
-        )
+        return cls(spec, parts, files, [str(lake.path(f.rel_path)) for f in files], str(base), keys)
 
     @property
     def schema(self) -> pa.Schema:
@@ -77,17 +76,27 @@ class Scan:
         return sum(f.row_count for f in self.files)
 
     def arrow_dataset(self) -> ds.Dataset:
-        """A pyarrow dataset over exactly the chosen files, decrypting on read."""
-        part_schema = pa.schema(
-            [pa.field(n, _PARTITION_TYPES[n]) for n in self.spec.partition_fields]
-        )
-        return ds.dataset(
-            self.paths,
-            schema=self.schema,
-            format=parquet_format(self.keys),
-            partitioning=ds.partitioning(part_schema, flavor="hive"),
-            partition_base_dir=self.base_dir,
-        )
+        """A pyarrow dataset over exactly the chosen files, decrypting on read.
+
+        Every file's footer is opened here, in the calling thread, so that the key-encryption
+        keys are unwrapped (and cached) before any engine thread scans: engine threads then
+        never call back into Python for a key.
+        """
+        if self._dataset is None:
+            part_schema = pa.schema(
+                [pa.field(n, _PARTITION_TYPES[n]) for n in self.spec.partition_fields]
+            )
+            dataset = ds.dataset(
+                self.paths,
+                schema=self.schema,
+                format=parquet_format(self.keys),
+                partitioning=ds.partitioning(part_schema, flavor="hive"),
+                partition_base_dir=self.base_dir,
+            )
+            for fragment in dataset.get_fragments():
+                fragment.ensure_complete_metadata()
+            self._dataset = dataset
+        return self._dataset
 
     def to_arrow(self) -> pa.Table:
         """Read everything into one Arrow table."""

@@ -1,0 +1,39 @@
+# One entry point for people and CI. Only python3 (>= 3.11) and make are needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test check lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install amzigo-lab with its dev tools
+
+demo: $(STAMP) ## run the main job on the embedded default (local sandbox, no credentials)
+	$(BIN)/amzigo demo $(DEMO_ARGS)
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+lint: $(STAMP) ## format check, lint, types
+	$(BIN)/ruff format --check amzigo_lab tests bench
+	$(BIN)/ruff check amzigo_lab tests bench
+	$(BIN)/mypy
+
+check: lint test ## every gate, exactly as CI runs them
+
+format: $(STAMP) ## apply formatting and safe lint fixes
+	$(BIN)/ruff format amzigo_lab tests bench
+	$(BIN)/ruff check --fix amzigo_lab tests bench
+
+bench: $(STAMP) ## run the benchmarks (prints medians and ratios)
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+"""The `amzigo` command: a thin layer over the package. Every command has --help with an example."""
+
+from __future__ import annotations
+
+import click
+
+from amzigo_lab.cli.demo import demo_cmd
+from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group, lake_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="amzigo-lab")
+def main() -> None:
+    """amzigo-lab: governed analytics over Amazon seller data.
+
+    Start with `amzigo demo --no-serve`, then `amzigo lake ls`.
+    """
+
+
+for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd):
+    main.add_command(command)
+
+__all__ = ["main"]

@@ -1,0 +1,172 @@
+"""`amzigo init`, `amzigo lake ...`, `amzigo doctor`, `amzigo keys rotate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from amzigo_lab.cli.common import (
+    console,
+    handle_errors,
+    home_option,
+    human_bytes,
+    json_option,
+    print_json,
+    settings_for,
+)
+from amzigo_lab.home import init_home, open_lake
+from amzigo_lab.lake.integrity import VerifyReport, doctor
+
+
+@click.command("init")
+@home_option
+@handle_errors
+def init_cmd(home: str | None) -> None:
+    """Create a home: folders, master key (0600), catalog. Safe to re-run.
+
+    Example:
+
+        amzigo init --home ./.amzigo
+    """
+    settings = settings_for(home)
+    lake = init_home(settings)
+    lake.close()
+    console.print(f"home      {settings.home}")
+    console.print(f"catalog   {settings.catalog_path}")
+    console.print(f"lake      {settings.lake_dir}")
+    console.print(f"keys      {lake.keys.description}")
+    console.print("ready: next, `amzigo demo --no-serve` or `amzigo lake ls`")
+
+
+@click.group("lake")
+def lake_group() -> None:
+    """Inspect and verify the encrypted lake."""
+
+
+def _summary(parts: list[Any]) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, str], dict[str, Any]] = {}  # values are Any: mixed columns
+    for p in parts:
+        r = rows.setdefault(
+            (p.dataset, p.tenant),
+            {"dataset": p.dataset, "tenant": p.tenant, "partitions": 0, "rows": 0, "bytes": 0,
+             "first_ingest": p.ingest_date, "last_ingest": p.ingest_date,
+             "next_purge": p.purge_date},
+        )  # fmt: skip
+        r["partitions"] += 1
+        r["rows"] += p.row_count
+        r["bytes"] += p.bytes
+        r["first_ingest"] = min(r["first_ingest"], p.ingest_date)
+        r["last_ingest"] = max(r["last_ingest"], p.ingest_date)
+        r["next_purge"] = min(r["next_purge"], p.purge_date)
+    return list(rows.values())
+
+
+@lake_group.command("ls")
+@click.option("--dataset", help="Only this dataset.")
+@click.option("--tenant", help="Only this tenant.")
+@click.option("--partitions", "each", is_flag=True, help="One line per partition.")
+@home_option
+@json_option
+@handle_errors
+def ls_cmd(
+    dataset: str | None, tenant: str | None, each: bool, home: str | None, as_json: bool
+) -> None:
+    """List datasets, tenants, partitions, rows, bytes and purge dates.
+
+    Example:
+
+        amzigo lake ls --dataset orders --json
+    """
+    with open_lake(settings_for(home)) as lake:
+        parts = lake.catalog.partitions(dataset, [tenant] if tenant else None)
+    rows: list[dict[str, Any]]
+    if each:
+        rows = [
+            {"id": p.id, "dataset": p.dataset, "tenant": p.tenant, "ingest_date": p.ingest_date,
+             "purge_date": p.purge_date, "rows": p.row_count, "bytes": p.bytes}
+            for p in parts
+        ]  # fmt: skip
+    else:
+        rows = _summary(parts)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("the lake is empty: run `amzigo ingest` or `amzigo demo --no-serve`")
+        return
+    table = Table(*rows[0].keys(), title=f"lake ({len(parts)} partitions)")
+    for r in rows:
+        table.add_row(*(human_bytes(v) if k == "bytes" else str(v) for k, v in r.items()))
+    console.print(table)
+
+
+def _print_report(report: VerifyReport, as_json: bool, what: str) -> None:
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for p in report.problems:
+            console.print(f"[red]{p.kind:<14}[/] {p.subject}: {p.detail}")
+        status = "[green]OK[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
+        console.print(
+            f"{what}: {status} ({report.files_checked} files, {report.rows_checked} rows checked)"
+        )
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@lake_group.command("verify")
+@home_option
+@json_option
+@handle_errors
+def verify_cmd(home: str | None, as_json: bool) -> None:
+    """Read every committed file: SHA-256, decryption, row count. Exit 1 on any problem.
+
+    Example:
+
+        amzigo lake verify --json
+    """
+    with open_lake(settings_for(home)) as lake:
+        report = lake.verify()
+    _print_report(report, as_json, "lake verify")
+
+
+@click.command("doctor")
+@click.option("--fix", is_flag=True, help="Remove orphan files and resume interrupted drops.")
+@home_option
+@json_option
+@handle_errors
+def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
+    """Check key-file permissions, catalog integrity, orphans, then verify the lake.
+
+    Example:
+
+        amzigo doctor --fix
+    """
+    with open_lake(settings_for(home)) as lake:
+        report = doctor(lake, fix=fix)
+    _print_report(report, as_json, "doctor")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage the master key."""
+
+
+@keys_group.command("rotate")
+@home_option
+@handle_errors
+def rotate_cmd(home: str | None) -> None:
+    """Create a new master key, re-wrap every partition key, destroy the old master.
+
+    No data file is rewritten. Example:
+
+        amzigo keys rotate
+    """
+    with open_lake(settings_for(home)) as lake:
+        old = lake.master_key_id
+        new = lake.rotate_master_key()
+        n = lake.catalog.db.execute("SELECT count(*) FROM keys WHERE destroyed_at IS NULL")
+        count = n.fetchone()[0]
+    console.print(f"rotated master key {old} -> {new}; {count} partition keys re-wrapped")

@@ -1,0 +1,1 @@
+"""Governance: identity, policy, session, audit, alerts — the only door to data for people."""

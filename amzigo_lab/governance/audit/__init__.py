@@ -1,0 +1,55 @@
+"""Tamper-evident audit log: hash-chained, encrypted, signed checkpoints kept apart, alerts."""
+
+from amzigo_lab.governance.audit.alerts import (
+    Alert,
+    AuditVerificationFailed,
+    CommandSink,
+    LockedAccountAttempts,
+    PiiOutsidePurpose,
+    RepeatedDenials,
+    Rule,
+    Sink,
+    UnusualVolume,
+    WebhookSink,
+    dispatch,
+    evaluate,
+)
+from amzigo_lab.governance.audit.checkpoint import Checkpoint
+from amzigo_lab.governance.audit.errors import (
+    AuditError,
+    AuditFieldError,
+    AuditIntegrityError,
+    AuditKeyError,
+)
+from amzigo_lab.governance.audit.event import SCHEMA_VERSION, AuditEvent
+from amzigo_lab.governance.audit.log import AuditLog
+from amzigo_lab.governance.audit.record import GENESIS
+from amzigo_lab.governance.audit.segment import SegmentInfo
+from amzigo_lab.governance.audit.verify import VerifyReport, verify_log
+
+__all__ = [
+    "GENESIS",
+    "SCHEMA_VERSION",
+    "Alert",
+    "AuditError",
+    "AuditEvent",
+    "AuditFieldError",
+    "AuditIntegrityError",
+    "AuditKeyError",
+    "AuditLog",
+    "AuditVerificationFailed",
+    "Checkpoint",
+    "CommandSink",
+    "LockedAccountAttempts",
+    "PiiOutsidePurpose",
+    "RepeatedDenials",
+    "Rule",
+    "SegmentInfo",
+    "Sink",
+    "UnusualVolume",
+    "VerifyReport",
+    "WebhookSink",
+    "dispatch",
+    "evaluate",
+    "verify_log",
+]
