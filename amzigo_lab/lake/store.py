@@ -152,6 +152,57 @@ class Lake:
             out[key_id] = unwrap(master.secret, blob, key_id)
         return out
 
+    def secret(self, name: str, create: bool = True) -> bytes:
+        """A named 256-bit secret stored wrapped by the master key (created on first use).
+
+        Used for keys other layers need (audit segments, TOTP seeds, blind indexes). They are
+        re-wrapped by master-key rotation like partition keys.
+        """
+        row = self.catalog.db.execute(
+            "SELECT ciphertext, master_key_id FROM secrets WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            if not create:
+                raise KeyProviderError(f"secret {name!r} does not exist in this home")
+            return self.put_secret(name, secrets.token_bytes(32), replace=False)
+        master = self._masters.get(row[1])
+        if master is None:
+            raise KeyProviderError(f"master key {row[1]} needed for secret {name!r} is not held")
+        return unwrap(master.secret, bytes(row[0]), f"secret:{name}")
+
+    def put_secret(self, name: str, value: bytes, replace: bool = True) -> bytes:
+        """Store (or replace) a named secret wrapped by the master key; return it."""
+        master = self.master()
+        now = iso(self.clock())
+        blob = wrap(master.secret, value, f"secret:{name}")
+        conflict = (
+            "DO UPDATE SET ciphertext = excluded.ciphertext, master_key_id = "
+            "excluded.master_key_id, rotated_at = excluded.rotated_at"
+            if replace
+            else "DO NOTHING"
+        )
+        with self.catalog.transaction() as db:
+            db.execute(
+                "INSERT INTO secrets(name, ciphertext, master_key_id, created_at, rotated_at) "
+                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) {conflict}",
+                (name, blob, master.key_id, now, now),
+            )
+        return value if replace else self.secret(name, create=False)
+
+    def secret_names(self) -> list[tuple[str, str, str]]:
+        """(name, created_at, rotated_at) of every stored secret (never the values)."""
+        rows = self.catalog.db.execute(
+            "SELECT name, created_at, rotated_at FROM secrets ORDER BY name"
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def delete_secret(self, name: str) -> bool:
+        """Destroy a named secret (overwritten in the catalog, WAL truncated)."""
+        with self.catalog.transaction() as db:
+            n = db.execute("DELETE FROM secrets WHERE name = ?", (name,)).rowcount
+        self.catalog.checkpoint()
+        return n > 0
+
     @staticmethod
     def new_partition_key() -> tuple[str, bytes]:
         """A fresh partition key id and 256-bit key."""
