@@ -119,6 +119,11 @@ def doctor(lake: Lake, fix: bool = False) -> VerifyReport:
     result = lake.catalog.db.execute("PRAGMA integrity_check").fetchone()[0]
     if result != "ok":
         problems.append(Problem("catalog", str(lake.settings.catalog_path), str(result)))
+    if fix:
+        from amzigo_lab.lake.rotation import recover_rotation
+
+        with lake.write_lock():
+            recover_rotation(lake)
     orphans = sweep_orphans(lake) if fix else find_orphans(lake)
     for path in orphans:
         detail = "removed" if fix else "no committed partition owns it; `amzigo doctor --fix`"

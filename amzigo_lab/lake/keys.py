@@ -172,6 +172,14 @@ class FileKeyProvider:
         _shred(self.staged)
         _write_private(self.staged, _encode(key))
 
+    def staged_key_id(self) -> str | None:
+        """The id of a staged (next) key, if a rotation left one."""
+        return self._read(self.staged).key_id if self.staged.exists() else None
+
+    def discard_staged(self) -> None:
+        """Destroy a staged key that never became current (rotation crashed before commit)."""
+        _shred(self.staged)
+
     def promote(self, key_id: str) -> None:
         """Make the staged key current and destroy the old one."""
         if not self.staged.exists():

@@ -3,24 +3,40 @@
 1. stage the new master key beside the old one (both held by the provider);
 2. one catalog transaction re-wraps every live key and secret and switches `master_key_id`;
 3. promote the new key; the old one is overwritten and deleted.
-A crash after 1 leaves the old key in force; after 2, the next `Lake.open` still finds both keys
-and `rotate` or `doctor` completes the promotion.
+A crash after 1 leaves the old key in force; after 2, both keys are held and the catalog names the
+new one. Either way every key stays readable, and `recover_rotation` (run by the next rotation and
+by `amzigo doctor --fix`) discards or promotes the staged key.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amzigo_lab.lake.keys import MasterKey, unwrap, wrap
+from amzigo_lab.lake.keys import FileKeyProvider, MasterKey, unwrap, wrap
 from amzigo_lab.lake.store import _CHECK
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
 
 
+def recover_rotation(lake: Lake) -> None:
+    """Finish or undo a rotation a crash interrupted (file provider only)."""
+    if not isinstance(lake.keys, FileKeyProvider):
+        return
+    staged = lake.keys.staged_key_id()
+    if staged is None:
+        return
+    if staged == lake.master_key_id:
+        lake.keys.promote(staged)  # crashed after the catalog switched: finish
+    else:
+        lake.keys.discard_staged()  # crashed before: the old key is still in force
+    lake.reload_keys()
+
+
 def rotate_master_key(lake: Lake) -> str:
     """See `Lake.rotate_master_key`."""
     with lake.write_lock():
+        recover_rotation(lake)
         old = lake.master()
         new = MasterKey.generate()
         lake.keys.stage(new)

@@ -175,7 +175,11 @@ class Lake:
         master = self.master()
         now = iso(self.clock())
         blob = wrap(master.secret, value, f"secret:{name}")
-        conflict = (
+        insert = (
+            "INSERT INTO secrets(name, ciphertext, master_key_id, created_at, rotated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) "
+        )
+        on_conflict = (
             "DO UPDATE SET ciphertext = excluded.ciphertext, master_key_id = "
             "excluded.master_key_id, rotated_at = excluded.rotated_at"
             if replace
@@ -183,8 +187,7 @@ class Lake:
         )
         with self.catalog.transaction() as db:
             db.execute(
-                "INSERT INTO secrets(name, ciphertext, master_key_id, created_at, rotated_at) "
-                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) {conflict}",
+                insert + on_conflict,
                 (name, blob, master.key_id, now, now),
             )
         return value if replace else self.secret(name, create=False)

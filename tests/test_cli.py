@@ -1,0 +1,61 @@
+"""The `amzigo` command: help everywhere, JSON for scripts, clear errors, the demo job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from amzigo_lab.cli import main
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in group.commands.items():
+        path = (*prefix, name)
+        if isinstance(cmd, click.Group):
+            out.extend(all_commands(cmd, path))
+        else:
+            out.append(path)
+    return out
+
+
+@pytest.mark.parametrize("path", all_commands(main), ids=" ".join)
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output, f"`amzigo {' '.join(path)} --help` has no example"
+
+
+def test_init_ls_verify_doctor_round(tmp_path: Path) -> None:
+    home = str(tmp_path / "h")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--home", home]).exit_code == 0
+    assert runner.invoke(main, ["init", "--home", home]).exit_code == 0  # re-runnable
+    result = runner.invoke(main, ["demo", "--no-serve", "--days", "5", "--home", home])
+    assert result.exit_code == 0, result.output
+    ls = json.loads(runner.invoke(main, ["lake", "ls", "--json", "--home", home]).output)
+    assert {r["tenant"] for r in ls} >= {"acme-outdoor", "bluebird-home"}
+    assert all(r["rows"] > 0 and r["partitions"] >= 1 for r in ls)
+    verify = runner.invoke(main, ["lake", "verify", "--json", "--home", home])
+    assert verify.exit_code == 0 and json.loads(verify.output)["ok"]
+    assert runner.invoke(main, ["doctor", "--home", home]).exit_code == 0
+    files = sorted(Path(home, "lake").rglob("*.parquet"))
+    assert files and all(f.read_bytes()[-4:] == b"PARE" for f in files)
+    # tamper with one file: verify names it and exits 1
+    data = bytearray(files[0].read_bytes())
+    data[100] ^= 0xFF
+    files[0].write_bytes(bytes(data))
+    bad = runner.invoke(main, ["lake", "verify", "--home", home])
+    assert bad.exit_code == 1 and files[0].name in bad.output
+    rotate = runner.invoke(main, ["keys", "rotate", "--home", home])
+    assert rotate.exit_code == 0 and "re-wrapped" in rotate.output
+
+
+def test_errors_are_one_clean_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["lake", "ls", "--home", str(tmp_path / "nothing")])
+    assert result.exit_code == 2
+    assert "amzigo init" in result.output and "Traceback" not in result.output
