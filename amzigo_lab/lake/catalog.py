@@ -97,6 +97,88 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 2: compliance (amzigo_lab/compliance): legal holds, derived outputs, DSR blind index and
+    # requests, objections, destruction certificates, resumable compliance runs
+    """
+    CREATE TABLE legal_holds (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        dataset TEXT,
+        from_date TEXT,
+        to_date TEXT,
+        reason TEXT NOT NULL,
+        until TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        released_by TEXT,
+        released_at TEXT,
+        expired_at TEXT
+    );
+    CREATE TABLE derived_outputs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        source_date TEXT NOT NULL,
+        purge_date TEXT NOT NULL,
+        subject_id TEXT,
+        created_at TEXT NOT NULL,
+        deleted_at TEXT
+    );
+    CREATE INDEX derived_outputs_purge ON derived_outputs (deleted_at, purge_date);
+    CREATE TABLE dsr_index (
+        token TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        partition_id INTEGER NOT NULL,
+        amazon_order_id TEXT NOT NULL,
+        PRIMARY KEY (token, partition_id, amazon_order_id)
+    );
+    CREATE INDEX dsr_index_partition ON dsr_index (partition_id);
+    CREATE TABLE dsr_indexed (partition_id INTEGER PRIMARY KEY, row_count INTEGER NOT NULL);
+    CREATE TABLE dsr_requests (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject_id TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        deadline TEXT NOT NULL,
+        status TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        completed_at TEXT,
+        detail_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE dsr_objections (
+        token TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE dsr_objected_orders (
+        tenant TEXT NOT NULL,
+        amazon_order_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        PRIMARY KEY (tenant, amazon_order_id)
+    );
+    CREATE TABLE certificates (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        body_json TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        validation_json TEXT
+    );
+    CREATE TABLE compliance_runs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        scope_json TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        certificate_id TEXT,
+        event_ids_json TEXT NOT NULL DEFAULT '[]'
+    );
+    """,
 )
 
 

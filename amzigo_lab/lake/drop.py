@@ -193,7 +193,8 @@ def _verify(
     key_copies = _scan_bytes(_catalog_files(lake), [b for b in wrapped_blobs if b])
     if key_copies:
         problems.append(f"wrapped key bytes still found in {', '.join(key_copies)}")
-    canary_hits = _scan_bytes(_lake_files(lake), [c.encode() for c in canaries if c])
+    needles = [c.encode() for c in canaries if c]
+    canary_hits = _scan_bytes(_lake_files(lake), needles) if needles else []
     if canary_hits:
         problems.append(f"canary values found in {len(canary_hits)} file(s)")
     result = {

@@ -102,6 +102,26 @@ class Scan:
         """Read everything into one Arrow table."""
         return self.arrow_dataset().to_table()
 
+    def latest(self) -> pa.Table:
+        """The latest state per natural key: the row with the highest version (then the latest
+        ingest date) among every ingested version. Datasets without a natural key: all rows."""
+        key = list(self.spec.natural_key)
+        if not key:
+            return self.to_arrow()
+        order = [self.spec.version_column] if self.spec.version_column else []
+        order = [f'"{sql_name(c)}" DESC NULLS LAST' for c in [*order, "ingest_date"]]
+        keys = ", ".join(f'"{sql_name(k)}"' for k in key)
+        con = duckdb.connect()
+        try:
+            con.register("versions", self.arrow_dataset())
+            sql = (
+                "SELECT * FROM versions QUALIFY row_number() OVER (PARTITION BY "  # noqa: S608
+                f"{keys} ORDER BY {', '.join(order)}) = 1"
+            )
+            return con.sql(sql).to_arrow_table()
+        finally:
+            con.close()
+
     def duckdb(self, con: duckdb.DuckDBPyConnection | None = None, name: str = "") -> Any:
         """A DuckDB relation (registers the dataset on `con` under `name`)."""
         con = con or duckdb.connect()

@@ -40,7 +40,11 @@ class MonthsAfterIngestion:
 
     def purge_dates(self, table: pa.Table, ingest_date: dt.date) -> pa.Array:
         """One purge date per row."""
-        return pa.array([add_months(ingest_date, self.months)] * table.num_rows, pa.date32())
+        return pa.repeat(pa.scalar(self.purge_date(ingest_date), pa.date32()), table.num_rows)
+
+    def purge_date(self, ingest_date: dt.date) -> dt.date:
+        """The purge date of everything ingested on `ingest_date`."""
+        return add_months(ingest_date, self.months)
 
     def describe(self) -> str:
         """Human-readable rule."""

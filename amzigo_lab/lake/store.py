@@ -107,7 +107,10 @@ class Lake:
         return cls(settings, registry, key_provider_for(settings), catalog, **kwargs)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Close the catalog."""
+        """Close the catalog (and the audit sink, if it has a `close`)."""
+        closer = getattr(self.audit, "close", None)
+        if callable(closer):
+            closer()
         self.catalog.close()
 
     def __enter__(self) -> Lake:

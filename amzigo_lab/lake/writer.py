@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from amzigo_lab.errors import InvalidName, SchemaMismatch, WriteError
 from amzigo_lab.lake.catalog import iso
 from amzigo_lab.lake.pme import encryption_properties
+from amzigo_lab.lake.retention import MonthsAfterIngestion
 from amzigo_lab.names import iso_date, tenant_id
 
 if TYPE_CHECKING:
@@ -67,19 +68,20 @@ def _rel_dir(spec: DatasetSpec, tenant: str, ingest: dt.date, purge: dt.date) ->
     return "/".join(parts)
 
 
-def _encrypt_to_bytes(table: pa.Table, key_id: str, key: bytes, row_group_rows: int) -> bytes:
+def _encrypt_to_buffer(table: pa.Table, key_id: str, key: bytes, row_group_rows: int) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
         sink,
         compression="zstd",
         row_group_size=row_group_rows,
+        store_decimal_as_integer=True,
         encryption_properties=encryption_properties(key_id, key),
     )
-    return bytes(sink.getvalue().to_pybytes())
+    return sink.getvalue()
 
 
-def _durable_write(target: Path, data: bytes, lake: Lake) -> None:
+def _durable_write(target: Path, data: pa.Buffer, lake: Lake) -> None:
     """Write `data` under a temp name, fsync, rename to `target`, fsync the directory."""
     from amzigo_lab.lake.store import fsync_dir
 
@@ -110,9 +112,9 @@ def _durable_write(target: Path, data: bytes, lake: Lake) -> None:
 
 
 def _split_by_purge(spec: DatasetSpec, table: pa.Table, ingest: dt.date) -> dict[dt.date, pa.Table]:
+    if isinstance(spec.retention, MonthsAfterIngestion):
+        return {spec.retention.purge_date(ingest): table} if table.num_rows else {}
     dates = spec.retention.purge_dates(table, ingest)
-    if not spec.retention.row_dependent:
-        return {dates[0].as_py(): table} if len(dates) else {}
     expired = pc.sum(pc.less(dates, pa.scalar(ingest, pa.date32()))).as_py() or 0
     if expired:
         raise SchemaMismatch(
@@ -182,12 +184,12 @@ def _write_file(
     else:
         key_id, key = lake.new_partition_key()
         new = True
-    data = _encrypt_to_bytes(part, key_id, key, lake.settings.row_group_rows)
+    data = _encrypt_to_buffer(part, key_id, key, lake.settings.row_group_rows)
     rel_path = f"{rel_dir}/part-{uuid.uuid4().hex}.parquet"
     _durable_write(lake.path(rel_path), data, lake)
     return _PendingFile(
-        purge, rel_dir, rel_path, key_id, key, new, part.num_rows, len(data),
-        hashlib.sha256(data).hexdigest(),
+        purge, rel_dir, rel_path, key_id, key, new, part.num_rows, data.size,
+        hashlib.sha256(memoryview(data)).hexdigest(),
     )  # fmt: skip
 
 

@@ -29,9 +29,10 @@ def main() -> None:
 
     lake.write("order_buyers", "acme", DAY, buyers([DAY - dt.timedelta(days=2), None]), "batch-1")
     if "--disk-full" in sys.argv:
-        # from here, no file may grow past what exists + 8 KiB (the orders file is far larger)
+        # from here, no file may grow past the largest lake file + 8 KiB (the orders file is
+        # far larger; the catalog is not written before the data file fails)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        limit = max(p.stat().st_size for p in lake.settings.home.rglob("*") if p.is_file())
+        limit = max(p.stat().st_size for p in lake.root.rglob("*") if p.is_file())
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit + 8192, limit + 8192))
     lake.write("orders", "acme", DAY, orders(20000), "batch-1")
     print("done")
