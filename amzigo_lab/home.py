@@ -9,18 +9,29 @@ from amzigo_lab.datasets import REGISTRY
 from amzigo_lab.lake.store import Lake
 
 
+def _with_audit(lake: Lake, settings: Settings, given: bool) -> Lake:
+    """Give the lake the home's tamper-evident audit log as its sink (unless one was given)."""
+    if not given:
+        from amzigo_lab.governance.auditing import AuditLogSink, open_audit_log
+
+        lake.audit = AuditLogSink(lambda: open_audit_log(settings, lake))
+    return lake
+
+
 def init_home(settings: Settings, **kwargs: Any) -> Lake:
     """Create or re-open a home and write a commented config file if there is none."""
     lake = Lake.init(settings, REGISTRY, **kwargs)
     cfg = settings.home / "config.toml"
     if not cfg.exists():
         cfg.write_text(DEFAULT_CONFIG, encoding="utf-8")
-    return lake
+    return _with_audit(lake, settings, kwargs.get("audit") is not None)
 
 
 def open_lake(settings: Settings, **kwargs: Any) -> Lake:
-    """Open the lake of an initialised home."""
-    return Lake.open(settings, REGISTRY, **kwargs)
+    """Open the lake of an initialised home (its audit sink is the home's audit log)."""
+    return _with_audit(
+        Lake.open(settings, REGISTRY, **kwargs), settings, kwargs.get("audit") is not None
+    )
 
 
 DEFAULT_CONFIG = """\

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from amzigo_lab.cli.demo import demo_cmd
+from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group, lake_group
 
 
@@ -17,7 +18,7 @@ def main() -> None:
     """
 
 
-for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd):
+for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd, *GOVERNANCE_COMMANDS):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -163,6 +163,15 @@ class PiiOutsidePurpose:
         ]
 
 
+def _subject(ev: AuditEvent) -> str:
+    """The account an auth event is about: `user:<id>` resource if present, else the actor.
+
+    A lockout is done by the system (actor) to an account (resource); an admin unlock is done
+    by the admin to the account: the rule follows the account.
+    """
+    return ev.resource[5:] if ev.resource.startswith("user:") else ev.actor
+
+
 @dataclass
 class LockedAccountAttempts:
     """Login attempts on an account within `window` after its lockout (until unlocked)."""
@@ -177,21 +186,22 @@ class LockedAccountAttempts:
         locked: dict[str, tuple[datetime, list[str], bool]] = {}
         alerts = []
         for ev in _by_time(events):
+            who = _subject(ev)
             if ev.action == "auth.lockout":
-                locked[ev.actor] = (ev.timestamp, [], False)
+                locked[who] = (ev.timestamp, [], False)
             elif ev.action in self.unlock_actions:
-                locked.pop(ev.actor, None)
-            elif ev.action in LOGIN_ACTIONS and ev.actor in locked:
-                since, ids, done = locked[ev.actor]
+                locked.pop(who, None)
+            elif ev.action in LOGIN_ACTIONS and who in locked:
+                since, ids, done = locked[who]
                 if done or ev.timestamp - since > self.window:
                     continue
                 ids.append(ev.event_id)
                 if len(ids) >= self.min_attempts:
-                    locked[ev.actor] = (since, ids, True)
+                    locked[who] = (since, ids, True)
                     alerts.append(
                         Alert(
                             self.name,
-                            ev.actor,
+                            who,
                             ev.time,
                             f"{len(ids)} login attempt(s) on a locked account since "
                             f"{format_time(since)}",
