@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
 from amzigo_lab.cli.demo import demo_cmd
+from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group, lake_group
 
@@ -19,6 +21,8 @@ def main() -> None:
 
 
 for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd, *GOVERNANCE_COMMANDS):
+    main.add_command(command)
+for command in (*COMPLIANCE_COMMANDS, dsr_group):
     main.add_command(command)
 
 __all__ = ["main"]

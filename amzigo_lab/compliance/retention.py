@@ -1,0 +1,312 @@
+"""The retention purge: drop everything past its purge date that no legal hold keeps.
+
+Each partition's purge date was fixed at write time (lake/retention.py), so a purge only
+chooses partitions from the catalog and drops them in batches through `Lake.drop_partitions`:
+cost follows partitions, not bytes. The same run deletes expired derived outputs (reports,
+exports), quarantine partitions (an ordinary dataset under the 18-month rule) and audit segments
+older than 12 months, then signs one certificate for everything it destroyed.
+
+Idempotent and resumable: a run is recorded in `compliance_runs`; a crash leaves it unfinished
+(and maybe partitions `dropping`), and the next purge resumes the same run, finishes those
+partitions whatever their date, and certifies the whole run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from amzigo_lab.compliance.certificates import issue_certificate
+from amzigo_lab.compliance.common import (
+    SYSTEM_ACTOR,
+    EventLog,
+    finish_run,
+    open_run,
+    run_records,
+    sample_canaries,
+    store_record,
+    today,
+)
+from amzigo_lab.compliance.derived import DerivedOutput, delete_outputs, outputs
+from amzigo_lab.compliance.dsr import forget_partitions
+from amzigo_lab.compliance.holds import expire_holds, holding, list_holds
+from amzigo_lab.lake.retention import add_months
+
+if TYPE_CHECKING:
+    from amzigo_lab.lake.catalog import Partition
+    from amzigo_lab.lake.store import Lake
+
+AUDIT_RETENTION_MONTHS = 12
+
+
+def category(lake: Lake, p: Partition) -> str:
+    """`pii`, `quarantine` or `amazon` (what the plan and the certificate call it)."""
+    if p.dataset == "quarantine":
+        return "quarantine"
+    return "pii" if lake.spec(p.dataset).pii else lake.spec(p.dataset).origin
+
+
+def _part(lake: Lake, p: Partition, **extra: Any) -> dict[str, Any]:
+    return {
+        "partition_id": p.id,
+        "dataset": p.dataset,
+        "tenant": p.tenant,
+        "ingest_date": p.ingest_date.isoformat(),
+        "purge_date": p.purge_date.isoformat(),
+        "rows": p.row_count,
+        "state": p.state,
+        "category": category(lake, p),
+        **extra,
+    }
+
+
+@dataclass
+class PurgePlan:
+    """What a purge as of a date would drop and keep."""
+
+    as_of: dt.date
+    drop: list[Partition] = field(default_factory=list)
+    kept: list[tuple[Partition, str]] = field(default_factory=list)
+    outputs_drop: list[DerivedOutput] = field(default_factory=list)
+    outputs_kept: list[tuple[DerivedOutput, str]] = field(default_factory=list)
+    audit_cutoff: dt.datetime | None = None
+
+    def to_dict(self, lake: Lake) -> dict[str, Any]:
+        """JSON-ready plan (identifiers, dates and counts only)."""
+        by_cat: dict[str, dict[str, int]] = {}
+        for p in self.drop:
+            c = by_cat.setdefault(category(lake, p), {"partitions": 0, "rows": 0})
+            c["partitions"] += 1
+            c["rows"] += p.row_count
+        return {
+            "as_of": self.as_of.isoformat(),
+            "drop": [_part(lake, p) for p in self.drop],
+            "drop_summary": by_cat,
+            "kept_under_hold": [_part(lake, p, hold=h) for p, h in self.kept],
+            "outputs_drop": [_out(o) for o in self.outputs_drop],
+            "outputs_kept_under_hold": [{**_out(o), "hold": h} for o, h in self.outputs_kept],
+            "audit_segments_before": self.audit_cutoff.isoformat() if self.audit_cutoff else None,
+        }
+
+
+def _out(o: DerivedOutput) -> dict[str, Any]:
+    return {
+        "output_id": o.id,
+        "kind": o.kind,
+        "tenant": o.tenant,
+        "dataset": o.dataset,
+        "purge_date": o.purge_date.isoformat(),
+    }
+
+
+def plan_purge(lake: Lake, as_of: dt.date | None = None) -> PurgePlan:
+    """Choose what to drop: live partitions due by `as_of` and not held, plus any `dropping`."""
+    as_of = as_of or today(lake)
+    holds = list_holds(lake)
+    plan = PurgePlan(as_of)
+    for p in lake.catalog.partitions(states=("live", "dropping")):
+        if p.state == "dropping":  # an interrupted drop: its key may be gone, always finish it
+            plan.drop.append(p)
+        elif p.purge_date <= as_of:
+            h = holding(holds, p, as_of)
+            if h is None:
+                plan.drop.append(p)
+            else:
+                plan.kept.append((p, h.id))
+    for o in outputs(lake, due_by=as_of):
+        h = next(
+            (h for h in holds if h.active(as_of) and h.covers(o.tenant, o.dataset, o.source_date)),
+            None,
+        )
+        if h is None:
+            plan.outputs_drop.append(o)
+        else:
+            plan.outputs_kept.append((o, h.id))
+    cutoff = add_months(as_of, -AUDIT_RETENTION_MONTHS)
+    plan.audit_cutoff = dt.datetime.combine(cutoff, dt.time(), dt.UTC)
+    return plan
+
+
+@dataclass
+class PurgeResult:
+    """What a purge did."""
+
+    plan: PurgePlan
+    dry_run: bool
+    run_id: str | None = None
+    partitions_dropped: int = 0
+    rows_dropped: int = 0
+    outputs_deleted: int = 0
+    audit_segments_dropped: int = 0
+    audit_note: str = ""
+    record_ids: list[str] = field(default_factory=list)
+    certificate_id: str | None = None
+    resumed: bool = False
+
+    def to_dict(self, lake: Lake) -> dict[str, Any]:
+        """JSON-ready result."""
+        return {
+            "dry_run": self.dry_run,
+            "run_id": self.run_id,
+            "resumed": self.resumed,
+            "partitions_dropped": self.partitions_dropped,
+            "rows_dropped": self.rows_dropped,
+            "outputs_deleted": self.outputs_deleted,
+            "audit_segments_dropped": self.audit_segments_dropped,
+            "audit_note": self.audit_note,
+            "destruction_records": self.record_ids,
+            "certificate_id": self.certificate_id,
+            "plan": self.plan.to_dict(lake),
+        }
+
+
+def batches(lake: Lake, parts: list[Partition], size: int) -> list[list[Partition]]:
+    """PII partitions and others in separate batches (only PII batches carry canaries)."""
+    pii = [p for p in parts if lake.spec(p.dataset).pii]
+    rest = [p for p in parts if not lake.spec(p.dataset).pii]
+    return [g[i : i + size] for g in (pii, rest) for i in range(0, len(g), size)]
+
+
+def drop_batch(
+    lake: Lake, batch: list[Partition], reason: str, events: EventLog, action: str
+) -> tuple[str, int]:
+    """Drop one batch with PII canaries, forget its blind-index entries, audit it."""
+    canaries = sample_canaries(lake, batch)
+    record = lake.drop_partitions(batch, canaries=canaries, reason=reason)
+    forget_partitions(lake, [p.id for p in batch])
+    events.emit(
+        action,
+        resource=f"destruction:{record.record_id}",
+        row_count=record.rows,
+        reason=f"{len(record.partitions)} partition(s), {len(canaries)} canaries verified absent",
+    )
+    return record.record_id, record.rows
+
+
+def purge(
+    lake: Lake,
+    as_of: dt.date | None = None,
+    *,
+    dry_run: bool = False,
+    actor: str = SYSTEM_ACTOR,
+    batch_size: int = 500,
+    audit_log: Any = None,
+) -> PurgeResult:
+    """Run (or, with `dry_run`, only plan) the retention purge as of a date."""
+    as_of = as_of or today(lake)
+    plan = plan_purge(lake, as_of)
+    events = EventLog(lake, actor)
+    if dry_run:
+        events.emit(
+            "compliance.purge_planned",
+            reason=f"as_of={as_of} drop={len(plan.drop)} kept={len(plan.kept)}",
+            row_count=sum(p.row_count for p in plan.drop),
+        )
+        return PurgeResult(plan, dry_run=True)
+    unfinished = lake.catalog.db.execute(
+        "SELECT count(*) FROM compliance_runs WHERE kind = 'purge' AND finished_at IS NULL"
+    ).fetchone()[0]
+    run_id = open_run(lake, "purge", "retention", actor, {"as_of": as_of.isoformat()})
+    events.run_id = run_id
+    result = PurgeResult(plan, dry_run=False, run_id=run_id, resumed=bool(unfinished))
+    expire_holds(lake, as_of, events)
+    events.emit(
+        "compliance.purge_started",
+        resource=f"run:{run_id}",
+        reason=f"as_of={as_of} drop={len(plan.drop)} kept_under_hold={len(plan.kept)}"
+        + (" resumed" if result.resumed else ""),
+    )
+    reason = f"retention purge [{run_id}] as of {as_of}"
+    for batch in batches(lake, plan.drop, batch_size):
+        _record_id, rows = drop_batch(lake, batch, reason, events, "compliance.purge_batch")
+        result.partitions_dropped += len(batch)
+        result.rows_dropped += rows
+        lake.fault_hook("purge_batch_done")
+    for p, hold_id in plan.kept:
+        events.emit(
+            "compliance.purge_kept",
+            resource=f"hold:{hold_id}",
+            tenant=p.tenant,
+            reason=f"partition {p.id} {p.dataset} due {p.purge_date}",
+        )
+    if plan.outputs_drop:
+        delete_outputs(lake, plan.outputs_drop, reason)
+        result.outputs_deleted = len(plan.outputs_drop)
+        events.emit(
+            "compliance.purge_outputs",
+            row_count=len(plan.outputs_drop),
+            reason=f"{len(plan.outputs_drop)} derived output(s) deleted",
+        )
+    result.audit_segments_dropped, result.audit_note = _purge_audit(
+        lake, plan, audit_log, reason, events
+    )
+    records = run_records(lake, run_id)
+    result.record_ids = [r["record_id"] for r in records]
+    kept = [_part(lake, p, hold=h) for p, h in plan.kept]
+    kept += [{**_out(o), "hold": h} for o, h in plan.outputs_kept]
+    events.emit(
+        "compliance.purge_finished",
+        resource=f"run:{run_id}",
+        row_count=result.rows_dropped,
+        reason=f"{result.partitions_dropped} partitions, {result.outputs_deleted} "
+        f"outputs, {result.audit_segments_dropped} audit segments",
+    )
+    if records:
+        cert = issue_certificate(
+            lake,
+            kind="purge",
+            reference=run_id,
+            actor=actor,
+            records=records,
+            event_ids=events.run_event_ids(),
+            kept=kept,
+        )
+        result.certificate_id = cert.id
+    finish_run(lake, run_id, result.certificate_id)
+    return result
+
+
+def _purge_audit(
+    lake: Lake, plan: PurgePlan, audit_log: Any, reason: str, events: EventLog
+) -> tuple[int, str]:
+    """Drop audit segments older than 12 months through the audit log's own crypto-shred."""
+    log = audit_log if audit_log is not None else getattr(lake.audit, "log", None)
+    if log is None or not hasattr(log, "drop_segments_before") or plan.audit_cutoff is None:
+        return 0, "no audit log is wired to this lake: audit segments not examined"
+    try:
+        victims = log.drop_segments_before(plan.audit_cutoff)
+    except ValueError as exc:  # the log refuses cutoffs younger than its minimum retention
+        return 0, f"audit segments kept: {exc}"
+    if not victims:
+        return 0, f"no audit segment ends before {plan.audit_cutoff.date()}"
+    store_record(
+        lake,
+        "audit_segments",
+        {
+            "reason": reason,
+            "method": "crypto-shred of the segment key + file deletion (AuditLog)",
+            "segments": [
+                {
+                    "segment_id": v.segment_id,
+                    "first_seq": v.first_seq,
+                    "records": v.records,
+                    "sha256": v.sha256,
+                }
+                for v in victims
+            ],
+            "verification": {
+                "ok": not any((log.directory / f"{v.segment_id}.log").exists() for v in victims),
+                "files_present_after": sum(
+                    (log.directory / f"{v.segment_id}.log").exists() for v in victims
+                ),
+            },
+        },
+    )
+    events.emit(
+        "compliance.purge_audit",
+        resource="audit:log",
+        row_count=len(victims),
+        reason=f"{len(victims)} audit segment(s) before {plan.audit_cutoff.date()}",
+    )
+    return len(victims), f"{len(victims)} audit segment(s) dropped"
