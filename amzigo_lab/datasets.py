@@ -266,6 +266,26 @@ SOLICITATION_ELIGIBILITY = DatasetSpec(
     ),
 )
 
+QUARANTINE = DatasetSpec(
+    name="quarantine",
+    origin="amazon",
+    description=(
+        "Ingested records that failed validation: stream, reason and the raw record as JSON "
+        "(buyer PII sub-objects removed before quarantining). Amazon data, encrypted like every "
+        "lake file."
+    ),
+    retention=AMAZON_NON_PII,
+    natural_key=("record_id",),
+    columns=(
+        _c("record_id", S, "id", False),
+        _c("stream", S, "category", False),
+        _c("dataset", S, "category", False),
+        _c("quarantined_at", TS, "timestamp", False),
+        _c("reason", S, "text", False),
+        _c("raw_json", S, "text", False),
+    ),
+)
+
 REGISTRY: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -280,5 +300,6 @@ REGISTRY: dict[str, DatasetSpec] = {
         REVIEW_TOPICS,
         REVIEW_TRENDS,
         SOLICITATION_ELIGIBILITY,
+        QUARANTINE,
     )
 }

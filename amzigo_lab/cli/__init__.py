@@ -9,6 +9,9 @@ from amzigo_lab.cli.demo import demo_cmd
 from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group, lake_group
+from amzigo_lab.cli.report import report_cmd
+from amzigo_lab.cli.schedule import schedule_cmd
+from amzigo_lab.cli.serve import dashboard_cmd, lab_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,5 +27,9 @@ for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd, *GOVERNA
     main.add_command(command)
 for command in (*COMPLIANCE_COMMANDS, dsr_group):
     main.add_command(command)
+main.add_command(dashboard_cmd)
+main.add_command(lab_cmd)
+main.add_command(report_cmd)
+main.add_command(schedule_cmd)
 
 __all__ = ["main"]

@@ -1,0 +1,196 @@
+"""Report charts: altair specs rendered to SVG on the server (vl-convert), so reports need no
+CDN and print cleanly. Decimals, dates and 128-bit integers are converted to JSON-safe floats,
+ISO strings and ints before they reach altair. Money charts are faceted by currency with
+independent scales: amounts in different currencies never share an axis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+WIDTH = 620
+STATUS_COLORS = {
+    "out": "#b2182b",
+    "critical": "#ef8a62",
+    "low": "#fddbc7",
+    "healthy": "#67a9cf",
+    "overstock": "#999999",
+}
+
+
+def records(df: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts (Decimal -> float, date -> ISO string)."""
+
+    def safe(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            return float(v)
+        if isinstance(v, dt.datetime | dt.date):
+            return v.isoformat()
+        if isinstance(v, int) and abs(v) > 2**53:
+            return float(v)
+        return v
+
+    return [{k: safe(v) for k, v in row.items()} for row in df.to_dicts()]
+
+
+def _data(df: pl.DataFrame) -> alt.Data:
+    return alt.Data(values=records(df))
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """Render a chart to an SVG string (no network)."""
+    import vl_convert as vlc
+
+    return str(vlc.vegalite_to_svg(chart.to_dict()))
+
+
+def _configure(chart: Any) -> Any:
+    return chart.configure_axis(labelFontSize=11, titleFontSize=12).configure_view(stroke=None)
+
+
+def sales_trend(daily: pl.DataFrame, title: str = "Sales per day") -> alt.TopLevelMixin:
+    """Sales line with order bars, one panel per currency."""
+    line = (
+        alt.Chart(_data(daily))
+        .mark_line(point=True, color="#1f77b4")
+        .encode(
+            x=alt.X("day:T", title=None, timeUnit="yearmonthdate", axis=alt.Axis(format="%b %d")),
+            y=alt.Y("sales:Q", title="sales"),
+            tooltip=["day:T", "sales:Q", "orders:Q", "units:Q"],
+        )
+    )
+    chart = line.properties(width=WIDTH, height=160).facet(row=alt.Row("currency:N", title=None))
+    return _configure(chart.resolve_scale(y="independent").properties(title=title))
+
+
+def weekly_sales(weekly: pl.DataFrame) -> alt.TopLevelMixin:
+    """Weekly sales bars, one panel per currency."""
+    chart = (
+        alt.Chart(_data(weekly))
+        .mark_bar(color="#4c78a8")
+        .encode(
+            x=alt.X(
+                "day:T",
+                title="week starting",
+                timeUnit="yearmonthdate",
+                axis=alt.Axis(format="%b %d"),
+            ),
+            y=alt.Y("sales:Q", title="sales"),
+        )
+        .properties(width=WIDTH, height=140)
+        .facet(row=alt.Row("currency:N", title=None))
+        .resolve_scale(y="independent")
+    )
+    return _configure(chart.properties(title="Sales per week"))
+
+
+def conversion(traffic_daily: pl.DataFrame) -> alt.TopLevelMixin:
+    """Sessions and unit session percentage per day and marketplace."""
+    data = traffic_daily.with_columns(
+        unit_session_pct=pl.col("unit_session_pct") * 100, buy_box_pct=pl.col("buy_box_pct") * 100
+    )
+    base = alt.Chart(_data(data)).encode(
+        x=alt.X("day:T", title=None, timeUnit="yearmonthdate", axis=alt.Axis(format="%b %d")),
+        color=alt.Color("marketplace:N", title="marketplace"),
+    )
+    sessions = base.mark_line(point=True).encode(y=alt.Y("sessions:Q", title="sessions"))
+    usp = base.mark_line(point=True, strokeDash=[4, 2]).encode(
+        y=alt.Y("unit_session_pct:Q", title="unit session %")
+    )
+    return _configure(
+        alt.vconcat(
+            sessions.properties(width=WIDTH, height=140, title="Sessions"),
+            usp.properties(width=WIDTH, height=140, title="Unit session percentage"),
+        )
+    )
+
+
+def top_skus(skus: pl.DataFrame, n: int = 10) -> alt.TopLevelMixin:
+    """The top `n` SKUs by sales, one panel per currency."""
+    top = skus.filter(pl.col("rank") <= n).select("currency", "seller_sku", "sales", "units")
+    chart = (
+        alt.Chart(_data(top))
+        .mark_bar(color="#4c78a8")
+        .encode(
+            y=alt.Y("seller_sku:N", sort="-x", title=None),
+            x=alt.X("sales:Q", title="sales"),
+            tooltip=["seller_sku:N", "sales:Q", "units:Q"],
+        )
+        .properties(width=WIDTH - 100, height=alt.Step(16))
+        .facet(row=alt.Row("currency:N", title=None))
+        .resolve_scale(x="independent", y="independent")
+    )
+    return _configure(chart.properties(title=f"Top {n} SKUs by sales"))
+
+
+def rating_trend(ratings: pl.DataFrame) -> alt.TopLevelMixin:
+    """Star rating per ASIN over fetch dates."""
+    chart = (
+        alt.Chart(_data(ratings))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("fetched_on:T", title=None),
+            y=alt.Y("star_rating:Q", title="stars", scale=alt.Scale(domain=[1, 5])),
+            color=alt.Color("asin:N"),
+        )
+        .properties(width=WIDTH, height=160, title="Star rating")
+    )
+    return _configure(chart)
+
+
+def topic_trends(trends: pl.DataFrame, asins: list[str]) -> alt.TopLevelMixin:
+    """Monthly share of each topic, one panel per ASIN (the given ASINs only)."""
+    data = trends.filter(pl.col("asin").is_in(asins))
+    chart = (
+        alt.Chart(_data(data))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:T", title=None, timeUnit="yearmonth"),
+            y=alt.Y("occurrence_percentage:Q", title="% of reviews"),
+            color=alt.Color("topic:N"),
+            strokeDash=alt.StrokeDash("sentiment:N"),
+        )
+        .properties(width=WIDTH - 120, height=120)
+        .facet(row=alt.Row("asin:N", title=None))
+    )
+    return _configure(chart.properties(title="Topic trends of flagged products"))
+
+
+def days_of_cover(table: pl.DataFrame, n: int = 25) -> alt.TopLevelMixin:
+    """Days of cover of the `n` most urgent SKUs, coloured by status (capped at 120 days)."""
+    data = (
+        table.head(n)
+        .with_columns(
+            label=pl.col("marketplace") + " " + pl.col("seller_sku"),
+            cover=pl.col("days_of_cover").fill_null(120.0).clip(0, 120),
+        )
+        .select("label", "cover", "status")
+    )
+    order = [str(x) for x in data["label"].to_list()]
+    bars = (
+        alt.Chart(_data(data))
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", sort=order, title=None),
+            x=alt.X("cover:Q", title="days of cover (capped at 120)"),
+            color=alt.Color(
+                "status:N",
+                scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
+            ),
+        )
+    )
+    rules = (
+        alt.Chart(alt.Data(values=[{"x": 3}, {"x": 7}]))
+        .mark_rule(strokeDash=[3, 3])
+        .encode(x="x:Q")
+    )
+    return _configure(
+        alt.layer(bars, rules).properties(
+            width=WIDTH - 100, height=alt.Step(16), title="Days of cover"
+        )
+    )

@@ -1,0 +1,93 @@
+"""What the report notebooks call: open a tenant's data (fail closed), show HTML and SVG.
+
+Two ways in:
+- `access="service"`: the `amzigo report` command runs the notebook under the reports service
+  identity; the notebook reads one tenant's latest-state tables straight from the lake
+  (`LakeTableSource`) and the command audits the run.
+- `access="session"`: a person running the notebook interactively reads through their governed
+  session (`amzigo login` -> $AMZIGO_SESSION); policy, grants and per-read audit apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from amzigo_lab.analysis.source import LakeTableSource, ReportError, TableSource
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+SERVICE_ACTOR = "svc:reports"
+PURPOSES = {
+    "sales": "sales_analysis",
+    "reviews": "review_management",
+    "inventory": "inventory_tracking",
+}
+
+
+class WorkbenchTableSource:
+    """One tenant's tables from a governed session (`amzigo_lab.governance.session`)."""
+
+    def __init__(self, workbench: Any, tenant: str) -> None:
+        self.workbench = workbench
+        self.tenant = tenant
+
+    def table(self, name: str) -> ir.Table:
+        """The session's latest-state view of `name`, restricted to the tenant."""
+        t = self.workbench.table(name)
+        return t.filter(t.tenant == self.tenant).drop("tenant")
+
+
+def open_source(tenant: str, home: str = "", access: str = "service", purpose: str = "") -> Any:
+    """A `TableSource` for the tenant; refuses an empty tenant (fail closed)."""
+    if not str(tenant or "").strip():
+        raise ReportError("the `tenant` parameter is empty: a report needs exactly one tenant")
+    from amzigo_lab.config import load_settings
+
+    settings = load_settings(home or None)
+    if access == "session":
+        from amzigo_lab.governance.session import connect
+
+        return WorkbenchTableSource(connect(purpose=purpose, home=settings), tenant)
+    if access != "service":
+        raise ReportError(f"unknown access {access!r}: use service or session")
+    from amzigo_lab.events import NullSink
+    from amzigo_lab.home import open_lake
+
+    # the generating command audits the run; the kernel itself writes no audit records
+    lake = open_lake(settings, audit=NullSink())
+    known = {p.tenant for p in lake.catalog.partitions()}
+    if tenant not in known:
+        raise ReportError(f"tenant {tenant!r} has no data in {settings.home}")
+    source: TableSource = LakeTableSource(lake, tenant)
+    return source
+
+
+def show_html(markup: str) -> None:
+    """Display HTML in the notebook."""
+    from IPython.display import HTML, display
+
+    display(HTML(markup))
+
+
+def show_chart(chart: Any) -> None:
+    """Display a chart as inline SVG (rendered here, no CDN)."""
+    from IPython.display import SVG, display
+
+    from amzigo_lab.analysis.charts import to_svg
+
+    display(SVG(to_svg(chart)))
+
+
+def header(title: str, tenant: str, period_label: str, extra: str = "") -> str:
+    """The report heading."""
+    import html
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"<h1 style='font-family:sans-serif;margin-bottom:2px'>{html.escape(title)}</h1>"
+        f"<p style='font-family:sans-serif;color:#555;margin-top:0'>{html.escape(tenant)} · "
+        f"{html.escape(period_label)}{(' · ' + html.escape(extra)) if extra else ''} · "
+        f"generated {now}</p>"
+    )

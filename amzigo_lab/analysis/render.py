@@ -1,0 +1,120 @@
+"""HTML for reports: KPI tiles and formatted tables (self-contained, printable, no scripts).
+
+Every value is HTML-escaped. Money columns are formatted in the currency of their row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from amzigo_lab.analysis.money import fmt_money, fmt_pct
+from amzigo_lab.analysis.sales import Tile
+
+STYLE = """<style>
+.amz-tiles{display:flex;flex-wrap:wrap;gap:8px;margin:6px 0 14px}
+.amz-tile{border:1px solid #ccd;border-radius:6px;padding:8px 12px;min-width:130px;
+  page-break-inside:avoid;font-family:sans-serif}
+.amz-tile .l{font-size:11px;color:#555;text-transform:uppercase;letter-spacing:.04em}
+.amz-tile .v{font-size:20px;font-weight:600;margin:2px 0}
+.amz-tile .c{font-size:11px}.amz-up{color:#1a7f37}.amz-down{color:#b2182b}.amz-flat{color:#777}
+table.amz{border-collapse:collapse;font-family:sans-serif;font-size:12px;margin:4px 0 12px}
+table.amz th{background:#f0f2f5;text-align:left;padding:4px 8px;border-bottom:1px solid #99a}
+table.amz td{padding:3px 8px;border-bottom:1px solid #e3e5e8}
+table.amz td.n{text-align:right;font-variant-numeric:tabular-nums}
+.amz-note{font-size:11px;color:#555;font-family:sans-serif}
+.amz-badge{padding:1px 6px;border-radius:8px;font-size:11px}
+</style>"""
+
+BAD_WHEN_UP = frozenset({"refunds", "refund_rate", "fees"})
+
+
+def _fmt(value: Any, kind: str, currency: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "money":
+        return fmt_money(value, currency)
+    if kind == "pct":
+        return fmt_pct(value)
+    if kind == "count":
+        return f"{int(value):,}"
+    if kind == "float1":
+        return f"{float(value):,.1f}"
+    if kind == "float2":
+        return f"{float(value):,.2f}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal | float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def tiles_html(tiles: Sequence[Tile], comparison_label: str = "") -> str:
+    """KPI tiles grouped by currency, each with its change against the comparison period."""
+    out = [STYLE]
+    currencies = list(dict.fromkeys(t.currency for t in tiles))
+    for cur in currencies:
+        out.append(f"<h4 style='font-family:sans-serif;margin:4px 0'>{html.escape(cur)}</h4>")
+        out.append("<div class='amz-tiles'>")
+        for t in (t for t in tiles if t.currency == cur):
+            change = t.change
+            if change is None:
+                ctext, cls = "no comparison" if t.previous is None else "–", "amz-flat"
+            else:
+                arrow = "▲" if change > 0 else "▼" if change < 0 else "■"
+                good = (change > 0) != (t.metric in BAD_WHEN_UP)
+                cls = "amz-flat" if change == 0 else "amz-up" if good else "amz-down"
+                ctext = f"{arrow} {change * 100:+.1f}% vs {_fmt(t.previous, t.kind, cur)}"
+            out.append(
+                f"<div class='amz-tile' data-metric='{t.metric}' data-currency='{cur}'>"
+                f"<div class='l'>{html.escape(t.label)}</div>"
+                f"<div class='v'>{html.escape(_fmt(t.value, t.kind, cur))}</div>"
+                f"<div class='c {cls}'>{html.escape(ctext)}</div></div>"
+            )
+        out.append("</div>")
+    if comparison_label:
+        out.append(f"<p class='amz-note'>Changes against {html.escape(comparison_label)}.</p>")
+    return "".join(out)
+
+
+def table_html(
+    df: pl.DataFrame,
+    columns: Iterable[tuple[str, str, str]] | None = None,
+    currency_col: str = "currency",
+    currency: str = "",
+    max_rows: int = 200,
+    table_id: str = "",
+) -> str:
+    """A formatted table. `columns` = (column, header, kind); kinds: money, pct, count,
+    float1, float2, text. Money uses the row's `currency_col` (or `currency`)."""
+    cols = list(columns or [(c, c, "text") for c in df.columns])
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in cols)
+    rows = []
+    for r in df.head(max_rows).to_dicts():
+        cur = str(r.get(currency_col) or currency)
+        cells = []
+        for c, _, kind in cols:
+            num = kind in ("money", "pct", "count", "float1", "float2")
+            cls = " class='n'" if num else ""
+            cells.append(f"<td{cls}>{html.escape(_fmt(r.get(c), kind, cur))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = ""
+    if df.height > max_rows:
+        more = f"<p class='amz-note'>{df.height - max_rows} more rows not shown.</p>"
+    ident = f" id='{html.escape(table_id)}'" if table_id else ""
+    return (
+        f"{STYLE}<table class='amz'{ident}><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>{more}"
+    )
+
+
+def note(text: str) -> str:
+    """A small explanatory paragraph."""
+    return f"<p class='amz-note'>{html.escape(text)}</p>"

@@ -1,0 +1,205 @@
+"""Reviews report builders: topics, topic trends, star-rating trend, worsening flags and the
+review-request view.
+
+Review data are aggregates per ASIN (no reviewer data). The review-request view reads only
+order ids, marketplaces and delivery dates from `solicitation_eligibility`: never buyer PII.
+Percentages are as Amazon reports them (0-100).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo
+from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.source import TableSource
+
+#: Amazon's review-request window: from 5 days after the earliest delivery date to 30 days
+#: after the latest delivery date.
+WINDOW_OPENS_AFTER = dt.timedelta(days=5)
+WINDOW_CLOSES_AFTER = dt.timedelta(days=30)
+#: A topic is "worsening" when its latest monthly share moved this many points the wrong way
+#: (negative topics up, positive topics down) against the month before.
+WORSENING_POINTS = 2.0
+#: Orders whose earliest delivery lies this long before the period start are still shown.
+LOOKBACK = dt.timedelta(days=35)
+REQUEST_STATES = ("eligible_now", "eligible_later", "not_eligible", "already_requested")
+
+_CODES = {m.marketplace_id: m.code for m in MARKETPLACES}
+
+
+def _marketplace_code(df: pl.DataFrame) -> pl.DataFrame:
+    return df.with_columns(
+        marketplace=pl.col("marketplace_id").replace_strict(
+            _CODES, default=pl.col("marketplace_id"), return_dtype=pl.String
+        )
+    )
+
+
+def current_topics(
+    source: TableSource, period: Period, marketplace: MarketplaceInfo | None = None
+) -> pl.DataFrame:
+    """The latest fetch (on or before the period end) of each ASIN's topics."""
+    t = source.table("review_topics")
+    t = t.filter(t.fetched_on <= period.end)
+    if marketplace is not None:
+        t = t.filter(t.marketplace_id == marketplace.marketplace_id)
+    latest = t.group_by(["asin", "marketplace_id"]).aggregate(last=t.fetched_on.max())
+    cur = t.join(latest, ["asin", "marketplace_id"]).filter(lambda x: x.fetched_on == x.last)
+    df = cur.select(
+        "asin", "marketplace_id", "fetched_on", "sentiment", "topic", "review_count",
+        "occurrence_percentage", "star_rating_impact", "star_rating",
+    ).to_polars()  # fmt: skip
+    df = _marketplace_code(df).with_columns(sentiment=pl.col("sentiment").str.to_lowercase())
+    return df.sort(
+        ["asin", "marketplace", "sentiment", "occurrence_percentage"],
+        descending=[False, False, False, True],
+    )
+
+
+def rating_trend(
+    source: TableSource, period: Period, marketplace: MarketplaceInfo | None = None
+) -> pl.DataFrame:
+    """Star rating per ASIN and fetch date (only where Amazon reported one)."""
+    t = source.table("review_topics")
+    t = t.filter(t.fetched_on <= period.end, t.star_rating.notnull())
+    if marketplace is not None:
+        t = t.filter(t.marketplace_id == marketplace.marketplace_id)
+    agg = t.group_by(["asin", "marketplace_id", "fetched_on"]).aggregate(
+        star_rating=t.star_rating.max()
+    )
+    return _marketplace_code(agg.to_polars()).sort(["asin", "marketplace", "fetched_on"])
+
+
+def topic_trends(
+    source: TableSource, period: Period, marketplace: MarketplaceInfo | None = None
+) -> pl.DataFrame:
+    """Monthly occurrence of each topic per ASIN, months up to the period end."""
+    t = source.table("review_trends")
+    t = t.filter(t.month <= period.end)
+    if marketplace is not None:
+        t = t.filter(t.marketplace_id == marketplace.marketplace_id)
+    df = t.select(
+        "asin", "marketplace_id", "sentiment", "topic", "month", "occurrence_percentage"
+    ).to_polars()
+    df = _marketplace_code(df).with_columns(sentiment=pl.col("sentiment").str.to_lowercase())
+    return df.sort(["asin", "marketplace", "sentiment", "topic", "month"])
+
+
+def topic_changes(trends: pl.DataFrame, points: float = WORSENING_POINTS) -> pl.DataFrame:
+    """Per topic: latest month, its share, the share the month before, change and verdict."""
+    keys = ["asin", "marketplace", "sentiment", "topic"]
+    ranked = trends.sort([*keys, "month"]).with_columns(
+        previous=pl.col("occurrence_percentage").shift(1).over(keys),
+        is_last=pl.col("month") == pl.col("month").max().over(keys),
+    )
+    last = ranked.filter(pl.col("is_last")).drop("is_last")
+    last = last.with_columns(change=pl.col("occurrence_percentage") - pl.col("previous"))
+    bad_dir = (
+        pl.when(pl.col("sentiment") == "negative")
+        .then(pl.col("change"))
+        .otherwise(-pl.col("change"))
+    )
+    return last.with_columns(
+        worsening=(bad_dir >= points).fill_null(False),
+    ).select(*keys, "month", "occurrence_percentage", "previous", "change", "worsening")
+
+
+def worsening_products(changes: pl.DataFrame) -> pl.DataFrame:
+    """ASINs with at least one worsening topic, worst first."""
+    bad = changes.filter(pl.col("worsening"))
+    return (
+        bad.group_by(["asin", "marketplace"])
+        .agg(
+            worsening_topics=pl.col("topic").sort().str.join(", "),
+            topics=pl.len().cast(pl.Int64),
+            worst_change=pl.col("change").abs().max(),
+        )
+        .sort(["topics", "worst_change", "asin"], descending=[True, True, False])
+    )
+
+
+def review_requests(
+    source: TableSource,
+    period: Period,
+    marketplace: MarketplaceInfo | None = None,
+    as_of: dt.datetime | None = None,
+) -> pl.DataFrame:
+    """Review-request state of each order delivered around the period (ids and dates only).
+
+    States at `as_of` (default: the end of the period): already_requested; eligible_now (Amazon
+    says eligible); eligible_later (the window opens after `as_of`); not_eligible.
+    """
+    as_of = as_of or dt.datetime.combine(period.end_exclusive, dt.time(), dt.UTC)
+    s = source.table("solicitation_eligibility")
+    first = period.start - LOOKBACK
+    edd = s.earliest_delivery_date.date()
+    s = s.filter(edd >= first, edd <= period.end)
+    if marketplace is not None:
+        s = s.filter(s.marketplace_id == marketplace.marketplace_id)
+    df = s.select(
+        "amazon_order_id", "marketplace_id", "earliest_delivery_date", "latest_delivery_date",
+        "eligible", "requested", "checked_at",
+    ).to_polars()  # fmt: skip
+    opens = pl.col("earliest_delivery_date") + WINDOW_OPENS_AFTER
+    closes = pl.col("latest_delivery_date") + WINDOW_CLOSES_AFTER
+    df = df.with_columns(window_opens=opens.dt.date(), window_closes=closes.dt.date())
+    state = (
+        pl.when(pl.col("requested"))
+        .then(pl.lit("already_requested"))
+        .when(pl.col("eligible"))
+        .then(pl.lit("eligible_now"))
+        .when(opens > pl.lit(as_of))
+        .then(pl.lit("eligible_later"))
+        .otherwise(pl.lit("not_eligible"))
+    )
+    df = _marketplace_code(df.with_columns(state=state))
+    return df.select(
+        "amazon_order_id", "marketplace", "state", "window_opens", "window_closes", "checked_at"
+    ).sort(["state", "window_opens", "amazon_order_id"])
+
+
+def request_summary(requests: pl.DataFrame) -> pl.DataFrame:
+    """Orders per review-request state (every state listed, zeros included)."""
+    counts = requests.group_by("state").agg(orders=pl.len().cast(pl.Int64))
+    states = pl.DataFrame({"state": list(REQUEST_STATES)})
+    return states.join(counts, on="state", how="left").with_columns(pl.col("orders").fill_null(0))
+
+
+@dataclass
+class ReviewsReport:
+    """Everything the reviews notebook shows."""
+
+    period: Period
+    topics: pl.DataFrame
+    ratings: pl.DataFrame
+    trends: pl.DataFrame
+    changes: pl.DataFrame
+    worsening: pl.DataFrame
+    requests: pl.DataFrame
+    request_counts: pl.DataFrame
+
+
+def build_reviews_report(
+    source: TableSource,
+    period: Period,
+    marketplace: MarketplaceInfo | None = None,
+    as_of: dt.datetime | None = None,
+) -> ReviewsReport:
+    """Compute every table of the reviews report."""
+    trends = topic_trends(source, period, marketplace)
+    changes = topic_changes(trends)
+    requests = review_requests(source, period, marketplace, as_of)
+    return ReviewsReport(
+        period=period,
+        topics=current_topics(source, period, marketplace),
+        ratings=rating_trend(source, period, marketplace),
+        trends=trends,
+        changes=changes,
+        worsening=worsening_products(changes),
+        requests=requests,
+        request_counts=request_summary(requests),
+    )

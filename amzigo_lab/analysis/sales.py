@@ -1,0 +1,537 @@
+"""Sales and profit report builders: KPI totals, trends, traffic, per-SKU profit, marketplaces.
+
+Definitions (the notebooks print them under the tables):
+- sales = sum of `item_price` of order lines (excluding tax) purchased in the period, canceled
+  orders excluded; orders = distinct order ids; units = sum of `quantity_ordered`;
+  promotions = sum of `promotion_discount`.
+- refunds and fees come from `financial_events` POSTED in the period (money moves on that date):
+  refunds = minus the principal of refund events, fees = minus every fee amount (commission
+  refunded with a refund lowers the fees), refunded orders = distinct orders with a refund.
+- net proceeds = sales - promotions - refunds - fees; with a cost file, COGS = units x unit cost,
+  profit = net proceeds - COGS, margin = profit / sales.
+- Every money figure is per currency: amounts in different currencies are never added.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import polars as pl
+
+from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, money, ratio
+from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.source import ReportError, TableSource
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+#: Classification of `financial_events` rows (compared case-insensitively).
+REFUND_EVENT_PREFIX = "refund"
+FEE_KIND = "fee"
+PRINCIPAL = "principal"
+CANCELED = "canceled"
+
+#: (seller_sku, currency) -> unit cost in that currency.
+Costs = Mapping[tuple[str, str], Decimal]
+
+
+@dataclass(frozen=True)
+class SalesScope:
+    """What a sales figure covers: a period, optionally one marketplace and/or one currency."""
+
+    period: Period
+    marketplace: MarketplaceInfo | None = None
+    currency: str | None = None
+
+
+def order_lines(source: TableSource, scope: SalesScope) -> ir.Table:
+    """Order lines purchased in the scope, canceled orders excluded (latest state of both)."""
+    items = source.table("order_items")
+    orders = source.table("orders")
+    canceled = orders.filter(orders.order_status.lower() == CANCELED).select("amazon_order_id")
+    day = items.purchase_date.date()
+    lines = items.filter(day >= scope.period.start, day <= scope.period.end)
+    if scope.marketplace is not None:
+        lines = lines.filter(lines.marketplace_id == scope.marketplace.marketplace_id)
+    if scope.currency:
+        lines = lines.filter(lines.currency == scope.currency)
+    lines = lines.anti_join(canceled, "amazon_order_id")
+    return lines.select(
+        "amazon_order_id",
+        "marketplace_id",
+        "currency",
+        "seller_sku",
+        "asin",
+        "title",
+        day=lines.purchase_date.date(),
+        quantity=lines.quantity_ordered.cast("int64"),
+        item_price=lines.item_price.fill_null(0),
+        promotion_discount=lines.promotion_discount.fill_null(0),
+    )
+
+
+def finance_lines(source: TableSource, scope: SalesScope) -> ir.Table:
+    """Financial events posted in the scope with `refund` and `fee` as positive costs."""
+    fe = source.table("financial_events")
+    day = fe.posted_date.date()
+    fe = fe.filter(day >= scope.period.start, day <= scope.period.end)
+    if scope.marketplace is not None:
+        m = scope.marketplace
+        fe = fe.filter(fe.marketplace_name.isin([m.sales_channel, m.marketplace_id, m.code]))
+    if scope.currency:
+        fe = fe.filter(fe.currency == scope.currency)
+    kind = fe.charge_kind.lower()
+    is_refund = (
+        fe.event_type.lower().startswith(REFUND_EVENT_PREFIX)
+        & (kind != FEE_KIND)
+        & (fe.charge_type.lower() == PRINCIPAL)
+    )
+    zero = ibis.literal(Decimal("0.00"), type="decimal(18,2)")
+    return fe.select(
+        "amazon_order_id",
+        "seller_sku",
+        "currency",
+        "marketplace_name",
+        day=day,
+        refund=ibis.ifelse(is_refund, -fe.amount, zero),
+        fee=ibis.ifelse(kind == FEE_KIND, -fe.amount, zero),
+        refund_order=ibis.ifelse(is_refund, fe.amazon_order_id, ibis.null("string")),
+    )
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The sales KPIs of one currency in one period."""
+
+    currency: str
+    sales: Decimal = Decimal("0.00")
+    promotions: Decimal = Decimal("0.00")
+    orders: int = 0
+    units: int = 0
+    refunds: Decimal = Decimal("0.00")
+    refunded_orders: int = 0
+    fees: Decimal = Decimal("0.00")
+    cogs: Decimal | None = None
+    uncosted_units: int = 0
+
+    @property
+    def average_order_value(self) -> Decimal | None:
+        """sales / orders."""
+        r = ratio(self.sales, self.orders)
+        return None if r is None else money(r)
+
+    @property
+    def refund_rate(self) -> Decimal | None:
+        """refunded orders / orders (a fraction)."""
+        return ratio(self.refunded_orders, self.orders)
+
+    @property
+    def net_proceeds(self) -> Decimal:
+        """sales - promotions - refunds - fees."""
+        return self.sales - self.promotions - self.refunds - self.fees
+
+    @property
+    def profit(self) -> Decimal | None:
+        """net proceeds - COGS (None without a cost file)."""
+        return None if self.cogs is None else self.net_proceeds - self.cogs
+
+    @property
+    def margin(self) -> Decimal | None:
+        """profit / sales (a fraction)."""
+        return None if self.profit is None else ratio(self.profit, self.sales)
+
+
+def _rows(expr: ir.Table) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = expr.to_pyarrow().to_pylist()
+    return rows
+
+
+def _line_totals(lines: ir.Table, by: list[str]) -> ir.Table:
+    return lines.group_by(by).aggregate(
+        sales=lines.item_price.sum(),
+        promotions=lines.promotion_discount.sum(),
+        orders=lines.amazon_order_id.nunique(),
+        units=lines.quantity.sum(),
+    )
+
+
+def _finance_totals(fin: ir.Table, by: list[str]) -> ir.Table:
+    return fin.group_by(by).aggregate(
+        refunds=fin.refund.sum(),
+        fees=fin.fee.sum(),
+        refunded_orders=fin.refund_order.nunique(),
+    )
+
+
+def scope_tables(source: TableSource, scope: SalesScope) -> tuple[ir.Table, ir.Table]:
+    """The scope's order lines and finance lines, materialised once when the source can
+    (decrypted and reduced to the latest state a single time) for the several aggregations of
+    one report; otherwise the plain expressions."""
+    lines, fin = order_lines(source, scope), finance_lines(source, scope)
+    materialize = getattr(source, "materialize", None)
+    if materialize is None:
+        return lines, fin
+    return materialize(lines), materialize(fin)
+
+
+def sales_totals(
+    source: TableSource,
+    scope: SalesScope,
+    costs: Costs | None = None,
+    tables: tuple[ir.Table, ir.Table] | None = None,
+) -> dict[str, Totals]:
+    """KPI totals per currency (sorted by currency). `tables`: from `scope_tables`."""
+    lines, fin = tables or (order_lines(source, scope), finance_lines(source, scope))
+    skus = sku_table(source, scope, costs, (lines, fin)) if costs is not None else None
+    line_rows = {r["currency"]: r for r in _rows(_line_totals(lines, ["currency"]))}
+    fin_rows = {r["currency"]: r for r in _rows(_finance_totals(fin, ["currency"]))}
+    out: dict[str, Totals] = {}
+    for cur in sorted(set(line_rows) | set(fin_rows)):
+        lr, fr = line_rows.get(cur, {}), fin_rows.get(cur, {})
+        cogs: Decimal | None = None
+        uncosted = 0
+        if skus is not None:
+            sub = skus.filter(pl.col("currency") == cur)
+            cogs = money(sum(sub["cogs"].drop_nulls().to_list(), Decimal("0")))
+            uncosted = int(sub.filter(pl.col("cogs").is_null())["units"].sum())
+        out[cur] = Totals(
+            currency=cur,
+            sales=money(lr.get("sales")),
+            promotions=money(lr.get("promotions")),
+            orders=int(lr.get("orders") or 0),
+            units=int(lr.get("units") or 0),
+            refunds=money(fr.get("refunds")),
+            refunded_orders=int(fr.get("refunded_orders") or 0),
+            fees=money(fr.get("fees")),
+            cogs=cogs,
+            uncosted_units=uncosted,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One KPI tile: value, comparison value and relative change."""
+
+    currency: str
+    metric: str
+    label: str
+    kind: str  # "money" | "count" | "pct"
+    value: Decimal | int | None
+    previous: Decimal | int | None = None
+
+    @property
+    def change(self) -> float | None:
+        """(value - previous) / |previous|, or None."""
+        if self.value is None or self.previous is None or self.previous == 0:
+            return None
+        return float((Decimal(self.value) - Decimal(self.previous)) / abs(Decimal(self.previous)))
+
+
+TILE_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("sales", "Sales", "money"),
+    ("orders", "Orders", "count"),
+    ("units", "Units", "count"),
+    ("average_order_value", "Avg order value", "money"),
+    ("refunds", "Refunds", "money"),
+    ("refund_rate", "Refund rate", "pct"),
+    ("fees", "Amazon fees", "money"),
+    ("net_proceeds", "Net proceeds", "money"),
+    ("profit", "Profit", "money"),
+    ("margin", "Margin", "pct"),
+)
+
+
+def kpi_tiles(current: dict[str, Totals], previous: dict[str, Totals] | None) -> list[Tile]:
+    """Tiles per currency; profit and margin only when a cost file was given."""
+    tiles = []
+    for cur, t in current.items():
+        p = None if previous is None else previous.get(cur, Totals(cur))
+        for metric, label, kind in TILE_METRICS:
+            if metric in ("profit", "margin") and t.cogs is None:
+                continue
+            prev = None if p is None else getattr(p, metric)
+            tiles.append(Tile(cur, metric, label, kind, getattr(t, metric), prev))
+    return tiles
+
+
+def _money_col(name: str) -> pl.Expr:
+    return pl.col(name).fill_null(Decimal("0.00")).cast(pl.Decimal(38, 2))
+
+
+def sku_table(
+    source: TableSource,
+    scope: SalesScope,
+    costs: Costs | None = None,
+    tables: tuple[ir.Table, ir.Table] | None = None,
+) -> pl.DataFrame:
+    """Per currency and SKU: sales, units, orders, refunds, fees, net, COGS, profit, margin, rank.
+
+    Sorted by currency, then rank (1 = highest sales in that currency).
+    """
+    lines, fin = tables or (order_lines(source, scope), finance_lines(source, scope))
+    by_sku = lines.group_by(["currency", "seller_sku"]).aggregate(
+        asin=lines.asin.max(),
+        title=lines.title.max(),
+        sales=lines.item_price.sum(),
+        promotions=lines.promotion_discount.sum(),
+        units=lines.quantity.sum(),
+        orders=lines.amazon_order_id.nunique(),
+    )
+    fin_sku = fin.group_by(["currency", "seller_sku"]).aggregate(
+        refunds=fin.refund.sum(), fees=fin.fee.sum()
+    )
+    left = by_sku.to_polars()
+    right = fin_sku.to_polars()
+    df = left.join(right, on=["currency", "seller_sku"], how="full", coalesce=True)
+    df = df.with_columns(
+        *(_money_col(c) for c in ("sales", "promotions", "refunds", "fees")),
+        pl.col("units").fill_null(0).cast(pl.Int64),
+        pl.col("orders").fill_null(0).cast(pl.Int64),
+    )
+    df = df.with_columns(
+        net=pl.col("sales") - pl.col("promotions") - pl.col("refunds") - pl.col("fees")
+    )
+    cost_rows = [
+        {"seller_sku": sku, "currency": cur, "unit_cost": money(c)}
+        for (sku, cur), c in (costs or {}).items()
+    ]
+    cost_df = pl.DataFrame(
+        cost_rows,
+        schema={"seller_sku": pl.String, "currency": pl.String, "unit_cost": pl.Decimal(18, 2)},
+    )
+    df = df.join(cost_df, on=["seller_sku", "currency"], how="left")
+    df = df.with_columns(cogs=(pl.col("unit_cost") * pl.col("units")).cast(pl.Decimal(38, 2)))
+    df = df.with_columns(profit=(pl.col("net") - pl.col("cogs")).cast(pl.Decimal(38, 2)))
+    df = df.with_columns(
+        margin=pl.when(pl.col("sales") != 0)
+        .then(pl.col("profit").cast(pl.Float64) / pl.col("sales").cast(pl.Float64))
+        .otherwise(None),
+        rank=pl.col("sales").rank(method="min", descending=True).over("currency").cast(pl.Int64),
+    )
+    cols = [
+        "currency", "rank", "seller_sku", "asin", "title", "sales", "units", "orders",
+        "promotions", "refunds", "fees", "net", "unit_cost", "cogs", "profit", "margin",
+    ]  # fmt: skip
+    return df.select(cols).sort(["currency", "rank", "seller_sku"])
+
+
+def trend(
+    source: TableSource,
+    scope: SalesScope,
+    every: str = "day",
+    tables: tuple[ir.Table, ir.Table] | None = None,
+) -> pl.DataFrame:
+    """Sales, orders and units per currency and day (every="day") or ISO week ("week").
+
+    Days without sales are present with zeros, so charts show gaps honestly.
+    """
+    lines = tables[0] if tables else order_lines(source, scope)
+    grid = [scope.period.start + dt.timedelta(days=i) for i in range(scope.period.days)]
+    daily = (
+        lines.group_by(["currency", "day"])
+        .aggregate(
+            sales=lines.item_price.sum(),
+            orders=lines.amazon_order_id.nunique(),
+            units=lines.quantity.sum(),
+        )
+        .to_polars()
+    )
+    currencies = sorted(set(daily["currency"].to_list()))
+    frame = pl.DataFrame(
+        {"currency": [c for c in currencies for _ in grid], "day": grid * len(currencies)},
+        schema={"currency": pl.String, "day": pl.Date},
+    )
+    df = frame.join(daily, on=["currency", "day"], how="left").with_columns(
+        _money_col("sales"),
+        pl.col("orders").fill_null(0).cast(pl.Int64),
+        pl.col("units").fill_null(0).cast(pl.Int64),
+    )
+    if every == "week":
+        # orders are counted per day; an order has one purchase day so weekly sums are exact
+        df = (
+            df.with_columns(week=pl.col("day").dt.truncate("1w"))
+            .group_by(["currency", "week"])
+            .agg(pl.col("sales").sum(), pl.col("orders").sum(), pl.col("units").sum())
+            .rename({"week": "day"})
+        )
+    elif every != "day":
+        raise ReportError(f"unknown trend step {every!r}: use day or week")
+    return df.sort(["currency", "day"])
+
+
+def marketplace_split(
+    source: TableSource, scope: SalesScope, tables: tuple[ir.Table, ir.Table] | None = None
+) -> pl.DataFrame:
+    """One row per marketplace with its own currency: sales, orders, units, refunds, fees, net."""
+    lines, fin = tables or (order_lines(source, scope), finance_lines(source, scope))
+    left = _line_totals(lines, ["marketplace_id", "currency"]).to_polars()
+    right = _finance_totals(fin, ["marketplace_name", "currency"]).to_polars()
+    names = {}
+    for m in MARKETPLACES:
+        for alias in (m.sales_channel, m.marketplace_id, m.code):
+            names[alias] = m.marketplace_id
+    right = right.with_columns(
+        marketplace_id=pl.col("marketplace_name").replace_strict(
+            names, default=pl.col("marketplace_name"), return_dtype=pl.String
+        )
+    ).drop("marketplace_name")
+    right = right.group_by(["marketplace_id", "currency"]).agg(
+        pl.col("refunds").sum(), pl.col("fees").sum(), pl.col("refunded_orders").sum()
+    )
+    df = left.join(right, on=["marketplace_id", "currency"], how="full", coalesce=True)
+    codes = {m.marketplace_id: m.code for m in MARKETPLACES}
+    df = df.with_columns(
+        *(_money_col(c) for c in ("sales", "promotions", "refunds", "fees")),
+        pl.col("orders").fill_null(0).cast(pl.Int64),
+        pl.col("units").fill_null(0).cast(pl.Int64),
+        marketplace=pl.col("marketplace_id").replace_strict(
+            codes, default=pl.col("marketplace_id"), return_dtype=pl.String
+        ),
+    )
+    df = df.with_columns(
+        net=pl.col("sales") - pl.col("promotions") - pl.col("refunds") - pl.col("fees")
+    )
+    return df.select(
+        "marketplace", "marketplace_id", "currency", "sales", "orders", "units", "refunds",
+        "fees", "net",
+    ).sort("marketplace")  # fmt: skip
+
+
+def traffic(source: TableSource, scope: SalesScope) -> pl.DataFrame:
+    """Sales & Traffic per marketplace: sessions, page views, units, unit session % and buy box %.
+
+    Percentages are recomputed from the sums (units / sessions; buy box weighted by page views),
+    never averaged across days. Returned as fractions (0.125 = 12.5 %).
+    """
+    st = _traffic_rows(source, scope)
+    agg = st.group_by("marketplace_id").aggregate(
+        sessions=st.sessions.sum(),
+        page_views=st.page_views.sum(),
+        units=st.units_ordered.sum(),
+        order_items=st.total_order_items.sum(),
+        buy_box_weighted=(st.buy_box_percentage * st.page_views).sum(),
+        days=st.date.nunique(),
+    )
+    df = agg.to_polars()
+    return _traffic_ratios(df).sort("marketplace_id")
+
+
+def traffic_daily(source: TableSource, scope: SalesScope) -> pl.DataFrame:
+    """Sales & Traffic per marketplace and day (for the conversion chart)."""
+    st = _traffic_rows(source, scope)
+    df = st.select(
+        "marketplace_id",
+        day=st.date,
+        sessions=st.sessions,
+        page_views=st.page_views,
+        units=st.units_ordered,
+        buy_box_weighted=st.buy_box_percentage * st.page_views,
+    ).to_polars()
+    return _traffic_ratios(df).sort(["marketplace_id", "day"])
+
+
+def _traffic_rows(source: TableSource, scope: SalesScope) -> ir.Table:
+    st = source.table("sales_traffic_by_date")
+    st = st.filter(st.date >= scope.period.start, st.date <= scope.period.end)
+    if scope.marketplace is not None:
+        st = st.filter(st.marketplace_id == scope.marketplace.marketplace_id)
+    if scope.currency:
+        st = st.filter(st.currency == scope.currency)
+    return st
+
+
+def _traffic_ratios(df: pl.DataFrame) -> pl.DataFrame:
+    codes = {m.marketplace_id: m.code for m in MARKETPLACES}
+    return df.with_columns(
+        pl.col("sessions").fill_null(0).cast(pl.Int64),
+        pl.col("page_views").fill_null(0).cast(pl.Int64),
+        pl.col("units").fill_null(0).cast(pl.Int64),
+        marketplace=pl.col("marketplace_id").replace_strict(
+            codes, default=pl.col("marketplace_id"), return_dtype=pl.String
+        ),
+        unit_session_pct=pl.when(pl.col("sessions") > 0)
+        .then(pl.col("units") / pl.col("sessions"))
+        .otherwise(None),
+        buy_box_pct=pl.when(pl.col("page_views") > 0)
+        .then(pl.col("buy_box_weighted") / pl.col("page_views") / 100)
+        .otherwise(None),
+    ).drop("buy_box_weighted")
+
+
+def load_costs(path: str | Path) -> dict[tuple[str, str], Decimal]:
+    """Read a cost file: CSV with columns `sku`, `currency`, `unit_cost` (header required)."""
+    p = Path(path)
+    out: dict[tuple[str, str], Decimal] = {}
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        need = {"sku", "currency", "unit_cost"}
+        if reader.fieldnames is None or not need <= set(reader.fieldnames):
+            raise ReportError(f"{p}: a cost file needs the header sku,currency,unit_cost")
+        for n, row in enumerate(reader, start=2):
+            try:
+                cost = Decimal(row["unit_cost"].strip())
+            except (InvalidOperation, AttributeError):
+                raise ReportError(
+                    f"{p} line {n}: unit_cost {row['unit_cost']!r} is not a number"
+                ) from None
+            out[(row["sku"].strip(), row["currency"].strip().upper())] = cost
+    return out
+
+
+@dataclass
+class SalesReport:
+    """Everything the sales notebook shows."""
+
+    scope: SalesScope
+    comparison: Period | None
+    totals: dict[str, Totals]
+    previous: dict[str, Totals] | None
+    tiles: list[Tile]
+    daily: pl.DataFrame
+    weekly: pl.DataFrame
+    skus: pl.DataFrame
+    marketplaces: pl.DataFrame
+    traffic: pl.DataFrame
+    traffic_daily: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def build_sales_report(
+    source: TableSource,
+    scope: SalesScope,
+    comparison: Period | None = None,
+    costs: Costs | None = None,
+) -> SalesReport:
+    """Compute every table of the sales report."""
+    tables = scope_tables(source, scope)
+    totals = sales_totals(source, scope, costs, tables)
+    previous = None
+    if comparison is not None:
+        prev_scope = SalesScope(comparison, scope.marketplace, scope.currency)
+        previous = sales_totals(source, prev_scope, costs)
+    notes = []
+    for cur, t in totals.items():
+        if t.uncosted_units:
+            notes.append(f"{cur}: {t.uncosted_units} units have no cost in the cost file")
+    return SalesReport(
+        scope=scope,
+        comparison=comparison,
+        totals=totals,
+        previous=previous,
+        tiles=kpi_tiles(totals, previous),
+        daily=trend(source, scope, "day", tables),
+        weekly=trend(source, scope, "week", tables),
+        skus=sku_table(source, scope, costs, tables),
+        marketplaces=marketplace_split(source, scope, tables),
+        traffic=traffic(source, scope),
+        traffic_daily=traffic_daily(source, scope),
+        notes=notes,
+    )

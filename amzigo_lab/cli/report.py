@@ -1,0 +1,115 @@
+"""`amzigo report`: generate a sales, reviews or inventory report for one tenant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from amzigo_lab.cli.common import (
+    console,
+    handle_errors,
+    home_option,
+    json_option,
+    print_json,
+    settings_for,
+)
+
+
+@click.command("report")
+@click.argument("report", type=click.Choice(["sales", "reviews", "inventory"]))
+@click.option("--tenant", required=True, help="The tenant (seller) the report is about.")
+@click.option("--start", default=None, help="First day, YYYY-MM-DD (default: see --days).")
+@click.option("--end", default=None, help="Last day, YYYY-MM-DD (inventory: the as-of date).")
+@click.option(
+    "--days", default=30, show_default=True, help="Without --start/--end: the last N full days."
+)
+@click.option("--marketplace", default="", help="US, UK or DE (default: all, per currency).")
+@click.option(
+    "--comparison",
+    default="previous_period",
+    show_default=True,
+    help="previous_period, previous_year, none, or START..END.",
+)
+@click.option(
+    "--costs",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Sales: CSV sku,currency,unit_cost for profit and margin.",
+)
+@click.option("--pdf", is_flag=True, help="Also print a PDF with Debian's chromium.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder (default: ./reports, or reports_dir in config).",
+)
+@click.option(
+    "--timeout", default=600, show_default=True, help="Seconds allowed per notebook cell."
+)
+@home_option
+@json_option
+@handle_errors
+def report_cmd(
+    report: str,
+    tenant: str,
+    start: str | None,
+    end: str | None,
+    days: int,
+    marketplace: str,
+    comparison: str,
+    costs: str | None,
+    pdf: bool,
+    out: str | None,
+    timeout: int,
+    home: str | None,
+    as_json: bool,
+) -> None:
+    """Execute a packaged report notebook (papermill) and write .ipynb, .html and .pdf files.
+
+    Files go to <out>/<tenant>/<report>/<start>_<end>.{ipynb,html,pdf}. The run happens under
+    the reports service identity with the report's purpose and is audited.
+
+    Example:
+
+        amzigo report sales --tenant acme-outdoor --start 2026-10-01 --end 2026-10-31 --pdf
+        amzigo report inventory --tenant acme-outdoor --days 30 --out /srv/reports
+    """
+    from amzigo_lab.analysis.generate import generate
+    from amzigo_lab.analysis.period import Period
+    from amzigo_lab.analysis.source import ReportError
+    from amzigo_lab.home import open_lake
+
+    settings = settings_for(home)
+    try:
+        if (start is None) != (end is None):
+            raise ReportError("give both --start and --end, or neither (then --days applies)")
+        period = Period.parse(start, end) if start and end else Period.last_days(days)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+    with open_lake(settings) as lake:
+        result = generate(
+            settings,
+            report,
+            tenant,
+            period,
+            out_dir=Path(out) if out else None,
+            marketplace=marketplace,
+            comparison=comparison,
+            costs_file=costs or "",
+            pdf=pdf,
+            timeout=timeout,
+            audit=lake.audit,
+        )
+    if as_json:
+        print_json(
+            {
+                "report": report,
+                "tenant": result.tenant,
+                "paths": [str(p) for p in result.paths()],
+                "timings": result.timings,
+            }
+        )
+        return
+    for path in result.paths():
+        console.print(str(path), soft_wrap=True)

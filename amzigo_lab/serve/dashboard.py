@@ -1,0 +1,472 @@
+"""The seller dashboard, as the notebook's kernel runs it (logic here, notebook thin).
+
+`SellerDashboard.open(tenant)` is the governed, tenant-bound read: it acts as the service
+principal `svc:dashboard` holding the policy's `seller` role bound to `tenant` (the tenant the
+pre-launch hook injected from the logged-in user's record), asks the policy which datasets that
+principal may read for each purpose (sales_analysis, inventory_tracking, review_management),
+loads the latest state of ONLY that tenant's partitions (the catalog chooses them; buyer PII
+datasets are never opened) into a private in-memory DuckDB, and writes one `data.read` audit
+event per dataset with its row count. Widget updates then query memory only (fast).
+
+Rendering is offline and light: KPI tiles and tables are the report builders' HTML, charts are
+small hand-written SVGs (importing altair costs 1.7 s and vl-convert's first call 0.6 s on this
+machine, which alone would break the 3 s first-render target).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from amzigo_lab.analysis import render
+from amzigo_lab.analysis.inventory import InventoryParams, inventory_table
+from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, fmt_money
+from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.reviews import topic_changes, topic_trends
+from amzigo_lab.analysis.sales import (
+    SalesScope,
+    kpi_tiles,
+    sales_totals,
+    sku_table,
+    traffic_daily,
+    trend,
+)
+from amzigo_lab.analysis.source import ReportError
+from amzigo_lab.errors import AccessDenied
+
+SERVICE_ACTOR = "svc:dashboard"
+#: Dataset -> the purpose the dashboard reads it for.
+DATASETS: dict[str, str] = {
+    "orders": "sales_analysis",
+    "order_items": "sales_analysis",
+    "financial_events": "sales_analysis",
+    "sales_traffic_by_date": "sales_analysis",
+    "inventory_snapshots": "inventory_tracking",
+    "review_trends": "review_management",
+}
+DEFAULT_DAYS = 30
+ALERT_STATUSES = ("out", "critical", "low")
+
+
+@dataclass(frozen=True)
+class View:
+    """What the widgets selected."""
+
+    start: dt.date
+    end: dt.date
+    marketplace: str = ""  # "" = all, else a marketplace code
+
+    @property
+    def period(self) -> Period:
+        """The selected period (start and end swapped if given backwards)."""
+        a, b = sorted((self.start, self.end))
+        return Period(a, b)
+
+    @property
+    def market(self) -> MarketplaceInfo | None:
+        """The selected marketplace, or None for all."""
+        return next((m for m in MARKETPLACES if m.code == self.marketplace), None)
+
+
+@dataclass
+class Sections:
+    """The dashboard's HTML fragments (each goes into one `widgets.HTML`)."""
+
+    heading: str
+    tiles: str
+    sales_chart: str
+    traffic_chart: str
+    products: str
+    inventory: str
+    reviews: str
+
+
+class ArrowSource:
+    """A `TableSource` over Arrow tables registered on a private in-memory DuckDB (zero copy).
+
+    (ibis' `create_table` from Arrow fails with duckdb 2.0.1, so `MemoryTableSource` can't be
+    used here; registering the Arrow tables on the connection works.)
+    """
+
+    def __init__(self, tables: dict[str, Any]) -> None:
+        import ibis
+
+        self.backend = ibis.duckdb.connect()
+        self._tables = {}
+        for name, data in tables.items():
+            self.backend.con.register(name, data)
+            self._tables[name] = self.backend.table(name)
+
+    def table(self, name: str) -> Any:
+        """The registered table `name`."""
+        if name not in self._tables:
+            raise ReportError(f"the dashboard did not load dataset {name!r}")
+        return self._tables[name]
+
+
+class SellerDashboard:
+    """One tenant's dashboard data (in memory) and its HTML sections."""
+
+    def __init__(self, tenant: str, source: ArrowSource, last_day: dt.date | None) -> None:
+        self.tenant = tenant
+        self.source = source
+        self.last_day = last_day
+        self.marketplaces = self._marketplaces()
+        self._cache: dict[tuple[object, ...], str] = {}
+
+    @classmethod
+    def open(cls, tenant: str, home: str = "") -> SellerDashboard:
+        """Load `tenant`'s data through the policy as `svc:dashboard` (fail closed)."""
+        if not str(tenant or "").strip():
+            raise ReportError("no tenant was injected: this dashboard is served only to sellers")
+        from amzigo_lab.analysis.source import LakeTableSource
+        from amzigo_lab.config import load_settings
+        from amzigo_lab.governance.policy import Principal, load_policy
+        from amzigo_lab.home import open_lake
+        from amzigo_lab.names import tenant_id
+
+        tenant = tenant_id(tenant)
+        settings = load_settings(home or None)
+        policy = load_policy(settings.home)
+        who = Principal(SERVICE_ACTOR, ("seller",), tenant)
+        lake = open_lake(settings)
+        try:
+            lake_source = LakeTableSource(lake, tenant)
+            tables: dict[str, Any] = {}
+            for name, purpose in DATASETS.items():
+                access = policy.access(who, lake.spec(name), purpose)
+                if not access.allowed or access.tenants != frozenset({tenant}):
+                    lake.audit.emit(
+                        "data.read",
+                        actor=SERVICE_ACTOR,
+                        resource=f"dataset:{name}",
+                        tenant=tenant,
+                        purpose=purpose,
+                        decision="deny",
+                        reason=f"dashboard: {access.reason}",
+                    )
+                    raise AccessDenied(f"dashboard may not read {name}: {access.reason}")
+                data = lake_source.table(name).to_pyarrow()
+                tables[name] = data
+                lake.audit.emit(
+                    "data.read",
+                    actor=SERVICE_ACTOR,
+                    resource=f"dataset:{name}",
+                    tenant=tenant,
+                    purpose=purpose,
+                    decision="allow",
+                    row_count=data.num_rows,
+                    reason="seller dashboard; tenant from the logged-in user's record",
+                )
+        finally:
+            lake.close()
+        items = tables["order_items"]
+        last = None
+        if items.num_rows:
+            import pyarrow.compute as pc
+
+            newest = pc.max(items.column("purchase_date")).as_py()
+            last = newest.date() if newest is not None else None
+        return cls(tenant, ArrowSource(tables), last)
+
+    # -- choices for the widgets -------------------------------------------------------------
+    def _marketplaces(self) -> list[str]:
+        ids = set(self.source.table("orders").marketplace_id.to_pyarrow().to_pylist())
+        return [m.code for m in MARKETPLACES if m.marketplace_id in ids]
+
+    def default_view(self, today: dt.date | None = None) -> View:
+        """The last 30 days of data (ending at the newest order, else yesterday)."""
+        end = self.last_day or (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+        return View(end - dt.timedelta(days=DEFAULT_DAYS - 1), end, "")
+
+    # -- sections ----------------------------------------------------------------------------
+    def sections(self, view: View) -> Sections:
+        """Every section for the selected view."""
+        return Sections(**dict(self.iter_sections(view)))
+
+    def iter_sections(self, view: View) -> Iterator[tuple[str, str]]:
+        """(section name, HTML) in display order, most important first, so the widgets can
+        show the key figures while the rest is computed."""
+        period, market = view.period, view.market
+        scope = SalesScope(period, market)
+        previous = period.previous()
+        where = market.code if market else "all marketplaces"
+        yield (
+            "heading",
+            (
+                f"<div class='amz-head' id='amz-heading'><b>{html.escape(self.tenant)}</b> · "
+                f"{html.escape(period.label())} · {html.escape(where)}</div>"
+            ),
+        )
+        current = sales_totals(self.source, scope)
+        before = sales_totals(self.source, SalesScope(previous, market))
+        tiles = render.tiles_html(kpi_tiles(current, before), previous.label())
+        if not current:
+            tiles += render.note("No sales in this period.")
+        yield "tiles", f"<div id='amz-tiles' data-period='{period}'>{tiles}</div>"
+        yield "sales_chart", self._sales_chart(scope)
+        yield "traffic_chart", self._traffic_chart(scope)
+        yield "products", self._products(scope)
+        inv_key = ("inventory", period.end, view.marketplace)  # stock depends on the end only
+        if inv_key not in self._cache:
+            self._cache[inv_key] = self._inventory(period, market)
+        yield "inventory", self._cache[inv_key]
+        rev_key = ("reviews", period.start, period.end, view.marketplace)
+        if rev_key not in self._cache:
+            self._cache[rev_key] = self._reviews(period, market)
+        yield "reviews", self._cache[rev_key]
+        if len(self._cache) > 64:
+            self._cache.clear()
+
+    def _sales_chart(self, scope: SalesScope) -> str:
+        daily = trend(self.source, scope, "day")
+        if daily.height == 0:
+            return render.note("No sales to chart in this period.")
+        parts = []
+        for cur in sorted(set(daily["currency"].to_list())):
+            sub = daily.filter(pl.col("currency") == cur)
+            points = [(d, float(v)) for d, v in zip(sub["day"], sub["sales"], strict=True)]
+            parts.append(
+                line_svg(points, f"Sales per day ({cur})", lambda v, c=cur: fmt_money(v, c))
+            )
+        return "<div id='amz-sales-chart'>" + "".join(parts) + "</div>"
+
+    def _traffic_chart(self, scope: SalesScope) -> str:
+        td = traffic_daily(self.source, scope)
+        if td.height == 0:
+            return render.note("No traffic data in this period.")
+        per_day = td.group_by("day").agg(pl.col("sessions").sum(), pl.col("units").sum())
+        per_day = per_day.sort("day")
+        bars = [(d, float(s)) for d, s in zip(per_day["day"], per_day["sessions"], strict=True)]
+        total_s = int(per_day["sessions"].sum())
+        total_u = int(per_day["units"].sum())
+        conv = f"{total_u / total_s * 100:.1f}%" if total_s else "–"
+        return (
+            "<div id='amz-traffic-chart'>"
+            + bar_svg(bars, "Sessions per day", lambda v: f"{v:,.0f}")
+            + render.note(f"{total_s:,} sessions, {total_u:,} units, unit session {conv}.")
+            + "</div>"
+        )
+
+    def _products(self, scope: SalesScope) -> str:
+        skus = sku_table(self.source, scope).filter(pl.col("rank") <= 10)
+        if skus.height == 0:
+            return render.note("No products sold in this period.")
+        return render.table_html(
+            skus,
+            [
+                ("rank", "#", "count"),
+                ("currency", "Cur.", "text"),
+                ("seller_sku", "SKU", "text"),
+                ("asin", "ASIN", "text"),
+                ("sales", "Sales", "money"),
+                ("units", "Units", "count"),
+                ("refunds", "Refunds", "money"),
+                ("net", "Net", "money"),
+            ],
+            table_id="amz-products",
+        )
+
+    def _inventory(self, period: Period, market: MarketplaceInfo | None) -> str:
+        table = inventory_table(self.source, period.end, InventoryParams(), market)
+        alerts = table.filter(pl.col("status").is_in(ALERT_STATUSES))
+        if alerts.height == 0:
+            return render.note(
+                f"No stock alerts as of {period.end.isoformat()} ({table.height} SKUs tracked)."
+            )
+        return render.table_html(
+            alerts,
+            [
+                ("status", "Status", "text"),
+                ("marketplace", "Mkt", "text"),
+                ("seller_sku", "SKU", "text"),
+                ("on_hand", "On hand", "count"),
+                ("inbound", "Inbound", "count"),
+                ("days_of_cover", "Days of cover", "float1"),
+                ("reorder_date", "Reorder by", "text"),
+            ],
+            table_id="amz-inventory",
+        )
+
+    def _reviews(self, period: Period, market: MarketplaceInfo | None) -> str:
+        changes = topic_changes(topic_trends(self.source, period, market))
+        moved = changes.filter(pl.col("change").is_not_null()).sort(
+            pl.col("change").abs(), descending=True
+        )
+        if moved.height == 0:
+            return render.note("No review-topic changes to compare in this period.")
+        moved = moved.head(10).with_columns(
+            verdict=pl.when(pl.col("worsening")).then(pl.lit("worse")).otherwise(pl.lit("ok"))
+        )
+        return render.table_html(
+            moved,
+            [
+                ("asin", "ASIN", "text"),
+                ("marketplace", "Mkt", "text"),
+                ("sentiment", "Sentiment", "text"),
+                ("topic", "Topic", "text"),
+                ("occurrence_percentage", "Share %", "float1"),
+                ("change", "Change (points)", "float1"),
+                ("verdict", "", "text"),
+            ],
+            table_id="amz-reviews",
+        )
+
+
+# -- tiny offline SVG charts -----------------------------------------------------------------
+
+_W, _H, _L, _R, _T, _B = 560, 170, 64, 12, 24, 26
+
+
+def _scale(values: list[float]) -> tuple[float, float]:
+    lo = min(0.0, *values) if values else 0.0
+    hi = max(values) if values else 1.0
+    return lo, (hi if hi > lo else lo + 1.0)
+
+
+def _frame(title: str, lo: float, hi: float, fmt: Any, days: list[dt.date]) -> list[str]:
+    out = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_W}' height='{_H}' "
+        f"viewBox='0 0 {_W} {_H}' role='img' aria-label='{html.escape(title)}' "
+        "style='font-family:sans-serif;font-size:10px;margin:4px 12px 8px 0'>",
+        f"<text x='{_L}' y='14' font-size='12' font-weight='600'>{html.escape(title)}</text>",
+        f"<line x1='{_L}' y1='{_H - _B}' x2='{_W - _R}' y2='{_H - _B}' stroke='#999'/>",
+    ]
+    for frac in (0.0, 0.5, 1.0):
+        v = lo + (hi - lo) * frac
+        y = _H - _B - (_H - _T - _B) * frac
+        out.append(
+            f"<line x1='{_L}' y1='{y:.1f}' x2='{_W - _R}' y2='{y:.1f}' stroke='#eee'/>"
+            f"<text x='{_L - 4}' y='{y + 3:.1f}' text-anchor='end' fill='#555'>"
+            f"{html.escape(fmt(v))}</text>"
+        )
+    if days:
+        last = len(days) - 1
+        for i in sorted({0, len(days) // 2, last}):
+            x = _x(i, len(days))
+            anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"
+            out.append(
+                f"<text x='{x:.1f}' y='{_H - 8}' text-anchor='{anchor}' fill='#555'>"
+                f"{days[i].isoformat()}</text>"
+            )
+    return out
+
+
+def _x(i: int, n: int) -> float:
+    span = _W - _L - _R
+    return _L + (span / 2 if n == 1 else span * i / (n - 1))
+
+
+def _y(v: float, lo: float, hi: float) -> float:
+    return _H - _B - (_H - _T - _B) * (v - lo) / (hi - lo)
+
+
+def line_svg(points: list[tuple[dt.date, float]], title: str, fmt: Any) -> str:
+    """A line chart of (day, value) points as an SVG string."""
+    values = [v for _, v in points]
+    lo, hi = _scale(values)
+    out = _frame(title, lo, hi, fmt, [d for d, _ in points])
+    coords = [(_x(i, len(points)), _y(v, lo, hi)) for i, (_, v) in enumerate(points)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    out.append(f"<polyline fill='none' stroke='#1f77b4' stroke-width='2' points='{path}'/>")
+    for (x, y), (d, v) in zip(coords, points, strict=True):
+        out.append(
+            f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='#1f77b4'>"
+            f"<title>{d.isoformat()}: {html.escape(fmt(v))}</title></circle>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bar_svg(points: list[tuple[dt.date, float]], title: str, fmt: Any) -> str:
+    """A bar chart of (day, value) points as an SVG string."""
+    values = [v for _, v in points]
+    lo, hi = _scale(values)
+    out = _frame(title, lo, hi, fmt, [d for d, _ in points])
+    n = max(len(points), 1)
+    width = min(18.0, max(1.0, (_W - _L - _R) / n * 0.7))
+    for i, (d, v) in enumerate(points):
+        x, y = _x(i, n), _y(v, lo, hi)
+        out.append(
+            f"<rect x='{x - width / 2:.1f}' y='{y:.1f}' width='{width:.1f}' "
+            f"height='{_H - _B - y:.1f}' fill='#67a9cf'><title>{d.isoformat()}: "
+            f"{html.escape(fmt(v))}</title></rect>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+# -- the widgets -----------------------------------------------------------------------------
+
+_CSS = """<style>
+.amz-head{font-family:sans-serif;font-size:14px;color:#333;margin:2px 0 6px}
+.amz-h2{font-family:sans-serif;font-size:15px;font-weight:600;margin:14px 0 4px}
+</style>"""
+
+
+def _h2(text: str) -> str:
+    return f"<div class='amz-h2'>{html.escape(text)}</div>"
+
+
+def build_ui(board: SellerDashboard) -> Any:
+    """The dashboard's widgets. Pickers update sections by SETTING `widgets.HTML` values
+    (never by writing into Output widgets, which hangs Voila while a notebook executes)."""
+    import time
+
+    import ipywidgets as w
+
+    view = board.default_view()
+    start = w.DatePicker(value=view.start, description="From", layout=w.Layout(width="220px"))
+    end = w.DatePicker(value=view.end, description="To", layout=w.Layout(width="220px"))
+    options = [("All marketplaces", ""), *[(c, c) for c in board.marketplaces]]
+    market = w.Dropdown(options=options, value="", description="Marketplace")
+    start.add_class("amz-start")
+    end.add_class("amz-end")
+    market.add_class("amz-market")
+    status = w.HTML()
+    boxes = {name: w.HTML() for name in Sections.__dataclass_fields__}
+    seq = {"n": 0}
+
+    def refresh(*_: Any) -> None:
+        if start.value is None or end.value is None:
+            return
+        t0 = time.perf_counter()
+        for name, value in board.iter_sections(View(start.value, end.value, market.value or "")):
+            boxes[name].value = value  # each assignment is sent to the browser at once
+        seq["n"] += 1
+        took = time.perf_counter() - t0
+        status.value = (
+            f"<span id='amz-status' data-seq='{seq['n']}' class='amz-note' "
+            f"style='font-family:sans-serif;font-size:11px;color:#777'>"
+            f"updated in {took:.2f} s</span>"
+        )
+
+    for picker in (start, end, market):
+        picker.observe(refresh, names="value")
+    refresh()
+    return w.VBox(
+        [
+            w.HTML(_CSS),
+            boxes["heading"],
+            w.HBox([start, end, market]),
+            status,
+            w.HTML(_h2("Key figures")),
+            boxes["tiles"],
+            w.HTML(_h2("Sales and traffic")),
+            w.HBox(
+                [boxes["sales_chart"], boxes["traffic_chart"]],
+                layout=w.Layout(flex_flow="row wrap"),
+            ),
+            w.HTML(_h2("Top products")),
+            boxes["products"],
+            w.HTML(_h2("Inventory alerts")),
+            boxes["inventory"],
+            w.HTML(_h2("Review-topic changes")),
+            boxes["reviews"],
+        ]
+    )

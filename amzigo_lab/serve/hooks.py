@@ -1,0 +1,104 @@
+"""Voila's pre-launch hook: bind the logged-in seller's tenant into the notebook, or refuse.
+
+Voila calls `prelaunch_hook(req, notebook, cwd)` synchronously before it starts a kernel.
+The tenant comes from the user's record in the identity store (never from the URL, a header or
+the environment). Users without the seller role and a tenant binding get 403 and no kernel.
+The tenant is injected with papermill's `parameterize_notebook` after the cell tagged
+`parameters`; a notebook without such a cell is refused (fail closed).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tornado import web
+
+from amzigo_lab.serve.kernels import REQUEST_USER
+
+SELLER_ROLE = "seller"
+#: The purpose a dashboard view is recorded under (the seller role allows it).
+DASHBOARD_PURPOSE = "sales_analysis"
+
+
+class NoParametersCell(web.HTTPError):
+    """The notebook has no cell tagged `parameters`: nothing safe to inject into."""
+
+    def __init__(self) -> None:
+        super().__init__(500, "dashboard notebook has no cell tagged 'parameters'")
+
+
+def normalise(notebook: Any) -> Any:
+    """A copy of `notebook`: every cell has a `metadata.tags` list; `metadata.papermill` exists."""
+    nb = copy.deepcopy(notebook)
+    nb.metadata.setdefault("papermill", {})
+    for cell in nb.cells:
+        cell.setdefault("metadata", {})
+        tags = cell.metadata.get("tags")
+        if tags is None:
+            cell.metadata["tags"] = []
+        elif isinstance(tags, str):
+            cell.metadata["tags"] = [tags]
+        else:
+            cell.metadata["tags"] = list(tags)
+    return nb
+
+
+def inject_parameters(notebook: Any, parameters: dict[str, Any]) -> Any:
+    """`notebook` with `parameters` injected after its `parameters` cell (refused without one)."""
+    from papermill.parameterize import parameterize_notebook
+
+    nb = normalise(notebook)
+    if not any("parameters" in c.metadata["tags"] for c in nb.cells):
+        raise NoParametersCell()
+    return parameterize_notebook(nb, parameters, comment="Parameters injected by amzigo serve")
+
+
+def seller_tenant(gov: Any, username: str) -> tuple[str | None, str]:
+    """(tenant, "") for a seller bound to a tenant and allowed the purpose; else (None, why)."""
+    from amzigo_lab.governance.identity import IdentityError
+
+    try:
+        record = gov.identity.get(username)
+    except IdentityError:
+        return None, "unknown user"
+    if SELLER_ROLE not in record.roles:
+        return None, f"roles {','.join(record.roles) or '-'} have no seller dashboard"
+    if not record.tenant:
+        return None, "seller account is not bound to a tenant"
+    decision = gov.policy.check_purpose(gov.principal(username), DASHBOARD_PURPOSE)
+    if not decision.allowed:
+        return None, decision.reason
+    return str(record.tenant), ""
+
+
+def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
+    """Return the notebook bound to the seller's tenant; raise 403 for anybody else."""
+    user = req.current_user
+    provider = req.settings.get("identity_provider")
+    if user is None or provider is None or not hasattr(provider, "governance"):
+        raise web.HTTPError(403, "log in first")
+    tenant, why = seller_tenant(provider.governance, user.username)
+    name = str(req.request.path).strip("/") or "dashboard"
+    if tenant is None:
+        provider.audit(
+            "dashboard.open",
+            actor=user.username,
+            resource=f"dashboard:{name}",
+            purpose=DASHBOARD_PURPOSE,
+            decision="deny",
+            reason=why,
+        )
+        raise web.HTTPError(403, "this dashboard is for seller accounts bound to a tenant")
+    nb = inject_parameters(notebook, {"tenant": tenant})
+    REQUEST_USER.set(user.username)  # the owner of the kernel Voila starts next
+    provider.audit(
+        "dashboard.open",
+        actor=user.username,
+        resource=f"dashboard:{name}",
+        tenant=tenant,
+        purpose=DASHBOARD_PURPOSE,
+        decision="allow",
+        reason="tenant from the user record",
+    )
+    return nb

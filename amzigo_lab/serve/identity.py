@@ -1,0 +1,308 @@
+"""The project's login for Voila and JupyterLab: a `jupyter_server` IdentityProvider.
+
+Login = user id + password + TOTP code, checked by the home's `IdentityStore` exactly as
+`amzigo login` does (same store, same lockout after 10 failures, same audit events). The
+browser keeps only the identity session token, in a signed, HttpOnly, SameSite=Strict cookie
+(Secure over HTTPS); every request re-validates it, so idle/absolute expiry, logout, revocation
+and disabling a user take effect at once. `/logout` ends the session in the store.
+
+Configuration (traitlets, `AmzigoIdentityProvider.<name>`): `home` (default $AMZIGO_HOME) and
+`allowed_roles` (empty: any role may log in; JupyterLab sets the analysing roles). Voila passes
+its own login handler class to the constructor; `get_handlers()` ignores it and serves ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.auth.identity import IdentityProvider, User
+from jupyter_server.auth.login import LoginFormHandler
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web
+from traitlets import List, Unicode
+
+from amzigo_lab.serve.kernels import REQUEST_USER
+
+if TYPE_CHECKING:
+    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.governance.identity import Session
+
+COOKIE_NAME = "amzigo_session"
+#: Roles that may use JupyterLab (they analyse data or run compliance work).
+ANALYSIS_ROLES = ("admin", "analyst", "pii_processor", "compliance")
+
+
+@dataclass
+class AmzigoUser(User):
+    """A logged-in user as jupyter_server sees it, plus roles and the identity session id."""
+
+    roles: tuple[str, ...] = ()
+    session_id: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AmzigoIdentityProvider(IdentityProvider):
+    """Password + TOTP login against the home's IdentityStore; one provider for Voila and Lab."""
+
+    home = Unicode("", config=True, help="The amzigo home (default: $AMZIGO_HOME or ./.amzigo).")
+    allowed_roles = List(
+        Unicode(), default_value=[], config=True, help="Roles that may log in (empty: any)."
+    )
+    app_label = Unicode("dashboard", config=True, help="Shown on the login page and in audit.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("login_handler_class", None)  # Voila's; ours is in get_handlers()
+        kwargs["token"] = ""
+        super().__init__(**kwargs)
+        self._gov: Governance | None = None
+        self._gov_lock = threading.Lock()
+        # Open the stores on the server's main thread: the lake catalog (which also unwraps
+        # the audit log's key) may only be used from the thread that opened it. The identity
+        # store and the opened audit log are thread-safe (logins run in a worker thread).
+        _ = self.governance.audit_log
+
+    # -- the home's governance (identity store, audit, policy) -------------------------------
+    @property
+    def governance(self) -> Governance:
+        """The home's Governance, opened once per server process."""
+        with self._gov_lock:
+            if self._gov is None:
+                from amzigo_lab.config import load_settings
+                from amzigo_lab.governance.context import Governance
+
+                self._gov = Governance.open(load_settings(self.home or None))
+            return self._gov
+
+    def audit(self, action: str, **fields: Any) -> None:
+        """Write one audit event (never raises into a request)."""
+        try:
+            self.governance.emit(action, **fields)
+        except Exception:  # the store's own events are already durable; log and go on
+            self.log.exception("could not write audit event %s", action)
+
+    def close(self) -> None:
+        """Close the governance stores."""
+        with self._gov_lock:
+            if self._gov is not None:
+                self._gov.close()
+                self._gov = None
+
+    # -- jupyter_server API ------------------------------------------------------------------
+    @property
+    def auth_enabled(self) -> bool:
+        """Always on."""
+        return True
+
+    @property
+    def login_available(self) -> bool:
+        """The login page is always served."""
+        return True
+
+    def get_handlers(self) -> list[tuple[str, object]]:
+        """Our login and logout handlers (whatever Voila passed in)."""
+        return [(r"/login", AmzigoLoginHandler), (r"/logout", AmzigoLogoutHandler)]
+
+    def get_cookie_name(self, handler: web.RequestHandler) -> str:
+        """One fixed cookie name."""
+        return COOKIE_NAME
+
+    def role_allowed(self, roles: tuple[str, ...]) -> bool:
+        """Whether a user with `roles` may use this server."""
+        return not self.allowed_roles or bool(set(roles) & set(self.allowed_roles))
+
+    def session_for(self, token: str) -> Session | None:
+        """The live identity session of `token`, or None (expired, revoked, unknown)."""
+        from amzigo_lab.governance.identity import IdentityError
+
+        try:
+            return self.governance.identity.validate_session(token)
+        except IdentityError:
+            return None
+
+    async def get_user(self, handler: web.RequestHandler) -> AmzigoUser | None:
+        """The user of the request's session cookie, validated against the store every time."""
+        user = None
+        raw = handler.get_secure_cookie(COOKIE_NAME, max_age_days=1)
+        if raw:
+            session = self.session_for(raw.decode())
+            if session is None:
+                self.clear_login_cookie(handler)
+            elif self.role_allowed(session.roles):
+                user = AmzigoUser(
+                    username=session.user_id,
+                    name=session.user_id,
+                    display_name=session.user_id,
+                    roles=session.roles,
+                    session_id=session.session_id,
+                )
+        REQUEST_USER.set(user.username if user else None)
+        return user
+
+    def identity_model(self, user: User) -> dict[str, Any]:
+        """What /api/me shows: name and roles, no session id."""
+        return {
+            "username": user.username,
+            "name": user.name,
+            "display_name": user.display_name,
+            "initials": None,
+            "avatar_url": None,
+            "color": None,
+        }
+
+    def set_session_cookie(self, handler: web.RequestHandler, token: str) -> None:
+        """Store the identity session token in the signed login cookie."""
+        handler.set_secure_cookie(
+            COOKIE_NAME,
+            token,
+            expires_days=None,  # a browser-session cookie; the store enforces expiry
+            httponly=True,
+            secure=handler.request.protocol == "https",
+            samesite="Strict",
+            path=getattr(handler, "base_url", "/") or "/",
+        )
+
+    def clear_login_cookie(self, handler: web.RequestHandler) -> None:
+        """Remove the login cookie."""
+        handler.clear_cookie(COOKIE_NAME, path=getattr(handler, "base_url", "/") or "/")
+
+    def process_login_form(self, handler: web.RequestHandler) -> User | None:
+        """Unused: `AmzigoLoginHandler` authenticates (asynchronously, off the event loop)."""
+        return None
+
+    def authenticate(self, username: str, password: str, code: str, where: str) -> Session:
+        """Password + TOTP against the store (lockout and audit as `amzigo login`), then roles."""
+        from amzigo_lab.governance.identity import IdentityError
+
+        gov = self.governance
+        session = gov.identity.authenticate(username, password, code)
+        if not self.role_allowed(session.roles):
+            gov.identity.revoke_session(session.token, reason="role_not_allowed")
+            reason = (
+                f"roles {','.join(session.roles) or '-'} may not use {self.app_label}; allowed: "
+                f"{','.join(self.allowed_roles)}"
+            )
+            self.audit(
+                f"{self.app_label}.login",
+                actor=session.user_id,
+                resource=self.app_label,
+                decision="deny",
+                reason=f"{reason} (from {where})",
+            )
+            raise IdentityError(
+                f"your account may not use {self.app_label} (roles: "
+                f"{', '.join(session.roles) or 'none'}); ask an administrator"
+            )
+        return session
+
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>amzigo {label}: log in</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#f4f6f8;margin:0}}
+main{{max-width:360px;margin:10vh auto;background:#fff;padding:24px 28px;border-radius:8px;
+box-shadow:0 1px 4px rgba(0,0,0,.15)}}
+h1{{font-size:20px;margin:0 0 16px}} label{{display:block;font-size:13px;margin:10px 0 4px}}
+input{{width:100%;box-sizing:border-box;padding:8px;font-size:15px;border:1px solid #bbc;
+border-radius:4px}} button{{margin-top:16px;width:100%;padding:9px;font-size:15px;
+background:#1f5fa8;color:#fff;border:0;border-radius:4px;cursor:pointer}}
+.msg{{padding:8px;border-radius:4px;font-size:13px;margin-bottom:8px}}
+.error{{background:#fde8e8;color:#8a1c1c}} .info{{background:#e8f1fd;color:#1c3f8a}}
+</style></head><body><main>
+<h1>amzigo {label}</h1>{message}
+<form method="post" action="{action}" id="login-form" autocomplete="off">
+{xsrf}<input type="hidden" name="next" value="{next}">
+<label for="username">User</label>
+<input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<label for="code">Authenticator code</label>
+<input id="code" name="code" inputmode="numeric" pattern="[0-9]{{6}}" maxlength="6"
+ autocomplete="one-time-code" required>
+<button type="submit" id="login-submit">Log in</button>
+</form></main></body></html>"""
+
+
+class AmzigoLoginHandler(LoginFormHandler):
+    """GET: the login form (user, password, TOTP code, `_xsrf`). POST: authenticate."""
+
+    def _render(self, message: dict[str, str] | None = None) -> None:
+        kind, text = next(iter((message or {}).items()), ("", ""))
+        provider = self.identity_provider
+        self.write(
+            _PAGE.format(
+                label=html.escape(getattr(provider, "app_label", "")),
+                message=f"<p class='msg {kind}' id='login-message'>{html.escape(text)}</p>"
+                if text
+                else "",
+                action=html.escape(self.request.path),
+                xsrf=self.xsrf_form_html(),
+                next=html.escape(self.get_argument("next", default=self.base_url)),
+            )
+        )
+
+    def check_xsrf_cookie(self) -> None:
+        """Always check the `_xsrf` field of the login form (no token bypass)."""
+        web.RequestHandler.check_xsrf_cookie(self)
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        """The form, or straight on when already logged in."""
+        if self.current_user:
+            self._redirect_safe(self.get_argument("next", default=self.base_url))
+        else:
+            self._render()
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        """Check the credentials off the event loop (argon2 is slow by design)."""
+        from amzigo_lab.governance.identity import IdentityError, InvalidCredentials
+
+        self.check_xsrf_cookie()
+        provider = self.identity_provider
+        assert isinstance(provider, AmzigoIdentityProvider)
+        username = self.get_argument("username", default="").strip()
+        password = self.get_argument("password", default="")
+        code = self.get_argument("code", default="").strip()
+        where = self.request.remote_ip or "-"
+        loop = asyncio.get_running_loop()
+        try:
+            session = await loop.run_in_executor(
+                None, provider.authenticate, username, password, code, where
+            )
+        except InvalidCredentials as exc:
+            self.set_status(401)
+            self._render({"error": str(exc)})
+            return
+        except IdentityError as exc:
+            self.set_status(403)
+            self._render({"error": str(exc)})
+            return
+        provider.set_session_cookie(self, session.token)
+        REQUEST_USER.set(session.user_id)
+        self.log.info("user %s logged in (session s%s)", session.user_id, session.session_id)
+        self._redirect_safe(self.get_argument("next", default=self.base_url))
+
+
+class AmzigoLogoutHandler(JupyterHandler):
+    """End the identity session in the store and clear the cookie."""
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        """Log out, then show the login form."""
+        provider = self.identity_provider
+        assert isinstance(provider, AmzigoIdentityProvider)
+        raw = self.get_secure_cookie(COOKIE_NAME, max_age_days=1)
+        if raw:
+            try:
+                provider.governance.identity.logout(raw.decode())
+            except Exception:
+                self.log.exception("logout failed")
+        provider.clear_login_cookie(self)
+        login = self.settings.get("login_url", "/login")
+        self.redirect(f"{login}?logged_out=1")

@@ -1,0 +1,154 @@
+"""The packaged notebooks, executed by papermill on a real encrypted home: outputs hold the
+builders' numbers, no other tenant's identifiers, no buyer PII, and charts as inline SVG."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from amzigo_lab.analysis.generate import REPORTS, generate, notebook_path
+from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.source import ReportError
+from amzigo_lab.cli import main
+from amzigo_lab.events import MemorySink
+from tests.analysis.data import ACME, END, OTHER_MARKERS, PII_MARKERS, START
+
+pytestmark = pytest.mark.slow
+PERIOD = Period(START, END)
+# the report notebooks (the folder also holds other teams' notebooks, e.g. dashboards)
+PACKAGED = sorted(
+    Path(str(p)).stem
+    for p in (resources.files("amzigo_lab") / "notebooks").iterdir()
+    if str(p).endswith(".ipynb") and Path(str(p)).stem in REPORTS
+)
+
+
+@pytest.fixture(scope="module")
+def generated(report_home: Path, report_settings, tmp_path_factory) -> dict:
+    """Every report generated once: sales through the CLI (from another cwd), the rest via API."""
+    out = tmp_path_factory.mktemp("out")
+    results = {}
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path_factory.mktemp("cwd")):  # any cwd
+        res = runner.invoke(
+            main,
+            [
+                "report",
+                "sales",
+                "--tenant",
+                ACME,
+                "--start",
+                str(START),
+                "--end",
+                str(END),
+                "--home",
+                str(report_home),
+                "--out",
+                str(out),
+                "--json",
+            ],
+        )
+    assert res.exit_code == 0, res.output
+    paths = json.loads(res.output)["paths"]
+    results["sales"] = {Path(p).suffix: Path(p) for p in paths}
+    sink = MemorySink()
+    for name in ("reviews", "inventory"):
+        extra = {"velocity_days": 7, "lead_times": {"SKU-RED": 14}} if name == "inventory" else {}
+        r = generate(report_settings, name, ACME, PERIOD, out_dir=out, extra=extra, audit=sink)
+        results[name] = {p.suffix: p for p in r.paths()}
+    results["audit"] = sink.events
+    return results
+
+
+def outputs_text(path: Path) -> str:
+    nb = nbformat.read(str(path), as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            parts.append(json.dumps(o.get("data", {}), ensure_ascii=False) + o.get("text", ""))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_every_packaged_notebook_runs(generated, name: str) -> None:
+    files = generated[name]
+    assert files[".ipynb"].name == f"{START}_{END}.ipynb"
+    assert files[".ipynb"].parent == files[".ipynb"].parents[2] / ACME / name
+    nb = nbformat.read(str(files[".ipynb"]), as_version=4)
+    assert not [
+        o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
+    assert set(PACKAGED) == set(REPORTS)  # every report ships its notebook
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_no_pii_no_other_tenant_svg_charts_no_code(generated, name: str) -> None:
+    nb_text = generated[name][".ipynb"].read_text(encoding="utf-8")
+    html = generated[name][".html"].read_text(encoding="utf-8")
+    for marker in (*PII_MARKERS, *OTHER_MARKERS):
+        assert marker not in nb_text and marker not in html, marker
+    assert ("<svg" in html or 'src="data:image/svg+xml' in html) and "image/svg+xml" in nb_text
+    assert "open_source(" not in html  # code cells are hidden in the HTML
+    assert not re.search(r"<script[^>]+src=\"https?://", html)  # nothing from a CDN
+
+
+def test_sales_numbers_match_builders(generated) -> None:
+    text = outputs_text(generated["sales"][".ipynb"])
+    for expected in (
+        "$145.50",
+        "$48.50",
+        "$20.00",
+        "$14.43",
+        "$108.57",
+        "£48.00",
+        "£45.30",
+        "33.3%",
+        "95.0%",
+        "3.0%",
+        "$65.50",
+    ):
+        assert expected in text, expected
+
+
+def test_reviews_and_inventory_numbers(generated) -> None:
+    rv = outputs_text(generated["reviews"][".ipynb"])
+    assert "Broke quickly" in rv and "Soft" in rv and "2026-03-10" in rv
+    assert re.search(r"already_requested</td><td class='n'>2<", rv)
+    inv = outputs_text(generated["inventory"][".ipynb"])
+    assert "2026-06-18" in inv and "2.3" in inv and "critical" in inv
+    assert [e["action"] for e in generated["audit"]] == ["report.generated"] * 2
+    assert {e["actor"] for e in generated["audit"]} == {"svc:reports"}
+    assert {e["purpose"] for e in generated["audit"]} == {"review_management", "inventory_tracking"}
+
+
+def test_empty_tenant_fails_closed_naming_the_cell(report_settings, tmp_path) -> None:
+    with pytest.raises(ReportError, match="tenant"):
+        generate(report_settings, "sales", "", PERIOD, out_dir=tmp_path)
+    # the notebook itself refuses too (e.g. run by hand with no tenant)
+    sink = MemorySink()
+    with pytest.raises(ReportError) as err:
+        generate(report_settings, "reviews", "nobody-here", PERIOD, out_dir=tmp_path, audit=sink)
+    msg = str(err.value)
+    assert "failed in cell 1" in msg and "ReportError" in msg and "no data" in msg
+    assert sink.events[0]["action"] == "report.failed"
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_notebook_pairs_in_sync_and_without_outputs(name: str) -> None:
+    ipynb = notebook_path(name)
+    nb = nbformat.read(str(ipynb), as_version=4)
+    assert all(
+        not c.get("outputs") and not c.get("execution_count")
+        for c in nb.cells
+        if c.cell_type == "code"
+    )
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    py = jupytext.read(str(ipynb.with_suffix(".py")))
+    assert [c.source for c in py.cells] == [c.source for c in nb.cells]
