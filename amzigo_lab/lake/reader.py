@@ -110,7 +110,8 @@ class Scan:
             return self.to_arrow()
         order = [self.spec.version_column] if self.spec.version_column else []
         order = [f'"{sql_name(c)}" DESC NULLS LAST' for c in [*order, "ingest_date"]]
-        keys = ", ".join(f'"{sql_name(k)}"' for k in key)
+        # natural keys are unique per tenant, never across tenants
+        keys = ", ".join(f'"{sql_name(k)}"' for k in ["tenant", *key])
         con = duckdb.connect()
         try:
             con.register("versions", self.arrow_dataset())

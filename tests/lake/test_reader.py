@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import duckdb
+import pyarrow as pa
 import ibis
 import polars as pl
 import pytest
@@ -96,3 +97,30 @@ def test_partition_columns_keep_their_types(filled: Lake) -> None:
     types = dict(zip(rel.columns, [str(t) for t in rel.types], strict=True))
     assert types["ingest_date"] == "DATE" and types["tenant"] == "VARCHAR"
     assert types["order_total"] == "DECIMAL(18,2)"
+
+
+def test_latest_keeps_the_newest_version_per_tenant_and_key(lake: Lake) -> None:
+    import pyarrow.compute as pc
+
+    old = orders(3)
+    newer = old.set_column(
+        old.schema.get_field_index("last_update_date"),
+        "last_update_date",
+        pc.add(old.column("last_update_date"), pa.scalar(dt.timedelta(hours=1))),
+    ).set_column(
+        old.schema.get_field_index("order_status"), "order_status", pa.array(["Canceled"] * 3)
+    )
+    lake.write("orders", "acme", DAYS[0], old, "v1")
+    lake.write("orders", "acme", DAYS[1], newer, "v2")
+    lake.write("orders", "bluebird", DAYS[0], old, "v1")  # same order ids, another tenant
+    latest = lake.scan("orders").latest()
+    assert latest.num_rows == 6
+    by_tenant = {
+        (t, s)
+        for t, s in zip(
+            latest.column("tenant").to_pylist(),
+            latest.column("order_status").to_pylist(),
+            strict=True,
+        )
+    }
+    assert by_tenant == {("acme", "Canceled"), ("bluebird", "Shipped")}
