@@ -6,9 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 import duckdb
-import pyarrow as pa
 import ibis
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from amzigo_lab.errors import InvalidName
