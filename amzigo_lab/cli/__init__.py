@@ -8,6 +8,7 @@ from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
 from amzigo_lab.cli.demo import demo_cmd
 from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
+from amzigo_lab.cli.ingest import COMMANDS as INGEST_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group, lake_group
 from amzigo_lab.cli.report import report_cmd
 from amzigo_lab.cli.schedule import schedule_cmd
@@ -31,5 +32,7 @@ main.add_command(dashboard_cmd)
 main.add_command(lab_cmd)
 main.add_command(report_cmd)
 main.add_command(schedule_cmd)
+for command in INGEST_COMMANDS:
+    main.add_command(command)
 
 __all__ = ["main"]
