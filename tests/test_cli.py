@@ -30,13 +30,22 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
     assert "Example" in result.output, f"`amzigo {' '.join(path)} --help` has no example"
 
 
-def test_init_ls_verify_doctor_round(tmp_path: Path) -> None:
+def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # reports go to ./reports
     home = str(tmp_path / "h")
     runner = CliRunner()
     assert runner.invoke(main, ["init", "--home", home]).exit_code == 0
     assert runner.invoke(main, ["init", "--home", home]).exit_code == 0  # re-runnable
-    result = runner.invoke(main, ["demo", "--no-serve", "--days", "5", "--home", home])
+    result = runner.invoke(
+        main, ["demo", "--no-serve", "--days", "2", "--pii-weeks", "5", "--home", home]
+    )
     assert result.exit_code == 0, result.output
+    assert "verified" in result.output and "destroyed" in result.output
+    reports = sorted((tmp_path / "reports").rglob("*.html"))
+    assert len(reports) == 9  # 3 tenants x (sales, reviews, inventory)
+    creds = Path(home, "demo-credentials.txt")
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert "seller-acme" in creds.read_text() and "password" not in result.output
     ls = json.loads(runner.invoke(main, ["lake", "ls", "--json", "--home", home]).output)
     assert {r["tenant"] for r in ls} >= {"acme-outdoor", "bluebird-home"}
     assert all(r["rows"] > 0 and r["partitions"] >= 1 for r in ls)

@@ -122,9 +122,36 @@ def generate(
         _audit(audit, "report.failed", report, tenant, period, "error", str(exc))
         raise
     result = GeneratedReport(report, tenant, period, nb_out, html_out, pdf_out, timings)
+    register_outputs(settings, result)
     files = "+".join(p.suffix.lstrip(".") for p in result.paths())
     _audit(audit, "report.generated", report, tenant, period, "allow", f"files {files}")
     return result
+
+
+#: The dataset whose retention a report follows (reports hold Amazon data derived from it).
+SOURCE_DATASET = {"sales": "orders", "reviews": "review_topics", "inventory": "inventory_snapshots"}
+
+
+def register_outputs(settings: Settings, result: GeneratedReport) -> None:
+    """Register the report's files as derived outputs, so purges and deletion notices find them.
+
+    Their purge date is the earliest purge date of the tenant's source partitions: a report is
+    never kept longer than the data it was derived from.
+    """
+    from amzigo_lab.compliance.derived import register_output
+    from amzigo_lab.home import open_lake
+
+    dataset = SOURCE_DATASET[result.report]
+    with open_lake(settings) as lake:
+        sources = lake.catalog.partitions(dataset, [result.tenant])
+        if not sources:
+            return
+        purge_date = min(p.purge_date for p in sources)
+        for path in result.paths():
+            register_output(
+                lake, path, kind="report", tenant=result.tenant, dataset=dataset,
+                purge_date=purge_date,
+            )  # fmt: skip
 
 
 def _audit(

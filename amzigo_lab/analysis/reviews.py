@@ -9,6 +9,7 @@ Percentages are as Amazon reports them (0-100).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import polars as pl
@@ -26,7 +27,9 @@ WINDOW_CLOSES_AFTER = dt.timedelta(days=30)
 WORSENING_POINTS = 2.0
 #: Orders whose earliest delivery lies this long before the period start are still shown.
 LOOKBACK = dt.timedelta(days=35)
-REQUEST_STATES = ("eligible_now", "eligible_later", "not_eligible", "already_requested")
+REQUEST_STATES = (
+    "eligible_now", "eligible_later", "not_eligible", "already_requested", "objected"
+)  # fmt: skip
 
 _CODES = {m.marketplace_id: m.code for m in MARKETPLACES}
 
@@ -127,10 +130,12 @@ def review_requests(
     period: Period,
     marketplace: MarketplaceInfo | None = None,
     as_of: dt.datetime | None = None,
+    objected: Collection[str] = (),
 ) -> pl.DataFrame:
     """Review-request state of each order delivered around the period (ids and dates only).
 
-    States at `as_of` (default: the end of the period): already_requested; eligible_now (Amazon
+    States at `as_of` (default: the end of the period): already_requested; objected (the buyer
+    objected to processing through a data-subject request: never request); eligible_now (Amazon
     says eligible); eligible_later (the window opens after `as_of`); not_eligible.
     """
     as_of = as_of or dt.datetime.combine(period.end_exclusive, dt.time(), dt.UTC)
@@ -150,6 +155,8 @@ def review_requests(
     state = (
         pl.when(pl.col("requested"))
         .then(pl.lit("already_requested"))
+        .when(pl.col("amazon_order_id").is_in(sorted(objected)))
+        .then(pl.lit("objected"))
         .when(pl.col("eligible"))
         .then(pl.lit("eligible_now"))
         .when(opens > pl.lit(as_of))
@@ -183,6 +190,16 @@ class ReviewsReport:
     request_counts: pl.DataFrame
 
 
+def objected_orders(source: TableSource) -> set[str]:
+    """Orders whose buyer objected (data-subject requests), when the source can tell."""
+    lake, tenant = getattr(source, "lake", None), getattr(source, "tenant", None)
+    if lake is None or tenant is None:
+        return set()
+    from amzigo_lab.compliance.dsr import objected_order_ids
+
+    return objected_order_ids(lake, tenant)
+
+
 def build_reviews_report(
     source: TableSource,
     period: Period,
@@ -192,7 +209,7 @@ def build_reviews_report(
     """Compute every table of the reviews report."""
     trends = topic_trends(source, period, marketplace)
     changes = topic_changes(trends)
-    requests = review_requests(source, period, marketplace, as_of)
+    requests = review_requests(source, period, marketplace, as_of, objected_orders(source))
     return ReviewsReport(
         period=period,
         topics=current_topics(source, period, marketplace),

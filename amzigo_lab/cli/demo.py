@@ -1,4 +1,4 @@
-"""`amzigo demo`: the main job on the embedded default, end to end."""
+"""`amzigo demo`: the main job on the embedded default, end to end (logic in amzigo_lab.demo)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,44 @@ import click
 from amzigo_lab.cli.common import console, handle_errors, home_option, settings_for
 from amzigo_lab.cli.ingest import print_summary
 from amzigo_lab.cli.lake import _summary
-from amzigo_lab.home import init_home
-from amzigo_lab.source import embedded_sandbox, ingest
 
 
 @click.command("demo")
 @click.option("--days", default=30, show_default=True, help="Days of history to ingest.")
+@click.option(
+    "--pii-weeks",
+    default=5,
+    show_default=True,
+    help="Weekly PII ingestions before today for the PII demo tenant.",
+)
 @click.option("--no-serve", is_flag=True, help="Run the whole job and return (no server).")
+@click.option("--port", default=8866, show_default=True, help="Dashboard port when serving.")
 @click.option("--seed", type=int, default=None, help="Sandbox world seed (default: the home's).")
 @home_option
 @handle_errors
-def demo_cmd(days: int, no_serve: bool, seed: int | None, home: str | None) -> None:
-    """Start the local SP-API sandbox, ingest every tenant into a home, summarise what landed.
+def demo_cmd(
+    days: int, pii_weeks: int, no_serve: bool, port: int, seed: int | None, home: str | None
+) -> None:
+    """Run the main job on the local SP-API sandbox, then serve the seller dashboards.
+
+    Ingests every sandbox tenant (and weekly buyer-PII snapshots for one tenant), purges what is
+    past its deadline with a verified destruction certificate, writes the sales, reviews and
+    inventory reports, creates demo users, and serves the dashboards until Ctrl-C.
 
     Example:
 
         amzigo demo --no-serve --home /tmp/amzigo-demo
     """
+    from amzigo_lab.demo import PII_TENANT, run_demo
+
     settings = settings_for(home)
     if seed is not None:
         settings = dataclasses.replace(settings, sandbox_seed=seed)
-    with init_home(settings) as lake, embedded_sandbox(settings) as server:
-        console.print(f"sandbox  {server.endpoint} (seed {settings.sandbox_seed}, today "
-                      f"{server.world.today})")  # fmt: skip
-        with console.status("ingesting every tenant from the sandbox ..."):
-            report = ingest(lake, settings, server=server, backfill_days=days)
-        print_summary(report)
+    result = run_demo(settings, days=days, pii_weeks=pii_weeks, say=console.print)
+    print_summary(result.ingest_reports[-1])
+    from amzigo_lab.home import open_lake
+
+    with open_lake(settings) as lake:
         rows = _summary(lake.catalog.partitions())
     for r in rows:
         console.print(
@@ -42,10 +54,28 @@ def demo_cmd(days: int, no_serve: bool, seed: int | None, home: str | None) -> N
             f"{r['rows']:>7} rows  {r['first_ingest']} .. {r['last_ingest']}  "
             f"first purge {r['next_purge']}"
         )
-    console.print(f"\nhome     {settings.home}\nlake     {settings.lake_dir} (encrypted Parquet)")
-    console.print(f"catalog  {settings.catalog_path}\nkey      {settings.master_key_file}")
-    console.print("next     amzigo lake ls | amzigo sync status | amzigo ingest | amzigo doctor")
-    if not no_serve:
-        console.print("(serving dashboards is not built yet; the job is complete)")
-    if not report.ok:
+    purge, cert = result.purge, result.certificate
+    console.print(
+        f"\npurge as of {result.today}: {purge.get('partitions_dropped', 0)} partitions, "
+        f"{purge.get('rows_dropped', 0)} rows destroyed (buyer PII of {PII_TENANT} past "
+        "30 days after delivery); analytic data kept"
+    )
+    if purge.get("certificate_id"):
+        status = "[green]verified[/]" if cert.get("ok") else f"[red]NOT verified[/] {cert}"
+        console.print(f"certificate {purge['certificate_id']}: {status}")
+        console.print(f"            amzigo certificate show {purge['certificate_id']}")
+    console.print(f"\nreports  {len(result.reports)} HTML reports under {settings.reports_dir}/")
+    console.print(f"home     {settings.home}\nlake     {settings.lake_dir} (encrypted Parquet)")
+    console.print(f"users    {', '.join(u for u, _, _ in result.users)}")
+    console.print(f"         one-time credentials: {result.credentials} (mode 0600)")
+    url = f"https://localhost:{port}/voila/render/seller.ipynb"
+    console.print(f"dashboard {url}")
+    if not result.ok:
         raise SystemExit(1)
+    if no_serve:
+        console.print("next     amzigo dashboard | amzigo lake ls | amzigo audit verify")
+        return
+    from amzigo_lab.serve.app import ServeOptions, run_dashboard
+
+    console.print("serving the dashboards; Ctrl-C stops")
+    run_dashboard(settings, ServeOptions("127.0.0.1", port, None, None, False))

@@ -17,6 +17,7 @@ from amzigo_lab.cli.common import (
     print_json,
     settings_for,
 )
+from amzigo_lab.compliance.dsr import index_buyers
 from amzigo_lab.home import init_home, open_lake
 from amzigo_lab.source import IngestReport, ingest, sync_status
 from amzigo_lab.source.streams import STREAMS, ProgressEvent
@@ -135,6 +136,7 @@ def ingest_cmd(
                 report = ingest(
                     lake, settings, chosen, names, start, progress, backfill_days=backfill_days
                 )
+        index_buyers(lake)  # keep the data-subject blind index current (PII datasets only)
     if as_json:
         print_json(report.to_dict())
     else:

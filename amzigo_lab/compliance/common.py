@@ -193,9 +193,10 @@ def home_config(lake: Lake) -> dict[str, Any]:
 
 
 def reports_root(lake: Lake) -> Path:
-    """The reports folder (a relative `reports_dir` is taken relative to the home)."""
-    rd = lake.settings.reports_dir
-    return rd if rd.is_absolute() else lake.settings.home / rd
+    """The reports folder, resolved as `amzigo report` resolves it (relative: the working
+    directory). Reports written elsewhere (`--out`) are found through the derived-output
+    registry, where `amzigo report` records every file it writes."""
+    return lake.settings.reports_dir.expanduser().resolve()
 
 
 def exports_root(lake: Lake) -> Path:

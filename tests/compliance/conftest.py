@@ -51,7 +51,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(tmp_path / "home", env={})
+    return load_settings(tmp_path / "home", env={}, reports_dir=tmp_path / "home" / "reports")
 
 
 @pytest.fixture

@@ -1,0 +1,166 @@
+"""The main job on the embedded default: what `amzigo demo` does, step by step.
+
+1. ingest weekly snapshots of the last weeks for one tenant with a PII purpose enabled (so
+   partitions carry different ingestion dates and buyer PII has different deadlines);
+2. ingest every stream of every sandbox tenant as of today (no PII);
+3. purge as of today: expired PII partitions are crypto-erased, deleted and verified, and a
+   signed destruction certificate is issued and verified; analytic data stays;
+4. generate the sales, reviews and inventory reports of the last 30 days for every tenant;
+5. create demo users (one seller per tenant, an analyst, a compliance officer) whose one-time
+   credentials go to a 0600 file in the home, never to the terminal or git.
+Serving the dashboards is the CLI's last step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amzigo_lab.config import Settings
+from amzigo_lab.home import init_home
+
+#: The tenant whose buyer PII the demo ingests (for order fulfilment), to show its purge.
+PII_TENANT = "acme-outdoor"
+PII_PURPOSE = "order_fulfilment"
+REPORTS = ("sales", "reviews", "inventory")
+CREDENTIALS_FILE = "demo-credentials.txt"
+#: Review-request eligibility checks per tenant (one API call each, 1 rps at Amazon): enough to
+#: show the review-request view without making the demo wait on them.
+DEMO_SOLICITATION_CHECKS = 300
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced, for the summary."""
+
+    today: dt.date
+    ingest_reports: list[Any] = field(default_factory=list)
+    purge: dict[str, Any] = field(default_factory=dict)
+    certificate: dict[str, Any] = field(default_factory=dict)
+    reports: list[Path] = field(default_factory=list)
+    users: list[tuple[str, str, str]] = field(default_factory=list)  # (user, roles, tenant)
+    credentials: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every step succeeded."""
+        ingested = all(r.ok for r in self.ingest_reports)
+        return ingested and bool(self.certificate.get("ok", True))
+
+
+def run_demo(
+    settings: Settings, days: int = 30, pii_weeks: int = 5, say: Say = print
+) -> DemoResult:
+    """Run steps 1-5 on the home of `settings` (created if needed)."""
+    from amzigo_lab.sandbox import SandboxServer, World
+    from amzigo_lab.source import embedded_sandbox, ingest
+
+    today = settings.sandbox_today or dt.datetime.now(dt.UTC).date()
+    settings = dataclasses.replace(settings, sandbox_today=today)
+    result = DemoResult(today)
+    with init_home(settings) as lake:
+        pii = dataclasses.replace(settings, pii_purposes=(PII_PURPOSE,))
+        state = settings.state_dir / "sandbox"
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for weeks_ago in range(pii_weeks, 0, -1):
+            day = today - dt.timedelta(days=7 * weeks_ago)
+            say(f"ingesting {PII_TENANT} orders as of {day} (PII purpose: {PII_PURPOSE})")
+            world = World(seed=settings.sandbox_seed, today=day)
+            with SandboxServer(world, state, time_scale=1000, pii_role=True) as server:
+                report = ingest(
+                    lake, pii, tenants=[PII_TENANT], streams=["orders"], server=server,
+                    backfill_days=7,
+                )  # fmt: skip
+            result.ingest_reports.append(report)
+        say(f"ingesting every stream of every tenant as of {today} ({days} days of history)")
+        with embedded_sandbox(settings) as server:
+            report = ingest(
+                lake, settings, server=server, backfill_days=days,
+                max_solicitation_checks=DEMO_SOLICITATION_CHECKS,
+            )  # fmt: skip
+            result.ingest_reports.append(report)
+        _index_buyers(lake)
+        say(f"purging everything past its deadline as of {today}")
+        result.purge, result.certificate = _purge(lake, today)
+    say("generating reports")
+    result.reports = _reports(settings, today, say)
+    result.users, result.credentials = _demo_users(settings)
+    return result
+
+
+def _index_buyers(lake: Any) -> None:
+    from amzigo_lab.compliance.dsr import index_buyers
+
+    index_buyers(lake)
+
+
+def _purge(lake: Any, today: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
+    from amzigo_lab.compliance.certificates import verify_certificate
+    from amzigo_lab.compliance.retention import purge
+
+    done = purge(lake, today)
+    summary = done.to_dict(lake)
+    verified: dict[str, Any] = {}
+    if done.certificate_id:
+        verified = verify_certificate(lake, done.certificate_id)
+    return summary, verified
+
+
+def _reports(settings: Settings, today: dt.date, say: Say) -> list[Path]:
+    from amzigo_lab.analysis.generate import generate
+    from amzigo_lab.analysis.period import Period
+    from amzigo_lab.sandbox import SELLERS
+
+    period = Period(today - dt.timedelta(days=30), today - dt.timedelta(days=1))
+    paths: list[Path] = []
+    for seller in SELLERS:
+        for report in REPORTS:
+            done = generate(settings, report, seller.tenant, period)
+            say(f"  {done.html}")
+            paths.append(done.html)
+    return paths
+
+
+def _demo_users(settings: Settings) -> tuple[list[tuple[str, str, str]], Path]:
+    """Create the demo users once; their one-time credentials go to a 0600 file in the home."""
+    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.sandbox import SELLERS
+
+    wanted: list[tuple[str, tuple[str, ...], str | None]] = [
+        (f"seller-{s.tenant.split('-')[0]}", ("seller",), s.tenant) for s in SELLERS
+    ]
+    wanted += [("analyst-demo", ("analyst",), None), ("compliance-demo", ("compliance",), None)]
+    path = settings.home / CREDENTIALS_FILE
+    lines: list[str] = []
+    with Governance.open(settings) as gov:
+        existing = {u.user_id for u in gov.identity.list_users()}
+        for user, roles, tenant in wanted:
+            if user in existing:
+                continue
+            password = "demo-" + secrets.token_urlsafe(12)
+            enrollment = gov.identity.add_user(user, roles, tenant, password=password)
+            if tenant is None and "analyst" in roles:
+                for s in SELLERS:
+                    gov.grants.grant(user, s.tenant, actor="system:demo")
+            lines.append(
+                f"user: {user}\nroles: {', '.join(roles)}\ntenant: {tenant or '-'}\n"
+                f"password: {password}\ntotp: {enrollment.provisioning_uri}\n"
+            )
+    if lines:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(
+                "# amzigo demo users: one-time credentials. Add each totp URI to an authenticator\n"
+                '# app (or compute codes with `python -c "import pyotp; '
+                "print(pyotp.parse_uri('URI').now())\"`). Delete this file after use.\n\n"
+            )
+            fh.write("\n".join(lines))
+    return [(u, ",".join(r), t or "-") for u, r, t in wanted], path
