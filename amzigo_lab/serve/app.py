@@ -182,6 +182,9 @@ def lab_config(settings: Settings, opts: ServeOptions, root: Path) -> Config:
     c.ServerApp.authorizer_class = OwnerAuthorizer
     c.ServerApp.kernel_manager_class = OwnedKernelManager
     c.ServerApp.terminals_enabled = False
+    # containers and CI run as root; jupyter_server refuses that unless told (the kernel still
+    # gets no secrets: see kernels.py). Production should run the lab as an unprivileged user.
+    c.ServerApp.allow_root = os.geteuid() == 0
     c.ServerApp.default_url = "/lab/tree/explore.ipynb"
     c.ServerApp.jpserver_extensions = {"jupyterlab": True}
     c.AmzigoIdentityProvider.allowed_roles = list(ANALYSIS_ROLES)
@@ -199,10 +202,24 @@ def _lab_server_class() -> Any:
 
         amzigo_ssl_context: ssl.SSLContext | None = None
 
-        def init_webapp(self) -> None:
-            super().init_webapp()
-            if self.amzigo_ssl_context is not None:
-                self.ssl_options = self.amzigo_ssl_context  # type: ignore[assignment]
+        def init_httpserver(self) -> None:
+            # As ServerApp.init_httpserver, but with our SSLContext (the `ssl_options` trait
+            # only takes a dict, which cannot carry a minimum TLS version).
+            if self.amzigo_ssl_context is None:
+                super().init_httpserver()
+                return
+            from tornado import httpserver
+
+            self._http_server = httpserver.HTTPServer(
+                self.web_app,
+                ssl_options=self.amzigo_ssl_context,
+                xheaders=self.trust_xheaders,
+                max_body_size=self.max_body_size,
+                max_buffer_size=self.max_buffer_size,
+            )
+            if not self.sock:
+                self._find_http_port()
+            self.io_loop.add_callback(self._bind_http_server)
 
         @property
         def connection_url(self) -> str:

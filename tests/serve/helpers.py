@@ -108,17 +108,17 @@ class Server:
                 self.proc.wait()
 
 
-def start_dashboard(home: Home, log_dir: Path, *extra: str) -> Server:
-    """Start `amzigo dashboard` on a free port and wait until its login page answers."""
+def start_dashboard(home: Home, log_dir: Path, *extra: str, command: str = "dashboard") -> Server:
+    """Start `amzigo dashboard` (or `lab`) on a free port and wait until its login page answers."""
     port = free_port()
-    log = log_dir / f"dashboard-{port}.log"
+    log = log_dir / f"{command}-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMZIGO_")}
     env["AMZIGO_HOME"] = str(home.settings.home)
     env["AMZIGO_TEST_SECRET_TOKEN"] = "must-not-reach-kernels"
     env["PYTHONPATH"] = str(ROOT)
     cmd = [
         sys.executable, "-c", "from amzigo_lab.cli import main; main()",
-        "dashboard", "--port", str(port), "--home", str(home.settings.home), *extra,
+        command, "--port", str(port), "--home", str(home.settings.home), *extra,
     ]  # fmt: skip
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -126,7 +126,7 @@ def start_dashboard(home: Home, log_dir: Path, *extra: str) -> Server:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"dashboard exited: {log.read_text()[-3000:]}")
+            raise RuntimeError(f"{command} exited: {log.read_text()[-3000:]}")
         try:
             r = requests.get(f"{server.base}/login", verify=str(home.ca), timeout=2)
             if r.status_code == 200:
@@ -135,7 +135,7 @@ def start_dashboard(home: Home, log_dir: Path, *extra: str) -> Server:
             pass
         time.sleep(0.2)
     server.stop()
-    raise RuntimeError(f"dashboard did not start: {log.read_text()[-3000:]}")
+    raise RuntimeError(f"{command} did not start: {log.read_text()[-3000:]}")
 
 
 def login(
