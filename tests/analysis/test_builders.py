@@ -183,6 +183,7 @@ def test_reviews(acme) -> None:
         ("eligible_later", 1),
         ("not_eligible", 1),
         ("already_requested", 2),
+        ("objected", 0),
     ]
     opens = dict(zip(rv.requests["amazon_order_id"], rv.requests["window_opens"], strict=True))
     assert opens["S3"] == dt.date(2026, 3, 10)
@@ -276,3 +277,18 @@ def test_missing_datasets_are_empty_not_errors(tmp_path) -> None:
         "0.00"
     )  # no orders: none canceled
     lake.close()
+
+
+def test_orders_of_objecting_buyers_are_never_offered_for_review_requests(acme) -> None:
+    from amzigo_lab.analysis.reviews import review_requests
+
+    requests = review_requests(acme, PERIOD, objected={"S2", "S3", "S5"})
+    states = dict(zip(requests["amazon_order_id"], requests["state"], strict=True))
+    # an already-sent request stays recorded; eligible orders of objecting buyers are excluded
+    assert states == {
+        "S1": "already_requested",
+        "S2": "objected",
+        "S3": "objected",
+        "S4": "not_eligible",
+        "S5": "already_requested",
+    }
