@@ -1,6 +1,10 @@
-"""`python -m bench [lake] [options]`: run the benchmarks and print medians and ratios.
+"""`python -m bench [SUITE] [options]`: run the benchmarks and print medians and ratios.
+
+Suites: lake (default), ingest, governance, retention, reports, dashboard, all. Options after
+the suite name go to that suite (`python -m bench reports --help`).
 
 Examples:
+    python -m bench all                   # every suite, full sizes (about 15 minutes)
     python -m bench                       # full lake benchmark (5M rows, 60 days)
     python -m bench lake --quick          # smoke run, < 60 s
     python -m bench lake --rows 2000000 --tenants 3 --reps 3
@@ -19,9 +23,32 @@ from bench.lake import Config, run
 QUICK = {"rows": 300_000, "reps": 3, "read_reps": 3, "drops": 3}
 
 
+SUITES = ("ingest", "governance", "retention", "reports", "dashboard")
+
+
+def run_suite(name: str, argv: list[str]) -> int:
+    """Run one of the other suites' `main` with its own arguments."""
+    import importlib
+
+    module = importlib.import_module(f"bench.{name}")
+    if name == "dashboard":  # argparse reads sys.argv there
+        sys.argv = [f"bench.{name}", *argv]
+        module.main()
+        return 0
+    return int(module.main(argv) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUITES:
+        return run_suite(argv[0], argv[1:])
+    if argv and argv[0] == "all":
+        status = main(["lake", *argv[1:]])
+        for name in SUITES:
+            status |= run_suite(name, [])
+        return status
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("suite", nargs="?", default="lake", choices=["lake", "all"])
+    parser.add_argument("suite", nargs="?", default="lake", choices=["lake"])
     parser.add_argument("--quick", action="store_true", help="small smoke run (< 60 s)")
     parser.add_argument("--rows", type=int, help="rows of synthetic orders (default 5,000,000)")
     parser.add_argument("--days", type=int, help="daily partitions (default 60)")
