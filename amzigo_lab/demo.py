@@ -57,7 +57,7 @@ class DemoResult:
 
 
 def run_demo(
-    settings: Settings, days: int = 30, pii_weeks: int = 5, say: Say = print
+    settings: Settings, days: int = 60, pii_weeks: int = 5, say: Say = print
 ) -> DemoResult:
     """Run steps 1-5 on the home of `settings` (created if needed)."""
     from amzigo_lab.sandbox import SandboxServer, World

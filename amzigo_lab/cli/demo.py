@@ -12,7 +12,12 @@ from amzigo_lab.cli.lake import _summary
 
 
 @click.command("demo")
-@click.option("--days", default=30, show_default=True, help="Days of history to ingest.")
+@click.option(
+    "--days",
+    default=60,
+    show_default=True,
+    help="Days of history to ingest (reports compare the last 30 days with the 30 before).",
+)
 @click.option(
     "--pii-weeks",
     default=5,
