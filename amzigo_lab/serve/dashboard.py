@@ -93,10 +93,12 @@ class ArrowSource:
     used here; registering the Arrow tables on the connection works.)
     """
 
-    def __init__(self, tables: dict[str, Any]) -> None:
+    def __init__(self, tables: dict[str, Any], backend: Any = None) -> None:
         import ibis
 
-        self.backend = ibis.duckdb.connect()
+        self.backend = backend or ibis.duckdb.connect()
+        # dates of UTC timestamps must not depend on the server's time zone
+        self.backend.raw_sql("SET TimeZone = 'UTC'")
         self._tables = {}
         for name, data in tables.items():
             self.backend.con.register(name, data)
@@ -107,6 +109,18 @@ class ArrowSource:
         if name not in self._tables:
             raise ReportError(f"the dashboard did not load dataset {name!r}")
         return self._tables[name]
+
+
+def _latest(lake: Any, name: str, tenant: str) -> Any:
+    """The tenant's latest state of `name` as Arrow, without partition columns.
+
+    `Scan.latest()` runs one DuckDB query straight over the catalog-chosen files (the same rule
+    as the report sources), skipping ibis' compile step on the first-render path.
+    """
+    from amzigo_lab.lake.schema import PARTITION_COLUMNS
+
+    data = lake.scan(name, [tenant]).latest()
+    return data.drop_columns([c for c in PARTITION_COLUMNS if c in data.column_names])
 
 
 class SellerDashboard:
@@ -124,7 +138,6 @@ class SellerDashboard:
         """Load `tenant`'s data through the policy as `svc:dashboard` (fail closed)."""
         if not str(tenant or "").strip():
             raise ReportError("no tenant was injected: this dashboard is served only to sellers")
-        from amzigo_lab.analysis.source import LakeTableSource
         from amzigo_lab.config import load_settings
         from amzigo_lab.governance.policy import Principal, load_policy
         from amzigo_lab.home import open_lake
@@ -136,7 +149,6 @@ class SellerDashboard:
         who = Principal(SERVICE_ACTOR, ("seller",), tenant)
         lake = open_lake(settings)
         try:
-            lake_source = LakeTableSource(lake, tenant)
             tables: dict[str, Any] = {}
             for name, purpose in DATASETS.items():
                 access = policy.access(who, lake.spec(name), purpose)
@@ -151,7 +163,7 @@ class SellerDashboard:
                         reason=f"dashboard: {access.reason}",
                     )
                     raise AccessDenied(f"dashboard may not read {name}: {access.reason}")
-                data = lake_source.table(name).to_pyarrow()
+                data = _latest(lake, name, tenant)
                 tables[name] = data
                 lake.audit.emit(
                     "data.read",
