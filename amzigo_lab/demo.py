@@ -72,12 +72,16 @@ def run_demo(
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
         for weeks_ago in range(pii_weeks, 0, -1):
             day = today - dt.timedelta(days=7 * weeks_ago)
+            # the first snapshot reaches back to the start of the history; later ones continue
+            # from the stored cursor, as a daily job would
+            first = weeks_ago == pii_weeks
+            backfill = max(7, days - 7 * weeks_ago) if first else 7
             say(f"ingesting {PII_TENANT} orders as of {day} (PII purpose: {PII_PURPOSE})")
             world = World(seed=settings.sandbox_seed, today=day)
             with SandboxServer(world, state, time_scale=1000, pii_role=True) as server:
                 report = ingest(
                     lake, pii, tenants=[PII_TENANT], streams=["orders"], server=server,
-                    backfill_days=7,
+                    backfill_days=backfill,
                 )  # fmt: skip
             result.ingest_reports.append(report)
         say(f"ingesting every stream of every tenant as of {today} ({days} days of history)")
