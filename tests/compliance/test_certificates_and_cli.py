@@ -174,3 +174,21 @@ def test_cli_dsr(tmp_path: Path) -> None:
     for r in rows:  # the CLI runs on the real clock: one calendar month after receipt
         received = dt.date.fromisoformat(r["received"])
         assert r["status"] == "completed" and r["deadline"] == add_months(received, 1).isoformat()
+
+
+def test_certificate_still_verifies_after_audit_retention_removed_its_events(
+    lake: Lake, clock: Clock
+) -> None:
+    cert_id = _purged(lake, clock)
+    log = lake.audit.log  # the home's tamper-evident audit log
+    log.seal()
+    import time
+
+    time.sleep(0.01)  # the cutoff must not be in the log clock's future
+    dropped = log.drop_segments_before(dt.datetime.now(dt.UTC), min_age=dt.timedelta(0))
+    assert dropped  # the segments holding the certificate's events are gone
+    lake.audit.emit("compliance.checked", resource=f"certificate:{cert_id}")
+    report = verify_certificate(lake, cert_id)
+    assert report["ok"], report["problems"]
+    assert "older than the retained log (audit retention)" in report["audit"]
+    assert log.verify().ok
