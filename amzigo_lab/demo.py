@@ -60,6 +60,7 @@ def run_demo(
     settings: Settings, days: int = 60, pii_weeks: int = 5, say: Say = print
 ) -> DemoResult:
     """Run steps 1-5 on the home of `settings` (created if needed)."""
+    from amzigo_lab.compliance.dsr import index_buyers
     from amzigo_lab.sandbox import SandboxServer, World
     from amzigo_lab.source import embedded_sandbox, ingest
 
@@ -91,19 +92,13 @@ def run_demo(
                 max_solicitation_checks=DEMO_SOLICITATION_CHECKS,
             )  # fmt: skip
             result.ingest_reports.append(report)
-        _index_buyers(lake)
+        index_buyers(lake)  # the data-subject blind index, as `amzigo ingest` keeps it
         say(f"purging everything past its deadline as of {today}")
         result.purge, result.certificate = _purge(lake, today)
     say("generating reports")
     result.reports = _reports(settings, today, say)
     result.users, result.credentials = _demo_users(settings)
     return result
-
-
-def _index_buyers(lake: Any) -> None:
-    from amzigo_lab.compliance.dsr import index_buyers
-
-    index_buyers(lake)
 
 
 def _purge(lake: Any, today: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
