@@ -5,9 +5,13 @@ Run: .venv/bin/python -m bench.dashboard [--reps 5] [--days 90]
 A fresh home gets the `amzigo demo` data set (orders and order items for two tenants, --days of
 history) plus the report fixtures (traffic, inventory, reviews); `amzigo dashboard` serves it
 over TLS; Debian's chromium (Playwright, no download) logs in as one seller per repetition
-(a TOTP code is single-use) and waits for the KPI tiles. Then it changes the start date
---reps times and measures until the tiles show the new period ("tiles") and until every
-section is updated ("all sections"). Targets: first render <= 3 s, widget update <= 0.2 s.
+(a TOTP code is single-use) and waits for the KPI tiles, --pause seconds apart. The server
+runs with its default pool of warm kernels (--warm-kernels; 0 measures cold kernels) and the
+benchmark waits until the pool is warm, as it is on a server that has been up a few seconds.
+Then it changes the start date --reps times and measures, with the page's own clock, from the
+input event until the tiles show the new period ("tiles") and until every section is updated
+("all sections"); Playwright's view of the same update is printed for reference.
+Targets: first render <= 3 s, widget update <= 0.2 s.
 Exit status is 0 even when a target is missed (the table says FAIL).
 """
 
@@ -47,6 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--warm-kernels", type=int, default=2, help="the server's pool size")
+    parser.add_argument("--pause", type=float, default=3.0, help="seconds between logins")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -58,10 +64,13 @@ def main() -> None:
     log("building the home")
     home = make_home(work / "home", users)
     _demo_data(home.settings.home, args.days, dt.date(2026, 3, 9))
-    server = start_dashboard(home, work)
+    server = start_dashboard(home, work, "--warm-kernels", str(args.warm_kernels))
+    if args.warm_kernels:
+        server.wait_warm(args.warm_kernels)  # a running server is warm before sellers arrive
     renders: list[float] = []
     tiles: list[float] = []
     full: list[float] = []
+    driver: list[float] = []
     try:
         with sync_playwright() as pw:
             for i, user in enumerate(users):
@@ -84,30 +93,59 @@ def main() -> None:
                 log(f"render {i + 1}: {renders[-1]:.2f} s")
                 if i == 0:
                     for k in range(args.reps):
-                        seq = int(page.locator("#amz-status").get_attribute("data-seq") or 0)
-                        start = dt.date(2026, 2, 1) + dt.timedelta(days=k)
+                        start = (dt.date(2026, 2, 1) + dt.timedelta(days=k)).isoformat()
                         t1 = time.perf_counter()
-                        page.locator(".amz-start input").fill(start.isoformat())
-                        page.wait_for_selector(
-                            f"#amz-tiles[data-period^='{start.isoformat()}_']", timeout=30_000
-                        )
-                        tiles.append(time.perf_counter() - t1)
-                        page.wait_for_selector(f"#amz-status[data-seq='{seq + 1}']")
-                        full.append(time.perf_counter() - t1)
+                        tile_ms, all_ms = page.evaluate(_UPDATE_JS, start)
+                        driver.append(time.perf_counter() - t1)
+                        tiles.append(tile_ms / 1000)
+                        full.append(all_ms / 1000)
                         log(f"update {k + 1}: tiles {tiles[-1]:.3f} s, all {full[-1]:.3f} s")
                 ctx.close()
+                time.sleep(args.pause)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    pool = f"{args.warm_kernels} warm kernels"
     rows = [
-        Row("dashboard", "login to rendered (median)", median(renders), "s", target="<= 3 s",
-            limit=3.0, on="value", samples=renders),
-        Row("dashboard", "widget update, KPI tiles (median)", median(tiles), "s",
+        Row("dashboard", f"login to rendered (median, {pool})", median(renders), "s",
+            target="<= 3 s", limit=3.0, on="value", samples=renders),
+        Row("dashboard", "widget update: input to KPI tiles shown (median)", median(tiles), "s",
             target="<= 0.2 s", limit=0.2, on="value", samples=tiles),
-        Row("dashboard", "widget update, all sections (median)", median(full), "s",
-            target="info", samples=full),
+        Row("dashboard", "widget update: input to all sections shown (median)", median(full),
+            "s", target="info", samples=full),
+        Row("dashboard", "widget update as the test driver sees it (median)", median(driver),
+            "s", target="info", samples=driver,
+            note="adds Playwright's round trips to the page"),
     ]  # fmt: skip
     print(render_table(rows))
+
+
+#: Runs in the page: set the start date as a user does (input + change events), then resolve
+#: with the in-page times (ms) until the KPI tiles show the new period and until every
+#: section is updated (the status line's sequence number moves), each at the next frame.
+_UPDATE_JS = """async (start) => {
+  const input = document.querySelector('.amz-start input');
+  const seq = Number(document.querySelector('#amz-status').dataset.seq);
+  const frame = () => new Promise(r => requestAnimationFrame(() => r(performance.now())));
+  const until = (test) => new Promise(resolve => {
+    if (test()) { resolve(); return; }
+    const obs = new MutationObserver(() => { if (test()) { obs.disconnect(); resolve(); } });
+    obs.observe(document.body, {subtree: true, childList: true, attributes: true,
+                                characterData: true});
+  });
+  const tilesShown = until(() => document.querySelector(`#amz-tiles[data-period^='${start}_']`))
+    .then(frame);
+  const allShown = until(() => {
+    const s = document.querySelector('#amz-status');
+    return s && Number(s.dataset.seq) > seq;
+  }).then(frame);
+  const t0 = performance.now();
+  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(input, start);
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  input.dispatchEvent(new Event('change', {bubbles: true}));
+  const [a, b] = await Promise.all([tilesShown, allShown]);
+  return [a - t0, b - t0];
+}"""
 
 
 if __name__ == "__main__":

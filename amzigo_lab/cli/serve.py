@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from amzigo_lab.cli.common import console, handle_errors, home_option, settings_for
+from amzigo_lab.serve.warmup import DEFAULT_WARM_KERNELS
 
 
 def _server_options(default_port: int):  # type: ignore[no-untyped-def]
@@ -36,6 +37,13 @@ def _server_options(default_port: int):  # type: ignore[no-untyped-def]
 
 @click.command("dashboard")
 @_server_options(8866)
+@click.option(
+    "--warm-kernels",
+    default=DEFAULT_WARM_KERNELS,
+    show_default=True,
+    type=click.IntRange(0, 16),
+    help="Kernels kept warm (imports done, no data) for the next logins; 0 starts each cold.",
+)
 @home_option
 @handle_errors
 def dashboard_cmd(
@@ -44,6 +52,7 @@ def dashboard_cmd(
     certfile: str | None,
     keyfile: str | None,
     no_tls: bool,
+    warm_kernels: int,
     home: str | None,
 ) -> None:
     """Serve the seller dashboards (Voila) behind the project's login, over TLS.
@@ -60,7 +69,7 @@ def dashboard_cmd(
     from amzigo_lab.serve.tls import TLS_DIR
 
     settings = settings_for(home)
-    opts = ServeOptions(host, port, certfile, keyfile, no_tls)
+    opts = ServeOptions(host, port, certfile, keyfile, no_tls, warm_kernels=warm_kernels)
     scheme = "http" if no_tls else "https"
     shown = "localhost" if host == "127.0.0.1" else host
     console.print(f"dashboard  {scheme}://{shown}:{port}/voila/render/{SELLER_DASHBOARD}")

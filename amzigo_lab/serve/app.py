@@ -28,6 +28,7 @@ from amzigo_lab.serve import tls
 from amzigo_lab.serve.hooks import prelaunch_hook
 from amzigo_lab.serve.identity import ANALYSIS_ROLES, AmzigoIdentityProvider
 from amzigo_lab.serve.kernels import OwnedKernelManager, OwnedShutdownHandler, OwnerAuthorizer
+from amzigo_lab.serve.warmup import DEFAULT_WARM_KERNELS, WARMUP_CODE
 
 DEFAULT_DASHBOARD_PORT = 8866
 DEFAULT_LAB_PORT = 8888
@@ -59,6 +60,7 @@ class ServeOptions:
     keyfile: str | None = None
     no_tls: bool = False
     cull_idle_timeout: int = CULL_IDLE_SECONDS
+    warm_kernels: int = DEFAULT_WARM_KERNELS
 
 
 def _prepare(settings: Settings, opts: ServeOptions) -> ssl.SSLContext | None:
@@ -83,6 +85,8 @@ def _common_config(c: Config, settings: Settings, opts: ServeOptions) -> None:
     c.MappingKernelManager.cull_idle_timeout = opts.cull_idle_timeout
     c.MappingKernelManager.cull_interval = CULL_INTERVAL_SECONDS
     c.MappingKernelManager.cull_connected = False
+    # CurveZMQ between server and kernels: other local users cannot read or drive a kernel
+    c.MappingKernelManager.transport_encryption = "required"
 
 
 def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
@@ -103,6 +107,8 @@ def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
     c.AmzigoIdentityProvider.app_label = "dashboard"
     c.VoilaConfiguration.prelaunch_hook = prelaunch_hook
     c.VoilaConfiguration.multi_kernel_manager_class = OwnedKernelManager
+    c.OwnedKernelManager.pool_size = max(0, opts.warm_kernels)
+    c.OwnedKernelManager.warmup_code = WARMUP_CODE
     c.VoilaConfiguration.file_allowlist = FILE_ALLOWLIST
     c.VoilaConfiguration.file_denylist = FILE_DENYLIST
     c.VoilaConfiguration.show_tracebacks = False
@@ -140,6 +146,9 @@ class DashboardApp(Voila):
         self.app.listen(self.port, self.ip, ssl_options=self.ssl_context)
         self.log.info("amzigo dashboard at %svoila/render/%s", self.display_url, SELLER_DASHBOARD)
         self.ioloop = tornado.ioloop.IOLoop.current()
+        kernels = self.kernel_manager
+        if isinstance(kernels, OwnedKernelManager):
+            self.ioloop.add_callback(kernels.schedule_refill, 0.0)  # warm the pool now
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle_signal_stop)
         try:

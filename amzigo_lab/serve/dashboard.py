@@ -94,15 +94,21 @@ class ArrowSource:
     """
 
     def __init__(self, tables: dict[str, Any], backend: Any = None) -> None:
-        import ibis
-
-        self.backend = backend or ibis.duckdb.connect()
-        # dates of UTC timestamps must not depend on the server's time zone
-        self.backend.raw_sql("SET TimeZone = 'UTC'")
+        self.backend = backend or self.connect()
         self._tables = {}
         for name, data in tables.items():
             self.backend.con.register(name, data)
             self._tables[name] = self.backend.table(name)
+
+    @staticmethod
+    def connect() -> Any:
+        """A private in-memory DuckDB (ibis backend) computing dates in UTC."""
+        import ibis
+
+        backend = ibis.duckdb.connect()
+        # dates of UTC timestamps must not depend on the server's time zone
+        backend.raw_sql("SET TimeZone = 'UTC'")
+        return backend
 
     def table(self, name: str) -> Any:
         """The registered table `name`."""
@@ -111,15 +117,16 @@ class ArrowSource:
         return self._tables[name]
 
 
-def _latest(lake: Any, name: str, tenant: str) -> Any:
+def _latest(lake: Any, name: str, tenant: str, con: Any) -> Any:
     """The tenant's latest state of `name` as Arrow, without partition columns.
 
     `Scan.latest()` runs one DuckDB query straight over the catalog-chosen files (the same rule
-    as the report sources), skipping ibis' compile step on the first-render path.
+    as the report sources) on the dashboard's own connection, skipping ibis' compile step and
+    a connection per dataset on the first-render path.
     """
     from amzigo_lab.lake.schema import PARTITION_COLUMNS
 
-    data = lake.scan(name, [tenant]).latest()
+    data = lake.scan(name, [tenant]).latest(con)
     return data.drop_columns([c for c in PARTITION_COLUMNS if c in data.column_names])
 
 
@@ -148,6 +155,7 @@ class SellerDashboard:
         policy = load_policy(settings.home)
         who = Principal(SERVICE_ACTOR, ("seller",), tenant)
         lake = open_lake(settings)
+        backend = ArrowSource.connect()
         try:
             tables: dict[str, Any] = {}
             for name, purpose in DATASETS.items():
@@ -163,7 +171,7 @@ class SellerDashboard:
                         reason=f"dashboard: {access.reason}",
                     )
                     raise AccessDenied(f"dashboard may not read {name}: {access.reason}")
-                data = _latest(lake, name, tenant)
+                data = _latest(lake, name, tenant, backend.con)
                 tables[name] = data
                 lake.audit.emit(
                     "data.read",
@@ -184,7 +192,7 @@ class SellerDashboard:
 
             newest = pc.max(items.column("purchase_date")).as_py()
             last = newest.date() if newest is not None else None
-        return cls(tenant, ArrowSource(tables), last)
+        return cls(tenant, ArrowSource(tables, backend), last)
 
     # -- choices for the widgets -------------------------------------------------------------
     def _marketplaces(self) -> list[str]:
@@ -418,11 +426,35 @@ def bar_svg(points: list[tuple[dt.date, float]], title: str, fmt: Any) -> str:
 _CSS = """<style>
 .amz-head{font-family:sans-serif;font-size:14px;color:#333;margin:2px 0 6px}
 .amz-h2{font-family:sans-serif;font-size:15px;font-weight:600;margin:14px 0 4px}
+.amz-row{display:flex;flex-flow:row wrap}
 </style>"""
 
 
 def _h2(text: str) -> str:
     return f"<div class='amz-h2'>{html.escape(text)}</div>"
+
+
+#: The page's boxes (one `widgets.HTML` each, few widgets render faster): box -> (its heading,
+#: the sections it shows in order). A box is set once its last section is computed.
+BOXES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "heading": ("", ("heading",)),
+    "tiles": ("Key figures", ("tiles",)),
+    "charts": ("Sales and traffic", ("sales_chart", "traffic_chart")),
+    "products": ("Top products", ("products",)),
+    "inventory": ("Inventory alerts", ("inventory",)),
+    "reviews": ("Review-topic changes", ("reviews",)),
+}
+
+
+def box_html(box: str, parts: dict[str, str]) -> str:
+    """The HTML of one box from its sections' fragments."""
+    title, names = BOXES[box]
+    body = "".join(parts[n] for n in names)
+    if box == "heading":
+        return _CSS + body
+    if len(names) > 1:
+        body = f"<div class='amz-row'>{body}</div>"
+    return _h2(title) + body
 
 
 def build_ui(board: SellerDashboard) -> Any:
@@ -441,15 +473,19 @@ def build_ui(board: SellerDashboard) -> Any:
     end.add_class("amz-end")
     market.add_class("amz-market")
     status = w.HTML()
-    boxes = {name: w.HTML() for name in Sections.__dataclass_fields__}
+    boxes = {name: w.HTML() for name in BOXES}
+    last_of = {names[-1]: box for box, (_, names) in BOXES.items()}
     seq = {"n": 0}
 
     def refresh(*_: Any) -> None:
         if start.value is None or end.value is None:
             return
         t0 = time.perf_counter()
+        parts: dict[str, str] = {}
         for name, value in board.iter_sections(View(start.value, end.value, market.value or "")):
-            boxes[name].value = value  # each assignment is sent to the browser at once
+            parts[name] = value
+            if name in last_of:  # each assignment is sent to the browser at once
+                boxes[last_of[name]].value = box_html(last_of[name], parts)
         seq["n"] += 1
         took = time.perf_counter() - t0
         status.value = (
@@ -463,22 +499,9 @@ def build_ui(board: SellerDashboard) -> Any:
     refresh()
     return w.VBox(
         [
-            w.HTML(_CSS),
             boxes["heading"],
             w.HBox([start, end, market]),
             status,
-            w.HTML(_h2("Key figures")),
-            boxes["tiles"],
-            w.HTML(_h2("Sales and traffic")),
-            w.HBox(
-                [boxes["sales_chart"], boxes["traffic_chart"]],
-                layout=w.Layout(flex_flow="row wrap"),
-            ),
-            w.HTML(_h2("Top products")),
-            boxes["products"],
-            w.HTML(_h2("Inventory alerts")),
-            boxes["inventory"],
-            w.HTML(_h2("Review-topic changes")),
-            boxes["reviews"],
+            *(boxes[name] for name in BOXES if name != "heading"),
         ]
     )

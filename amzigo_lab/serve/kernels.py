@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Mapping
@@ -21,11 +22,14 @@ from contextvars import ContextVar
 from typing import Any
 
 from jupyter_core.utils import ensure_async
+from jupyter_server._tz import utcnow
 from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from jupyter_server.utils import ApiPath
 from tornado import web
+from traitlets import Float, Integer, Unicode
 
 #: The user of the request being handled (set by the identity provider and the pre-launch hook).
 REQUEST_USER: ContextVar[str | None] = ContextVar("amzigo_request_user", default=None)
@@ -60,30 +64,57 @@ def kernel_env(env: Mapping[str, str], extra_secrets: tuple[str, ...] = ()) -> d
 
 
 class OwnedKernelManager(AsyncMappingKernelManager):
-    """A kernel manager that knows who started each kernel and strips secrets from its env."""
+    """A kernel manager that knows who started each kernel, strips secrets from its env, hides
+    other users' kernels from listings and can keep a pool of warm, ownerless kernels."""
+
+    pool_size = Integer(
+        0,
+        config=True,
+        help="Kernels kept started and warmed up (WARMUP_CODE run) for the next page views.",
+    )
+    pool_kernel_name = Unicode("python3", config=True, help="The kernel spec pooled kernels use.")
+    pool_refill_delay = Float(
+        2.0,
+        config=True,
+        help="Seconds to wait after handing out a pooled kernel before starting its successor "
+        "(the page being served gets the CPU first).",
+    )
+    warmup_code = Unicode("", config=True, help="Code each pooled kernel runs before use.")
+    warmup_timeout = Float(120.0, config=True, help="Seconds a warm-up may take.")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.owners: dict[str, str] = {}
         self.extra_secret_env: tuple[str, ...] = ()
+        self._pool: list[str] = []  # warm, ownerless kernels, oldest first
+        self._filling = 0  # pooled kernels being started
+        self._refill_handle: asyncio.TimerHandle | None = None
 
     def owner_of(self, kernel_id: str) -> str | None:
-        """The user who started `kernel_id` (None if unknown)."""
+        """The user who started `kernel_id` (None if unknown or still in the pool)."""
         return self.owners.get(kernel_id)
 
     async def start_kernel(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        """Start a kernel for the current request's user (403 if there is none)."""
+        """A kernel for the current request's user (403 if there is none): a warm one from the
+        pool when it has one for this kernel spec, else a new one."""
         owner = REQUEST_USER.get()
         if not owner:
             raise web.HTTPError(403, "no logged-in user to own a new kernel")
         existing = kwargs.get("kernel_id")
         if existing is not None and existing in self and self.owners.get(existing) != owner:
             raise web.HTTPError(403, "this kernel belongs to another user")
-        env = kwargs.get("env")
-        kwargs["env"] = kernel_env(os.environ if env is None else env, self.extra_secret_env)
-        kernel_id: str = await super().start_kernel(*args, **kwargs)
+        kernel_id = None
+        if existing is None and kwargs.get("kernel_name", self.pool_kernel_name) == (
+            self.pool_kernel_name
+        ):
+            kernel_id = await self._take_pooled()
+        if kernel_id is None:
+            env = kwargs.get("env")
+            kwargs["env"] = kernel_env(os.environ if env is None else env, self.extra_secret_env)
+            kernel_id = await super().start_kernel(*args, **kwargs)
         self.owners.setdefault(kernel_id, owner)
         self.log.info("kernel %s owned by %s", kernel_id, owner)
+        self.schedule_refill()
         return kernel_id
 
     async def shutdown_kernel(  # type: ignore[override]
@@ -94,6 +125,100 @@ class OwnedKernelManager(AsyncMappingKernelManager):
             await super().shutdown_kernel(kernel_id, *args, **kwargs)
         finally:
             self.owners.pop(kernel_id, None)
+            if kernel_id in self._pool:
+                self._pool.remove(kernel_id)
+
+    def list_kernels(self) -> list[dict[str, Any]]:
+        """During a request: the requesting user's kernels only (never pooled or others').
+        Outside requests (culling, shutdown): every kernel."""
+        kernels: list[dict[str, Any]] = super().list_kernels()
+        user = REQUEST_USER.get()
+        if user is None:
+            return kernels
+        return [k for k in kernels if self.owners.get(k["id"]) == user]
+
+    async def cull_kernel_if_idle(self, kernel_id: str) -> None:
+        """Cull idle owned kernels; pooled kernels wait for their user."""
+        if kernel_id in self._pool:
+            return
+        await super().cull_kernel_if_idle(kernel_id)
+
+    # -- the warm pool ---------------------------------------------------------------------------
+    @property
+    def pooled(self) -> tuple[str, ...]:
+        """The warm kernels waiting for a user."""
+        return tuple(self._pool)
+
+    def schedule_refill(self, delay: float | None = None) -> None:
+        """Top the pool up to `pool_size`, after `delay` (default `pool_refill_delay`) seconds."""
+        if self.pool_size <= 0 or self._refill_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self.pool_refill_delay if delay is None else delay
+
+        def fire() -> None:
+            self._refill_handle = None
+            self._fill_task = asyncio.ensure_future(self.fill_pool())
+
+        self._refill_handle = loop.call_later(wait, fire)
+
+    async def fill_pool(self) -> None:
+        """Start and warm kernels until the pool holds `pool_size` (one at a time: 2 cores)."""
+        while len(self._pool) + self._filling < self.pool_size:
+            self._filling += 1
+            try:
+                kernel_id = await self._start_warm_kernel()
+            finally:
+                self._filling -= 1
+            if kernel_id is None:
+                return  # logged; the next page view starts a cold kernel and retries the pool
+            self._pool.append(kernel_id)
+
+    async def _start_warm_kernel(self) -> str | None:
+        kernel_id: str = await super().start_kernel(
+            kernel_name=self.pool_kernel_name,
+            path=ApiPath(""),  # the root: where the dashboards are
+            env=kernel_env(os.environ, self.extra_secret_env),
+        )
+        try:
+            if self.warmup_code:
+                await self._run_warmup(kernel_id)
+        except Exception as exc:  # any failure: this kernel is not used
+            self.log.error("warm-up of pooled kernel %s failed: %s", kernel_id, exc)
+            await super().shutdown_kernel(kernel_id, now=True)
+            return None
+        self.log.info("pooled kernel %s is warm", kernel_id)
+        return kernel_id
+
+    async def _run_warmup(self, kernel_id: str) -> None:
+        client: Any = self.get_kernel(kernel_id).client()  # an AsyncKernelClient
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=self.warmup_timeout)
+            reply = await client.execute_interactive(
+                self.warmup_code,
+                silent=True,
+                store_history=False,
+                timeout=self.warmup_timeout,
+                output_hook=lambda msg: None,
+            )
+        finally:
+            client.stop_channels()
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            raise RuntimeError(f"{content.get('ename', 'error')}: {content.get('evalue', '')}")
+
+    async def _take_pooled(self) -> str | None:
+        while self._pool:
+            kernel_id = self._pool.pop(0)
+            if kernel_id in self and await ensure_async(self.get_kernel(kernel_id).is_alive()):
+                kernel: Any = self.get_kernel(kernel_id)
+                kernel.last_activity = utcnow()  # idle time counts from the handover
+                return kernel_id
+            self.log.warning("pooled kernel %s died; discarding it", kernel_id)
+            if kernel_id in self:
+                await super().shutdown_kernel(kernel_id, now=True)
+        return None
 
 
 def _audit_denial(handler: Any, user: User | None, what: str, kernel_id: str) -> None:

@@ -97,6 +97,18 @@ class Server:
         """The server's base URL."""
         return f"https://localhost:{self.port}"
 
+    def warm_kernels(self) -> int:
+        """How many pooled kernels the server has warmed up so far (from its log)."""
+        return self.log.read_text(errors="replace").count(" is warm")
+
+    def wait_warm(self, count: int, timeout: float = 90.0) -> None:
+        """Wait until the server has warmed `count` pooled kernels in total."""
+        deadline = time.monotonic() + timeout
+        while self.warm_kernels() < count:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"no warm kernels: {self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         """SIGTERM (the server shuts its kernels down), then kill if needed."""
         if self.proc.poll() is None:
