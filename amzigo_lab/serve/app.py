@@ -27,7 +27,12 @@ from amzigo_lab.errors import ConfigError
 from amzigo_lab.serve import tls
 from amzigo_lab.serve.hooks import prelaunch_hook
 from amzigo_lab.serve.identity import ANALYSIS_ROLES, AmzigoIdentityProvider
-from amzigo_lab.serve.kernels import OwnedKernelManager, OwnedShutdownHandler, OwnerAuthorizer
+from amzigo_lab.serve.kernels import (
+    OwnedKernelManager,
+    OwnedSessionManager,
+    OwnedShutdownHandler,
+    OwnerAuthorizer,
+)
 from amzigo_lab.serve.warmup import DEFAULT_WARM_KERNELS, WARMUP_CODE
 
 DEFAULT_DASHBOARD_PORT = 8866
@@ -190,6 +195,7 @@ def lab_config(settings: Settings, opts: ServeOptions, root: Path) -> Config:
     c.ServerApp.identity_provider_class = AmzigoIdentityProvider
     c.ServerApp.authorizer_class = OwnerAuthorizer
     c.ServerApp.kernel_manager_class = OwnedKernelManager
+    c.ServerApp.session_manager_class = OwnedSessionManager
     c.ServerApp.terminals_enabled = False
     # containers and CI run as root; jupyter_server refuses that unless told (the kernel still
     # gets no secrets: see kernels.py). Production should run the lab as an unprivileged user.

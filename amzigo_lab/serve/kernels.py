@@ -7,6 +7,11 @@
   environment with the server's secrets removed and the request's query string blanked.
 - `OwnerAuthorizer` lets only a kernel's owner use the `kernels` (and, in JupyterLab,
   `sessions`) resources: REST and websocket requests for another user's kernel get 403.
+- `OwnedKernelManager.list_kernels` and `OwnedSessionManager.list_sessions` show each user
+  their own kernels and sessions only (JupyterLab lists both).
+- `OwnedKernelManager` can keep a pool of warm kernels (`pool_size`, `warmup_code`): started
+  and warmed up with no owner (nobody can reach them; the culler leaves them alone), handed to
+  the next user whose page needs a kernel, then replaced after `pool_refill_delay`.
 - `OwnedShutdownHandler` replaces Voila's `/voila/api/shutdown/<id>`, which only checks that
   somebody is logged in.
 - Culling of idle kernels is configured by the launchers (`cull_idle_timeout`).
@@ -27,6 +32,7 @@ from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from jupyter_server.services.sessions.sessionmanager import SessionManager
 from jupyter_server.utils import ApiPath
 from tornado import web
 from traitlets import Float, Integer, Unicode
@@ -219,6 +225,22 @@ class OwnedKernelManager(AsyncMappingKernelManager):
             if kernel_id in self:
                 await super().shutdown_kernel(kernel_id, now=True)
         return None
+
+
+class OwnedSessionManager(SessionManager):
+    """JupyterLab's sessions, listed to each user for their own kernels only (a session names a
+    notebook path and a kernel id: another analyst must not learn either)."""
+
+    async def list_sessions(self) -> list[dict[str, Any]]:
+        """During a request: the sessions whose kernel the requesting user owns."""
+        sessions: list[dict[str, Any]] = await super().list_sessions()
+        user = REQUEST_USER.get()
+        if user is None:
+            return sessions
+        owner_of = getattr(self.kernel_manager, "owner_of", None)
+        if owner_of is None:  # not our kernel manager: fail closed
+            return []
+        return [s for s in sessions if owner_of((s.get("kernel") or {}).get("id")) == user]
 
 
 def _audit_denial(handler: Any, user: User | None, what: str, kernel_id: str) -> None:

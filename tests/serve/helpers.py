@@ -28,9 +28,12 @@ USERS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "sam": (("seller",), "acme-outdoor"),
     "bob": (("seller",), "bluebird-home"),
     "ana": (("analyst",), None),
+    "ida": (("analyst",), None),  # two more analysts in the lab
+    "kim": (("analyst",), None),
     "cyd": (("seller",), "acme-outdoor"),  # owns the kernel the isolation test attacks
     "dee": (("seller",), "acme-outdoor"),  # logs out
     "lou": (("seller",), "acme-outdoor"),  # the lockout victim
+    "eve": (("seller",), "acme-outdoor"),  # gets a kernel from the warm pool
 }
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import ssl
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,25 @@ def _ws(server: Server, s: requests.Session, kernel_id: str) -> websocket.WebSoc
         origin=server.base,
         timeout=10,
     )
+
+
+def _message(msg_type: str, code: str = "") -> str:
+    """A Jupyter protocol message as a browser sends it over the kernel websocket."""
+    content = {"code": code, "silent": False, "store_history": False} if code else {}
+    header = {"msg_id": uuid.uuid4().hex, "session": uuid.uuid4().hex, "username": "",
+              "msg_type": msg_type, "version": "5.3", "date": ""}  # fmt: skip
+    return json.dumps(
+        {"header": header, "parent_header": {}, "metadata": {}, "content": content,
+         "channel": "shell"}
+    )  # fmt: skip
+
+
+def _pool(server: Server) -> tuple[list[str], dict[str, str]]:
+    """(pooled kernels in the order they were warmed, kernel -> owner) from the server log."""
+    text = server.log.read_text(errors="replace")
+    warm = re.findall(r"pooled kernel ([0-9a-f-]{36}) is warm", text)
+    owned = dict(re.findall(r"kernel ([0-9a-f-]{36}) owned by (\S+)", text))
+    return warm, owned
 
 
 @pytest.mark.browser
@@ -123,9 +144,55 @@ def test_other_seller_cannot_reach_the_kernel(
     shut = attacker.post(f"{server.base}/voila/api/shutdown/{kernel_id}", data={"_xsrf": xsrf})
     assert shut.status_code == 403
     assert own.get(url).status_code == 200, "the owner's kernel must still be running"
+    # no kernel listing shows it (Voila has none: 404)
+    listing = attacker.get(f"{server.base}/api/kernels")
+    assert listing.status_code in (200, 404) and kernel_id not in listing.text
     # and the attacker's own dashboard shows only their tenant (no kernel of the other)
     page = attacker.get(server.base + RENDER)
     assert page.status_code == 200 and _kernel_id(page.text) != kernel_id
+
+
+def test_a_seller_cannot_run_code_in_their_own_kernel(
+    server: Server, owner: tuple[requests.Session, str]
+) -> None:
+    own, kernel_id = owner
+    ws = _ws(server, own, kernel_id)
+    try:
+        ws.send(_message("execute_request", "print('ran', 6 * 7)"))
+        ws.send(_message("kernel_info_request"))  # answered in order, after the execute
+        seen = []
+        while "kernel_info_reply" not in seen:
+            msg = ws.recv()
+            if isinstance(msg, str):
+                seen.append(json.loads(msg)["msg_type"])
+    finally:
+        ws.close()
+    assert "execute_reply" not in seen and "stream" not in seen, seen
+
+
+def test_pages_come_from_warm_kernels_nobody_could_reach_before(server: Server) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        warm, owned = _pool(server)
+        waiting = [k for k in warm if k not in owned]
+        if waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert waiting, "the server has no warm kernel waiting"
+    s, r = login(server, "eve")
+    assert r.status_code == 302
+    pooled = waiting[0]  # the oldest warm kernel goes first
+    # before its handover, a warm kernel is nobody's: invisible and unreachable
+    assert s.get(f"{server.base}/api/kernels/{pooled}").status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        _ws(server, s, pooled)
+    assert refused.value.status_code == 403
+    page = s.get(server.base + RENDER, timeout=120)
+    assert page.status_code == 200 and _kernel_id(page.text) == pooled
+    assert _pool(server)[1][pooled] == "eve"
+    assert s.get(f"{server.base}/api/kernels/{pooled}").status_code == 200
+    # the notebook ran to the end in that kernel: the dashboard's widgets are on the page
+    assert "application/vnd.jupyter.widget-view+json" in page.text
 
 
 def test_users_without_a_seller_binding_get_403_and_no_kernel(server: Server) -> None:

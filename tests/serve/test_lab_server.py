@@ -31,6 +31,30 @@ def test_analyst_logs_in_and_finds_the_explore_notebook(lab: Server) -> None:
     assert "amzigo_lab.connect(" in sources
 
 
+def test_analysts_see_and_reach_only_their_own_kernels_and_sessions(lab: Server) -> None:
+    ida, r1 = login(lab, "ida")  # (a TOTP code is single-use: ana logged in above)
+    kim, r2 = login(lab, "kim")
+    assert r1.status_code == r2.status_code == 302
+    headers = {"X-XSRFToken": ida.cookies.get("_xsrf"), "Referer": f"{lab.base}/lab"}
+    created = ida.post(
+        f"{lab.base}/api/sessions",
+        json={"path": "explore.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    kernel_id = created.json()["kernel"]["id"]
+    try:
+        assert [k["id"] for k in ida.get(f"{lab.base}/api/kernels").json()] == [kernel_id]
+        assert [s["kernel"]["id"] for s in ida.get(f"{lab.base}/api/sessions").json()] == [
+            kernel_id
+        ]
+        assert kim.get(f"{lab.base}/api/kernels").json() == []
+        assert kim.get(f"{lab.base}/api/sessions").json() == []
+        assert kim.get(f"{lab.base}/api/kernels/{kernel_id}").status_code == 403
+    finally:
+        ida.delete(f"{lab.base}/api/kernels/{kernel_id}", headers=headers)
+
+
 def test_sellers_are_refused(lab: Server) -> None:
     s, r = login(lab, "sam")
     assert r.status_code == 403
