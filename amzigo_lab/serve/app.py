@@ -50,6 +50,11 @@ def dashboards_dir() -> Path:
     return Path(str(resources.files("amzigo_lab") / "notebooks" / "dashboards"))
 
 
+def templates_dir() -> Path:
+    """The page templates shipped with the package (they extend Voila's)."""
+    return Path(str(resources.files("amzigo_lab") / "serve" / "templates"))
+
+
 def explore_notebook() -> Path:
     """The analysts' starter notebook shipped with the package."""
     return Path(str(resources.files("amzigo_lab") / "notebooks" / "explore.ipynb"))
@@ -127,6 +132,12 @@ class DashboardApp(Voila):
     """Voila with TLS, the owner-checking shutdown handler and a clean stop on SIGTERM."""
 
     ssl_context: ssl.SSLContext | None = None
+
+    def setup_template_dirs(self) -> None:
+        """Voila's template paths, with ours first (its lab template, offline: see the file)."""
+        super().setup_template_dirs()
+        voila_paths: list[str] = list(getattr(self, "template_paths", []))
+        self.template_paths = [str(templates_dir()), *voila_paths]
 
     def init_handlers(self) -> list[Any]:
         """Voila's handlers, with `/voila/api/shutdown/<id>` checking the kernel's owner."""

@@ -130,6 +130,15 @@ def _latest(lake: Any, name: str, tenant: str, con: Any) -> Any:
     return data.drop_columns([c for c in PARTITION_COLUMNS if c in data.column_names])
 
 
+def require_tenant(tenant: str) -> str:
+    """The injected tenant id, validated; ReportError when none was injected (fail closed)."""
+    from amzigo_lab.names import tenant_id
+
+    if not str(tenant or "").strip():
+        raise ReportError("no tenant was injected: this dashboard is served only to sellers")
+    return tenant_id(tenant)
+
+
 class SellerDashboard:
     """One tenant's dashboard data (in memory) and its HTML sections."""
 
@@ -143,14 +152,11 @@ class SellerDashboard:
     @classmethod
     def open(cls, tenant: str, home: str = "") -> SellerDashboard:
         """Load `tenant`'s data through the policy as `svc:dashboard` (fail closed)."""
-        if not str(tenant or "").strip():
-            raise ReportError("no tenant was injected: this dashboard is served only to sellers")
+        tenant = require_tenant(tenant)
         from amzigo_lab.config import load_settings
         from amzigo_lab.governance.policy import Principal, load_policy
         from amzigo_lab.home import open_lake
-        from amzigo_lab.names import tenant_id
 
-        tenant = tenant_id(tenant)
         settings = load_settings(home or None)
         policy = load_policy(settings.home)
         who = Principal(SERVICE_ACTOR, ("seller",), tenant)
@@ -457,51 +463,115 @@ def box_html(box: str, parts: dict[str, str]) -> str:
     return _h2(title) + body
 
 
-def build_ui(board: SellerDashboard) -> Any:
+_LOADING = (
+    "<div class='amz-h2'>Key figures</div>"
+    "<div style='font-family:sans-serif;color:#777'>Loading your figures…</div>"
+)
+
+
+class DashboardWidgets:
     """The dashboard's widgets. Pickers update sections by SETTING `widgets.HTML` values
     (never by writing into Output widgets, which hangs Voila while a notebook executes)."""
-    import time
 
-    import ipywidgets as w
+    def __init__(self) -> None:
+        import ipywidgets as w
 
-    view = board.default_view()
-    start = w.DatePicker(value=view.start, description="From", layout=w.Layout(width="220px"))
-    end = w.DatePicker(value=view.end, description="To", layout=w.Layout(width="220px"))
-    options = [("All marketplaces", ""), *[(c, c) for c in board.marketplaces]]
-    market = w.Dropdown(options=options, value="", description="Marketplace")
-    start.add_class("amz-start")
-    end.add_class("amz-end")
-    market.add_class("amz-market")
-    status = w.HTML()
-    boxes = {name: w.HTML() for name in BOXES}
-    last_of = {names[-1]: box for box, (_, names) in BOXES.items()}
-    seq = {"n": 0}
-
-    def refresh(*_: Any) -> None:
-        if start.value is None or end.value is None:
-            return
-        t0 = time.perf_counter()
-        parts: dict[str, str] = {}
-        for name, value in board.iter_sections(View(start.value, end.value, market.value or "")):
-            parts[name] = value
-            if name in last_of:  # each assignment is sent to the browser at once
-                boxes[last_of[name]].value = box_html(last_of[name], parts)
-        seq["n"] += 1
-        took = time.perf_counter() - t0
-        status.value = (
-            f"<span id='amz-status' data-seq='{seq['n']}' class='amz-note' "
-            f"style='font-family:sans-serif;font-size:11px;color:#777'>"
-            f"updated in {took:.2f} s</span>"
+        self.board: SellerDashboard | None = None
+        self.start = w.DatePicker(description="From", layout=w.Layout(width="220px"))
+        self.end = w.DatePicker(description="To", layout=w.Layout(width="220px"))
+        self.market = w.Dropdown(
+            options=[("All marketplaces", "")], value="", description="Marketplace"
+        )
+        self.start.add_class("amz-start")
+        self.end.add_class("amz-end")
+        self.market.add_class("amz-market")
+        self.status = w.HTML(_status("loading…"))
+        self.boxes = {name: w.HTML() for name in BOXES}
+        self.boxes["heading"].value = _CSS
+        self.boxes["tiles"].value = _LOADING
+        self.seq = 0
+        self.root = w.VBox(
+            [
+                self.boxes["heading"],
+                w.HBox([self.start, self.end, self.market]),
+                self.status,
+                *(self.boxes[name] for name in BOXES if name != "heading"),
+            ]
         )
 
-    for picker in (start, end, market):
-        picker.observe(refresh, names="value")
-    refresh()
-    return w.VBox(
-        [
-            boxes["heading"],
-            w.HBox([start, end, market]),
-            status,
-            *(boxes[name] for name in BOXES if name != "heading"),
-        ]
+    def attach(self, board: SellerDashboard) -> None:
+        """Show `board`: set the pickers to its default view, then fill every section."""
+        self.board = board
+        view = board.default_view()
+        self.market.options = [("All marketplaces", ""), *[(c, c) for c in board.marketplaces]]
+        self.start.value, self.end.value = view.start, view.end
+        for picker in (self.start, self.end, self.market):
+            picker.observe(self.refresh, names="value")
+        self.refresh()
+
+    def attach_or_report(self, tenant: str, home: str = "") -> None:
+        """Load `tenant`'s data and show it; on failure, say so in the page (type and message
+        only: no traceback, no values) and show no data."""
+        try:
+            self.attach(SellerDashboard.open(tenant, home))
+        except Exception as exc:  # shown to the seller instead of an endless "loading"
+            self.boxes["tiles"].value = render.note(
+                f"The dashboard could not load your data ({type(exc).__name__}: {exc}). "
+                "Reload the page; if it persists, tell your administrator."
+            )
+            self.status.value = _status("failed")
+
+    def refresh(self, *_: Any) -> None:
+        """Recompute every section for the pickers' values; each box is sent when ready."""
+        import time
+
+        board = self.board
+        if board is None or self.start.value is None or self.end.value is None:
+            return
+        t0 = time.perf_counter()
+        last_of = {names[-1]: box for box, (_, names) in BOXES.items()}
+        parts: dict[str, str] = {}
+        view = View(self.start.value, self.end.value, self.market.value or "")
+        for name, value in board.iter_sections(view):
+            parts[name] = value
+            if name in last_of:  # each assignment is sent to the browser at once
+                self.boxes[last_of[name]].value = box_html(last_of[name], parts)
+        self.seq += 1
+        self.status.value = _status(f"updated in {time.perf_counter() - t0:.2f} s", self.seq)
+
+
+def _status(text: str, seq: int = 0) -> str:
+    return (
+        f"<span id='amz-status' data-seq='{seq}' class='amz-note' "
+        f"style='font-family:sans-serif;font-size:11px;color:#777'>{html.escape(text)}</span>"
     )
+
+
+def show(tenant: str, home: str = "") -> Any:
+    """The seller dashboard for `tenant`, as the notebook displays it.
+
+    Fails closed at once (an error, no widgets) when no tenant was injected. In a kernel, the
+    widgets are returned empty and the data is loaded right after the cell finishes, on the
+    kernel's own event loop (never a thread): Voila sends the page meanwhile, and the browser
+    boots its scripts while the kernel reads the lake. The browser's first request reaches the
+    kernel after that work (the kernel handles one thing at a time), so it finds the values
+    set. Outside a kernel (tests, scripts) everything happens before returning.
+    """
+    import asyncio
+
+    tenant = require_tenant(tenant)
+    ui = DashboardWidgets()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        ui.attach(SellerDashboard.open(tenant, home))
+    else:
+        loop.call_later(0.01, ui.attach_or_report, tenant, home)
+    return ui.root
+
+
+def build_ui(board: SellerDashboard) -> Any:
+    """The widgets for an already loaded `board` (filled before returning)."""
+    ui = DashboardWidgets()
+    ui.attach(board)
+    return ui.root

@@ -193,6 +193,11 @@ def test_pages_come_from_warm_kernels_nobody_could_reach_before(server: Server) 
     assert s.get(f"{server.base}/api/kernels/{pooled}").status_code == 200
     # the notebook ran to the end in that kernel: the dashboard's widgets are on the page
     assert "application/vnd.jupyter.widget-view+json" in page.text
+    # and it works offline: nothing is loaded from another host (no CDN)
+    external = re.findall(
+        r"""(?:src|href)=["']?(?:https?:)?//|import\(["'](?:https?:)?//""", page.text
+    )
+    assert external == [] and "cdn" not in page.text.lower()
 
 
 def test_users_without_a_seller_binding_get_403_and_no_kernel(server: Server) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,21 @@ def _with_manager(
         finally:
             await km.shutdown_all(now=True)
 
-    asyncio.run(main())
+    # in a thread of its own: the browser tests' Playwright keeps a loop running in this one
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the kernel pool test hung"
+    if errors:
+        raise errors[0]
 
 
 def test_a_pooled_kernel_is_warm_ownerless_uncullable_then_handed_over(tmp_path: Path) -> None:
