@@ -9,6 +9,7 @@ purpose and are audited (`report.generated` / `report.failed`, identifiers only)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import shutil
@@ -170,6 +171,21 @@ def _audit(
     )
 
 
+@functools.cache
+def encrypted_kernel_manager() -> type:
+    """A jupyter_client kernel manager whose kernels are reached over CurveZMQ only: the
+    report's code and outputs never cross local TCP in plain text."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _transport_encryption_default(self) -> str:
+            return "required"
+
+    return EncryptedKernelManager
+
+
 def _execute(src: Path, dest: Path, params: dict[str, Any], timeout: int, cwd: Path) -> None:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -184,6 +200,7 @@ def _execute(src: Path, dest: Path, params: dict[str, Any], timeout: int, cwd: P
             progress_bar=False,
             log_output=False,
             cwd=str(cwd),
+            kernel_manager_class=encrypted_kernel_manager(),
         )
     except PapermillExecutionError as exc:
         raise ReportError(
