@@ -152,3 +152,32 @@ def test_notebook_pairs_in_sync_and_without_outputs(name: str) -> None:
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
     py = jupytext.read(str(ipynb.with_suffix(".py")))
     assert [c.source for c in py.cells] == [c.source for c in nb.cells]
+
+
+def test_report_kernels_are_reached_over_curvezmq_only() -> None:
+    """papermill runs reports in kernels whose channels are CurveZMQ-encrypted."""
+    import asyncio
+
+    from amzigo_lab.analysis.generate import encrypted_kernel_manager
+
+    async def run() -> tuple[dict, str]:
+        km = encrypted_kernel_manager()(kernel_name="python3")
+        await km.start_kernel()
+        try:
+            client = km.client()
+            client.start_channels()
+            await client.wait_for_ready(timeout=60)
+            out: list[str] = []
+            await client.execute_interactive(
+                "print(6 * 7)",
+                timeout=60,
+                output_hook=lambda m: out.append(m["content"].get("text", "")),
+            )
+            client.stop_channels()
+            return km.get_connection_info(), "".join(out)
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    info, printed = asyncio.run(run())
+    assert info["curve_publickey"] and info["curve_secretkey"]
+    assert printed == "42\n"  # and the encrypted channels work
