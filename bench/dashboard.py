@@ -1,9 +1,9 @@
 """Dashboard benchmark: login-to-rendered time and widget-update latency in a real browser.
 
-Run: .venv/bin/python -m bench.dashboard [--reps 5] [--days 90]
+Run: .venv/bin/python -m bench.dashboard [--reps 5] [--days 60] [--warm-kernels 2]
 
-A fresh home gets the `amzigo demo` data set (orders and order items for two tenants, --days of
-history) plus the report fixtures (traffic, inventory, reviews); `amzigo dashboard` serves it
+A fresh home gets the `amzigo demo` data set (every stream of every sandbox tenant, --days of
+history, ingested through the real client from the local sandbox); `amzigo dashboard` serves it
 over TLS; Debian's chromium (Playwright, no download) logs in as one seller per repetition
 (a TOTP code is single-use) and waits for the KPI tiles, --pause seconds apart. The server
 runs with its default pool of warm kernels (--warm-kernels) and the benchmark waits until the
@@ -30,22 +30,32 @@ from typing import Any
 from bench.common import Row, log, median, render_table
 
 CHROMIUM = "/usr/bin/chromium"
+#: The demo data set as of a fixed day (the sandbox is deterministic for a seed and a day).
+TODAY = dt.date(2026, 11, 27)
+TENANT = "acme-outdoor"
 
 
 def _demo_data(home: Path, days: int, today: dt.date) -> None:
+    """What `amzigo demo` ingests: every stream of every sandbox tenant, `days` of history,
+    through the real client and the local sandbox (about a minute)."""
+    import dataclasses
+
     from amzigo_lab.config import load_settings
+    from amzigo_lab.demo import DEMO_SOLICITATION_CHECKS
     from amzigo_lab.events import MemorySink
     from amzigo_lab.home import open_lake
-    from amzigo_lab.synthetic import items_for_orders, orders_for_day
+    from amzigo_lab.source import embedded_sandbox, ingest
 
-    lake = open_lake(load_settings(home, env={}), audit=MemorySink())
+    settings = dataclasses.replace(load_settings(home, env={}), sandbox_today=today)
+    lake = open_lake(settings, audit=MemorySink())
     try:
-        for tenant in ("acme-outdoor", "bluebird-home"):
-            for offset in range(days, 0, -1):
-                day = today - dt.timedelta(days=offset)
-                orders = orders_for_day(7, tenant, day)
-                lake.write("orders", tenant, day, orders, f"demo-{day}")
-                lake.write("order_items", tenant, day, items_for_orders(7, orders), f"demo-{day}")
+        with embedded_sandbox(settings) as server:
+            report = ingest(
+                lake, settings, server=server, backfill_days=days,
+                max_solicitation_checks=DEMO_SOLICITATION_CHECKS,
+            )  # fmt: skip
+        if not report.ok:
+            raise SystemExit(f"the demo ingest failed: {report}")
     finally:
         lake.close()
 
@@ -93,7 +103,7 @@ def _measure(home: Any, work: Path, users: list[str], warm: int, updates: int, p
                 run.renders.append(time.perf_counter() - t0)
                 log(f"{warm} warm kernels: render {i + 1}: {run.renders[-1]:.2f} s")
                 for k in range(updates if i == 0 else 0):
-                    start = (dt.date(2026, 2, 1) + dt.timedelta(days=k)).isoformat()
+                    start = (TODAY - dt.timedelta(days=45 - k)).isoformat()
                     t1 = time.perf_counter()
                     tile_ms, all_ms = page.evaluate(_UPDATE_JS, start)
                     run.driver.append(time.perf_counter() - t1)
@@ -110,7 +120,7 @@ def _measure(home: Any, work: Path, users: list[str], warm: int, updates: int, p
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--days", type=int, default=60, help="days of history (demo: 60)")
     parser.add_argument("--warm-kernels", type=int, default=2, help="the server's pool size")
     parser.add_argument("--pause", type=float, default=3.0, help="seconds between logins")
     args = parser.parse_args()
@@ -120,8 +130,9 @@ def main() -> None:
     users = [f"seller{i}" for i in range(2 * args.reps)]
     try:
         log("building the home")
-        home = make_home(work / "home", {u: (("seller",), "acme-outdoor") for u in users})
-        _demo_data(home.settings.home, args.days, dt.date(2026, 3, 9))
+        home = make_home(work / "home", {u: (("seller",), TENANT) for u in users}, fixtures=False)
+        log(f"ingesting the demo data set ({args.days} days of every sandbox stream)")
+        _demo_data(home.settings.home, args.days, TODAY)
         # baseline: every page starts its own kernel (a TOTP code is single-use: new users)
         cold = _measure(home, work, users[args.reps :], 0, 0, args.pause)
         run = _measure(home, work, users[: args.reps], args.warm_kernels, args.reps, args.pause)

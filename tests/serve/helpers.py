@@ -59,15 +59,21 @@ class Home:
         return self.settings.state_dir / "serve-tls" / "ca.pem"
 
 
-def make_home(path: Path, users: dict[str, tuple[tuple[str, ...], str | None]] = USERS) -> Home:
-    """Initialise a home, write the report fixtures (two tenants) and create the users."""
+def make_home(
+    path: Path,
+    users: dict[str, tuple[tuple[str, ...], str | None]] = USERS,
+    fixtures: bool = True,
+) -> Home:
+    """Initialise a home, write the report fixtures (two tenants; unless `fixtures` is False)
+    and create the users."""
     from amzigo_lab.governance.context import Governance
     from tests.analysis.data import populate
 
     settings = load_settings(path, env={})
     lake = init_home(settings, audit=MemorySink())
     try:
-        populate(lake)
+        if fixtures:
+            populate(lake)
     finally:
         lake.close()
     home = Home(settings)
