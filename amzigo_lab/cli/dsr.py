@@ -1,4 +1,4 @@
-"""`amzigo dsr ...`: data-subject requests (export, rectify, erase, object, list)."""
+"""`amzigo dsr ...`: data-subject requests (export, rectify, erase, object, resume, list)."""
 
 from __future__ import annotations
 
@@ -151,6 +151,28 @@ def object_cmd(
             lake, actor=actor, tenant=tenant, email=email, name=name, postcode=postcode
         )
     console.print(f"objection recorded; {n} order(s) excluded")
+
+
+@dsr_group.command("resume")
+@as_option
+@home_option
+@handle_errors
+def resume_cmd(actor: str, home: str | None) -> None:
+    """Finish requests a crash interrupted: staged rewrites, and erasures (then certified).
+
+    Every erase and rectify runs this first; run it on its own after a crash.
+
+    Example:
+
+        amzigo dsr resume --as alice
+    """
+    from amzigo_lab.compliance.roles import COMPLIANCE, require_role
+
+    settings = _settings(home)
+    require_role(actor, COMPLIANCE, settings.home)
+    with open_lake(settings) as lake:
+        done = dsr.resume_requests(lake)
+    console.print(f"resumed {', '.join(done)}" if done else "nothing to resume")
 
 
 @dsr_group.command("list")

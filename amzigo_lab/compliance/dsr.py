@@ -11,7 +11,8 @@ Erasure and rectification rewrite only the partitions the index points to: the r
 are staged (encrypted under a one-off lake secret), the old partition is dropped through
 `Lake.drop_partitions` (its key destroyed, the subject's values used as canaries), the rows are
 written back as a new partition under a new key, and the stage is destroyed. A crash at any
-step is resumed by `resume_requests` (or by repeating the command).
+step is resumed by `resume_requests` (called by every erasure and rectification, or by
+`amzigo dsr resume`): an interrupted erasure is completed and certified.
 """
 
 from __future__ import annotations
@@ -196,6 +197,11 @@ def find_subject(
     else:
         raise ComplianceError("identify the subject with --email, or --name and --postcode")
     index_buyers(lake)
+    return _subject_of(lake, token, tenant)
+
+
+def _subject_of(lake: Lake, token: str, tenant: str | None) -> Subject:
+    """The subject of a blind-index token as the index knows them now."""
     sql = "SELECT tenant, partition_id, amazon_order_id FROM dsr_index WHERE token = ?"
     args: list[Any] = [token]
     if tenant:
@@ -407,7 +413,8 @@ def _rewrite(
         if not stage.exists():
             continue  # finished by an earlier attempt
         remaining = _unstage(lake, req_id, pid)
-        record = lake.drop_partitions([p], canaries=canaries, reason=f"dsr [{req_id}]")
+        if p.state != "dropped":  # else an earlier attempt dropped it (and recorded that)
+            lake.drop_partitions([p], canaries=canaries, reason=f"dsr [{req_id}]")
         forget_partitions(lake, [pid])
         lake.fault_hook("dsr_dropped")
         if remaining.num_rows:
@@ -417,7 +424,7 @@ def _rewrite(
         lake.delete_secret(f"dsr-stage-{req_id}-{pid}")
         events.emit(
             "dsr.partition_rewritten",
-            resource=f"destruction:{record.record_id}",
+            resource=f"partition:{pid}",
             tenant=p.tenant,
             row_count=remaining.num_rows,
             reason=f"partition {pid} rewritten without the subject's old values",
@@ -438,34 +445,40 @@ def _subject_values(lake: Lake, subject: Subject, columns: tuple[str, ...]) -> l
     return sorted(v for v in values if len(v) >= 6)
 
 
+def _erase_orders(table: pa.Table, orders: set[str]) -> pa.Table:
+    return table.filter(
+        pc.invert(pc.is_in(table.column("amazon_order_id"), value_set=pa.array(sorted(orders))))
+    )
+
+
 def erase_subject(
     lake: Lake, *, actor: str, tenant: str | None = None, **ident: str | None
 ) -> DestructionCertificate | None:
     """Erase the subject: rewrite their PII partitions without them, delete their exports."""
-    from amzigo_lab.compliance.certificates import issue_certificate
-    from amzigo_lab.compliance.derived import delete_outputs, outputs
-
     require_role(actor, COMPLIANCE, lake.settings.home)
     resume_requests(lake)
     subject = find_subject(lake, tenant=tenant, **ident)
     req_id = open_request(lake, "erasure", subject, actor)
+    # the token (a keyed hash, not PII) lets a crashed erasure be finished and certified later
+    _update(lake, req_id, partitions=subject.partitions(), tenant=tenant, token=subject.token)
+    return _complete_erasure(lake, req_id, subject, actor)
+
+
+def _complete_erasure(
+    lake: Lake, req_id: str, subject: Subject, actor: str
+) -> DestructionCertificate | None:
+    """Rewrite the subject's partitions (resuming staged ones), delete their outputs, certify
+    every destruction of the request (this attempt's and any earlier one's), complete it."""
+    from amzigo_lab.compliance.certificates import issue_certificate
+    from amzigo_lab.compliance.derived import delete_outputs, outputs
+
     events = EventLog(lake, actor)
     canaries = _subject_values(
         lake,
         subject,
         ("buyer_email", "buyer_name", "ship_name", "ship_address_line1", "ship_phone"),
     )
-    _update(lake, req_id, partitions=subject.partitions(), tenant=tenant)
-    _rewrite(
-        lake,
-        req_id,
-        subject,
-        lambda t, o: t.filter(
-            pc.invert(pc.is_in(t.column("amazon_order_id"), value_set=pa.array(sorted(o))))
-        ),
-        canaries,
-        events,
-    )
+    _rewrite(lake, req_id, subject, _erase_orders, canaries, events)
     delete_outputs(lake, outputs(lake, subject_id=subject.subject_id), f"dsr [{req_id}]")
     records = run_records(lake, req_id)
     events.emit(
@@ -562,7 +575,15 @@ def objected_order_ids(lake: Lake, tenant: str) -> set[str]:
 
 
 def resume_requests(lake: Lake) -> list[str]:
-    """Finish rewrites interrupted by a crash (staged partitions); the request ids resumed."""
+    """Finish requests interrupted by a crash; the request ids resumed.
+
+    Staged partitions are dropped and written back first (whatever the request). An erasure
+    still in progress is then completed from its stored token: the subject's partitions that
+    are still live are rewritten too, their outputs deleted, and every destruction of the
+    request is certified. A rectification cannot be redone without its new values (they are
+    not stored): once its staged partitions are written it stays in progress until the
+    command is repeated.
+    """
     stage_dir = lake.settings.state_dir / "dsr-staging"
     done = []
     for path in sorted(stage_dir.glob("*.bin")) if stage_dir.exists() else []:
@@ -573,5 +594,17 @@ def resume_requests(lake: Lake) -> list[str]:
             continue
         subject = Subject("resume", [("", int(pid), "")])
         _rewrite(lake, req_id, subject, lambda t, _o: t, [], EventLog(lake, found[0]))
+        done.append(req_id)
+    pending = lake.catalog.db.execute(
+        "SELECT id, actor, detail_json FROM dsr_requests WHERE kind = 'erasure' "
+        "AND status = 'in_progress' ORDER BY received_at"
+    ).fetchall()
+    for req_id, actor, detail_json in pending:
+        detail = json.loads(detail_json)
+        if not detail.get("token"):
+            continue  # opened by an older version: repeat the command
+        _complete_erasure(
+            lake, req_id, _subject_of(lake, detail["token"], detail.get("tenant")), actor
+        )
         done.append(req_id)
     return sorted(set(done))

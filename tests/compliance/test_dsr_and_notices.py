@@ -135,12 +135,41 @@ def test_erasure_resumes_after_a_crash_between_drop_and_rewrite(lake: Lake) -> N
     with pytest.raises(Crash):
         erase_subject(lake, actor="alice", email="a1@example.com")
     lake.fault_hook = lambda _s: None
-    assert resume_requests(lake)
+    (request,) = list_requests(lake)
+    assert request["status"] == "in_progress"
+    assert resume_requests(lake) == [request["id"]]
     emails = sorted(
         lake.scan("order_buyers", ["acme"]).to_arrow().column("buyer_email").to_pylist()
     )
     assert emails == ["a0@example.com", "a2@example.com"]
     assert list((lake.settings.state_dir / "dsr-staging").iterdir()) == []
+    # the interrupted erasure is completed and certified, with the drop of the crashed attempt
+    (request,) = list_requests(lake)
+    assert request["status"] == "completed"
+    cert = list_certificates(lake)[-1]
+    assert cert.body["reference"] == request["id"] and verify_certificate(lake, cert.id)["ok"]
+    assert len(cert.body["destruction_records"]) == 1  # the drop made before the crash
+    assert canary_hits(lake.settings.home, ["a1@example.com"]) == []
+    assert resume_requests(lake) == []  # nothing left to do
+
+
+def test_erasure_interrupted_before_any_rewrite_is_finished_by_resume(lake: Lake) -> None:
+    _seed(lake)
+
+    def hook(step: str) -> None:
+        if step == "dsr_staged":
+            raise Crash()
+
+    lake.fault_hook = hook
+    with pytest.raises(Crash):
+        erase_subject(lake, actor="alice", email="a1@example.com")
+    lake.fault_hook = lambda _s: None
+    (request,) = list_requests(lake)
+    assert resume_requests(lake) == [request["id"]]
+    emails = lake.scan("order_buyers", ["acme"]).to_arrow().column("buyer_email").to_pylist()
+    assert sorted(emails) == ["a0@example.com", "a2@example.com"]
+    assert list_requests(lake)[0]["status"] == "completed"
+    assert canary_hits(lake.settings.home, ["a1@example.com"]) == []
 
 
 def test_deletion_notice_deletes_every_instance_and_certifies(lake: Lake, clock: Clock) -> None:
