@@ -2,8 +2,9 @@
 
 Two ways in:
 - `access="service"`: the `amzigo report` command runs the notebook under the reports service
-  identity; the notebook reads one tenant's latest-state tables straight from the lake
-  (`LakeTableSource`) and the command audits the run.
+  identity `svc:reports`, which holds the policy's seller role for the one tenant: each dataset
+  is checked by the policy for the report's purpose and its read audited (`ServiceTableSource`
+  over `LakeTableSource`); the command audits the run.
 - `access="session"`: a person running the notebook interactively reads through their governed
   session (`amzigo login` -> $AMZIGO_SESSION); policy, grants and per-read audit apply.
 """
@@ -24,6 +25,30 @@ PURPOSES = {
     "reviews": "review_management",
     "inventory": "inventory_tracking",
 }
+
+
+class ServiceTableSource:
+    """A `LakeTableSource` read as a service identity: each dataset is checked by the policy
+    for the purpose and audited once, before it is opened."""
+
+    def __init__(self, inner: LakeTableSource, reader: Any, purpose: str) -> None:
+        self.inner = inner
+        self.reader = reader  # amzigo_lab.governance.service.ServiceReader
+        self.purpose = purpose
+        self._checked: set[str] = set()
+
+    def table(self, name: str) -> ir.Table:
+        """The tenant's latest-state table of `name`, if the policy allows it (AccessDenied)."""
+        if name not in self._checked:
+            self.reader.check(self.inner.lake.spec(name), self.purpose)
+            self.inner.table(name)  # opened (and cached) before the read is recorded
+            self.reader.record(name, self.purpose)
+            self._checked.add(name)
+        return self.inner.table(name)
+
+    def materialize(self, expr: ir.Table) -> ir.Table:
+        """As `LakeTableSource.materialize`."""
+        return self.inner.materialize(expr)
 
 
 class WorkbenchTableSource:
@@ -52,15 +77,19 @@ def open_source(tenant: str, home: str = "", access: str = "service", purpose: s
         return WorkbenchTableSource(connect(purpose=purpose, home=settings), tenant)
     if access != "service":
         raise ReportError(f"unknown access {access!r}: use service or session")
-    from amzigo_lab.events import NullSink
+    from amzigo_lab.governance.policy import load_policy
+    from amzigo_lab.governance.service import ServiceReader
     from amzigo_lab.home import open_lake
 
-    # the generating command audits the run; the kernel itself writes no audit records
-    lake = open_lake(settings, audit=NullSink())
+    if purpose not in PURPOSES.values():
+        raise ReportError(f"unknown report purpose {purpose!r}: use {sorted(PURPOSES.values())}")
+    lake = open_lake(settings)
     known = {p.tenant for p in lake.catalog.partitions()}
     if tenant not in known:
         raise ReportError(f"tenant {tenant!r} has no data in {settings.home}")
-    source: TableSource = LakeTableSource(lake, tenant)
+    why = "report run by amzigo report / the scheduler; tenant from the command"
+    reader = ServiceReader(SERVICE_ACTOR, tenant, load_policy(settings.home), lake.audit, why)
+    source: TableSource = ServiceTableSource(LakeTableSource(lake, tenant), reader, purpose)
     return source
 
 

@@ -37,7 +37,6 @@ from amzigo_lab.analysis.sales import (
     trend,
 )
 from amzigo_lab.analysis.source import ReportError
-from amzigo_lab.errors import AccessDenied
 
 SERVICE_ACTOR = "svc:dashboard"
 #: Dataset -> the purpose the dashboard reads it for.
@@ -154,41 +153,26 @@ class SellerDashboard:
         """Load `tenant`'s data through the policy as `svc:dashboard` (fail closed)."""
         tenant = require_tenant(tenant)
         from amzigo_lab.config import load_settings
-        from amzigo_lab.governance.policy import Principal, load_policy
+        from amzigo_lab.governance.policy import load_policy
+        from amzigo_lab.governance.service import ServiceReader
         from amzigo_lab.home import open_lake
 
         settings = load_settings(home or None)
-        policy = load_policy(settings.home)
-        who = Principal(SERVICE_ACTOR, ("seller",), tenant)
         lake = open_lake(settings)
+        reader = ServiceReader(
+            SERVICE_ACTOR,
+            tenant,
+            load_policy(settings.home),
+            lake.audit,
+            "seller dashboard; tenant from the logged-in user's record",
+        )
         backend = ArrowSource.connect()
         try:
             tables: dict[str, Any] = {}
             for name, purpose in DATASETS.items():
-                access = policy.access(who, lake.spec(name), purpose)
-                if not access.allowed or access.tenants != frozenset({tenant}):
-                    lake.audit.emit(
-                        "data.read",
-                        actor=SERVICE_ACTOR,
-                        resource=f"dataset:{name}",
-                        tenant=tenant,
-                        purpose=purpose,
-                        decision="deny",
-                        reason=f"dashboard: {access.reason}",
-                    )
-                    raise AccessDenied(f"dashboard may not read {name}: {access.reason}")
-                data = _latest(lake, name, tenant, backend.con)
-                tables[name] = data
-                lake.audit.emit(
-                    "data.read",
-                    actor=SERVICE_ACTOR,
-                    resource=f"dataset:{name}",
-                    tenant=tenant,
-                    purpose=purpose,
-                    decision="allow",
-                    row_count=data.num_rows,
-                    reason="seller dashboard; tenant from the logged-in user's record",
-                )
+                reader.check(lake.spec(name), purpose)
+                tables[name] = _latest(lake, name, tenant, backend.con)
+                reader.record(name, purpose, tables[name].num_rows)
         finally:
             lake.close()
         items = tables["order_items"]

@@ -181,3 +181,35 @@ def test_report_kernels_are_reached_over_curvezmq_only() -> None:
     info, printed = asyncio.run(run())
     assert info["curve_publickey"] and info["curve_secretkey"]
     assert printed == "42\n"  # and the encrypted channels work
+
+
+def test_report_service_reads_go_through_the_policy_and_are_audited(tmp_path: Path) -> None:
+    """svc:reports holds the seller role for one tenant: allowed reads are audited, buyer PII
+    is refused (and the refusal audited) before any file opens."""
+    from amzigo_lab.analysis.notebook import open_source
+    from amzigo_lab.config import load_settings
+    from amzigo_lab.errors import AccessDenied
+    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.home import init_home
+    from tests.analysis.data import populate
+
+    settings = load_settings(tmp_path / "home", env={})
+    lake = init_home(settings, audit=MemorySink())
+    try:
+        populate(lake)
+    finally:
+        lake.close()
+    source = open_source(ACME, str(settings.home), "service", "sales_analysis")
+    assert source.table("orders").count().execute() > 0
+    source.table("orders")  # audited once per dataset
+    with pytest.raises(AccessDenied, match="order_buyers"):
+        source.table("order_buyers")
+    with pytest.raises(ReportError, match="purpose"):
+        open_source(ACME, str(settings.home), "service", "marketing")
+    with Governance.open(settings) as gov:
+        events = gov.audit_log.search(actor="svc:reports")
+    assert [(e.action, e.resource, e.decision) for e in events] == [
+        ("data.read", "dataset:orders", "allow"),
+        ("data.read", "dataset:order_buyers", "deny"),
+    ]
+    assert {(e.tenant, e.purpose) for e in events} == {(ACME, "sales_analysis")}
