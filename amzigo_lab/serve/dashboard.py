@@ -494,14 +494,19 @@ class DashboardWidgets:
         self.refresh()
 
     def attach_or_report(self, tenant: str, home: str = "") -> None:
-        """Load `tenant`'s data and show it; on failure, say so in the page (type and message
-        only: no traceback, no values) and show no data."""
+        """Load `tenant`'s data and show it. On failure the seller sees that it failed (the
+        error's type only: no message, path or value) and no data; the operator finds the
+        message in the server's log (the kernel's real stderr, not the page's)."""
+        import sys
+
         try:
             self.attach(SellerDashboard.open(tenant, home))
-        except Exception as exc:  # shown to the seller instead of an endless "loading"
+        except Exception as exc:  # shown instead of an endless "loading"
+            kind = type(exc).__name__
+            print(f"amzigo dashboard: loading {tenant} failed: {kind}: {exc}", file=sys.__stderr__)
             self.boxes["tiles"].value = render.note(
-                f"The dashboard could not load your data ({type(exc).__name__}: {exc}). "
-                "Reload the page; if it persists, tell your administrator."
+                f"The dashboard could not load your data ({kind}). Reload the page; if it "
+                "persists, tell your administrator."
             )
             self.status.value = _status("failed")
 

@@ -12,7 +12,7 @@ from tornado import web
 from amzigo_lab.analysis.source import ReportError
 from amzigo_lab.errors import ConfigError
 from amzigo_lab.serve import app, tls
-from amzigo_lab.serve.dashboard import SellerDashboard, View
+from amzigo_lab.serve.dashboard import DashboardWidgets, SellerDashboard, View, show
 from amzigo_lab.serve.hooks import inject_parameters, seller_tenant
 from amzigo_lab.serve.kernels import kernel_env
 from tests.analysis.data import OTHER, OTHER_MARKERS, PII_MARKERS
@@ -101,3 +101,38 @@ def test_dashboard_sections_show_only_the_tenant(serve_home: Home) -> None:
     for marker in (OTHER, *OTHER_MARKERS, *PII_MARKERS):
         assert marker not in text
     assert board.marketplaces == ["US", "UK"]
+
+
+def test_show_fails_closed_at_once_and_fills_the_widgets_outside_a_kernel(
+    serve_home: Home,
+) -> None:
+    with pytest.raises(ReportError, match="no tenant"):
+        show("")
+    root = show("acme-outdoor", str(serve_home.settings.home))
+    html = "".join(getattr(w, "value", "") for w in root.children)
+    assert "id='amz-tiles'" in html and "data-seq='1'" in html and "Loading" not in html
+    assert "acme-outdoor" in html and OTHER not in html
+
+
+def test_a_failed_load_says_so_in_the_page_and_shows_no_data(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    ui = DashboardWidgets()
+    ui.attach_or_report("acme-outdoor", str(tmp_path / "no-home"))
+    assert "could not load your data (CatalogError)" in ui.boxes["tiles"].value
+    assert str(tmp_path) not in ui.boxes["tiles"].value  # no server detail in the page
+    assert "no-home" in capfd.readouterr().err  # but in the operator's log
+    assert not (tmp_path / "no-home").exists()  # and nothing was created
+    assert "failed" in ui.status.value and ui.board is None
+    assert "amz-tile'" not in ui.boxes["tiles"].value
+
+
+def test_changing_a_picker_recomputes_the_sections(serve_home: Home) -> None:
+    board = SellerDashboard.open("acme-outdoor", str(serve_home.settings.home))
+    ui = DashboardWidgets()
+    ui.attach(board)
+    assert ui.seq == 1 and "all marketplaces" in ui.boxes["heading"].value
+    ui.market.value = "UK"
+    assert ui.seq == 2 and "· UK" in ui.boxes["heading"].value
+    assert "data-currency='GBP'" in ui.boxes["tiles"].value
+    assert "data-currency='USD'" not in ui.boxes["tiles"].value
