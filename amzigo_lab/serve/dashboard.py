@@ -546,17 +546,31 @@ def show(tenant: str, home: str = "") -> Any:
     kernel after that work (the kernel handles one thing at a time), so it finds the values
     set. Outside a kernel (tests, scripts) everything happens before returning.
     """
-    import asyncio
-
     tenant = require_tenant(tenant)
     ui = DashboardWidgets()
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+    loop = _kernel_loop()
+    if loop is None:
         ui.attach(SellerDashboard.open(tenant, home))
     else:
         loop.call_later(0.01, ui.attach_or_report, tenant, home)
     return ui.root
+
+
+def _kernel_loop() -> Any:
+    """The event loop of the IPython kernel running this code; None outside a kernel."""
+    import asyncio
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def build_ui(board: SellerDashboard) -> Any:

@@ -95,6 +95,7 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         self._pool: list[str] = []  # warm, ownerless kernels, oldest first
         self._filling = 0  # pooled kernels being started
         self._refill_handle: asyncio.TimerHandle | None = None
+        self._closing = False
 
     def owner_of(self, kernel_id: str) -> str | None:
         """The user who started `kernel_id` (None if unknown or still in the pool)."""
@@ -134,6 +135,14 @@ class OwnedKernelManager(AsyncMappingKernelManager):
             if kernel_id in self._pool:
                 self._pool.remove(kernel_id)
 
+    async def shutdown_all(self, now: bool = False) -> None:  # type: ignore[override]
+        """Stop refilling the pool, then shut every kernel down (pooled ones included)."""
+        self._closing = True
+        if self._refill_handle is not None:
+            self._refill_handle.cancel()
+            self._refill_handle = None
+        await super().shutdown_all(now=now)
+
     def list_kernels(self) -> list[dict[str, Any]]:
         """During a request: the requesting user's kernels only (never pooled or others').
         Outside requests (culling, shutdown): every kernel."""
@@ -157,7 +166,7 @@ class OwnedKernelManager(AsyncMappingKernelManager):
 
     def schedule_refill(self, delay: float | None = None) -> None:
         """Top the pool up to `pool_size`, after `delay` (default `pool_refill_delay`) seconds."""
-        if self.pool_size <= 0 or self._refill_handle is not None:
+        if self.pool_size <= 0 or self._refill_handle is not None or self._closing:
             return
         loop = asyncio.get_running_loop()
         wait = self.pool_refill_delay if delay is None else delay
@@ -170,7 +179,7 @@ class OwnedKernelManager(AsyncMappingKernelManager):
 
     async def fill_pool(self) -> None:
         """Start and warm kernels until the pool holds `pool_size` (one at a time: 2 cores)."""
-        while len(self._pool) + self._filling < self.pool_size:
+        while not self._closing and len(self._pool) + self._filling < self.pool_size:
             self._filling += 1
             try:
                 kernel_id = await self._start_warm_kernel()
@@ -178,6 +187,9 @@ class OwnedKernelManager(AsyncMappingKernelManager):
                 self._filling -= 1
             if kernel_id is None:
                 return  # logged; the next page view starts a cold kernel and retries the pool
+            if self._closing:  # the server stopped while this one warmed up
+                await super().shutdown_kernel(kernel_id, now=True)
+                return
             self._pool.append(kernel_id)
 
     async def _start_warm_kernel(self) -> str | None:
