@@ -42,6 +42,7 @@ from amzigo_lab.compliance.common import (
     today,
 )
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
+from amzigo_lab.errors import KeyProviderError
 from amzigo_lab.lake.catalog import iso
 from amzigo_lab.lake.retention import add_months
 
@@ -518,9 +519,18 @@ def rectify_subject(
     resume_requests(lake)
     subject = find_subject(lake, tenant=tenant, **ident)
     req_id = open_request(lake, "rectification", subject, actor, fields=sorted(changes))
-    events = EventLog(lake, actor)
-    old = [v for v in _subject_values(lake, subject, tuple(changes)) if v not in changes.values()]
+    _update(lake, req_id, partitions=subject.partitions(), tenant=tenant, token=subject.token)
+    # the new values are PII: kept only as a lake secret (wrapped by the master key) until the
+    # request completes, so that a crashed rectification can be finished
+    lake.put_secret(_changes_secret(req_id), json.dumps(changes, sort_keys=True).encode())
+    return _complete_rectification(lake, req_id, subject, actor, changes)
 
+
+def _changes_secret(req_id: str) -> str:
+    return f"dsr-changes-{req_id}"
+
+
+def _rectifier(changes: dict[str, str]) -> Transform:
     def fix(table: pa.Table, orders: set[str]) -> pa.Table:
         hit = pc.is_in(table.column("amazon_order_id"), value_set=pa.array(sorted(orders)))
         for col, value in changes.items():
@@ -529,7 +539,17 @@ def rectify_subject(
             table = table.set_column(i, col, new)
         return table
 
-    _rewrite(lake, req_id, subject, fix, old, events)
+    return fix
+
+
+def _complete_rectification(
+    lake: Lake, req_id: str, subject: Subject, actor: str, changes: dict[str, str]
+) -> int:
+    """Rewrite the subject's partitions with `changes` (resuming staged ones), complete the
+    request and destroy the stored new values; the rows changed."""
+    events = EventLog(lake, actor)
+    old = [v for v in _subject_values(lake, subject, tuple(changes)) if v not in changes.values()]
+    _rewrite(lake, req_id, subject, _rectifier(changes), old, events)
     events.emit(
         "dsr.rectified",
         resource=f"dsr:{req_id}",
@@ -537,6 +557,7 @@ def rectify_subject(
         reason=f"subject={subject.subject_id} fields={','.join(sorted(changes))}",
     )
     _update(lake, req_id, "completed")
+    lake.delete_secret(_changes_secret(req_id))
     return len(subject.hits)
 
 
@@ -577,12 +598,11 @@ def objected_order_ids(lake: Lake, tenant: str) -> set[str]:
 def resume_requests(lake: Lake) -> list[str]:
     """Finish requests interrupted by a crash; the request ids resumed.
 
-    Staged partitions are dropped and written back first (whatever the request). An erasure
-    still in progress is then completed from its stored token: the subject's partitions that
-    are still live are rewritten too, their outputs deleted, and every destruction of the
-    request is certified. A rectification cannot be redone without its new values (they are
-    not stored): once its staged partitions are written it stays in progress until the
-    command is repeated.
+    Staged partitions are dropped and written back first (whatever the request). Erasures and
+    rectifications still in progress are then completed from their stored blind-index token:
+    the subject's partitions that are still live are rewritten too (a rectification with its
+    new values, kept as a lake secret until it completes); an erasure also deletes the
+    subject's outputs and certifies every destruction of the request.
     """
     stage_dir = lake.settings.state_dir / "dsr-staging"
     done = []
@@ -596,15 +616,21 @@ def resume_requests(lake: Lake) -> list[str]:
         _rewrite(lake, req_id, subject, lambda t, _o: t, [], EventLog(lake, found[0]))
         done.append(req_id)
     pending = lake.catalog.db.execute(
-        "SELECT id, actor, detail_json FROM dsr_requests WHERE kind = 'erasure' "
-        "AND status = 'in_progress' ORDER BY received_at"
+        "SELECT id, kind, actor, detail_json FROM dsr_requests WHERE status = 'in_progress' "
+        "AND kind IN ('erasure', 'rectification') ORDER BY received_at"
     ).fetchall()
-    for req_id, actor, detail_json in pending:
+    for req_id, kind, actor, detail_json in pending:
         detail = json.loads(detail_json)
         if not detail.get("token"):
             continue  # opened by an older version: repeat the command
-        _complete_erasure(
-            lake, req_id, _subject_of(lake, detail["token"], detail.get("tenant")), actor
-        )
+        subject = _subject_of(lake, detail["token"], detail.get("tenant"))
+        if kind == "erasure":
+            _complete_erasure(lake, req_id, subject, actor)
+        else:
+            try:
+                stored = lake.secret(_changes_secret(req_id), create=False)
+            except KeyProviderError:
+                continue  # its new values are gone: repeat the command
+            _complete_rectification(lake, req_id, subject, actor, json.loads(stored))
         done.append(req_id)
     return sorted(set(done))

@@ -153,6 +153,33 @@ def test_erasure_resumes_after_a_crash_between_drop_and_rewrite(lake: Lake) -> N
     assert resume_requests(lake) == []  # nothing left to do
 
 
+@pytest.mark.parametrize("step", ["dsr_staged", "dsr_dropped"])
+def test_rectification_interrupted_by_a_crash_is_finished_by_resume(lake: Lake, step: str) -> None:
+    _seed(lake)
+
+    def hook(at: str) -> None:
+        if at == step:
+            raise Crash()
+
+    lake.fault_hook = hook
+    with pytest.raises(Crash):
+        rectify_subject(
+            lake, actor="bob", email="a2@example.com", changes={"ship_address_line1": "9 New Road"}
+        )
+    lake.fault_hook = lambda _s: None
+    (request,) = list_requests(lake)
+    secrets_before = [n for n, _c, _r in lake.secret_names() if n.startswith("dsr-changes-")]
+    assert request["status"] == "in_progress" and len(secrets_before) == 1
+    assert canary_hits(lake.settings.home, ["9 New Road"]) == []  # the new value is encrypted
+    assert resume_requests(lake) == [request["id"]]
+    rows = lake.scan("order_buyers", ["acme"]).to_arrow().to_pylist()
+    fixed = [r["ship_address_line1"] for r in rows if r["buyer_email"] == "a2@example.com"]
+    assert fixed == ["9 New Road"] and len(rows) == 3
+    assert list_requests(lake)[0]["status"] == "completed"
+    assert [n for n, _c, _r in lake.secret_names() if n.startswith("dsr-changes-")] == []
+    assert canary_hits(lake.settings.home, ["2 Canary Wharf Lane a"]) == []
+
+
 def test_erasure_interrupted_before_any_rewrite_is_finished_by_resume(lake: Lake) -> None:
     _seed(lake)
 
