@@ -10,6 +10,7 @@ handler for `OwnedShutdownHandler`.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import ssl
@@ -125,6 +126,10 @@ def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
     c.VoilaConfiguration.http_header_envs = []
     c.VoilaConfiguration.preheat_kernel = False
     c.VoilaConfiguration.extension_denylist = ["jupyterlab-jupytext"]
+    # notebook signatures in memory under a per-process secret (nothing written to the user's
+    # Jupyter data dir); the packaged dashboards are signed at start (see DashboardApp.listen)
+    c.NotebookNotary.db_file = ":memory:"
+    c.NotebookNotary.secret = secrets.token_bytes(32)
     return c
 
 
@@ -159,6 +164,7 @@ class DashboardApp(Voila):
         """Bind (with TLS) and run until stopped."""
         import tornado.ioloop
 
+        self._trust_dashboards()
         self.app.listen(self.port, self.ip, ssl_options=self.ssl_context)
         self.log.info("amzigo dashboard at %svoila/render/%s", self.display_url, SELLER_DASHBOARD)
         self.ioloop = tornado.ioloop.IOLoop.current()
@@ -171,6 +177,14 @@ class DashboardApp(Voila):
             self.ioloop.start()
         finally:
             self.stop()
+
+    def _trust_dashboards(self) -> None:
+        """Sign the packaged dashboard notebooks (our code) so page views load them trusted."""
+        import nbformat
+
+        notary = self.contents_manager.notary
+        for path in sorted(dashboards_dir().glob("*.ipynb")):
+            notary.sign(nbformat.read(path, as_version=4))
 
     def stop(self) -> None:
         """Shut kernels down and close the identity store and audit log."""
