@@ -88,7 +88,10 @@ def _prepare(settings: Settings, opts: ServeOptions) -> ssl.SSLContext | None:
     os.environ["AMZIGO_HOME"] = str(settings.home)
     if opts.no_tls:
         return None
-    return tls.server_context(tls.resolve(settings.state_dir, opts.certfile, opts.keyfile))
+    files = tls.resolve(settings.state_dir, opts.certfile, opts.keyfile)
+    context = tls.server_context(files)
+    tls.quiet_rejected_certificates(files)
+    return context
 
 
 def _common_config(c: Config, settings: Settings, opts: ServeOptions) -> None:

@@ -8,7 +8,10 @@ clients trust `ca.pem` there. Plain HTTP is only allowed on a loopback address.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +79,51 @@ def check_bind(host: str, tls: bool) -> None:
         raise ConfigError(
             f"refusing to serve {host} without TLS: drop --no-tls, or bind to 127.0.0.1"
         )
+
+
+#: OpenSSL alerts a client sends when it does not trust the server's certificate.
+_REJECTED = ("CERTIFICATE_UNKNOWN", "UNKNOWN_CA", "BAD_CERTIFICATE")
+
+
+class RejectedCertificateLog(logging.Filter):
+    """Tornado logs "SSL Error ... certificate unknown" for every connection of a browser that
+    does not trust the certificate (dozens per page). This filter keeps the first as a hint on
+    what to do and then one line per `every` seconds with the count. Other TLS errors (an old
+    protocol version, garbage) pass unchanged."""
+
+    def __init__(
+        self, hint: str, every: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.hint = hint
+        self.every = every
+        self.clock = clock
+        self._last: float | None = None
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False to drop a repeat; the first of a period is rewritten as the hint."""
+        message = record.getMessage()
+        if not message.startswith("SSL Error") or not any(k in message for k in _REJECTED):
+            return True
+        now = self.clock()
+        if self._last is not None and now - self._last < self.every:
+            self._dropped += 1
+            return False
+        repeats = f"; {self._dropped} more since the last note" if self._dropped else ""
+        record.msg = f"a client rejected the server certificate ({self.hint}){repeats}"
+        record.args = ()
+        self._last, self._dropped = now, 0
+        return True
+
+
+def quiet_rejected_certificates(files: TlsFiles) -> RejectedCertificateLog:
+    """Install `RejectedCertificateLog` on tornado's logger; the filter."""
+    hint = (
+        f"browsers must trust {files.cafile}"
+        if files.cafile
+        else f"check the chain in {files.certfile}"
+    )
+    log_filter = RejectedCertificateLog(hint)
+    logging.getLogger("tornado.general").addFilter(log_filter)
+    return log_filter

@@ -136,3 +136,24 @@ def test_changing_a_picker_recomputes_the_sections(serve_home: Home) -> None:
     assert ui.seq == 2 and "· UK" in ui.boxes["heading"].value
     assert "data-currency='GBP'" in ui.boxes["tiles"].value
     assert "data-currency='USD'" not in ui.boxes["tiles"].value
+
+
+def test_rejected_certificate_errors_become_one_hint_a_minute() -> None:
+    import logging
+
+    now = [0.0]
+    log_filter = tls.RejectedCertificateLog("trust ca.pem", every=60, clock=lambda: now[0])
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("tornado.general", logging.WARNING, "", 0, msg, (), None)
+
+    rejected = "SSL Error on 30 ('127.0.0.1', 5): [SSL: SSLV3_ALERT_CERTIFICATE_UNKNOWN] x"
+    first = record(rejected)
+    assert log_filter.filter(first) and "trust ca.pem" in first.getMessage()
+    assert not log_filter.filter(record(rejected))  # repeats within the minute are dropped
+    assert not log_filter.filter(record(rejected))
+    other = record("SSL Error on 31 ('127.0.0.1', 6): [SSL: UNSUPPORTED_PROTOCOL] y")
+    assert log_filter.filter(other) and "UNSUPPORTED_PROTOCOL" in other.getMessage()
+    now[0] = 61.0
+    later = record(rejected)
+    assert log_filter.filter(later) and "2 more since the last note" in later.getMessage()
