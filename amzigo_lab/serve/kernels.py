@@ -95,6 +95,7 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         self._pool: list[str] = []  # warm, ownerless kernels, oldest first
         self._filling = 0  # pooled kernels being started
         self._refill_handle: asyncio.TimerHandle | None = None
+        self._fill_task: asyncio.Future[None] | None = None
         self._closing = False
 
     def owner_of(self, kernel_id: str) -> str | None:
