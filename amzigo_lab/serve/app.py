@@ -168,7 +168,14 @@ class DashboardApp(Voila):
         import tornado.ioloop
 
         self._trust_dashboards()
-        self.app.listen(self.port, self.ip, ssl_options=self.ssl_context)
+        try:
+            self.app.listen(self.port, self.ip, ssl_options=self.ssl_context)
+        except OSError as exc:
+            self.stop()
+            raise ConfigError(
+                f"cannot listen on {self.ip}:{self.port} ({exc.strerror}): is another server "
+                "using it? Pick another port with --port"
+            ) from None
         self.log.info("amzigo dashboard at %svoila/render/%s", self.display_url, SELLER_DASHBOARD)
         self.ioloop = tornado.ioloop.IOLoop.current()
         kernels = self.kernel_manager

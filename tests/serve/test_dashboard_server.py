@@ -234,3 +234,24 @@ def test_logout_ends_the_session(server: Server) -> None:
 def test_tls_1_1_is_refused_and_1_2_accepted(server: Server) -> None:
     assert not tls_handshake(server.port, ssl.TLSVersion.TLSv1_1)
     assert tls_handshake(server.port, ssl.TLSVersion.TLSv1_2)  # the same client, one version up
+
+
+def test_a_busy_port_gives_a_clear_error_and_no_traceback(server: Server) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMZIGO_")}
+        done = subprocess.run(
+            [sys.executable, "-c", "from amzigo_lab.cli import main; main()", "dashboard",
+             "--port", str(port), "--home", str(server.home.settings.home)],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr
