@@ -102,6 +102,12 @@ def test_seller_logs_in_sees_own_tenant_and_changes_dates(server: Server, browse
     assert "2026-03-01 – 2026-03-07" in page.locator("#amz-heading").inner_text()
     assert page.locator("#amz-products").count() == 1
     assert page.locator("#amz-sales-chart svg").count() >= 1
+    # the marketplace picker: UK shows pounds only
+    page.locator(".amz-market select").select_option("UK")
+    page.wait_for_selector(f"#amz-status[data-seq='{seq + 3}']", timeout=30_000)
+    assert "· UK" in page.locator("#amz-heading").inner_text()
+    assert page.locator("#amz-tiles [data-currency='GBP']").count() > 0
+    assert page.locator("#amz-tiles [data-currency='USD']").count() == 0
     content = page.content()
     for marker in (OTHER, *OTHER_MARKERS, *PII_MARKERS):
         assert marker not in content, f"{marker!r} leaked into the seller's page"
