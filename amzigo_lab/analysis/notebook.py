@@ -39,12 +39,13 @@ class ServiceTableSource:
 
     def table(self, name: str) -> ir.Table:
         """The tenant's latest-state table of `name`, if the policy allows it (AccessDenied)."""
-        if name not in self._checked:
-            self.reader.check(self.inner.lake.spec(name), self.purpose)
-            self.inner.table(name)  # opened (and cached) before the read is recorded
-            self.reader.record(name, self.purpose)
-            self._checked.add(name)
-        return self.inner.table(name)
+        if name in self._checked:
+            return self.inner.table(name)
+        self.reader.check(self.inner.lake.spec(name), self.purpose)
+        table = self.inner.table(name)  # opened (and cached) before the read is recorded
+        self.reader.record(name, self.purpose)
+        self._checked.add(name)
+        return table
 
     def materialize(self, expr: ir.Table) -> ir.Table:
         """As `LakeTableSource.materialize`."""

@@ -32,6 +32,19 @@ if TYPE_CHECKING:
 _PARTITION_TYPES = {"tenant": pa.string(), "ingest_date": pa.date32(), "purge_date": pa.date32()}
 
 
+def latest_sql(spec: DatasetSpec, view: str) -> str:
+    """The latest-state query over `view` (rows of `spec` with its partition columns): per
+    tenant and natural key, the row with the highest version, then the latest ingest date."""
+    order = [spec.version_column] if spec.version_column else []
+    order = [f'"{sql_name(c)}" DESC NULLS LAST' for c in [*order, "ingest_date"]]
+    # natural keys are unique per tenant, never across tenants
+    keys = ", ".join(f'"{sql_name(k)}"' for k in ["tenant", *spec.natural_key])
+    return (
+        f'SELECT * FROM "{sql_name(view)}" QUALIFY row_number() OVER (PARTITION BY '  # noqa: S608
+        f"{keys} ORDER BY {', '.join(order)}) = 1"
+    )
+
+
 @dataclass
 class Scan:
     """The files of one dataset that a read may open, with the keys to decrypt them."""
@@ -107,23 +120,14 @@ class Scan:
         """The latest state per natural key: the row with the highest version (then the latest
         ingest date) among every ingested version. Datasets without a natural key: all rows.
         `con`: a DuckDB connection to run on (opening one costs about 10 ms)."""
-        key = list(self.spec.natural_key)
-        if not key:
+        if not self.spec.natural_key:
             return self.to_arrow()
-        order = [self.spec.version_column] if self.spec.version_column else []
-        order = [f'"{sql_name(c)}" DESC NULLS LAST' for c in [*order, "ingest_date"]]
-        # natural keys are unique per tenant, never across tenants
-        keys = ", ".join(f'"{sql_name(k)}"' for k in ["tenant", *key])
         own = con is None
         db = duckdb.connect() if con is None else con
         view = f"_amzigo_versions_{uuid.uuid4().hex}"
         try:
             db.register(view, self.arrow_dataset())
-            sql = (
-                f'SELECT * FROM "{view}" QUALIFY row_number() OVER (PARTITION BY '  # noqa: S608
-                f"{keys} ORDER BY {', '.join(order)}) = 1"
-            )
-            return db.sql(sql).to_arrow_table()
+            return db.sql(latest_sql(self.spec, view)).to_arrow_table()
         finally:
             if own:
                 db.close()

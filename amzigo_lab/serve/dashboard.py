@@ -447,8 +447,9 @@ def box_html(box: str, parts: dict[str, str]) -> str:
     return _h2(title) + body
 
 
-_LOADING = (
-    "<div class='amz-h2'>Key figures</div>"
+#: Each section's box: the box is set when this, its last section, is computed.
+_BOX_OF_LAST = {names[-1]: box for box, (_, names) in BOXES.items()}
+_LOADING = _h2(BOXES["tiles"][0]) + (
     "<div style='font-family:sans-serif;color:#777'>Loading your figures…</div>"
 )
 
@@ -518,13 +519,13 @@ class DashboardWidgets:
         if board is None or self.start.value is None or self.end.value is None:
             return
         t0 = time.perf_counter()
-        last_of = {names[-1]: box for box, (_, names) in BOXES.items()}
         parts: dict[str, str] = {}
         view = View(self.start.value, self.end.value, self.market.value or "")
         for name, value in board.iter_sections(view):
             parts[name] = value
-            if name in last_of:  # each assignment is sent to the browser at once
-                self.boxes[last_of[name]].value = box_html(last_of[name], parts)
+            box = _BOX_OF_LAST.get(name)
+            if box is not None:  # each assignment is sent to the browser at once
+                self.boxes[box].value = box_html(box, parts)
         self.seq += 1
         self.status.value = _status(f"updated in {time.perf_counter() - t0:.2f} s", self.seq)
 
@@ -571,10 +572,3 @@ def _kernel_loop() -> Any:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def build_ui(board: SellerDashboard) -> Any:
-    """The widgets for an already loaded `board` (filled before returning)."""
-    ui = DashboardWidgets()
-    ui.attach(board)
-    return ui.root

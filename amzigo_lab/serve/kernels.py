@@ -112,9 +112,8 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         if existing is not None and existing in self and self.owners.get(existing) != owner:
             raise web.HTTPError(403, "this kernel belongs to another user")
         kernel_id = None
-        if existing is None and kwargs.get("kernel_name", self.pool_kernel_name) == (
-            self.pool_kernel_name
-        ):
+        pooled_spec = kwargs.get("kernel_name", self.pool_kernel_name) == self.pool_kernel_name
+        if existing is None and pooled_spec:
             kernel_id = await self._take_pooled()
         if kernel_id is None:
             env = kwargs.get("env")
