@@ -14,20 +14,18 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.errors import AccessDenied, AmzigoError
 
 if TYPE_CHECKING:
-    from amzigo_lab.governance.policy import Decision
-    from amzigo_lab.governance.session import Workbench, connect
+    from amzigo_lab.client.workbench import Workbench, connect
 
-__all__ = ["AccessDenied", "AmzigoError", "Decision", "Workbench", "connect"]
+__all__ = ["AccessDenied", "AmzigoError", "Workbench", "connect"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the governance layer lazily (keeps `import amzigo_lab` light for the CLI)."""
+    """Import the client lazily (keeps `import amzigo_lab` light for the CLI).
+
+    `connect()` talks to the home's gateway; this process never opens the lake or a key.
+    """
     if name in ("connect", "Workbench"):
-        from amzigo_lab.governance import session
+        from amzigo_lab.client import workbench
 
-        return getattr(session, name)
-    if name == "Decision":
-        from amzigo_lab.governance.policy import Decision
-
-        return Decision
+        return getattr(workbench, name)
     raise AttributeError(f"module 'amzigo_lab' has no attribute {name!r}")

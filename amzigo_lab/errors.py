@@ -8,6 +8,7 @@
     ├── CatalogError           catalog unreadable, or from a newer version of amzigo-lab
     ├── InvalidName            a tenant id or dataset name that could escape a path or SQL
     ├── UnknownDataset         a dataset that is not declared in the registry
+    ├── UnknownTenant          a tenant with no data in this home
     ├── SchemaMismatch         a table that does not match its dataset's declared schema
     ├── IntegrityError         a tampered, truncated or missing lake file
     ├── WriteError             a write that could not complete (nothing was made visible)
@@ -42,6 +43,10 @@ class UnknownDataset(AmzigoError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown dataset"
+
+
+class UnknownTenant(AmzigoError, LookupError):
+    """A tenant that has no data in this home."""
 
 
 class SchemaMismatch(AmzigoError, ValueError):

@@ -8,12 +8,15 @@ purpose and are audited (`report.generated` / `report.failed`, identifiers only)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
+import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.analysis.notebook import PURPOSES, SERVICE_ACTOR
 from amzigo_lab.analysis.period import Period
 from amzigo_lab.analysis.source import ReportError
+from amzigo_lab.client.protocol import TOKEN_ENV
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -109,7 +113,9 @@ def generate(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
-        _execute(src, nb_out, params, timeout, stem.parent)
+        with _run_token(settings, tenant, report, timeout) as token:
+            timings["token"] = time.perf_counter() - t0
+            _execute(src, nb_out, params, timeout, stem.parent, {TOKEN_ENV: token})
         timings["execute"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         html_out.write_text(to_html(nb_out), encoding="utf-8")
@@ -171,6 +177,44 @@ def _audit(
     )
 
 
+@contextlib.contextmanager
+def _run_token(settings: Settings, tenant: str, report: str, timeout: int) -> Iterator[str]:
+    """A `svc:reports` token for this run's tenant and purpose, revoked when the run ends."""
+    from amzigo_lab.client.service import mint, revoke
+    from amzigo_lab.errors import UnknownTenant
+
+    try:
+        minted = mint(settings.home, SERVICE_ACTOR, tenant, [PURPOSES[report]], timeout + 120)
+    except UnknownTenant as exc:
+        raise ReportError(f"{exc}: check --tenant (amzigo lake ls lists the tenants)") from None
+    try:
+        yield minted.token
+    finally:
+        revoke(minted.address, minted.token)
+
+
+#: Environment variables never given to a report kernel (it needs none of them).
+_KERNEL_SECRETS = ("AMZIGO_MASTER_KEY", "AMZIGO_SESSION", TOKEN_ENV)
+
+
+def kernel_manager(extra_env: dict[str, str] | None = None) -> type:
+    """The encrypted kernel manager, giving its kernels `extra_env` (the run's token) and
+    none of the caller's secrets."""
+    base = encrypted_kernel_manager()
+    extra = dict(extra_env or {})
+
+    class RunKernelManager(base):  # type: ignore[misc,valid-type]
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            env = dict(kw.pop("env", None) or os.environ)
+            for name in _KERNEL_SECRETS:
+                env.pop(name, None)
+            env.update(extra)
+            kw["env"] = env
+            return await super()._async_pre_start_kernel(**kw)
+
+    return RunKernelManager
+
+
 @functools.cache
 def encrypted_kernel_manager() -> type:
     """A jupyter_client kernel manager whose kernels are reached over CurveZMQ only: the
@@ -186,7 +230,14 @@ def encrypted_kernel_manager() -> type:
     return EncryptedKernelManager
 
 
-def _execute(src: Path, dest: Path, params: dict[str, Any], timeout: int, cwd: Path) -> None:
+def _execute(
+    src: Path,
+    dest: Path,
+    params: dict[str, Any],
+    timeout: int,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> None:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -200,7 +251,7 @@ def _execute(src: Path, dest: Path, params: dict[str, Any], timeout: int, cwd: P
             progress_bar=False,
             log_output=False,
             cwd=str(cwd),
-            kernel_manager_class=encrypted_kernel_manager(),
+            kernel_manager_class=kernel_manager(env),
         )
     except PapermillExecutionError as exc:
         raise ReportError(

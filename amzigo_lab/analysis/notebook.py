@@ -1,10 +1,10 @@
 """What the report notebooks call: open a tenant's data (fail closed), show HTML and SVG.
 
 Two ways in:
-- `access="service"`: the `amzigo report` command runs the notebook under the reports service
-  identity `svc:reports`, which holds the policy's seller role for the one tenant: each dataset
-  is checked by the policy for the report's purpose and its read audited (`ServiceTableSource`
-  over `LakeTableSource`); the command audits the run.
+- `access="service"`: the `amzigo report` command asks the gateway for a `svc:reports` token
+  bound to the one tenant and the report's purpose and gives it to the kernel ($AMZIGO_TOKEN);
+  the gateway checks each dataset against the policy, reduces it to its latest state and
+  audits the read (`GatewayTableSource`); the command audits the run. The kernel holds no key.
 - `access="session"`: a person running the notebook interactively reads through their governed
   session (`amzigo login` -> $AMZIGO_SESSION); policy, grants and per-read audit apply.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.analysis.source import LakeTableSource, ReportError, TableSource
+from amzigo_lab.analysis.source import LakeTableSource, ReportError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -69,29 +69,36 @@ def open_source(tenant: str, home: str = "", access: str = "service", purpose: s
     """A `TableSource` for the tenant; refuses an empty tenant (fail closed)."""
     if not str(tenant or "").strip():
         raise ReportError("the `tenant` parameter is empty: a report needs exactly one tenant")
-    from amzigo_lab.config import load_settings
+    from amzigo_lab.client.workbench import home_path
 
-    settings = load_settings(home or None)
+    where = home_path(home or None)  # a path only: a kernel never reads the home
     if access == "session":
-        from amzigo_lab.governance.session import connect
+        from amzigo_lab.client.workbench import connect
 
-        return WorkbenchTableSource(connect(purpose=purpose, home=settings), tenant)
+        return WorkbenchTableSource(connect(purpose=purpose, home=where), tenant)
     if access != "service":
         raise ReportError(f"unknown access {access!r}: use service or session")
-    from amzigo_lab.governance.policy import load_policy
-    from amzigo_lab.governance.service import ServiceReader
-    from amzigo_lab.home import open_lake
-
     if purpose not in PURPOSES.values():
         raise ReportError(f"unknown report purpose {purpose!r}: use {sorted(PURPOSES.values())}")
-    lake = open_lake(settings)
-    known = {p.tenant for p in lake.catalog.partitions()}
-    if tenant not in known:
-        raise ReportError(f"tenant {tenant!r} has no data in {settings.home}")
-    why = "report run by amzigo report / the scheduler; tenant from the command"
-    reader = ServiceReader(SERVICE_ACTOR, tenant, load_policy(settings.home), lake.audit, why)
-    source: TableSource = ServiceTableSource(LakeTableSource(lake, tenant), reader, purpose)
-    return source
+    return gateway_source(tenant, where, purpose)
+
+
+def gateway_source(tenant: str, home: Any, purpose: str, token: str = "") -> Any:
+    """The tenant's tables from the gateway, with the run's service token ($AMZIGO_TOKEN, set
+    by `amzigo report` and the scheduler for this kernel only)."""
+    import os
+
+    from amzigo_lab.analysis.source import GatewayTableSource
+    from amzigo_lab.client import protocol
+    from amzigo_lab.client.transport import GatewayClient
+
+    token = token or os.environ.get(protocol.TOKEN_ENV, "")
+    if not token:
+        raise ReportError(
+            "no service token for this report run: run it with `amzigo report`, which asks the "
+            "gateway for one, or use access='session' after `amzigo login`"
+        )
+    return GatewayTableSource(GatewayClient(protocol.default_address(home), token), tenant, purpose)
 
 
 def show_html(markup: str) -> None:

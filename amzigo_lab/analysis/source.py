@@ -108,6 +108,43 @@ class LakeTableSource:
         return ranked.filter(ranked._version_rank == 0).select(*keep)
 
 
+class GatewayTableSource:
+    """Latest-state tables of one tenant, fetched from the gateway with a service token.
+
+    The gateway checks the token (one service, one tenant, its purposes), asks the policy,
+    reduces the tenant's partitions to their latest state and audits the read; this process
+    receives Arrow and computes the report on its own in-memory DuckDB. It holds no key.
+    """
+
+    def __init__(self, client: Any, tenant: str, purpose: str, backend: Any = None) -> None:
+        if not tenant:
+            raise ReportError("no tenant given: a report is always about exactly one tenant")
+        self.client = client  # amzigo_lab.client.transport.GatewayClient with a service token
+        self.tenant = tenant_id(tenant)
+        self.purpose = purpose
+        self.backend = backend or ibis.duckdb.connect()
+        self.backend.raw_sql("SET TimeZone = 'UTC'")
+        self._tables: dict[str, ir.Table] = {}
+        self._n = 0
+
+    def table(self, name: str) -> ir.Table:
+        """The tenant's latest-state table of `name` (fetched once per source; the gateway's
+        policy decides, and audits, what the token may read)."""
+        if name not in self._tables:
+            data = self.client.table({"op": "latest", "dataset": name, "purpose": self.purpose})
+            self.backend.con.register(f"{name}_latest", data)
+            self._tables[name] = self.backend.table(f"{name}_latest")
+        return self._tables[name]
+
+    def materialize(self, expr: ir.Table) -> ir.Table:
+        """As `LakeTableSource.materialize`: computed once into a temp table."""
+        self._n += 1
+        name = f"_materialized_{self._n}"
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        self.backend.con.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
+        return self.backend.table(name, database="temp")
+
+
 class MemoryTableSource:
     """Latest-state tables given directly as Arrow tables (tests, what-if analyses)."""
 

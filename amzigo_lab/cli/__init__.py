@@ -7,6 +7,7 @@ import click
 from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
 from amzigo_lab.cli.demo import demo_cmd
 from amzigo_lab.cli.dsr import dsr_group
+from amzigo_lab.cli.gateway import gateway_group
 from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
 from amzigo_lab.cli.ingest import COMMANDS as INGEST_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group, lake_group
@@ -28,6 +29,7 @@ for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd, *GOVERNA
     main.add_command(command)
 for command in (*COMPLIANCE_COMMANDS, dsr_group):
     main.add_command(command)
+main.add_command(gateway_group)
 main.add_command(dashboard_cmd)
 main.add_command(lab_cmd)
 main.add_command(report_cmd)

@@ -41,6 +41,10 @@ class ServiceReader:
         """Audit an allowed read."""
         self._emit(dataset, purpose, "allow", self.why, row_count)
 
+    def deny(self, dataset: str, purpose: str, reason: str) -> None:
+        """Audit a refused read (the caller raises)."""
+        self._emit(dataset, purpose, "deny", reason)
+
     def _emit(
         self, dataset: str, purpose: str, decision: str, reason: str, rows: int | None = None
     ) -> None:

@@ -308,7 +308,20 @@ class Workbench:
         assert self._ibis is not None
         return self._ibis.table(name)
 
-    def sql(self, query: str, *, arrow: bool = False) -> pl.DataFrame | pa.Table:
+    def relations(self) -> dict[str, pa.Schema]:
+        """The Arrow schema of every relation this session can query (views and versions)."""
+        self._before_read([])
+        assert self._con is not None
+        names = [*self._visible]
+        names += [
+            f"{n}{VERSIONS_SUFFIX}" for n in self._visible if self._gov.lake.spec(n).natural_key
+        ]
+        return {
+            n: self._con.sql(f'SELECT * FROM "{sql_name(n)}" LIMIT 0').to_arrow_table().schema  # noqa: S608
+            for n in sorted(names)
+        }
+
+    def sql(self, query: str, *, arrow: bool = False, via: str = "sql") -> pl.DataFrame | pa.Table:
         """Run one SELECT over the governed views; a polars DataFrame (Arrow with arrow=True)."""
         names = self._referenced(query)
         self._before_read(names)
@@ -327,7 +340,7 @@ class Workbench:
             )
         with self._translate_errors(names):
             table = self._con.sql(query).to_arrow_table()
-        self._audit_read(names, table.num_rows, "sql")
+        self._audit_read(names, table.num_rows, via)
         if arrow:
             return table
         import polars as pl

@@ -1,12 +1,13 @@
 """The seller dashboard, as the notebook's kernel runs it (logic here, notebook thin).
 
-`SellerDashboard.open(tenant)` is the governed, tenant-bound read: it acts as the service
-principal `svc:dashboard` holding the policy's `seller` role bound to `tenant` (the tenant the
-pre-launch hook injected from the logged-in user's record), asks the policy which datasets that
-principal may read for each purpose (sales_analysis, inventory_tracking, review_management),
-loads the latest state of ONLY that tenant's partitions (the catalog chooses them; buyer PII
-datasets are never opened) into a private in-memory DuckDB, and writes one `data.read` audit
-event per dataset with its row count. Widget updates then query memory only (fast).
+`SellerDashboard.open(tenant, token=...)` is the governed, tenant-bound read, served by the
+gateway: the pre-launch hook injects the tenant from the logged-in user's record and a
+`svc:dashboard` token the server minted for that tenant; the gateway checks the token, asks the
+policy which datasets the service may read for each purpose (sales_analysis,
+inventory_tracking, review_management; never buyer PII), reduces ONLY that tenant's partitions
+to their latest state and writes one `data.read` audit event per dataset with its row count.
+The kernel receives Arrow into a private in-memory DuckDB and holds no key; widget updates
+then query memory only (fast).
 
 Rendering is offline and light: KPI tiles and tables are the report builders' HTML, charts are
 small hand-written SVGs (importing altair costs 1.7 s and vl-convert's first call 0.6 s on this
@@ -116,19 +117,6 @@ class ArrowSource:
         return self._tables[name]
 
 
-def _latest(lake: Any, name: str, tenant: str, con: Any) -> Any:
-    """The tenant's latest state of `name` as Arrow, without partition columns.
-
-    `Scan.latest()` runs one DuckDB query straight over the catalog-chosen files (the same rule
-    as the report sources) on the dashboard's own connection, skipping ibis' compile step and
-    a connection per dataset on the first-render path.
-    """
-    from amzigo_lab.lake.schema import PARTITION_COLUMNS
-
-    data = lake.scan(name, [tenant]).latest(con)
-    return data.drop_columns([c for c in PARTITION_COLUMNS if c in data.column_names])
-
-
 def require_tenant(tenant: str) -> str:
     """The injected tenant id, validated; ReportError when none was injected (fail closed)."""
     from amzigo_lab.names import tenant_id
@@ -149,32 +137,37 @@ class SellerDashboard:
         self._cache: dict[tuple[object, ...], str] = {}
 
     @classmethod
-    def open(cls, tenant: str, home: str = "") -> SellerDashboard:
-        """Load `tenant`'s data through the policy as `svc:dashboard` (fail closed)."""
-        tenant = require_tenant(tenant)
-        from amzigo_lab.config import load_settings
-        from amzigo_lab.governance.policy import load_policy
-        from amzigo_lab.governance.service import ServiceReader
-        from amzigo_lab.home import open_lake
+    def open(cls, tenant: str, home: str = "", token: str = "") -> SellerDashboard:
+        """Load `tenant`'s data from the gateway as `svc:dashboard` (fail closed).
 
-        settings = load_settings(home or None)
-        lake = open_lake(settings)
-        reader = ServiceReader(
-            SERVICE_ACTOR,
-            tenant,
-            load_policy(settings.home),
-            lake.audit,
-            "seller dashboard; tenant from the logged-in user's record",
-        )
+        `token`: the service token the dashboard server minted for this seller's tenant and
+        injected with the tenant (a kernel holds nothing else). Without one (scripts, tests on a
+        home that is not hardened) a token is minted with the gateway's operator credential,
+        which only the service account can read. The token is revoked once the data is loaded:
+        widget updates compute on the kernel's copy.
+        """
+        tenant = require_tenant(tenant)
+        from amzigo_lab.client import protocol, service
+        from amzigo_lab.client.transport import GatewayClient
+        from amzigo_lab.client.workbench import home_path
+
+        where = home_path(home or None)
+        if token:
+            address = protocol.default_address(where)
+        else:
+            minted = service.mint(
+                where, SERVICE_ACTOR, tenant, sorted(set(DATASETS.values())), require_data=False
+            )
+            address, token = minted.address, minted.token
         backend = ArrowSource.connect()
+        tables: dict[str, Any] = {}
         try:
-            tables: dict[str, Any] = {}
-            for name, purpose in DATASETS.items():
-                reader.check(lake.spec(name), purpose)
-                tables[name] = _latest(lake, name, tenant, backend.con)
-                reader.record(name, purpose, tables[name].num_rows)
+            with GatewayClient(address, token) as client:
+                for name, purpose in DATASETS.items():
+                    ticket = {"op": protocol.TICKET_LATEST, "dataset": name, "purpose": purpose}
+                    tables[name] = client.table(ticket)
         finally:
-            lake.close()
+            service.revoke(address, token)
         items = tables["order_items"]
         last = None
         if items.num_rows:
@@ -494,14 +487,14 @@ class DashboardWidgets:
             picker.observe(self.refresh, names="value")
         self.refresh()
 
-    def attach_or_report(self, tenant: str, home: str = "") -> None:
+    def attach_or_report(self, tenant: str, home: str = "", token: str = "") -> None:
         """Load `tenant`'s data and show it. On failure the seller sees that it failed (the
         error's type only: no message, path or value) and no data; the operator finds the
         message in the server's log (the kernel's real stderr, not the page's)."""
         import sys
 
         try:
-            self.attach(SellerDashboard.open(tenant, home))
+            self.attach(SellerDashboard.open(tenant, home, token))
         except Exception as exc:  # shown instead of an endless "loading"
             kind = type(exc).__name__
             print(f"amzigo dashboard: loading {tenant} failed: {kind}: {exc}", file=sys.__stderr__)
@@ -537,7 +530,7 @@ def _status(text: str, seq: int = 0) -> str:
     )
 
 
-def show(tenant: str, home: str = "") -> Any:
+def show(tenant: str, home: str = "", token: str = "") -> Any:
     """The seller dashboard for `tenant`, as the notebook displays it.
 
     Fails closed at once (an error, no widgets) when no tenant was injected. In a kernel, the
@@ -551,9 +544,9 @@ def show(tenant: str, home: str = "") -> Any:
     ui = DashboardWidgets()
     loop = _kernel_loop()
     if loop is None:
-        ui.attach(SellerDashboard.open(tenant, home))
+        ui.attach(SellerDashboard.open(tenant, home, token))
     else:
-        loop.call_later(0.01, ui.attach_or_report, tenant, home)
+        loop.call_later(0.01, ui.attach_or_report, tenant, home, token)
     return ui.root
 
 

@@ -3,8 +3,9 @@
 Voila calls `prelaunch_hook(req, notebook, cwd)` synchronously before it starts a kernel.
 The tenant comes from the user's record in the identity store (never from the URL, a header or
 the environment). Users without the seller role and a tenant binding get 403 and no kernel.
-The tenant is injected with papermill's `parameterize_notebook` after the cell tagged
-`parameters`; a notebook without such a cell is refused (fail closed).
+The tenant and a short-lived `svc:dashboard` gateway token for it are injected with papermill's
+`parameterize_notebook` after the cell tagged `parameters`; a notebook without such a cell is
+refused (fail closed). The kernel reads through the gateway with that token only.
 """
 
 from __future__ import annotations
@@ -72,6 +73,29 @@ def seller_tenant(gov: Any, username: str) -> tuple[str | None, str]:
     return str(record.tenant), ""
 
 
+#: How long a dashboard kernel's token lives (it is used once, at load, then revoked).
+DASHBOARD_TOKEN_TTL_S = 600.0
+
+
+def dashboard_token(home: Any, tenant: str) -> str:
+    """A `svc:dashboard` token for `tenant` from the home's gateway (503 when it is down)."""
+    from amzigo_lab.client import service
+    from amzigo_lab.errors import AmzigoError
+    from amzigo_lab.serve.dashboard import DATASETS, SERVICE_ACTOR
+
+    purposes = sorted(set(DATASETS.values()))
+    try:
+        minted = service.mint(
+            home, SERVICE_ACTOR, tenant, purposes, DASHBOARD_TOKEN_TTL_S, require_data=False
+        )
+        return minted.token
+    except AmzigoError as exc:
+        import logging
+
+        logging.getLogger("amzigo.serve").error("dashboard token for %s: %s", tenant, exc)
+        raise web.HTTPError(503, "the data service is unavailable; try again shortly") from None
+
+
 def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
     """Return the notebook bound to the seller's tenant; raise 403 for anybody else."""
     user = req.current_user
@@ -90,7 +114,8 @@ def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
             reason=why,
         )
         raise web.HTTPError(403, "this dashboard is for seller accounts bound to a tenant")
-    nb = inject_parameters(notebook, {"tenant": tenant})
+    token = dashboard_token(provider.governance.settings.home, tenant)
+    nb = inject_parameters(notebook, {"tenant": tenant, "token": token})
     REQUEST_USER.set(user.username)  # the owner of the kernel Voila starts next
     provider.audit(
         "dashboard.open",

@@ -48,25 +48,13 @@ def warmup_tables(today: dt.date) -> dict[str, Any]:
 def warm_up(today: dt.date | None = None) -> None:
     """Import what the dashboard needs and compute every section once over made-up data."""
     import ipywidgets  # noqa: F401  (the notebook builds widgets next)
-    import pyarrow.dataset
-    import pyarrow.parquet.encryption  # noqa: F401
+    import pyarrow.flight  # noqa: F401  (the data comes from the gateway)
 
-    import amzigo_lab.governance.auditing
-    import amzigo_lab.governance.policy
-    import amzigo_lab.home  # noqa: F401
-    from amzigo_lab.datasets import REGISTRY
-    from amzigo_lab.lake.reader import latest_sql
+    import amzigo_lab.client.transport  # noqa: F401
     from amzigo_lab.serve.dashboard import ArrowSource, SellerDashboard
 
     day = today or dt.date.today()
     tables = warmup_tables(day)
     board = SellerDashboard(WARMUP_TENANT, ArrowSource(tables), day - dt.timedelta(days=1))
     board.sections(board.default_view(day))
-    # the lake's latest-state query (`Scan.latest`), on the made-up orders
-    orders = tables["orders"]
-    orders = orders.append_column("tenant", pa.array([WARMUP_TENANT] * orders.num_rows))
-    orders = orders.append_column("ingest_date", pa.array([day] * orders.num_rows, pa.date32()))
-    con = board.source.backend.con
-    con.register("_amzigo_warmup", orders)
-    con.sql(latest_sql(REGISTRY["orders"], "_amzigo_warmup")).to_arrow_table()
     board.source.backend.disconnect()

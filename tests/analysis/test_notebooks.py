@@ -131,12 +131,13 @@ def test_reviews_and_inventory_numbers(generated) -> None:
 def test_empty_tenant_fails_closed_naming_the_cell(report_settings, tmp_path) -> None:
     with pytest.raises(ReportError, match="tenant"):
         generate(report_settings, "sales", "", PERIOD, out_dir=tmp_path)
-    # the notebook itself refuses too (e.g. run by hand with no tenant)
+    # an unknown tenant is refused by the gateway before any kernel starts (no notebook left)
     sink = MemorySink()
     with pytest.raises(ReportError) as err:
         generate(report_settings, "reviews", "nobody-here", PERIOD, out_dir=tmp_path, audit=sink)
     msg = str(err.value)
-    assert "failed in cell 1" in msg and "ReportError" in msg and "no data" in msg
+    assert "'nobody-here' has no data" in msg and "--tenant" in msg
+    assert not list(tmp_path.rglob("*.ipynb"))
     assert sink.events[0]["action"] == "report.failed"
 
 
@@ -183,10 +184,15 @@ def test_report_kernels_are_reached_over_curvezmq_only() -> None:
     assert printed == "42\n"  # and the encrypted channels work
 
 
-def test_report_service_reads_go_through_the_policy_and_are_audited(tmp_path: Path) -> None:
-    """svc:reports holds the seller role for one tenant: allowed reads are audited, buyer PII
-    is refused (and the refusal audited) before any file opens."""
+def test_report_service_reads_go_through_the_policy_and_are_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """svc:reports holds the seller role for one tenant, through a token the gateway minted:
+    allowed reads are audited, buyer PII is refused (and the refusal audited) before any file
+    opens; the kernel side has no token without `amzigo report`."""
     from amzigo_lab.analysis.notebook import open_source
+    from amzigo_lab.client import service
+    from amzigo_lab.client.protocol import TOKEN_ENV
     from amzigo_lab.config import load_settings
     from amzigo_lab.errors import AccessDenied
     from amzigo_lab.governance.context import Governance
@@ -199,6 +205,11 @@ def test_report_service_reads_go_through_the_policy_and_are_audited(tmp_path: Pa
         populate(lake)
     finally:
         lake.close()
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    with pytest.raises(ReportError, match="no service token"):
+        open_source(ACME, str(settings.home), "service", "sales_analysis")
+    minted = service.mint(settings.home, "svc:reports", ACME, ["sales_analysis"])
+    monkeypatch.setenv(TOKEN_ENV, minted.token)
     source = open_source(ACME, str(settings.home), "service", "sales_analysis")
     assert source.table("orders").count().execute() > 0
     source.table("orders")  # audited once per dataset
@@ -206,8 +217,11 @@ def test_report_service_reads_go_through_the_policy_and_are_audited(tmp_path: Pa
         source.table("order_buyers")
     with pytest.raises(ReportError, match="purpose"):
         open_source(ACME, str(settings.home), "service", "marketing")
+    service.revoke(minted.address, minted.token)
+    with pytest.raises(AccessDenied, match="revoked"):
+        source.table("order_items")
     with Governance.open(settings) as gov:
-        events = gov.audit_log.search(actor="svc:reports")
+        events = gov.audit_log.search(actor="svc:reports", action="data.read")
     assert [(e.action, e.resource, e.decision) for e in events] == [
         ("data.read", "dataset:orders", "allow"),
         ("data.read", "dataset:order_buyers", "deny"),

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import amzigo_lab
+from amzigo_lab.client.workbench import Workbench
 from amzigo_lab.errors import AccessDenied
 from amzigo_lab.governance.admin import run_alerts
 from amzigo_lab.governance.policy import Policy, Principal
-from amzigo_lab.governance.session import Workbench
 from tests.governance.gov_fixtures import (
     BUYERS_PER_TENANT,
     ORDERS_PER_TENANT,
@@ -20,7 +20,6 @@ from tests.governance.gov_fixtures import (
     USERS,
     World,
     build_world,
-    cheap_hasher,
 )
 
 
@@ -47,7 +46,7 @@ def bench(world: World, user: str, purpose: str) -> Workbench:
     if key not in _BENCHES:
         try:
             _BENCHES[key] = amzigo_lab.connect(
-                purpose, home=world.settings, token=world.tokens[user], hasher=cheap_hasher()
+                purpose, home=world.settings, token=world.tokens[user]
             )
         except AccessDenied as exc:
             _BENCHES[key] = exc
@@ -186,9 +185,7 @@ def test_denials_name_what_is_missing(world: World) -> None:
     with pytest.raises(AccessDenied, match="no tenant grant"):
         bench(world, "nog", "sales_analysis").table("orders")
     with pytest.raises(AccessDenied, match="unknown purpose"):
-        amzigo_lab.connect(
-            "fun", home=world.settings, token=world.tokens["ana"], hasher=cheap_hasher()
-        )
+        amzigo_lab.connect("fun", home=world.settings, token=world.tokens["ana"])
 
 
 def test_pii_processor_reads_buyers_of_granted_tenant_only(world: World) -> None:
@@ -210,7 +207,8 @@ def test_every_read_and_denial_is_audited_with_row_counts(world: World) -> None:
     wb.table("orders").execute()
     with pytest.raises(AccessDenied):
         wb.sql("SELECT * FROM read_parquet('x.parquet')")
-    events = wb._gov.audit_log.search(actor="ana", action="data.read")
+    with world.governance() as gov:
+        events = gov.audit_log.search(actor="ana", action="data.read")
     last = events[-4:]
     assert [e.decision for e in last] == ["allow", "allow", "allow", "deny"]
     assert [e.row_count for e in last[:3]] == [12, 12, 12]
@@ -220,9 +218,7 @@ def test_every_read_and_denial_is_audited_with_row_counts(world: World) -> None:
 
 
 def test_disable_revokes_a_live_session_at_once(world: World) -> None:
-    wb = amzigo_lab.connect(
-        "sales_analysis", home=world.settings, token=world.tokens["mixed"], hasher=cheap_hasher()
-    )
+    wb = amzigo_lab.connect("sales_analysis", home=world.settings, token=world.tokens["mixed"])
     assert wb.sql("SELECT count(*) n FROM orders")["n"][0] == 5
     with world.governance() as gov:
         gov.identity.disable("mixed", actor="adm")
@@ -234,9 +230,7 @@ def test_disable_revokes_a_live_session_at_once(world: World) -> None:
 
 
 def test_new_grant_takes_effect_on_next_read(world: World) -> None:
-    wb = amzigo_lab.connect(
-        "sales_analysis", home=world.settings, token=world.tokens["nog"], hasher=cheap_hasher()
-    )
+    wb = amzigo_lab.connect("sales_analysis", home=world.settings, token=world.tokens["nog"])
     with pytest.raises(AccessDenied):
         wb.sql("SELECT count(*) n FROM orders")
     with world.governance() as gov:

@@ -119,7 +119,7 @@ def test_a_failed_load_says_so_in_the_page_and_shows_no_data(
 ) -> None:
     ui = DashboardWidgets()
     ui.attach_or_report("acme-outdoor", str(tmp_path / "no-home"))
-    assert "could not load your data (CatalogError)" in ui.boxes["tiles"].value
+    assert "could not load your data (ConfigError)" in ui.boxes["tiles"].value
     assert str(tmp_path) not in ui.boxes["tiles"].value  # no server detail in the page
     assert "no-home" in capfd.readouterr().err  # but in the operator's log
     assert not (tmp_path / "no-home").exists()  # and nothing was created

@@ -1,0 +1,110 @@
+"""`amzigo gateway`: run the home's gateway (the one process holding keys), check it, stop it."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from amzigo_lab.cli.common import (
+    err_console,
+    handle_errors,
+    home_option,
+    json_option,
+    print_json,
+    settings_for,
+)
+
+
+@click.group("gateway", invoke_without_command=True)
+@home_option
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Exit after this many seconds without a request (0: never).",
+)
+@click.pass_context
+@handle_errors
+def gateway_group(ctx: click.Context, home: str | None, idle_exit: float) -> None:
+    """Run the gateway of a home in the foreground (Ctrl-C or SIGTERM stops it gracefully).
+
+    The gateway is the only process that opens the master key, the catalog, the lake, the
+    identity store and the audit log; notebooks, dashboards, reports and the CLI are its
+    clients over a Unix socket. On a home that is not hardened, commands start one on demand.
+
+    Example:
+
+        amzigo gateway --home /srv/amzigo        # as the service account (systemd unit)
+        amzigo gateway status --json
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = home
+        return
+    from amzigo_lab.gateway.run import EXIT_LOCKED, configure_logging, serve
+
+    configure_logging()
+    code = serve(settings_for(home), idle_exit=idle_exit)
+    if code == EXIT_LOCKED:
+        err_console.print("[bold red]error:[/] another gateway already serves this home")
+    sys.exit(code)
+
+
+@gateway_group.command("status")
+@home_option
+@json_option
+@click.pass_obj
+@handle_errors
+def status_cmd(parent_home: str | None, home: str | None, as_json: bool) -> None:
+    """Whether the home's gateway answers (liveness and readiness); exit 1 if it does not.
+
+    Example:
+
+        amzigo gateway status
+    """
+    from amzigo_lab.client import protocol
+    from amzigo_lab.client.transport import GatewayClient
+
+    settings = settings_for(home or parent_home)
+    address = protocol.default_address(settings.home)
+    try:
+        with GatewayClient(address) as client:
+            health = client.health()
+    except protocol.GatewayUnavailable as exc:
+        if as_json:
+            print_json({"status": "down", "address": address})
+        else:
+            err_console.print(f"[bold red]down:[/] {exc}")
+        sys.exit(1)
+    health["address"] = address
+    if as_json:
+        print_json(health)
+        return
+    click.echo(
+        f"gateway {health['status']} at {address}: pid {health['pid']}, up "
+        f"{health['uptime_s']} s, {health['sessions']} session(s), "
+        f"{health['service_tokens']} service token(s)"
+    )
+
+
+@gateway_group.command("stop")
+@home_option
+@click.pass_obj
+@handle_errors
+def stop_cmd(parent_home: str | None, home: str | None) -> None:
+    """Stop the home's gateway gracefully (running calls finish first; the service account).
+
+    Example:
+
+        amzigo gateway stop
+    """
+    from amzigo_lab.client import protocol
+    from amzigo_lab.client.service import operator_token
+    from amzigo_lab.client.transport import GatewayClient
+
+    settings = settings_for(home or parent_home)
+    address = protocol.default_address(settings.home)
+    with GatewayClient(address, operator_token(settings.home)) as client:
+        client.action(protocol.SHUTDOWN)
+    click.echo(f"gateway at {address} is stopping")

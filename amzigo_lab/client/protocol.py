@@ -1,0 +1,149 @@
+"""The gateway's wire protocol, shared by the gateway and its clients (no keys, no lake).
+
+Transport: Arrow Flight (gRPC). Locally a Unix-domain socket (`grpc+unix://`), beyond the
+machine TLS 1.2+ (`grpc+tls://`). Every call but `health` and `login` carries
+`authorization: Bearer <token>`: a user's login session token (`amzigo login`) or a service
+token the gateway minted (`svc:reports`, `svc:dashboard`: one tenant, one purpose).
+
+Actions (JSON in, JSON out) and tickets (JSON) are named here once. Errors travel as a Flight
+error whose `extra_info` is `{"type": <exception class name>, "message": ...}`; the client turns
+them back into the same `amzigo_lab.errors` classes, so callers catch what they caught before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from amzigo_lab import errors
+from amzigo_lab.governance.identity import errors as identity_errors
+
+#: Environment variable naming the gateway address (overrides the home's default socket).
+ADDRESS_ENV = "AMZIGO_GATEWAY"
+#: Environment variable holding a token for the gateway (a kernel's or a report run's).
+TOKEN_ENV = "AMZIGO_TOKEN"  # noqa: S105 - a variable name
+
+HEALTH = "health"
+LOGIN = "login"
+SESSION_OPEN = "session.open"
+SESSION_TENANTS = "session.tenants"
+SESSION_REFRESH = "session.refresh"
+SESSION_CLOSE = "session.close"
+SERVICE_MINT = "service.mint"
+SERVICE_REVOKE = "service.revoke"
+SHUTDOWN = "shutdown"
+
+TICKET_SQL = "sql"
+TICKET_LATEST = "latest"
+
+# Unix sockets have a 108-byte path limit; deep homes get a short path under the temp dir.
+_MAX_SOCKET_PATH = 100
+
+
+def runtime_dir(home: Path) -> Path:
+    """Where a home's gateway keeps its lock, socket, operator token and log."""
+    return home / "state" / "gateway"
+
+
+def socket_path(home: Path) -> Path:
+    """The Unix socket of the home's gateway (short enough for the kernel's limit)."""
+    path = runtime_dir(home.resolve()) / "gateway.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"amzigo-{os.getuid()}" / f"gw-{digest}.sock"
+
+
+def default_address(home: Path) -> str:
+    """$AMZIGO_GATEWAY, else the home's Unix socket."""
+    given = os.environ.get(ADDRESS_ENV, "").strip()
+    return given or f"grpc+unix://{socket_path(home)}"
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """A request or ticket body."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """A request or ticket body (a JSON object), or a ProtocolError."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise GatewayProtocolError("the request body is not JSON") from None
+    if not isinstance(value, dict):
+        raise GatewayProtocolError("the request body must be a JSON object")
+    return value
+
+
+class GatewayError(errors.AmzigoError):
+    """The gateway cannot be reached or answered with something unexpected."""
+
+
+class GatewayUnavailable(GatewayError):
+    """No gateway answers at the address (the message names it and how to start one)."""
+
+
+class GatewayProtocolError(GatewayError):
+    """A malformed request or answer."""
+
+
+class QueryError(errors.AmzigoError, ValueError):
+    """The engine rejected a query (syntax, unknown column, bad cast): the message says why."""
+
+
+#: Exceptions that cross the wire by name (anything else arrives as GatewayError).
+_WIRE_ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (
+        identity_errors.IdentityError,
+        identity_errors.InvalidCredentials,
+        identity_errors.AccountLocked,
+        identity_errors.AccountDisabled,
+        identity_errors.PasswordExpired,
+        identity_errors.SessionExpired,
+        errors.AccessDenied,
+        errors.UnknownDataset,
+        errors.UnknownTenant,
+        errors.ConfigError,
+        errors.KeyProviderError,
+        errors.CatalogError,
+        errors.InvalidName,
+        errors.IntegrityError,
+        GatewayError,
+        GatewayProtocolError,
+        QueryError,
+    )
+}
+
+
+def error_info(exc: BaseException) -> bytes:
+    """The `extra_info` describing an error for the client."""
+    name = type(exc).__name__
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _WIRE_ERRORS:
+            name = cls.__name__
+            break
+    else:
+        name = "GatewayError"
+    return encode({"type": name, "message": str(exc)})
+
+
+def error_from(extra_info: bytes | None, fallback: str) -> Exception:
+    """The exception an `extra_info` describes (GatewayError when it describes none).
+
+    Built without the class's own `__init__` (some take structured arguments): the message is
+    the one the gateway wrote, which already says what to do next.
+    """
+    try:
+        data = decode(extra_info or b"")
+    except GatewayProtocolError:
+        data = {}
+    cls = _WIRE_ERRORS.get(str(data.get("type", "")), GatewayError)
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, str(data.get("message") or fallback))
+    return exc

@@ -1,0 +1,171 @@
+"""The Flight transport to a home's gateway, and starting one on demand (non-hardened homes).
+
+`GatewayClient(address, token)` sends JSON actions and Arrow tickets with the token as a bearer
+header and turns Flight errors back into the package's exceptions. `ensure_gateway(home)`
+returns the address of a running gateway, starting one for a non-hardened home if none answers
+(one per home: the gateway takes a lock, so racing starters leave exactly one running).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from amzigo_lab.client import protocol
+from amzigo_lab.client.protocol import GatewayUnavailable
+
+#: Seconds an on-demand gateway stays up with no request (env AMZIGO_GATEWAY_IDLE_EXIT).
+IDLE_EXIT_ENV = "AMZIGO_GATEWAY_IDLE_EXIT"
+DEFAULT_IDLE_EXIT = 900
+START_TIMEOUT = 60.0
+CALL_TIMEOUT = 600.0
+
+
+class GatewayClient:
+    """One connection to a gateway, authenticated by a bearer token (or none)."""
+
+    def __init__(self, address: str, token: str | None = None) -> None:
+        self.address = address
+        self.token = token
+        self._client = flight.FlightClient(address)
+
+    def _options(self, timeout: float | None) -> flight.FlightCallOptions:
+        headers = [(b"authorization", f"Bearer {self.token}".encode())] if self.token else []
+        return flight.FlightCallOptions(headers=headers, timeout=timeout or CALL_TIMEOUT)
+
+    def _translate(self, exc: flight.FlightError) -> Exception:
+        if isinstance(exc, flight.FlightUnavailableError) and not exc.extra_info:
+            return GatewayUnavailable(
+                f"no amzigo gateway answers at {self.address}: start it with "
+                "`amzigo gateway` (or check $AMZIGO_GATEWAY)"
+            )
+        return protocol.error_from(exc.extra_info, str(exc).split(". Detail:")[0])
+
+    def action(
+        self, name: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Run one action; its JSON answer."""
+        body = protocol.encode(payload or {})
+        try:
+            results = list(
+                self._client.do_action(flight.Action(name, body), self._options(timeout))
+            )
+        except flight.FlightError as exc:
+            raise self._translate(exc) from None
+        return protocol.decode(results[0].body.to_pybytes()) if results else {}
+
+    def table(self, ticket: dict[str, Any], *, timeout: float | None = None) -> pa.Table:
+        """The whole Arrow result of a ticket."""
+        try:
+            reader = self._client.do_get(
+                flight.Ticket(protocol.encode(ticket)), self._options(timeout)
+            )
+            return reader.read_all()
+        except flight.FlightError as exc:
+            raise self._translate(exc) from None
+
+    def health(self, timeout: float = 3.0) -> dict[str, Any]:
+        """The gateway's liveness and readiness (GatewayUnavailable when none answers)."""
+        return self.action(protocol.HEALTH, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._client.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _answers(address: str) -> bool:
+    try:
+        with GatewayClient(address) as client:
+            client.health(timeout=2.0)
+        return True
+    except GatewayUnavailable:
+        return False
+
+
+def hardened(home: Path) -> bool:
+    """A hardened home is owned by a service user other than the caller (see `amzigo init`)."""
+    marker = protocol.runtime_dir(home).parent / "hardened"
+    try:
+        return marker.exists()
+    except PermissionError:
+        return True
+
+
+def ensure_gateway(home: Path, *, timeout: float = START_TIMEOUT) -> str:
+    """The address of the home's running gateway, started on demand when allowed.
+
+    $AMZIGO_GATEWAY or a hardened home: the gateway must already run (GatewayUnavailable says
+    so). Otherwise a gateway for this home is started in the background (it exits after
+    $AMZIGO_GATEWAY_IDLE_EXIT seconds without requests) and this waits until it answers.
+    """
+    address = protocol.default_address(home)
+    if _answers(address):
+        return address
+    if os.environ.get(protocol.ADDRESS_ENV, "").strip():
+        raise GatewayUnavailable(
+            f"no amzigo gateway answers at {address} (from ${protocol.ADDRESS_ENV}): start it, "
+            "or unset the variable to use the home's own gateway"
+        )
+    if hardened(home):
+        raise GatewayUnavailable(
+            f"no amzigo gateway answers at {address}; on a hardened home it runs as a service: "
+            "ask the operator to start it (`systemctl start amzigo-gateway`)"
+        )
+    if not (home / "catalog.sqlite").exists():
+        from amzigo_lab.errors import ConfigError
+
+        raise ConfigError(
+            f"no amzigo home at {home}: run `amzigo demo --no-serve` or `amzigo init`, or set "
+            "AMZIGO_HOME"
+        )
+    runtime = protocol.runtime_dir(home)
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    idle = os.environ.get(IDLE_EXIT_ENV, str(DEFAULT_IDLE_EXIT))
+    command = [sys.executable, "-m", "amzigo_lab.gateway", "--home", str(home)]
+    command += ["--idle-exit", idle, "--on-demand"]
+    with open(runtime / "gateway.log", "ab") as log:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _answers(address):
+            return address
+        if proc.poll() is not None and proc.returncode != 0 and not _answers(address):
+            # lost a start race (another gateway holds the lock) or failed: keep polling a
+            # little for the winner, else report the log's last line
+            time.sleep(0.2)
+            if _answers(address):
+                return address
+            if proc.returncode != 3:  # 3 = another gateway holds the lock
+                raise GatewayUnavailable(
+                    f"the gateway for {home} did not start: {_last_line(runtime / 'gateway.log')}"
+                )
+        time.sleep(0.05)
+    raise GatewayUnavailable(f"the gateway for {home} did not answer within {timeout:.0f} s")
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1][-400:] if lines else "(empty log)"

@@ -1,0 +1,186 @@
+"""Running a gateway: one per home (a lock), a Unix socket, an operator credential, a JSON log.
+
+`serve(settings)` blocks until SIGTERM/SIGINT, the `shutdown` action, or (for a gateway started
+on demand) `idle_exit` seconds without a request; then it shuts down gracefully: new calls are
+refused, running ones finish, the governed sessions and the audit log are closed.
+
+Files in `<home>/state/gateway/` (0700): `gateway.lock` (flock + pid), `operator.token` (0600:
+what local administrative commands present; only the service account can read it on a hardened
+home), `gateway.log` (the on-demand gateway's output). The socket is `gateway.sock` beside them
+(or a short path under the temp dir for deep homes), mode 0600 (0660 on a hardened home, group
+of the kernel users).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from amzigo_lab.client import protocol
+from amzigo_lab.client.protocol import GatewayError
+from amzigo_lab.client.service import OPERATOR_TOKEN_FILE
+
+EXIT_LOCKED = 3
+REAP_EVERY = 30.0
+
+
+class GatewayLocked(GatewayError):
+    """Another gateway already serves this home."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, event and the event's fields (never secrets)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            "pid": record.process,
+        }
+        entry.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(stream: IO[str] | None = None) -> None:
+    """Structured log on stderr (or `stream`)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("amzigo.gateway")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+@contextlib.contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Hold the home's gateway lock (GatewayLocked if another gateway has it)."""
+    runtime = protocol.runtime_dir(home)
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = runtime / "gateway.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise GatewayLocked(
+                f"another gateway already serves {home} (pid {pid}); stop it with "
+                "`amzigo gateway stop` or use it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def lock_holder(home: Path) -> int | None:
+    """The pid of the gateway holding the home's lock, or None."""
+    path = protocol.runtime_dir(home) / "gateway.lock"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write_secret(path: Path, value: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(value + "\n")
+    os.replace(tmp, path)
+
+
+def serve(
+    settings: Any,
+    *,
+    idle_exit: float = 0.0,
+    on_demand: bool = False,
+    ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Serve the home until stopped; the exit status (0, or EXIT_LOCKED)."""
+    from amzigo_lab.gateway.server import GatewayServer
+
+    log = logging.getLogger("amzigo.gateway")
+    home = settings.home
+    try:
+        lock = home_lock(home)
+        lock.__enter__()
+    except GatewayLocked as exc:
+        log.error("locked", extra={"fields": {"message": str(exc)}})
+        return EXIT_LOCKED
+    sock = protocol.socket_path(home)
+    runtime = protocol.runtime_dir(home)
+    token_file = runtime / OPERATOR_TOKEN_FILE
+    server: GatewayServer | None = None
+    try:
+        sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()  # stale: we hold the lock, so nobody else serves it
+        secret = secrets.token_urlsafe(32)
+        address = f"grpc+unix://{sock}"
+        old_umask = os.umask(0o077)
+        try:
+            server = GatewayServer(settings, address, operator_token=secret)
+        finally:
+            os.umask(old_umask)
+        _write_secret(token_file, secret)
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        log.info(
+            "ready",
+            extra={"fields": {"address": address, "home": str(home), "on_demand": on_demand}},
+        )
+        if ready is not None:
+            ready.set()
+        last_reap = time.monotonic()
+        while not stop.wait(0.5) and not server.stopping.is_set():
+            now = time.monotonic()
+            if idle_exit and now - server.last_request > idle_exit:
+                log.info("idle_exit", extra={"fields": {"idle_s": idle_exit}})
+                break
+            if on_demand and not home.exists():
+                log.info("home_gone", extra={"fields": {}})
+                break
+            if now - last_reap > REAP_EVERY:
+                server.reap(max_idle=idle_exit or 3600.0)
+                last_reap = now
+        return 0
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            token_file.unlink()
+        if server is not None:
+            server.stop()
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        lock.__exit__(None, None, None)

@@ -1,0 +1,391 @@
+"""The gateway's Flight server: the one process that opens keys, catalog, lake, identity, audit.
+
+Every governed read runs here, in the governed session (`amzigo_lab.governance.session`) or, for
+services, through `ServiceReader`; clients get Arrow and never a key or a path. All work on the
+home runs on ONE worker thread (SQLite connections, the DuckDB sessions and the audit writer
+are used from that thread only); Flight's own threads only parse requests and stream results.
+
+Actions and tickets are listed in `amzigo_lab.client.protocol`. Refusals are audited
+(`gateway.denied`), as are service-token mints and revocations (`gateway.token`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from amzigo_lab.client import protocol
+from amzigo_lab.client.protocol import GatewayProtocolError, QueryError
+from amzigo_lab.client.workbench import schema_to_b64
+from amzigo_lab.errors import AccessDenied, AmzigoError, UnknownTenant
+from amzigo_lab.gateway.tokens import ServiceGrant, ServiceTokens, same_secret
+from amzigo_lab.governance.identity.errors import IdentityError, SessionExpired
+from amzigo_lab.names import tenant_id
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+    from amzigo_lab.config import Settings
+    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.governance.session import Workbench
+
+T = TypeVar("T")
+LOG = logging.getLogger("amzigo.gateway")
+SERVICE_WHY = {
+    "svc:reports": "report run by amzigo report / the scheduler; token minted for one tenant",
+    "svc:dashboard": "seller dashboard; tenant from the logged-in user's record",
+}
+
+
+class _Bearer(flight.ServerMiddleware):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
+class _BearerFactory(flight.ServerMiddlewareFactory):
+    """Reads `authorization: Bearer <token>`; the handlers decide what the token may do."""
+
+    def start_call(self, info: Any, headers: dict[str, list[str]]) -> _Bearer:
+        values = headers.get("authorization") or headers.get("Authorization") or [""]
+        value = values[0] if values else ""
+        token = value[7:].strip() if value.lower().startswith("bearer ") else ""
+        return _Bearer(token)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class _Handle:
+    """A governed session opened by one login token."""
+
+    token_digest: str
+    workbench: Workbench
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class GatewayServer(flight.FlightServerBase):
+    """Serves one home. Construct, then the caller waits; `stop()` shuts it down gracefully."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        location: str,
+        *,
+        operator_token: str,
+        clock: Callable[[], dt.datetime] | None = None,
+        hasher: PasswordHasher | None = None,
+        tls_certificates: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        from amzigo_lab.governance.context import Governance
+        from amzigo_lab.governance.identity import utc_now
+
+        self.settings = settings
+        self._clock = clock or utc_now
+        self._work = ThreadPoolExecutor(1, thread_name_prefix="amzigo-governance")
+        self._gov: Governance = self._work.submit(
+            lambda: Governance.open(settings, hasher=hasher, clock=self._clock)
+        ).result()
+        self._con = self._work.submit(duckdb.connect).result()
+        self._handles: dict[str, _Handle] = {}
+        self._tokens = ServiceTokens(self._clock)
+        self._operator = operator_token
+        self.started = time.monotonic()
+        self.last_request = time.monotonic()
+        self.stopping = threading.Event()
+        self.location = location
+        kwargs: dict[str, Any] = {"middleware": {"auth": _BearerFactory()}}
+        if tls_certificates:
+            kwargs["tls_certificates"] = tls_certificates
+        super().__init__(location, **kwargs)
+        self._actions: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+            protocol.LOGIN: self._login,
+            protocol.SESSION_OPEN: self._session_open,
+            protocol.SESSION_TENANTS: self._session_tenants,
+            protocol.SESSION_REFRESH: self._session_refresh,
+            protocol.SESSION_CLOSE: self._session_close,
+            protocol.SERVICE_MINT: self._service_mint,
+            protocol.SERVICE_REVOKE: self._service_revoke,
+        }
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _on_home(self, fn: Callable[[], T], what: str) -> T:
+        """Run `fn` on the home's worker thread; map failures to Flight errors for the client."""
+        if self.stopping.is_set():
+            raise flight.FlightUnavailableError(
+                "the gateway is shutting down; retry in a moment",
+                extra_info=protocol.error_info(
+                    protocol.GatewayUnavailable("the gateway is shutting down; retry in a moment")
+                ),
+            )
+        self.last_request = time.monotonic()
+        try:
+            return self._work.submit(fn).result()
+        except (AccessDenied, IdentityError) as exc:
+            _log("refused", what=what, error=type(exc).__name__)
+            raise flight.FlightUnauthorizedError(
+                str(exc), extra_info=protocol.error_info(exc)
+            ) from None
+        except duckdb.Error as exc:
+            _log("query_error", what=what, error=type(exc).__name__)
+            wrapped = QueryError(str(exc))
+            raise flight.FlightServerError(
+                str(wrapped), extra_info=protocol.error_info(wrapped)
+            ) from None
+        except AmzigoError as exc:
+            _log("error", what=what, error=type(exc).__name__)
+            raise flight.FlightServerError(str(exc), extra_info=protocol.error_info(exc)) from None
+        except Exception as exc:
+            ref = uuid.uuid4().hex[:12]
+            LOG.exception("internal error ref=%s in %s", ref, what)
+            internal = protocol.GatewayError(
+                f"internal error in the gateway (reference {ref}); the operator's gateway log "
+                "has the details"
+            )
+            raise flight.FlightInternalError(
+                str(internal), extra_info=protocol.error_info(internal)
+            ) from exc
+
+    def _deny(self, reason: str, action: str = "gateway.call") -> None:
+        self._gov.emit("gateway.denied", resource=action, decision="deny", reason=reason)
+        raise AccessDenied(reason)
+
+    # -- Flight entry points -------------------------------------------------------------------
+    def do_action(self, context: Any, action: Any) -> list[Any]:
+        name = str(action.type)
+        if name == protocol.HEALTH:
+            return [flight.Result(protocol.encode(self.health()))]
+        token = context.get_middleware("auth").token
+        if name == protocol.SHUTDOWN:
+            self._on_home(lambda: self._require_operator(token, name), name)
+            threading.Thread(target=self.stop, daemon=True).start()
+            return [flight.Result(protocol.encode({"stopping": True}))]
+        handler = self._actions.get(name)
+        if handler is None:
+            raise flight.FlightServerError(
+                f"unknown action {name!r}",
+                extra_info=protocol.error_info(GatewayProtocolError(f"unknown action {name!r}")),
+            )
+        body = action.body.to_pybytes() if action.body is not None else b""
+
+        def run() -> dict[str, Any]:
+            return handler(token, protocol.decode(body))
+
+        return [flight.Result(protocol.encode(self._on_home(run, name)))]
+
+    def do_get(self, context: Any, ticket: Any) -> Any:
+        token = context.get_middleware("auth").token
+        body = ticket.ticket
+
+        def run() -> pa.Table:
+            request = protocol.decode(body)
+            op = request.get("op")
+            if op == protocol.TICKET_SQL:
+                return self._sql(token, request)
+            if op == protocol.TICKET_LATEST:
+                return self._latest(token, request)
+            raise GatewayProtocolError(f"unknown ticket op {op!r}")
+
+        table = self._on_home(run, "do_get")
+        return flight.RecordBatchStream(table)
+
+    def list_actions(self, context: Any) -> list[tuple[str, str]]:
+        return [(protocol.HEALTH, "liveness and readiness"), *((a, "") for a in self._actions)]
+
+    # -- health and lifecycle ------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Liveness and readiness (no secret, no personal data)."""
+        return {
+            "status": "stopping" if self.stopping.is_set() else "ok",
+            "ready": not self.stopping.is_set(),
+            "pid": os.getpid(),
+            "home": str(self.settings.home),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "sessions": len(self._handles),
+            "service_tokens": len(self._tokens),
+        }
+
+    def stop(self) -> None:
+        """Graceful shutdown: refuse new calls, let running ones finish, close the home."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        _log("stopping")
+        self.shutdown()  # waits for in-flight calls
+
+        def close_all() -> None:
+            for handle in list(self._handles.values()):
+                with contextlib.suppress(Exception):  # closing anyway
+                    handle.workbench.close()
+            self._handles.clear()
+            self._con.close()
+            self._gov.close()
+
+        self._work.submit(close_all).result()
+        self._work.shutdown(wait=True)
+        _log("stopped")
+
+    def reap(self, max_idle: float) -> int:
+        """Close governed sessions unused for `max_idle` seconds; how many."""
+
+        def run() -> int:
+            now = time.monotonic()
+            stale = [h for h, v in self._handles.items() if now - v.last_used > max_idle]
+            for h in stale:
+                self._handles.pop(h).workbench.close()
+            return len(stale)
+
+        return self._work.submit(run).result()
+
+    # -- authentication ------------------------------------------------------------------------
+    def _require_operator(self, token: str, action: str) -> None:
+        """(On the home thread.) Refuse, audited, unless `token` is the operator credential."""
+        if not token or not same_secret(token, self._operator):
+            reason = f"{action} needs the gateway's operator credential (the service account)"
+            self._deny(reason, action)
+
+    def _user_session(self, token: str, action: str) -> Any:
+        if not token:
+            self._deny("no token: log in (`amzigo login NAME`, or amzigo_lab.connect())", action)
+        if ServiceTokens.looks_like(token):
+            self._deny("a service token cannot open a person's session", action)
+        try:
+            return self._gov.identity.validate_session(token)
+        except SessionExpired as exc:
+            raise AccessDenied(f"{exc}: run `amzigo login NAME` again") from None
+
+    def _login(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        session = self._gov.identity.authenticate(
+            str(body.get("user", "")), str(body.get("password", "")), str(body.get("code", ""))
+        )
+        return {"token": session.token, "user": session.user_id}
+
+    # -- people's governed sessions ------------------------------------------------------------
+    def _session_open(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.governance.session import Workbench
+
+        session = self._user_session(token, protocol.SESSION_OPEN)
+        purpose = str(body.get("purpose", ""))
+        workbench = Workbench(self._gov, session, purpose, owns=False)
+        handle = uuid.uuid4().hex
+        self._handles[handle] = _Handle(_digest(token), workbench)
+        return self._describe(handle, workbench)
+
+    def _describe(self, handle: str, workbench: Workbench) -> dict[str, Any]:
+        return {
+            "handle": handle,
+            "user": workbench.user,
+            "purpose": workbench.purpose,
+            "datasets": workbench.datasets(),
+            "schemas": {n: schema_to_b64(s) for n, s in workbench.relations().items()},
+        }
+
+    def _handle(self, token: str, body: dict[str, Any]) -> tuple[str, _Handle]:
+        key = str(body.get("handle", ""))
+        handle = self._handles.get(key)
+        if handle is None or not token or handle.token_digest != _digest(token):
+            raise GatewayProtocolError("unknown session handle: connect again")
+        handle.last_used = time.monotonic()
+        return key, handle
+
+    def _session_tenants(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        _, handle = self._handle(token, body)
+        return {"tenants": handle.workbench.tenants(str(body.get("dataset", "")))}
+
+    def _session_refresh(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        key, handle = self._handle(token, body)
+        handle.workbench.refresh()
+        return self._describe(key, handle.workbench)
+
+    def _session_close(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        key, handle = self._handle(token, body)
+        del self._handles[key]
+        handle.workbench.close()
+        return {"closed": True}
+
+    def _sql(self, token: str, request: dict[str, Any]) -> pa.Table:
+        _, handle = self._handle(token, request)
+        via = str(request.get("via", "sql"))[:16]
+        result = handle.workbench.sql(str(request.get("query", "")), arrow=True, via=via)
+        assert isinstance(result, pa.Table)
+        return result
+
+    # -- services ------------------------------------------------------------------------------
+    def _service_mint(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._require_operator(token, protocol.SERVICE_MINT)
+        actor = str(body.get("actor", ""))
+        tenant = tenant_id(str(body.get("tenant", "")))
+        purposes = frozenset(str(p) for p in body.get("purposes", []))
+        ttl = dt.timedelta(seconds=float(body.get("ttl_s", 900)))
+        known = body.get("require_data", True) is False or any(
+            p.tenant == tenant for p in self._gov.lake.catalog.partitions()
+        )
+        if not known:
+            raise UnknownTenant(f"tenant {tenant!r} has no data in {self.settings.home}")
+        secret, grant = self._tokens.mint(actor, tenant, purposes, ttl)
+        self._audit_token("minted", grant)
+        return {"token": secret, "expires": grant.expires.isoformat(), "token_id": grant.token_id}
+
+    def _service_revoke(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        target = str(body.get("token", ""))
+        if not (ServiceTokens.looks_like(token) and same_secret(token, target)):
+            self._require_operator(token, protocol.SERVICE_REVOKE)
+        return {"revoked": self._tokens.revoke(target)}
+
+    def _audit_token(self, what: str, grant: ServiceGrant) -> None:
+        self._gov.emit(
+            "gateway.token",
+            actor=grant.actor,
+            tenant=grant.tenant,
+            resource=f"token:{grant.token_id}",
+            reason=f"{what}; purposes {','.join(sorted(grant.purposes))}; "
+            f"expires {grant.expires:%Y-%m-%dT%H:%M:%SZ}",
+        )
+
+    def _latest(self, token: str, request: dict[str, Any]) -> pa.Table:
+        from amzigo_lab.governance.service import ServiceReader
+        from amzigo_lab.lake.schema import PARTITION_COLUMNS
+
+        if not ServiceTokens.looks_like(token):
+            self._deny("latest-state reads are for service tokens", protocol.TICKET_LATEST)
+        try:
+            grant = self._tokens.check(token)
+        except AccessDenied as exc:
+            self._deny(str(exc), protocol.TICKET_LATEST)
+            raise
+        purpose = str(request.get("purpose", ""))
+        dataset = str(request.get("dataset", ""))
+        lake = self._gov.lake
+        spec = lake.spec(dataset)
+        reader = ServiceReader(
+            grant.actor, grant.tenant, self._gov.policy, self._gov.sink, SERVICE_WHY[grant.actor]
+        )
+        if purpose not in grant.purposes:
+            reader.deny(dataset, purpose, "purpose not in the service token")
+            raise AccessDenied(
+                f"{grant.actor}'s token for {grant.tenant} does not cover purpose {purpose!r}"
+            )
+        reader.check(spec, purpose)
+        data = lake.scan(dataset, [grant.tenant]).latest(self._con)
+        data = data.drop_columns([c for c in PARTITION_COLUMNS if c in data.column_names])
+        reader.record(dataset, purpose, data.num_rows)
+        return data
+
+
+def _log(event: str, **fields: Any) -> None:
+    LOG.info(event, extra={"fields": fields})

@@ -1,0 +1,144 @@
+"""The gateway as a real process: one per home, health, graceful stop, tokens, refusals audited."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import amzigo_lab
+from amzigo_lab.client import protocol
+from amzigo_lab.client.service import operator_token
+from amzigo_lab.client.transport import GatewayClient, ensure_gateway
+from amzigo_lab.errors import AccessDenied, UnknownTenant
+from amzigo_lab.gateway.run import EXIT_LOCKED, lock_holder
+from tests.governance.gov_fixtures import World, build_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("gw"))
+
+
+@pytest.fixture(scope="module")
+def address(world: World) -> Iterator[str]:
+    addr = ensure_gateway(world.settings.home)
+    yield addr
+
+
+def _audit(world: World, **query: str) -> list[object]:
+    with world.governance() as gov:
+        return list(gov.audit_log.search(**query))
+
+
+def test_one_gateway_per_home(world: World, address: str) -> None:
+    pid = lock_holder(world.settings.home)
+    assert pid and pid != os.getpid()
+    second = subprocess.run(
+        [sys.executable, "-m", "amzigo_lab.gateway", "--home", str(world.settings.home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == EXIT_LOCKED
+    assert "another gateway already serves" in second.stderr
+    assert lock_holder(world.settings.home) == pid  # the first one is untouched
+    with GatewayClient(address) as client:
+        health = client.health()
+    assert health["status"] == "ok" and health["ready"] and health["pid"] == pid
+
+
+def test_runtime_files_are_private(world: World, address: str) -> None:
+    runtime = protocol.runtime_dir(world.settings.home)
+    assert (runtime.stat().st_mode & 0o077) == 0
+    assert ((runtime / "operator.token").stat().st_mode & 0o077) == 0
+    sock = protocol.socket_path(world.settings.home)
+    assert (sock.stat().st_mode & 0o077) == 0
+
+
+def test_bad_tokens_are_refused_and_audited(world: World, address: str) -> None:
+    for token in ("", "not-a-token", "svc_forged"):
+        with pytest.raises(AccessDenied):
+            amzigo_lab.connect("sales_analysis", home=world.settings, token=token or "x")
+    with GatewayClient(address) as client, pytest.raises(AccessDenied, match="no token"):
+        client.action(protocol.SESSION_OPEN, {"purpose": "sales_analysis"})
+    denied = _audit(world, action="gateway.denied")
+    assert any("no token" in (e.reason or "") for e in denied)  # type: ignore[attr-defined]
+
+
+def test_service_tokens_need_the_operator_and_bind_one_tenant(world: World, address: str) -> None:
+    ana = world.tokens["ana"]
+    request = {"actor": "svc:reports", "tenant": "acme", "purposes": ["sales_analysis"]}
+    with GatewayClient(address, ana) as client, pytest.raises(AccessDenied, match="operator"):
+        client.action(protocol.SERVICE_MINT, request)
+    with GatewayClient(address, operator_token(world.settings.home)) as op:
+        minted = op.action(protocol.SERVICE_MINT, request)
+        with pytest.raises(UnknownTenant, match="no data"):
+            op.action(protocol.SERVICE_MINT, {**request, "tenant": "nobody"})
+    token = minted["token"]
+    with GatewayClient(address, token) as svc:
+        orders = svc.table({"op": "latest", "dataset": "orders", "purpose": "sales_analysis"})
+        assert orders.num_rows == 5 and "tenant" not in orders.column_names
+        with pytest.raises(AccessDenied, match="does not cover purpose"):
+            svc.table({"op": "latest", "dataset": "orders", "purpose": "inventory_tracking"})
+        with pytest.raises(AccessDenied, match="buyer PII"):
+            svc.table({"op": "latest", "dataset": "order_buyers", "purpose": "sales_analysis"})
+        with pytest.raises(AccessDenied, match="service token cannot open"):
+            svc.action(protocol.SESSION_OPEN, {"purpose": "sales_analysis"})
+        assert svc.action(protocol.SERVICE_REVOKE, {"token": token})["revoked"] is True
+        with pytest.raises(AccessDenied, match="expired, revoked or unknown"):
+            svc.table({"op": "latest", "dataset": "orders", "purpose": "sales_analysis"})
+    reads = _audit(world, actor="svc:reports", action="data.read")
+    assert [e.decision for e in reads[-3:]] == ["allow", "deny", "deny"]  # type: ignore[attr-defined]
+    assert reads[-3].row_count == 5 and reads[-3].tenant == "acme"  # type: ignore[attr-defined]
+    minted_events = _audit(world, action="gateway.token")
+    assert token not in repr([e.to_dict() for e in minted_events])  # type: ignore[attr-defined]
+
+
+def test_gateway_down_fails_fast_naming_the_address(tmp_path: Path) -> None:
+    bogus = f"grpc+unix://{tmp_path}/nobody.sock"
+    start = time.monotonic()
+    with pytest.raises(protocol.GatewayUnavailable, match="nobody.sock"):
+        amzigo_lab.connect("sales_analysis", token="t", address=bogus)
+    assert time.monotonic() - start < 10
+
+
+def test_sigterm_stops_gracefully(tmp_path_factory: pytest.TempPathFactory) -> None:
+    w = build_world(tmp_path_factory.mktemp("gw-stop"))
+    home = w.settings.home
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amzigo_lab.gateway", "--home", str(home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    address = protocol.default_address(home)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with GatewayClient(address) as c:
+                c.health()
+            break
+        except protocol.GatewayUnavailable:
+            time.sleep(0.1)
+    wb = amzigo_lab.connect("sales_analysis", home=w.settings, token=w.tokens["ana"])
+    assert wb.sql("SELECT count(*) AS n FROM orders")["n"][0] == 12
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert '"event": "stopped"' in err
+    assert not protocol.socket_path(home).exists()
+    assert not (protocol.runtime_dir(home) / "operator.token").exists()
+    assert lock_holder(home) is None
+    # the client starts a new gateway on demand (non-hardened home) and re-opens its session
+    assert wb.sql("SELECT count(*) AS n FROM orders")["n"][0] == 12
+    wb.close()
+    # the audit log the first gateway closed still verifies
+    with w.governance() as gov:
+        assert gov.audit_log.verify().ok
