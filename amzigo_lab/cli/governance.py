@@ -398,10 +398,16 @@ def audit_verify(home: str | None, as_json: bool, record: bool) -> None:
     from amzigo_lab.governance.audit import AuditKeyError, verify_log
     from amzigo_lab.governance.audit.keys import public_key_path
     from amzigo_lab.governance.auditing import AUDIT_SECRET, signing_key_path
-    from amzigo_lab.lake.store import Lake
+    from amzigo_lab.lake.catalog import Catalog
+    from amzigo_lab.lake.store import Lake, key_provider_for
 
     settings = settings_for(home)
-    lake = Lake.open(settings, REGISTRY)  # no audit sink: verifying writes nothing
+    catalog = Catalog.read_only(settings.catalog_path)
+    try:  # no audit sink, a read-only catalog: verifying writes nothing
+        lake = Lake(settings, REGISTRY, key_provider_for(settings), catalog)
+    except BaseException:
+        catalog.close()
+        raise
     try:
         try:
             key: bytes | None = lake.secret(AUDIT_SECRET, create=False)

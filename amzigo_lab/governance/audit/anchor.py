@@ -18,6 +18,7 @@ Verification holds the local log against the newest anchored checkpoint (see `ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -91,13 +92,22 @@ def write(anchor_dir: Path, cp: Checkpoint) -> bool:
             f"the audit anchor {anchor_dir} already holds another checkpoint #{cp.index}: the "
             "local log was re-initialised or rolled back; restore it from backup"
         )
-    if found and found[-1][0] > cp.index:
+    if found:
         name = found[-1][1]
-        held = Checkpoint.from_bytes((anchor_dir / name).read_bytes(), name)
-        raise AuditIntegrityError(
-            f"the audit anchor {anchor_dir} holds {describe(held)}, newer than local checkpoint "
-            f"#{cp.index}: the local log was wiped, truncated or rolled back; restore it"
-        )
+        last = (anchor_dir / name).read_bytes()
+        held = Checkpoint.from_bytes(last, name)
+        if held.index > cp.index:
+            raise AuditIntegrityError(
+                f"the audit anchor {anchor_dir} holds {describe(held)}, newer than local "
+                f"checkpoint #{cp.index}: the local log was wiped, truncated or rolled back; "
+                "restore it"
+            )
+        if held.index != cp.index - 1 or cp.prev_checkpoint != hashlib.sha256(last).hexdigest():
+            raise AuditIntegrityError(
+                f"local checkpoint #{cp.index} does not follow {describe(held)} held by the "
+                f"audit anchor {anchor_dir}: the local log was re-initialised or rolled back; "
+                "restore it"
+            )
     anchor_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp_dir = anchor_dir / TMP_DIR
     tmp_dir.mkdir(exist_ok=True, mode=0o700)
@@ -206,16 +216,17 @@ def check(
         )
     if origin is not None and newest.origin != origin:
         return f"anchored checkpoint #{newest.index}: origin {newest.origin!r} is not this log's"
+    missing = sorted(i for i in files if i not in by_index)
+    if missing:
+        span = f"#{missing[0]}" if len(missing) == 1 else f"#{missing[0]}..#{missing[-1]}"
+        verb = "is" if len(missing) == 1 else "are"
+        return (
+            f"local checkpoint{'s' * (len(missing) > 1)} {span} {verb} missing (local "
+            f"checkpoints end at #{max(by_index, default=-1)}): the log was wiped, truncated "
+            "or rolled back, or its checkpoints deleted"
+        )
     for index, cp in files.items():
-        mine = by_index.get(index)
-        if mine is None:
-            newest_local = max(by_index, default=-1)
-            return (
-                f"local checkpoint #{index} is missing (local checkpoints end at "
-                f"#{newest_local}): the log was wiped, truncated or rolled back, "
-                "or its checkpoints deleted"
-            )
-        if mine.digest() != cp.digest():
+        if by_index[index].digest() != cp.digest():
             return (
                 f"local checkpoint #{index} differs from the anchored one: the log was "
                 "re-initialised or rolled back"

@@ -10,7 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from amzigo_lab.governance.audit import anchor as anchor_mod
@@ -78,10 +81,19 @@ def verify_log(
     contain the newest anchored checkpoint fails: wiped, truncated, rolled back or re-created.
     Nothing is created or modified, not even a missing directory.
     """
-    public = public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(public_key)
+    missing = ""
+    if isinstance(public_key, Ed25519PublicKey):
+        public = public_key
+    elif public_key.exists():
+        public = load_public_key(public_key)
+    else:  # no key (a home that never audited, or a wiped one): no signature can verify
+        public, missing = Ed25519PrivateKey.generate().public_key(), str(public_key)
     with shared_lock(directory):
         snap = snapshot(directory, checkpoint_dir, anchor)
-    return check(snap, key_provider, public, origin)
+    report = check(snap, key_provider, public, origin)
+    if missing and not report.ok:
+        return replace(report, problem=f"audit public key {missing} is missing; {report.problem}")
+    return report
 
 
 @dataclass(frozen=True)
@@ -232,8 +244,8 @@ def _walk(
     if bad is not None:
         return VerifyReport(False, 0, None, bad.problem, checkpoints_checked=len(cps)), {}, 0
     last = cps[-1][1] if cps else None
-    try:
-        master = master_key(key_provider())
+    try:  # no segment, no key needed (a home that never audited, or a wiped log)
+        master = master_key(key_provider()) if snap.segments else b""
     except AuditError as exc:
         return VerifyReport(False, 0, None, str(exc), checkpoints_checked=len(cps)), {}, 0
     anchor_seq, prev = (last.anchor_seq, last.anchor_prev) if last else (0, GENESIS)
