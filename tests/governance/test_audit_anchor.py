@@ -481,3 +481,16 @@ def test_cli_audit_verify_warns_without_an_anchor(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "set audit.anchor" in res.output
     doc = json.loads(CliRunner().invoke(main, ["audit", "verify", "--json"], env=env).output)
     assert doc["ok"] is True and any("audit.anchor" in w for w in doc["warnings"])
+
+
+def test_cli_audit_verify_record_logs_the_outcome(tmp_path: Path) -> None:
+    from amzigo_lab.governance.context import Governance
+
+    home = tmp_path / "home"
+    env = {"AMZIGO_SESSION": None, "AMZIGO_HOME": str(home), "AMZIGO_AUDIT_ANCHOR": None}
+    assert CliRunner().invoke(main, ["init"], env=env).exit_code == 0
+    res = CliRunner().invoke(main, ["audit", "verify", "--record"], env=env)
+    assert res.exit_code == 0, res.output
+    with Governance.open(load_settings(home, env={})) as gov:
+        found = gov.audit_log.search(action="audit.verified")
+    assert len(found) == 1 and found[0].decision == "allow"
