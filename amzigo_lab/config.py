@@ -37,6 +37,14 @@ class Settings:
     audit_dir: Path | None = None
     #: Signed audit checkpoints, ideally on other storage. Default: <home>/audit-checkpoints.
     audit_checkpoint_dir: Path | None = None
+    #: The audit anchor: a directory on other storage (append-only) that receives a copy of
+    #: every signed checkpoint, so `audit verify` detects a wiped or rolled-back log. Unset:
+    #: no anchor (verify warns). `[audit] anchor = "/path"` or AMZIGO_AUDIT_ANCHOR.
+    audit_anchor: Path | None = None
+    #: Write an audit checkpoint at least every this many events (0: off).
+    audit_checkpoint_every_events: int = 100
+    #: Write an audit checkpoint at the next event once this many seconds passed (0: off).
+    audit_checkpoint_every_seconds: int = 300
     #: Seed of the local SP-API sandbox's synthetic world.
     sandbox_seed: int = 7
     #: The sandbox's "today" (YYYY-MM-DD); empty means the current UTC date.
@@ -95,6 +103,13 @@ def _int(v: Any) -> int:
     return int(v)
 
 
+def _non_negative_int(v: Any) -> int:
+    n = _int(v)
+    if n < 0:
+        raise ValueError("expected an integer >= 0")
+    return n
+
+
 def _positive_int(v: Any) -> int:
     n = _int(v)
     if n <= 0:
@@ -141,6 +156,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "key_env_var": _env_var_name,
     "audit_dir": _opt_path,
     "audit_checkpoint_dir": _opt_path,
+    "audit_anchor": _opt_path,
+    "audit_checkpoint_every_events": _non_negative_int,
+    "audit_checkpoint_every_seconds": _non_negative_int,
     "sandbox_seed": _int,
     "sandbox_today": _opt_date,
     "pii_purposes": _purposes,
@@ -172,6 +190,10 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg}: not valid TOML ({exc}); fix or remove the file") from None
         for key, value in data.items():
+            if key == "audit" and isinstance(value, dict):  # [audit] anchor = ... -> audit_anchor
+                for sub, v in value.items():
+                    values[f"audit_{sub}"] = (v, f"{cfg} [audit] key '{sub}'")
+                continue
             if isinstance(value, dict):
                 continue  # sections (e.g. [schedule]) are read by the features that own them
             values[key] = (value, f"{cfg} key '{key}'")

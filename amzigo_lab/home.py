@@ -42,4 +42,9 @@ DEFAULT_CONFIG = """\
 # sandbox_seed = 7
 # sandbox_today = "2026-11-27"
 # pii_purposes = []                # e.g. ["order_fulfilment"] to ingest buyer PII
+#
+# [audit]
+# anchor = "/other/storage/amzigo-audit-anchor"  # a copy of every checkpoint (make it chattr +a)
+# checkpoint_every_events = 100
+# checkpoint_every_seconds = 300
 """

@@ -377,39 +377,59 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @home_option
 @json_option
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Also append the outcome to the audit log as an `audit.verified` event (for alerts).",
+)
 @handle_errors
-def audit_verify(home: str | None, as_json: bool) -> None:
+def audit_verify(home: str | None, as_json: bool, record: bool) -> None:
     """Verify the hash chain, encryption and signed checkpoints. Exit 1 on any problem.
+
+    With an audit anchor configured (`[audit] anchor`), the log must also contain the newest
+    anchored checkpoint: a wiped, truncated, re-created or rolled-back log fails. Read-only:
+    nothing under the home or the anchor is created or changed (unless --record).
 
     Example:
 
         amzigo audit verify --json
     """
-    from amzigo_lab.governance.audit import verify_log
+    from amzigo_lab.datasets import REGISTRY
+    from amzigo_lab.governance.audit import AuditKeyError, verify_log
     from amzigo_lab.governance.audit.keys import public_key_path
     from amzigo_lab.governance.auditing import AUDIT_SECRET, signing_key_path
-    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.lake.catalog import Catalog
+    from amzigo_lab.lake.store import Lake, key_provider_for
 
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        key = g.lake.secret(AUDIT_SECRET)
-        report = verify_log(  # read-only: works even when the log is too damaged to open
-            g.settings.audit_path,
-            g.settings.checkpoint_path,
-            lambda: key,
-            public_key_path(signing_key_path(g.settings)),
-        )
+    settings = settings_for(home)
+    catalog = Catalog.read_only(settings.catalog_path)
+    try:  # no audit sink, a read-only catalog: verifying writes nothing
+        lake = Lake(settings, REGISTRY, key_provider_for(settings), catalog)
+    except BaseException:
+        catalog.close()
+        raise
+    try:
         try:
-            g.emit(
-                "audit.verified",
-                actor=f"local:{getpass.getuser()}",
-                resource="audit:log",
-                decision="allow" if report.ok else "deny",
-                reason=report.problem or f"{report.records_checked} records ok",
-                row_count=report.records_checked,
-            )
-        except Exception as exc:  # a broken log may refuse the append; the report stands
-            err_console.print(f"warning: could not record the verification: {type(exc).__name__}")
+            key: bytes | None = lake.secret(AUDIT_SECRET, create=False)
+        except AmzigoError:
+            key = None  # no audit log was ever opened in this home
+
+        def provider() -> bytes:
+            if key is None:
+                raise AuditKeyError(f"this home has no {AUDIT_SECRET!r} secret")
+            return key
+
+        report = verify_log(  # read-only: works even when the log is too damaged to open
+            settings.audit_path,
+            settings.checkpoint_path,
+            provider,
+            public_key_path(signing_key_path(settings)),
+            anchor=settings.audit_anchor,
+        )
+    finally:
+        lake.close()
+    if record:
+        _record_verification(home, report.ok, report.problem, report.records_checked)
     data = {
         "ok": report.ok,
         "records_checked": report.records_checked,
@@ -417,20 +437,44 @@ def audit_verify(home: str | None, as_json: bool) -> None:
         "first_bad_seq": report.first_bad_seq,
         "problem": report.problem,
         "torn_tail": report.torn_tail,
+        "anchored": report.anchored,
+        "warnings": list(report.warnings),
     }
     if as_json:
         print_json(data)
-    elif report.ok:
-        console.print(
-            f"audit verify: [green]OK[/] ({report.records_checked} records, "
-            f"{report.checkpoints_checked} checkpoints)"
-        )
     else:
-        console.print(
-            f"audit verify: [red]FAILED[/] at record {report.first_bad_seq}: {report.problem}"
-        )
+        for warning in report.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}")
+        if report.ok:
+            console.print(
+                f"audit verify: [green]OK[/] ({report.records_checked} records, "
+                f"{report.checkpoints_checked} checkpoints"
+                + (f", extends the anchored {report.anchored})" if report.anchored else ")")
+            )
+        else:
+            at = "" if report.first_bad_seq is None else f" at record {report.first_bad_seq}"
+            console.print(f"audit verify: [red]FAILED[/]{at}: {report.problem}")
     if not report.ok:
         raise SystemExit(1)
+
+
+def _record_verification(home: str | None, ok: bool, problem: str, records: int) -> None:
+    """Append an `audit.verified` event (best effort: a broken log may refuse the append)."""
+    from amzigo_lab.governance.context import Governance
+
+    try:
+        with _gov(home) as g:
+            assert isinstance(g, Governance)
+            g.emit(
+                "audit.verified",
+                actor=f"local:{getpass.getuser()}",
+                resource="audit:log",
+                decision="allow" if ok else "deny",
+                reason=problem or f"{records} records ok",
+                row_count=records,
+            )
+    except Exception as exc:  # the report stands
+        err_console.print(f"warning: could not record the verification: {type(exc).__name__}")
 
 
 def _when(value: str | None) -> dt.datetime | None:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from amzigo_lab.cli.common import (
     console,
+    err_console,
     handle_errors,
     home_option,
     human_bytes,
@@ -144,8 +145,13 @@ def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
 
         amzigo doctor --fix
     """
-    with open_lake(settings_for(home)) as lake:
+    settings = settings_for(home)
+    with open_lake(settings) as lake:
         report = doctor(lake, fix=fix)
+    if settings.audit_anchor is None and not as_json:
+        from amzigo_lab.governance.audit.anchor import NO_ANCHOR_WARNING
+
+        err_console.print(f"[yellow]warning:[/] {NO_ANCHOR_WARNING}")
     _print_report(report, as_json, "doctor")
 
 

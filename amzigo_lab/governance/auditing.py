@@ -64,6 +64,9 @@ def open_audit_log(settings: Settings, lake: Lake) -> AuditLog:
         settings.checkpoint_path,
         lambda: key,
         signing_key_path(settings),
+        anchor=settings.audit_anchor,
+        checkpoint_every_events=settings.audit_checkpoint_every_events,
+        checkpoint_every_seconds=settings.audit_checkpoint_every_seconds,
     )
 
 

@@ -256,6 +256,35 @@ class Catalog:
                 f"cannot open catalog {path}: {exc}. Restore it from backup or run `amzigo doctor`"
             ) from None
 
+    @classmethod
+    def read_only(cls, path: Path) -> Catalog:
+        """Open for reading only, creating and changing no file (for `amzigo audit verify`).
+
+        With no WAL file (no writer active) the database is opened immutable, so SQLite
+        creates no -wal/-shm files; with one, it is opened read-only and sees the WAL.
+        """
+        if not path.exists():
+            raise CatalogError(f"no catalog at {path}: run `amzigo init` (or set AMZIGO_HOME)")
+        wal = path.with_name(path.name + "-wal")
+        mode = "ro" if wal.exists() else "ro&immutable=1"
+        cat = cls.__new__(cls)
+        cat.path = path
+        try:
+            cat.db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode={mode}", uri=True, isolation_level=None
+            )
+            cat.db.row_factory = sqlite3.Row
+            version = cat.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"cannot read catalog {path}: {exc}") from None
+        if version != len(MIGRATIONS):
+            cat.db.close()
+            raise CatalogError(
+                f"catalog {path} has schema version {version}, expected {len(MIGRATIONS)}: "
+                "open the home with another command first (it upgrades the catalog)"
+            )
+        return cat
+
     def close(self) -> None:
         """Close the connection."""
         self.db.close()

@@ -14,6 +14,7 @@ from types import TracebackType
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from amzigo_lab.governance.audit import anchor as anchor_mod
 from amzigo_lab.governance.audit import checkpoint as ckpt
 from amzigo_lab.governance.audit.checkpoint import Checkpoint
 from amzigo_lab.governance.audit.errors import AuditError, AuditIntegrityError
@@ -40,6 +41,8 @@ from amzigo_lab.governance.audit.verify import LOCK_NAME, VerifyReport, check, s
 
 DEFAULT_ORIGIN = "amzigo-lab/audit"
 MIN_RETENTION = timedelta(days=365)
+CHECKPOINT_EVERY_EVENTS = 100
+CHECKPOINT_EVERY_SECONDS = 300
 SYSTEM_ACTOR = "system:audit"
 
 
@@ -56,12 +59,29 @@ class AuditLog:
         segment_max_records: int = 10_000,
         *,
         origin: str = DEFAULT_ORIGIN,
+        anchor: Path | None = None,
+        checkpoint_every_events: int = CHECKPOINT_EVERY_EVENTS,
+        checkpoint_every_seconds: float = CHECKPOINT_EVERY_SECONDS,
     ) -> None:
-        """Open (or create) the log; repairs a torn tail left by a crash and audits the repair."""
+        """Open (or create) the log; repairs a torn tail left by a crash and audits the repair.
+
+        `anchor` is a directory on other storage that receives a copy of every checkpoint
+        (see `anchor.py`); a checkpoint is written at least every `checkpoint_every_events`
+        records and, at the next append, once `checkpoint_every_seconds` have passed since
+        the last one (0 turns either off), besides on sealing, retention drops and close.
+        """
         if segment_max_records < 1:
             raise ValueError("segment_max_records must be >= 1")
+        if checkpoint_every_events < 0 or checkpoint_every_seconds < 0:
+            raise ValueError("checkpoint intervals must be >= 0 (0: off)")
         self.directory = Path(directory)
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.anchor = Path(anchor) if anchor is not None else None
+        self._every_events = checkpoint_every_events
+        self._every_seconds = checkpoint_every_seconds
+        self._ck_size = 0
+        self._ck_time = clock()
+        self._anchored = -1
         self.origin = origin
         self._key_provider = key_provider
         self._clock = clock
@@ -121,6 +141,7 @@ class AuditLog:
         latest = ckpt.latest(self.checkpoint_dir)
         self._ck_index = latest.index if latest else -1
         if latest is not None:
+            self._ck_size, self._ck_time = latest.tree_size, parse_time(latest.time)
             self._finish_drops(latest)
         segs = list_segments(self.directory)
         master = self._master()
@@ -130,6 +151,14 @@ class AuditLog:
                     f"{self.directory} has no segments but checkpoint #{latest.index} covers "
                     f"{latest.tree_size} records: restore the log, do not start a new one here"
                 )
+            if latest is None and self.anchor is not None:
+                held = anchor_mod.read(self.anchor).newest
+                if held is not None:
+                    raise AuditIntegrityError(
+                        f"{self.directory} is empty but the audit anchor {self.anchor} holds "
+                        f"{anchor_mod.describe(held)}: the log was wiped; restore it, do not "
+                        "start a new one here"
+                    )
             self._sealed, self._head = [], GENESIS
             self._seg = self._new_segment(0, master)
             self._next_seq = 0
@@ -312,6 +341,8 @@ class AuditLog:
                 self._head, self._next_seq = head, seq
             if seg.records >= self._max:
                 self._rotate()
+            elif self._checkpoint_due():
+                self._write_checkpoint()
         except BaseException:
             self._load_state()  # the disk is the truth after a failed write
             raise
@@ -340,6 +371,23 @@ class AuditLog:
             self._append_locked([ev])
 
     # -- sealing and checkpoints -------------------------------------------------------------
+
+    def _checkpoint_due(self) -> bool:
+        """True if N records or T seconds have passed since the last checkpoint (with news)."""
+        pending = self._next_seq - self._ck_size
+        if pending <= 0:
+            return False
+        if self._every_events and pending >= self._every_events:
+            return True
+        if not self._every_seconds:
+            return False
+        return (self._clock() - self._ck_time).total_seconds() >= self._every_seconds
+
+    def tick(self) -> Checkpoint | None:
+        """Write a checkpoint if one is due (for a timer in long-running processes)."""
+        with self._locked():
+            self._refresh()
+            return self._write_checkpoint() if self._checkpoint_due() else None
 
     def seal(self) -> SegmentInfo | None:
         """Seal the open segment now (if it has records) and write a checkpoint."""
@@ -384,11 +432,36 @@ class AuditLog:
             key_id="",
         )
         if latest is not None and latest.same_state(cp):
+            self._anchor_up_to(latest)
             return latest
         signed = cp.sign(self._signing)
         ckpt.store(signed, self.checkpoint_dir)
         self._ck_index = signed.index
+        self._ck_size, self._ck_time = signed.tree_size, parse_time(signed.time)
+        self._anchor_up_to(signed)
         return signed
+
+    def _anchor_up_to(self, latest: Checkpoint) -> None:
+        """Copy every local checkpoint up to `latest` that the anchor lacks (if configured).
+
+        Fails (AuditError) if the anchor is unreachable or holds another history: the local
+        checkpoint is stored by then, and the next checkpoint write catches the anchor up.
+        """
+        if self.anchor is None or self._anchored >= latest.index:
+            return
+        try:
+            self._anchored = anchor_mod.newest_index(self.anchor)
+            if self._anchored == latest.index - 1:
+                anchor_mod.write(self.anchor, latest)
+            elif self._anchored < latest.index:
+                for _, cp in ckpt.load_all(self.checkpoint_dir):
+                    if self._anchored < cp.index <= latest.index:
+                        anchor_mod.write(self.anchor, cp)
+            else:
+                anchor_mod.write(self.anchor, latest)  # the same one, or an integrity error
+        except OSError as exc:
+            raise AuditError(f"cannot write to the audit anchor {self.anchor}: {exc}") from exc
+        self._anchored = latest.index
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -517,7 +590,7 @@ class AuditLog:
         """Verify the whole log against the checkpoints signed by this log's key."""
         with self._locked():
             self._refresh()
-            snap = snapshot(self.directory, self.checkpoint_dir)
+            snap = snapshot(self.directory, self.checkpoint_dir, self.anchor)
         return check(snap, self._key_provider, self._signing.public_key(), self.origin)
 
     @property
@@ -540,13 +613,17 @@ class AuditLog:
         with self._lock:
             if self._lock_fd < 0:
                 return
-            with self._locked():
-                self._refresh()
-                self._write_checkpoint()
-                if self._seg is not None:
-                    self._seg.close()
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            try:
+                with self._locked():
+                    try:
+                        self._refresh()
+                        self._write_checkpoint()
+                    finally:
+                        if self._seg is not None:
+                            self._seg.close()
+            finally:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
 
     def __enter__(self) -> AuditLog:
         """Use as a context manager; closes (with a checkpoint) on exit."""

@@ -7,12 +7,16 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from amzigo_lab.governance.audit import anchor as anchor_mod
 from amzigo_lab.governance.audit import checkpoint as ckpt
 from amzigo_lab.governance.audit.errors import AuditError, AuditFieldError
 from amzigo_lab.governance.audit.keys import load_public_key, master_key, unwrap_segment_key
@@ -32,6 +36,10 @@ class VerifyReport:
     problem: str
     torn_tail: bool = False
     checkpoints_checked: int = 0
+    warnings: tuple[str, ...] = ()
+    """What verification could not rule out (e.g. a rollback, when no anchor is configured)."""
+    anchored: str = ""
+    """The newest anchored checkpoint (index, tree size, time), if an anchor holds one."""
 
 
 @dataclass
@@ -65,12 +73,27 @@ def verify_log(
     public_key: Ed25519PublicKey | Path,
     *,
     origin: str | None = None,
+    anchor: Path | None = None,
 ) -> VerifyReport:
-    """Verify a log read-only (the auditor's entry point); pin the checkpoint public key."""
-    public = public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(public_key)
+    """Verify a log read-only (the auditor's entry point); pin the checkpoint public key.
+
+    With `anchor` (the directory every checkpoint is also written to), a log that does not
+    contain the newest anchored checkpoint fails: wiped, truncated, rolled back or re-created.
+    Nothing is created or modified, not even a missing directory.
+    """
+    missing = ""
+    if isinstance(public_key, Ed25519PublicKey):
+        public = public_key
+    elif public_key.exists():
+        public = load_public_key(public_key)
+    else:  # no key (a home that never audited, or a wiped one): no signature can verify
+        public, missing = Ed25519PrivateKey.generate().public_key(), str(public_key)
     with shared_lock(directory):
-        snap = snapshot(directory, checkpoint_dir)
-    return check(snap, key_provider, public, origin)
+        snap = snapshot(directory, checkpoint_dir, anchor)
+    report = check(snap, key_provider, public, origin)
+    if missing and not report.ok:
+        return replace(report, problem=f"audit public key {missing} is missing; {report.problem}")
+    return report
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,7 @@ class Snapshot:
     checkpoints: list[tuple[str, ckpt.Checkpoint]] | AuditError
     segments: list[tuple[int, Path]]
     open_bytes: bytes
+    anchor: anchor_mod.Held | None = None
 
     def read(self, path: Path) -> bytes:
         """Bytes of a segment: the snapshot for the open one, the (immutable) file otherwise."""
@@ -89,15 +113,24 @@ class Snapshot:
         return path.read_bytes()
 
 
-def snapshot(directory: Path, checkpoint_dir: Path) -> Snapshot:
-    """Take a snapshot (call with the log locked); sealed segments are read later, unlocked."""
+def snapshot(directory: Path, checkpoint_dir: Path, anchor: Path | None = None) -> Snapshot:
+    """Take a snapshot (call with the log locked); sealed segments are read later, unlocked.
+
+    Missing directories read as empty (a wiped log): nothing is created.
+    """
     try:
         cps: list[tuple[str, ckpt.Checkpoint]] | AuditError = ckpt.load_all(checkpoint_dir)
+    except FileNotFoundError:
+        cps = []
     except AuditError as exc:
         cps = exc
-    segments = list_segments(directory)
+    try:
+        segments = list_segments(directory)
+    except FileNotFoundError:
+        segments = []
     open_bytes = segments[-1][1].read_bytes() if segments else b""
-    return Snapshot(directory, cps, segments, open_bytes)
+    held = anchor_mod.read(anchor) if anchor is not None else None
+    return Snapshot(directory, cps, segments, open_bytes, held)
 
 
 def _check_checkpoints(
@@ -133,24 +166,94 @@ def check(
     public: Ed25519PublicKey,
     origin: str | None,
 ) -> VerifyReport:
-    """Verify a snapshot (no lock needed: sealed segments never change, only get dropped)."""
+    """Verify a snapshot (no lock needed: sealed segments never change, only get dropped).
+
+    The local log is checked against its own checkpoints, then (if the snapshot has an
+    anchor) against the newest anchored checkpoint: its signature, the same checkpoint held
+    locally, and the same head at its tree size. Every failure names that checkpoint.
+    """
+    held = snap.anchor
+    anchored = held.newest if held is not None else None
+    extra = anchored.last_seq if anchored is not None else None
+    report, hash_at, anchor_seq = _walk(snap, key_provider, public, origin, extra)
+    if held is None:
+        return replace(report, warnings=(anchor_mod.NO_ANCHOR_WARNING,))
+    if anchored is None:
+        if held.problem:
+            return replace(
+                report, ok=False, problem=f"audit anchor {held.directory}: {held.problem}"
+            )
+        warning = (
+            f"the audit anchor {held.directory} holds no checkpoint yet: a wipe or rollback "
+            "is detectable once a checkpoint has been anchored"
+        )
+        return replace(report, warnings=(warning,))
+    named = anchor_mod.describe(anchored)
+    local = [] if isinstance(snap.checkpoints, AuditError) else snap.checkpoints
+    if origin is None and local:
+        origin = local[-1][1].origin
+    problem = anchor_mod.check(held, local, public, origin)
+    if (
+        not problem
+        and report.ok
+        and anchored.last_seq >= anchor_seq
+        and hash_at.get(anchored.last_seq) != anchored.head
+    ):
+        problem = (
+            f"the log does not extend the anchored tree: record {anchored.last_seq} does "
+            "not have the anchored head (truncated, rolled back or rewritten)"
+        )
+    where = f"last anchored {named} in {held.directory}"
+    warnings: tuple[str, ...] = ()
+    if local and local[-1][1].index > anchored.index:
+        warnings = (
+            f"local checkpoints #{anchored.index + 1}..#{local[-1][1].index} are not anchored "
+            "yet (anchor unreachable?): records after the anchored tree size are not protected "
+            "against a rollback",
+        )
+    if problem:
+        detail = f"; also: {report.problem}" if not report.ok else ""
+        return replace(
+            report,
+            ok=False,
+            problem=f"anchor check failed: {problem}; {where}{detail}",
+            anchored=named,
+            warnings=warnings,
+        )
+    if not report.ok:
+        return replace(report, problem=f"{report.problem}; {where}", anchored=named)
+    return replace(
+        report, problem=f"{report.problem}; extends the {where}", anchored=named, warnings=warnings
+    )
+
+
+def _walk(
+    snap: Snapshot,
+    key_provider: Callable[[], bytes],
+    public: Ed25519PublicKey,
+    origin: str | None,
+    extra_seq: int | None,
+) -> tuple[VerifyReport, dict[int, str], int]:
+    """Walk every retained record; remember the hashes at checkpoint heads and `extra_seq`."""
     directory = snap.directory
+    hash_at: dict[int, str] = {}
     if isinstance(snap.checkpoints, AuditError):
-        return VerifyReport(False, 0, None, str(snap.checkpoints))
+        return VerifyReport(False, 0, None, str(snap.checkpoints)), hash_at, 0
     cps = snap.checkpoints
     bad = _check_checkpoints(cps, public, origin)
     if bad is not None:
-        return VerifyReport(False, 0, None, bad.problem, checkpoints_checked=len(cps))
+        return VerifyReport(False, 0, None, bad.problem, checkpoints_checked=len(cps)), {}, 0
     last = cps[-1][1] if cps else None
-    try:
-        master = master_key(key_provider())
+    try:  # no segment, no key needed (a home that never audited, or a wiped log)
+        master = master_key(key_provider()) if snap.segments else b""
     except AuditError as exc:
-        return VerifyReport(False, 0, None, str(exc), checkpoints_checked=len(cps))
+        return VerifyReport(False, 0, None, str(exc), checkpoints_checked=len(cps)), {}, 0
     anchor_seq, prev = (last.anchor_seq, last.anchor_prev) if last else (0, GENESIS)
     dropped = {s.segment_id for s in last.dropped} if last else set()
     listed = {s.segment_id: s for s in last.segments} if last else {}
     heads = {cp.last_seq: cp.head for _, cp in cps if cp.last_seq >= anchor_seq}
-    hash_at: dict[int, str] = {}
+    if extra_seq is not None:
+        heads.setdefault(extra_seq, "")
     coverage: list[_Finding] = []
     checked = 0
     expected = anchor_seq
@@ -236,7 +339,8 @@ def check(
             break
     n = len(cps)
     if finding is not None:
-        return VerifyReport(False, checked, finding.seq, finding.problem, finding.torn, n)
+        report = VerifyReport(False, checked, finding.seq, finding.problem, finding.torn, n)
+        return report, hash_at, anchor_seq
     if last is not None:
         for sid, entry in listed.items():
             if not (directory / f"{sid}.log").exists():
@@ -268,7 +372,8 @@ def check(
                 f.seq = vouched + 1
     if coverage:
         first = min(coverage, key=lambda f: -1 if f.seq is None else f.seq)
-        return VerifyReport(False, checked, first.seq, first.problem, False, n)
+        return VerifyReport(False, checked, first.seq, first.problem, False, n), hash_at, anchor_seq
     note = "" if last else " (no checkpoint yet: truncation and rollback are not detectable)"
     span = f"records {anchor_seq}..{expected - 1}" if expected > anchor_seq else "no records"
-    return VerifyReport(True, checked, None, f"ok: {span}, {n} checkpoint(s){note}", False, n)
+    report = VerifyReport(True, checked, None, f"ok: {span}, {n} checkpoint(s){note}", False, n)
+    return report, hash_at, anchor_seq
