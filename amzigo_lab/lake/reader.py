@@ -66,12 +66,14 @@ class Scan:
         start: dt.date | str | None,
         end: dt.date | str | None,
     ) -> Scan:
-        """Choose partitions and files from the catalog; unwrap only their keys."""
+        """Choose partitions and files from the catalog; unwrap only their keys. Raises
+        `TamperedRow` if a chosen partition row (or file row) fails its MAC check."""
         spec = lake.spec(dataset)
         tenants = None if tenants is None else [tenant_id(t) for t in tenants]
         lo = None if start is None else iso_date(start)
         hi = None if end is None else iso_date(end)
         parts = lake.catalog.partitions(dataset, tenants, lo, hi)
+        lake.require_intact(p.id for p in parts)  # a row edited outside is never read
         files = lake.catalog.files([p.id for p in parts])
         keys = lake.partition_keys(p.key_id for p in parts)
         base = lake.root / spec.origin / spec.name
