@@ -35,6 +35,7 @@ from amzigo_lab.compliance.common import (
 from amzigo_lab.compliance.derived import DerivedOutput, delete_outputs, outputs
 from amzigo_lab.compliance.dsr import forget_partitions
 from amzigo_lab.compliance.holds import expire_holds, holding, list_holds
+from amzigo_lab.lake.catalog import ALL_STATES
 from amzigo_lab.lake.retention import add_months
 from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_partitions
 
@@ -116,15 +117,18 @@ def plan_purge(lake: Lake, as_of: dt.date | None = None) -> PurgePlan:
     as_of = as_of or today(lake)
     holds = list_holds(lake)
     plan = PurgePlan(as_of)
-    candidates = lake.catalog.partitions(states=("live", "dropping"))
-    # A row edited outside amzigo-lab (say purge_date moved to 2099) cannot be trusted either
-    # way: it is neither dropped nor kept on its word, but refused and alerted on.
+    # A row edited outside amzigo-lab (purge_date moved to 2099, or a live partition marked
+    # `dropped` so no purge sees it) cannot be trusted either way: it is neither dropped nor
+    # kept on its word, but refused and alerted on. Rows of every state are checked.
     tampered: dict[int, RowProblem] = {}
-    for rp in check_partitions(lake.catalog.db, lake.row_mac_key(), [p.id for p in candidates]):
-        tampered.setdefault(int(rp.row_id), rp)
-    for p in candidates:
+    for rp in check_partitions(lake.catalog.db, lake.row_mac_key()):
+        if rp.table == "partitions":
+            tampered.setdefault(int(rp.row_id), rp)
+    for p in lake.catalog.partitions(states=ALL_STATES):
         if p.id in tampered:
             plan.refused.append((p, tampered[p.id]))
+        elif p.state == "dropped":
+            continue
         elif p.state == "dropping":  # an interrupted drop: its key may be gone, always finish it
             plan.drop.append(p)
         elif p.purge_date <= as_of:

@@ -191,6 +191,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+#: every partition state (live -> dropping -> dropped)
+ALL_STATES = ("live", "dropping", "dropped")
+
+
 def utcnow() -> dt.datetime:
     """The current UTC time (the default clock)."""
     return dt.datetime.now(dt.UTC)

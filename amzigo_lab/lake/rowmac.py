@@ -309,9 +309,33 @@ def seal_certificates(db: sqlite3.Connection, key: bytes, ids: Iterable[str]) ->
             )
 
 
+def check_migration_marker(db: sqlite3.Connection) -> list[RowProblem]:
+    """A migration marker still `pending` while rows are sealed: the meta row was edited."""
+    marker = db.execute("SELECT value FROM meta WHERE key = ?", (MIGRATION_META,)).fetchone()
+    if marker is None or marker[0] != "pending":
+        return []
+    sealed = db.execute("SELECT count(*) FROM partitions WHERE mac IS NOT NULL").fetchone()[0]
+    sealed += db.execute("SELECT count(*) FROM certificates WHERE mac IS NOT NULL").fetchone()[0]
+    if not sealed:
+        return []
+    return [
+        RowProblem(
+            "meta",
+            MIGRATION_META,
+            "row-MAC migration marker reset to 'pending'",
+            detail="an attempt to have unsealed rows MACed; they are not",
+        )
+    ]
+
+
 def check_all(db: sqlite3.Connection, key: bytes) -> list[RowProblem]:
-    """Every MAC problem of the catalog: partitions, files, certificates, orphan keys."""
-    return check_partitions(db, key) + check_certificates(db, key) + check_orphan_keys(db)
+    """Every MAC problem of the catalog: partitions, files, certificates, orphan keys, meta."""
+    return (
+        check_partitions(db, key)
+        + check_certificates(db, key)
+        + check_orphan_keys(db)
+        + check_migration_marker(db)
+    )
 
 
 def reseal_all(db: sqlite3.Connection, old_key: bytes, new_key: bytes) -> int:
@@ -344,11 +368,8 @@ def migrate_unsealed(db: sqlite3.Connection, key: bytes) -> dict[str, int] | Non
         "(SELECT count(*) FROM files WHERE mac IS NOT NULL) + "
         "(SELECT count(*) FROM certificates WHERE mac IS NOT NULL)"
     ).fetchone()[0]
-    if sealed:
-        raise TamperedRow(
-            [RowProblem("meta", MIGRATION_META, "row-MAC migration marker reset to 'pending'")],
-            "migrate (MAC) unsealed",
-        )
+    if sealed:  # the marker was reset: never MAC unsealed rows (`check_all` reports both)
+        return None
     part_ids = [int(r[0]) for r in db.execute("SELECT id FROM partitions")]
     cert_ids = [str(r[0]) for r in db.execute("SELECT id FROM certificates")]
     seal_partitions(db, key, part_ids)
