@@ -315,7 +315,9 @@ def certificate_export_cmd(cert_id: str, out: str, home: str | None) -> None:
 @json_option
 @handle_errors
 def certificate_verify_cmd(cert_id: str, home: str | None, as_json: bool) -> None:
-    """Check the signature, the covered destruction records and audit events. Exit 1 if bad.
+    """Check the signature, published public key, row MAC, covered records and audit events.
+
+    Exit 1 if anything is wrong.
 
     Example:
 

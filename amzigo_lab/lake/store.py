@@ -356,7 +356,8 @@ class Lake:
         return self.drop_partitions([self.catalog.partition(partition_id)], canaries, reason)
 
     def verify(self) -> VerifyReport:
-        """Check every committed file: presence, SHA-256, decryption, row count."""
+        """Check every catalog row's MAC, then every committed file: presence, SHA-256,
+        decryption, row count."""
         from amzigo_lab.lake.integrity import verify_lake
 
         return verify_lake(self)
