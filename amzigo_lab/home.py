@@ -15,6 +15,7 @@ def _with_audit(lake: Lake, settings: Settings, given: bool) -> Lake:
         from amzigo_lab.governance.auditing import AuditLogSink, open_audit_log
 
         lake.audit = AuditLogSink(lambda: open_audit_log(settings, lake))
+    lake.emit_deferred()  # e.g. the one-time row-MAC migration, now into the home's audit log
     return lake
 
 

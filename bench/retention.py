@@ -36,6 +36,7 @@ from amzigo_lab.lake.catalog import iso
 from amzigo_lab.lake.keys import wrap
 from amzigo_lab.lake.pme import encryption_properties, read_file
 from amzigo_lab.lake.retention import add_months
+from amzigo_lab.lake.rowmac import seal_partitions
 from amzigo_lab.lake.store import Lake
 from amzigo_lab.synthetic import items_for_orders, orders_for_day
 from bench.common import Row, render_table
@@ -66,6 +67,7 @@ def seed(lake: Lake, tenants: int, days: int, rows: int) -> dict[str, bytes]:
         data, nrows = _template(ds_name, rows, tkid, tkey)
         with lake.catalog.transaction() as db:
             lake.ensure_registered(spec)
+            pids: list[int] = []
             for t in range(tenants):
                 tenant = f"t{t:03d}"
                 for d in range(days):
@@ -102,6 +104,10 @@ def seed(lake: Lake, tenants: int, days: int, rows: int) -> dict[str, bytes]:
                         "sha256, created_at) VALUES (?, 'bench', ?, ?, ?, '-', ?)",
                         (cur.lastrowid, rel, nrows, len(data), now),
                     )
+                    pids.append(int(cur.lastrowid or 0))
+            # rows written outside `Lake.write` still need their MACs, or every scan and purge
+            # would refuse them as tampered (lake/rowmac.py)
+            seal_partitions(db, lake.row_mac_key(), pids)
     return template_keys
 
 

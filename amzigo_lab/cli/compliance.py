@@ -67,6 +67,8 @@ def purge_cmd(as_of: dt.date | None, dry_run: bool, home: str | None, as_json: b
         data = result.to_dict(lake)
     if as_json:
         print_json(data)
+        if data["plan"]["refused_tampered"]:
+            raise SystemExit(1)
         return
     plan = data["plan"]
     verb = "would drop" if dry_run else "dropped"
@@ -80,12 +82,20 @@ def purge_cmd(as_of: dt.date | None, dry_run: bool, home: str | None, as_json: b
         )
     for k in plan["outputs_kept_under_hold"]:
         console.print(f"kept   output {k['output_id']} under hold {k['hold']}")
+    for k in plan["refused_tampered"]:
+        console.print(
+            f"[red]REFUSED[/] partition {k['partition_id']} {k['dataset']} {k['tenant']} "
+            f"ingest {k['ingest_date']}: {k['check']} (edited outside amzigo-lab; run "
+            "`amzigo lake verify`, restore the catalog from backup)"
+        )
     if not dry_run:
         console.print(f"audit  {data['audit_note']}")
         if data["certificate_id"]:
             console.print(f"certificate {data['certificate_id']} (amzigo certificate show ID)")
         else:
             console.print("nothing was due: no certificate")
+    if plan["refused_tampered"]:
+        raise SystemExit(1)
 
 
 @click.group("hold")
@@ -305,7 +315,9 @@ def certificate_export_cmd(cert_id: str, out: str, home: str | None) -> None:
 @json_option
 @handle_errors
 def certificate_verify_cmd(cert_id: str, home: str | None, as_json: bool) -> None:
-    """Check the signature, the covered destruction records and audit events. Exit 1 if bad.
+    """Check the signature, published public key, row MAC, covered records and audit events.
+
+    Exit 1 if anything is wrong.
 
     Example:
 

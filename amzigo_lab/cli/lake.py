@@ -122,7 +122,10 @@ def _print_report(report: VerifyReport, as_json: bool, what: str) -> None:
 @json_option
 @handle_errors
 def verify_cmd(home: str | None, as_json: bool) -> None:
-    """Read every committed file: SHA-256, decryption, row count. Exit 1 on any problem.
+    """Check every catalog row's MAC, then read every committed file. Exit 1 on any problem.
+
+    Names each catalog row edited outside amzigo-lab (dataset, tenant, ingest date, failed
+    check), then checks each file's presence, SHA-256, decryption and row count.
 
     Example:
 

@@ -5,7 +5,9 @@ sanitization, what media and data it covered, its classification and backup stat
 (Purge: cryptographic erase + file deletion), the tool and version, how it was verified and the
 result (from the drops' `DestructionRecord`s), the date, the destruction records and audit
 event ids it covers, and whether a second person must validate it. The signing key lives in
-`<home>/keys/certificate-signing.pem` (0600); `verify` checks the signature, that the covered
+`<home>/keys/certificate-signing.pem` (0600), its public key is published beside it as
+`certificate-signing.pub.pem`; `verify` checks the signature, that the published public key is
+the signing key's, that the certificate row's MAC (lake/rowmac.py) matches, that the covered
 destruction records are unchanged, and that the audit events exist.
 """
 
@@ -34,6 +36,7 @@ from amzigo_lab.compliance.common import (
 )
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.rowmac import TamperedRow, check_certificates, seal_certificates
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
@@ -70,8 +73,34 @@ def signing_key(lake: Lake) -> Ed25519PrivateKey:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
-    public_pem(key.public_key(), path.with_name("certificate-signing.pub.pem"))
+    public_pem(key.public_key(), published_key_path(lake))
     return key
+
+
+def published_key_path(lake: Lake) -> Path:
+    """The published public key (`<home>/keys/certificate-signing.pub.pem`) verifiers use."""
+    return key_path(lake).with_name("certificate-signing.pub.pem")
+
+
+def _published_key_problem(lake: Lake, public: Ed25519PublicKey) -> str | None:
+    """Why the published public key file does not match the signing key (None if it does)."""
+    path = published_key_path(lake)
+    fix = (
+        "verifiers outside the home would check certificates against the wrong key; find out "
+        "who replaced it, then re-publish the right one with `amzigo certificate export`"
+    )
+    if not path.exists():
+        return f"published public key {path} is missing: {fix}"
+    try:
+        published = serialization.load_pem_public_key(path.read_bytes())
+    except ValueError:
+        return f"published public key {path} is not a PEM public key: {fix}"
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    if not isinstance(published, Ed25519PublicKey) or published.public_bytes(
+        *raw
+    ) != public.public_bytes(*raw):
+        return f"published public key {path} does not match the signing key: {fix}"
+    return None
 
 
 def public_pem(public: Ed25519PublicKey, path: Path) -> None:
@@ -245,6 +274,7 @@ def issue_certificate(
             "VALUES (?, ?, ?, ?, ?, ?)",
             (cert_id, kind, reference, body["date"], json.dumps(body, sort_keys=True), signature),
         )
+        seal_certificates(tx, lake.row_mac_key(), [cert_id])  # the row's MAC, same transaction
     EventLog(lake, actor).emit(
         "compliance.certificate_issued", resource=f"certificate:{cert_id}", reason=kind
     )
@@ -288,6 +318,15 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
     public = signing_key(lake).public_key()
     if cert.body.get("signing_key_id") != key_id(public):
         problems.append("signed by another key than this home's certificate-signing key")
+    published = _published_key_problem(lake, public)
+    if published is not None:
+        problems.append(published)
+    row_mac = check_certificates(lake.catalog.db, lake.row_mac_key(), [cert_id])
+    problems += [
+        f"{p.check}: the certificate row was edited outside amzigo-lab ({p.detail}); run "
+        "`amzigo lake verify` and restore the catalog from backup"
+        for p in row_mac
+    ]
     try:
         public.verify(base64.b64decode(cert.signature), canonical(cert.body))
         signature_ok = True
@@ -326,6 +365,8 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
         "certificate_id": cert_id,
         "ok": not problems,
         "signature_ok": signature_ok,
+        "row_mac_ok": not row_mac,
+        "public_key_ok": published is None,
         "destruction_records": len(cert.body.get("destruction_records", {})),
         "audit": audit,
         "validated_by": (cert.validation or {}).get("validated_by"),
@@ -359,11 +400,16 @@ def validate_certificate(lake: Lake, cert_id: str, actor: str) -> DestructionCer
     }
     sig = signing_key(lake).sign(_validation_statement(cert.body, validation))
     validation["signature"] = base64.b64encode(sig).decode()
+    mac_key = lake.row_mac_key()
     with lake.catalog.transaction() as db:
+        tampered = check_certificates(db, mac_key, [cert_id])
+        if tampered:  # never re-seal a row edited outside amzigo-lab
+            raise TamperedRow(tampered, "validate")
         db.execute(
             "UPDATE certificates SET validation_json = ? WHERE id = ?",
             (json.dumps(validation, sort_keys=True), cert_id),
         )
+        seal_certificates(db, mac_key, [cert_id])
     EventLog(lake, actor).emit(
         "compliance.certificate_validated", resource=f"certificate:{cert_id}"
     )
@@ -373,6 +419,9 @@ def validate_certificate(lake: Lake, cert_id: str, actor: str) -> DestructionCer
 def export_certificate(lake: Lake, cert_id: str, out_dir: Path) -> list[Path]:
     """Write `<id>.json`, `<id>.html` and the public key to `out_dir`."""
     cert = get_certificate(lake, cert_id)
+    tampered = check_certificates(lake.catalog.db, lake.row_mac_key(), [cert_id])
+    if tampered:
+        raise TamperedRow(tampered, "export")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{cert_id}.json", out_dir / f"{cert_id}.html"]
     paths[0].write_text(cert.to_json(), encoding="utf-8")

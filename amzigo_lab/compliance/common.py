@@ -150,6 +150,8 @@ def sample_canaries(lake: Lake, parts: Iterable[Partition], per_partition: int =
     from amzigo_lab.lake.pme import read_file
 
     out: list[str] = []
+    parts = list(parts)
+    lake.require_intact([p.id for p in parts], "drop")
     for p in parts:
         spec = lake.spec(p.dataset)
         cols = [c for c in CANARY_COLUMNS if c in {x.name for x in spec.columns}]

@@ -114,6 +114,7 @@ def read_partition(lake: Lake, p: Partition) -> pa.Table:
     from amzigo_lab.lake.pme import read_file
 
     spec = lake.spec(p.dataset)
+    lake.require_intact([p.id])
     keys = lake.partition_keys([p.key_id])
     tables = [
         read_file(str(lake.path(f.rel_path)), keys).read() for f in lake.catalog.files([p.id])

@@ -6,6 +6,10 @@ cost follows partitions, not bytes. The same run deletes expired derived outputs
 exports), quarantine partitions (an ordinary dataset under the 18-month rule) and audit segments
 older than 12 months, then signs one certificate for everything it destroyed.
 
+A partition whose catalog row fails its MAC (edited outside amzigo-lab, lake/rowmac.py) is
+neither dropped nor kept on the row's word: the purge drops everything else, emits a
+`compliance.purge_refused_tampered` alert per such row and fails naming them.
+
 Idempotent and resumable: a run is recorded in `compliance_runs`; a crash leaves it unfinished
 (and maybe partitions `dropping`), and the next purge resumes the same run, finishes those
 partitions whatever their date, and certifies the whole run.
@@ -31,7 +35,9 @@ from amzigo_lab.compliance.common import (
 from amzigo_lab.compliance.derived import DerivedOutput, delete_outputs, outputs
 from amzigo_lab.compliance.dsr import forget_partitions
 from amzigo_lab.compliance.holds import expire_holds, holding, list_holds
+from amzigo_lab.lake.catalog import ALL_STATES
 from amzigo_lab.lake.retention import add_months
+from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_partitions
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.catalog import Partition
@@ -71,6 +77,9 @@ class PurgePlan:
     outputs_drop: list[DerivedOutput] = field(default_factory=list)
     outputs_kept: list[tuple[DerivedOutput, str]] = field(default_factory=list)
     audit_cutoff: dt.datetime | None = None
+    #: live or dropping partitions whose catalog row fails its MAC (edited outside amzigo-lab):
+    #: neither dropped nor kept on the row's word; the purge alerts and fails on them
+    refused: list[tuple[Partition, RowProblem]] = field(default_factory=list)
 
     def to_dict(self, lake: Lake) -> dict[str, Any]:
         """JSON-ready plan (identifiers, dates and counts only)."""
@@ -87,6 +96,9 @@ class PurgePlan:
             "outputs_drop": [_out(o) for o in self.outputs_drop],
             "outputs_kept_under_hold": [{**_out(o), "hold": h} for o, h in self.outputs_kept],
             "audit_segments_before": self.audit_cutoff.isoformat() if self.audit_cutoff else None,
+            "refused_tampered": [
+                _part(lake, p, check=rp.check, detail=rp.detail) for p, rp in self.refused
+            ],
         }
 
 
@@ -105,8 +117,19 @@ def plan_purge(lake: Lake, as_of: dt.date | None = None) -> PurgePlan:
     as_of = as_of or today(lake)
     holds = list_holds(lake)
     plan = PurgePlan(as_of)
-    for p in lake.catalog.partitions(states=("live", "dropping")):
-        if p.state == "dropping":  # an interrupted drop: its key may be gone, always finish it
+    # A row edited outside amzigo-lab (purge_date moved to 2099, or a live partition marked
+    # `dropped` so no purge sees it) cannot be trusted either way: it is neither dropped nor
+    # kept on its word, but refused and alerted on. Rows of every state are checked.
+    tampered: dict[int, RowProblem] = {}
+    for rp in check_partitions(lake.catalog.db, lake.row_mac_key()):
+        if rp.table == "partitions":
+            tampered.setdefault(int(rp.row_id), rp)
+    for p in lake.catalog.partitions(states=ALL_STATES):
+        if p.id in tampered:
+            plan.refused.append((p, tampered[p.id]))
+        elif p.state == "dropped":
+            continue
+        elif p.state == "dropping":  # an interrupted drop: its key may be gone, always finish it
             plan.drop.append(p)
         elif p.purge_date <= as_of:
             h = holding(holds, p, as_of)
@@ -200,7 +223,8 @@ def purge(
     if dry_run:
         events.emit(
             "compliance.purge_planned",
-            reason=f"as_of={as_of} drop={len(plan.drop)} kept={len(plan.kept)}",
+            reason=f"as_of={as_of} drop={len(plan.drop)} kept={len(plan.kept)}"
+            + (f" refused_tampered={len(plan.refused)}" if plan.refused else ""),
             row_count=sum(p.row_count for p in plan.drop),
         )
         return PurgeResult(plan, dry_run=True)
@@ -264,7 +288,29 @@ def purge(
         )
         result.certificate_id = cert.id
     finish_run(lake, run_id, result.certificate_id)
+    if plan.refused:
+        _refuse_tampered(plan, events, run_id, result.certificate_id)
     return result
+
+
+def _refuse_tampered(
+    plan: PurgePlan, events: EventLog, run_id: str, certificate_id: str | None
+) -> None:
+    """Alert on each tampered row the purge refused, then fail (the rest was purged)."""
+    for p, rp in plan.refused:
+        events.emit(
+            "compliance.purge_refused_tampered",
+            resource=f"partition:{p.id}",
+            tenant=p.tenant,
+            decision="deny",
+            reason=f"ALERT {rp.message()}; restore the catalog from backup"[:250],
+        )
+    raise TamperedRow(
+        [rp for _p, rp in plan.refused],
+        "purge",
+        note=f"Everything else due was purged (run {run_id}, certificate "
+        f"{certificate_id or 'none'}); after restoring, run `amzigo purge` again.",
+    )
 
 
 def _purge_audit(

@@ -179,7 +179,20 @@ MIGRATIONS: tuple[str, ...] = (
         event_ids_json TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # 3: row MACs (lake/rowmac.py): HMAC-SHA256 of each partition, file and certificate row
+    # under a key derived from the master key. Rows of older catalogs are MACed once, when the
+    # lake is next opened with its master key (the marker below; see `Lake._migrate_row_macs`).
+    """
+    ALTER TABLE partitions ADD COLUMN mac TEXT;
+    ALTER TABLE files ADD COLUMN mac TEXT;
+    ALTER TABLE certificates ADD COLUMN mac TEXT;
+    INSERT INTO meta(key, value) VALUES ('row_mac_migration', 'pending');
+    """,
 )
+
+
+#: every partition state (live -> dropping -> dropped)
+ALL_STATES = ("live", "dropping", "dropped")
 
 
 def utcnow() -> dt.datetime:

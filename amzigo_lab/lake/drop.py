@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.errors import IntegrityError
 from amzigo_lab.lake.catalog import Partition, iso
+from amzigo_lab.lake.rowmac import require_intact, seal_partitions
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
@@ -84,10 +85,15 @@ def drop_partitions(
         files = lake.catalog.files(ids, include_deleted=True)
         wrapped = lake.catalog.wrapped_keys([p.key_id for p in todo])
         now = iso(lake.clock())
+        mac_key = lake.row_mac_key()
         with lake.catalog.transaction() as db:
+            # every requested row, dropped ones too: a row edited to `dropped` is not skipped
+            # silently, and a tampered row is never dropped (nor certified) on its word
+            require_intact(db, mac_key, [p.id for p in fresh], "drop")
             db.executemany(
                 "UPDATE partitions SET state = 'dropping' WHERE id = ?", [(i,) for i in ids]
             )
+            seal_partitions(db, mac_key, ids)
         lake.fault_hook("drop_marked")
         # 2. cryptographic erase
         with lake.catalog.transaction() as db:
@@ -139,6 +145,7 @@ def drop_partitions(
         )
         # 5. commit the outcome
         with lake.catalog.transaction() as db:
+            require_intact(db, mac_key, ids, "drop")
             db.executemany(
                 "UPDATE partitions SET state = 'dropped', dropped_at = ? WHERE id = ?",
                 [(now, i) for i in ids],
@@ -146,6 +153,7 @@ def drop_partitions(
             db.executemany(
                 "UPDATE files SET deleted_at = ? WHERE partition_id = ?", [(now, i) for i in ids]
             )
+            seal_partitions(db, mac_key, ids)
             db.execute(
                 "INSERT INTO destructions(id, kind, record_json, created_at) VALUES (?, ?, ?, ?)",
                 (record.record_id, "partition_drop", record.to_json(), now),

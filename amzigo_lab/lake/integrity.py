@@ -23,6 +23,7 @@ class Problem:
     """One integrity problem, naming the file or object."""
 
     kind: str  # missing | tampered | undecryptable | row_count | orphan | permissions | catalog
+    # | row_mac (a catalog row edited outside amzigo-lab: its MAC does not match)
     subject: str
     detail: str
 
@@ -50,9 +51,28 @@ class VerifyReport:
         }
 
 
+def check_row_macs(lake: Lake) -> list[Problem]:
+    """Every catalog row (partition, file, certificate) whose MAC does not match, by name."""
+    from amzigo_lab.lake.rowmac import check_all
+
+    return [
+        Problem(
+            "row_mac",
+            rp.subject,
+            f"{rp.check}"
+            + (f" ({rp.detail})" if rp.detail else "")
+            + ": edited outside amzigo-lab; restore the catalog from backup "
+            "(docs/operations.md)",
+        )
+        for rp in check_all(lake.catalog.db, lake.row_mac_key())
+    ]
+
+
 def verify_lake(lake: Lake) -> VerifyReport:
-    """Read every committed file: present, SHA-256 and row count as committed, decrypts."""
+    """Check every catalog row's MAC, then read every committed file: present, SHA-256 and row
+    count as committed, decrypts."""
     report = VerifyReport()
+    report.problems.extend(check_row_macs(lake))
     parts = lake.catalog.partitions()
     keys = lake.partition_keys(p.key_id for p in parts)
     key_of = {p.id: p.key_id for p in parts}

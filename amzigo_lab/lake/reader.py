@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from amzigo_lab.lake.catalog import ALL_STATES
 from amzigo_lab.lake.pme import parquet_format
 from amzigo_lab.names import iso_date, sql_name, tenant_id
 
@@ -66,12 +67,17 @@ class Scan:
         start: dt.date | str | None,
         end: dt.date | str | None,
     ) -> Scan:
-        """Choose partitions and files from the catalog; unwrap only their keys."""
+        """Choose partitions and files from the catalog; unwrap only their keys. Raises
+        `TamperedRow` if a chosen partition row (or file row) fails its MAC check."""
         spec = lake.spec(dataset)
         tenants = None if tenants is None else [tenant_id(t) for t in tenants]
         lo = None if start is None else iso_date(start)
         hi = None if end is None else iso_date(end)
-        parts = lake.catalog.partitions(dataset, tenants, lo, hi)
+        # every row in range is checked, dropped ones too: a row edited outside amzigo-lab is
+        # never read, nor hidden (say a live partition edited to `dropped`) without notice
+        chosen = lake.catalog.partitions(dataset, tenants, lo, hi, states=ALL_STATES)
+        lake.require_intact(p.id for p in chosen)
+        parts = [p for p in chosen if p.state == "live"]
         files = lake.catalog.files([p.id for p in parts])
         keys = lake.partition_keys(p.key_id for p in parts)
         base = lake.root / spec.origin / spec.name

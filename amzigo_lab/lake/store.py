@@ -76,6 +76,10 @@ class Lake:
         self.root = settings.lake_dir
         self._masters = keys.load()
         self._check_master()
+        self._deferred_events: list[tuple[str, dict[str, object]]] = []
+        self._migrate_row_macs()
+        if audit is not None:
+            self.emit_deferred()
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -143,6 +147,53 @@ class Lake:
         check = self.catalog.get_meta("master_check")
         if check is not None:
             unwrap(self.master().secret, bytes.fromhex(check), "check")
+
+    # -- catalog row MACs (lake/rowmac.py) -------------------------------------------------
+    def row_mac_key(self) -> bytes:
+        """The catalog-row MAC key: HKDF of the current master key (never the raw key)."""
+        from amzigo_lab.lake.rowmac import derive_key
+
+        return derive_key(self.master().secret)
+
+    def require_intact(self, partition_ids: Iterable[int], action: str = "read") -> None:
+        """Raise `TamperedRow` naming any of these partitions whose row (or file rows) fails its
+        MAC: such rows were edited outside amzigo-lab and are never read or dropped silently."""
+        from amzigo_lab.lake.rowmac import require_intact
+
+        ids = sorted(set(partition_ids))
+        if ids:
+            require_intact(self.catalog.db, self.row_mac_key(), ids, action)
+
+    def _migrate_row_macs(self) -> None:
+        """Once per catalog upgraded to schema 3: MAC every existing row (audited)."""
+        from amzigo_lab.lake.rowmac import MIGRATION_META, migrate_unsealed
+
+        if self.catalog.get_meta(MIGRATION_META) != "pending":
+            return
+        with self.catalog.transaction() as db:
+            counts = migrate_unsealed(db, self.row_mac_key())
+            if counts is None:
+                return
+            summary = ", ".join(f"{n} {table}" for table, n in counts.items())
+            self.catalog.set_meta(MIGRATION_META, f"done {iso(self.clock())}: {summary}")
+        if not any(counts.values()):
+            return  # a new (empty) catalog: nothing to record
+        self._deferred_events.append(
+            (
+                "catalog.row_mac_migration",
+                {
+                    "resource": "catalog",
+                    "row_count": sum(counts.values()),
+                    "reason": f"one-time migration: MAC added to {summary} row(s)",
+                },
+            )
+        )
+
+    def emit_deferred(self) -> None:
+        """Emit audit events recorded before the audit sink was wired (the MAC migration)."""
+        events, self._deferred_events = self._deferred_events, []
+        for action, fields in events:
+            self.audit.emit(action, **fields)  # type: ignore[arg-type]
 
     def partition_keys(self, key_ids: Iterable[str]) -> dict[str, bytes]:
         """Unwrapped partition keys for the given ids (destroyed keys are absent)."""
@@ -305,7 +356,8 @@ class Lake:
         return self.drop_partitions([self.catalog.partition(partition_id)], canaries, reason)
 
     def verify(self) -> VerifyReport:
-        """Check every committed file: presence, SHA-256, decryption, row count."""
+        """Check every catalog row's MAC, then every committed file: presence, SHA-256,
+        decryption, row count."""
         from amzigo_lab.lake.integrity import verify_lake
 
         return verify_lake(self)

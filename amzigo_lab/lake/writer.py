@@ -173,12 +173,13 @@ def _write_file(
 ) -> _PendingFile:
     rel_dir = _rel_dir(spec, tenant, ingest, purge)
     row = lake.catalog.db.execute(
-        "SELECT key_id FROM partitions WHERE dataset = ? AND tenant = ? AND ingest_date = ? "
+        "SELECT id, key_id FROM partitions WHERE dataset = ? AND tenant = ? AND ingest_date = ? "
         "AND purge_date = ? AND state = 'live'",
         (spec.name, tenant, ingest.isoformat(), purge.isoformat()),
     ).fetchone()
     if row is not None:
-        key_id = row[0]
+        lake.require_intact([row[0]], "append to")  # never extend (and re-MAC) a tampered row
+        key_id = row[1]
         key = lake.partition_keys([key_id])[key_id]
         new = False
     else:
@@ -204,8 +205,10 @@ def _commit(
 ) -> list[int]:
     now = iso(lake.clock())
     master = lake.master()
+    mac_key = lake.row_mac_key()
     ids: list[int] = []
     from amzigo_lab.lake.keys import wrap
+    from amzigo_lab.lake.rowmac import require_intact, seal_partitions
 
     with lake.catalog.transaction() as db:
         lake.fault_hook("catalog_begin")
@@ -231,6 +234,7 @@ def _commit(
                         (p.key_id,),
                     ).fetchone()[0]
                 )
+                require_intact(db, mac_key, [pid], "append to")  # checked before it changes
             db.execute(
                 "INSERT INTO files(partition_id, batch_id, rel_path, row_count, bytes, sha256, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -241,6 +245,7 @@ def _commit(
                 (p.rows, p.size, pid),
             )
             ids.append(pid)
+        seal_partitions(db, mac_key, ids)  # MACs set in the commit transaction itself
         db.execute(
             "INSERT INTO batches(dataset, tenant, batch_id, row_count, committed_at) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -33,7 +33,8 @@ def test_flipped_byte_is_named(lake: Lake, two_files: list[str]) -> None:
 
 
 def test_re_hashed_tampering_still_fails_decryption(lake: Lake, two_files: list[str]) -> None:
-    # An attacker who can also edit the catalog's checksum is still stopped by AES-GCM tags.
+    # An attacker who can also edit the catalog's checksum is still stopped by AES-GCM tags,
+    # and the edited file row fails its MAC (lake/rowmac.py).
     path = lake.path(two_files[1])
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -45,7 +46,10 @@ def test_re_hashed_tampering_still_fails_decryption(lake: Lake, two_files: list[
         (hashlib.sha256(bytes(data)).hexdigest(), two_files[1]),
     )
     report = lake.verify()
-    assert [(p.kind, p.subject) for p in report.problems] == [("undecryptable", two_files[1])]
+    kinds = [(p.kind, p.subject) for p in report.problems]
+    assert kinds[1:] == [("undecryptable", two_files[1])]
+    assert kinds[0][0] == "row_mac" and "tenant bluebird" in kinds[0][1]
+    assert two_files[1] in report.problems[0].detail
 
 
 def test_truncated_and_missing_files(lake: Lake, two_files: list[str]) -> None:
