@@ -583,7 +583,10 @@ def report_failure(what: str, exc: BaseException) -> str:
 
     ref = secrets.token_hex(6)
     detail = "".join(traceback.format_exception(exc)).rstrip()
-    print(f"amzigo dashboard: error ref {ref}: {what}: {detail}", file=sys.__stderr__)
+    print(
+        f"amzigo dashboard: error ref {ref}: {what}: {type(exc).__name__}: {exc}\n{detail}",
+        file=sys.__stderr__,
+    )
     return (
         f"The dashboard could not {what}. Reload the page; if it keeps happening, tell your "
         f"administrator the reference {ref}."

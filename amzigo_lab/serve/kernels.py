@@ -295,11 +295,14 @@ def body_kernel_id(handler: Any) -> str | None:
 
 
 class OwnerAuthorizer(Authorizer):
-    """Allows the `kernels` and `sessions` resources only to the kernel's owner."""
+    """Allows the `kernels` and `sessions` resources only to the kernel's owner, and shutting
+    the server down (JupyterLab's File > Shut Down) only to admins."""
 
     async def is_authorized(self, handler: Any, user: User, action: str, resource: str) -> bool:
         """Return False (403) when the request names a kernel that `user` does not own, in its
         URL (kernel or session id) or, for sessions, in its JSON body."""
+        if resource == "server" and action == "write":  # POST /api/shutdown stops the server
+            return "admin" in getattr(user, "roles", ())
         if resource not in ("kernels", "sessions"):
             return True
         kernel_id = handler.path_kwargs.get("kernel_id") or getattr(handler, "kernel_id", None)
