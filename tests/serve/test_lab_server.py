@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -86,10 +87,22 @@ def test_analysts_see_and_reach_only_their_own_kernels_and_sessions(lab: Server)
         finally:
             kim.delete(f"{lab.base}/api/kernels/{kim_kernel}", headers=kim_headers)
         assert [k["id"] for k in ida.get(f"{lab.base}/api/kernels").json()] == [kernel_id]
+        denied = _audit(lab, action="kernel.access", actor="kim")
+        assert [e.resource for e in denied if "request body" in str(e.reason)] == [
+            f"kernel:{kernel_id}"
+        ] * 2
         # an analyst cannot shut the lab down for everybody (File > Shut Down)
         assert kim.post(f"{lab.base}/api/shutdown", headers=kim_headers).status_code == 403
     finally:
         ida.delete(f"{lab.base}/api/kernels/{kernel_id}", headers=headers)
+
+
+def _audit(lab: Server, **filters: str) -> list[Any]:
+    """The lab home's audit events matching `filters` (read while the server runs)."""
+    from amzigo_lab.governance.context import Governance
+
+    with Governance.open(lab.home.settings) as gov:
+        return list(gov.audit_log.search(**filters))
 
 
 def test_sellers_are_refused(lab: Server) -> None:
