@@ -136,8 +136,8 @@ class LoginThrottle:
 _MESSAGES = {
     403: (
         "No access",
-        "Your account cannot open this page. Dashboards are for seller accounts bound to a "
-        "seller; analysts use the lab. Log out to sign in with another account.",
+        "Your account cannot open this page. Dashboards are for seller accounts; analysts "
+        "use the lab. Log out to sign in with another account.",
     ),
     404: ("Not found", "There is no such page."),
 }

@@ -262,8 +262,14 @@ def test_a_server_error_page_has_a_reference_and_no_traceback(
         finally:
             server.stop()
 
+    import threading
+
+    got: list[Any] = []  # in a thread of its own: the browser tests leave a loop running here
     with caplog.at_level(logging.ERROR, logger="amzigo.test.web"):
-        response = asyncio.run(fetch())
+        runner = threading.Thread(target=lambda: got.append(asyncio.run(fetch())))
+        runner.start()
+        runner.join(30)
+    response = got[0]
     page = response.body.decode()
     assert response.code == 500 and "Something went wrong" in page
     ref = re.search(r"id=\"amz-error-ref\">([0-9a-f]{12})<", page)
