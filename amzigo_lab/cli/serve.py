@@ -27,6 +27,21 @@ def _server_options(default_port: int):  # type: ignore[no-untyped-def]
                     is_flag=True,
                     help="Plain HTTP; only allowed on a loopback address.",
                 ),
+                click.option(
+                    "--address-max-failures",
+                    default=30,
+                    show_default=True,
+                    type=click.IntRange(0),
+                    help="Failed logins from one client address (within --address-window) "
+                    "before that address gets 429 for a while; 0: no per-address limit.",
+                ),
+                click.option(
+                    "--address-window",
+                    default=900.0,
+                    show_default=True,
+                    type=click.FloatRange(1.0),
+                    help="Seconds the per-address failed-login count looks back.",
+                ),
             ]
         ):
             func = option(func)
@@ -52,6 +67,8 @@ def dashboard_cmd(
     certfile: str | None,
     keyfile: str | None,
     no_tls: bool,
+    address_max_failures: int,
+    address_window: float,
     warm_kernels: int,
     home: str | None,
 ) -> None:
@@ -69,7 +86,16 @@ def dashboard_cmd(
     from amzigo_lab.serve.tls import TLS_DIR
 
     settings = settings_for(home)
-    opts = ServeOptions(host, port, certfile, keyfile, no_tls, warm_kernels=warm_kernels)
+    opts = ServeOptions(
+        host,
+        port,
+        certfile,
+        keyfile,
+        no_tls,
+        warm_kernels=warm_kernels,
+        address_max_failures=address_max_failures,
+        address_window=address_window,
+    )
     scheme = "http" if no_tls else "https"
     shown = "localhost" if host == "127.0.0.1" else host
     console.print(f"dashboard  {scheme}://{shown}:{port}/voila/render/{SELLER_DASHBOARD}")
@@ -95,6 +121,8 @@ def lab_cmd(
     certfile: str | None,
     keyfile: str | None,
     no_tls: bool,
+    address_max_failures: int,
+    address_window: float,
     root: str,
     home: str | None,
 ) -> None:
@@ -110,7 +138,15 @@ def lab_cmd(
     from amzigo_lab.serve.app import ServeOptions, run_lab
 
     settings = settings_for(home)
-    opts = ServeOptions(host, port, certfile, keyfile, no_tls)
+    opts = ServeOptions(
+        host,
+        port,
+        certfile,
+        keyfile,
+        no_tls,
+        address_max_failures=address_max_failures,
+        address_window=address_window,
+    )
     scheme = "http" if no_tls else "https"
     console.print(f"lab  {scheme}://localhost:{port}/lab/tree/explore.ipynb")
     run_lab(settings, opts, Path(root))

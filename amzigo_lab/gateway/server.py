@@ -105,6 +105,7 @@ class GatewayServer(flight.FlightServerBase):
         self._handles: dict[str, _Handle] = {}
         self._tokens = ServiceTokens(self._clock)
         self._operator = operator_token
+        self._policy_stamp: tuple[int, int] | None = None
         self.started = time.monotonic()
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
@@ -134,8 +135,13 @@ class GatewayServer(flight.FlightServerBase):
                 ),
             )
         self.last_request = time.monotonic()
+
+        def fresh() -> T:
+            self._reload_policy_if_changed()
+            return fn()
+
         try:
-            return self._work.submit(fn).result()
+            return self._work.submit(fresh).result()
         except (AccessDenied, IdentityError) as exc:
             _log("refused", what=what, error=type(exc).__name__)
             raise flight.FlightUnauthorizedError(
@@ -160,6 +166,20 @@ class GatewayServer(flight.FlightServerBase):
             raise flight.FlightInternalError(
                 str(internal), extra_info=protocol.error_info(internal)
             ) from exc
+
+    def _reload_policy_if_changed(self) -> None:
+        """(Home thread.) Load the home's policy.toml again when it changed on disk (audited
+        as `policy.changed` by Governance); sessions rebuild their views on their next read."""
+        path = self.settings.home / "policy.toml"
+        try:
+            st = path.stat()
+            stamp: tuple[int, int] = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._policy_stamp:
+            if self._policy_stamp is not None:
+                self._gov.policy = self._gov.load_policy()
+            self._policy_stamp = stamp
 
     def _deny(self, reason: str, action: str = "gateway.call") -> None:
         self._gov.emit("gateway.denied", resource=action, decision="deny", reason=reason)

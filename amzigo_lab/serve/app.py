@@ -25,7 +25,7 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 
 from amzigo_lab.config import Settings
 from amzigo_lab.errors import ConfigError
-from amzigo_lab.serve import tls
+from amzigo_lab.serve import tls, web
 from amzigo_lab.serve.hooks import prelaunch_hook
 from amzigo_lab.serve.identity import ANALYSIS_ROLES, AmzigoIdentityProvider
 from amzigo_lab.serve.kernels import (
@@ -44,6 +44,13 @@ CULL_INTERVAL_SECONDS = 60
 FILE_ALLOWLIST = [r".*\.(png|jpg|jpeg|gif|svg)"]
 FILE_DENYLIST = [r".*\.(ipynb|py|parquet|sqlite|db|csv|json|toml|key|pem|log)$", r"(^|.*/)\..*"]
 SELLER_DASHBOARD = "seller.ipynb"
+DEFAULT_ADDRESS_MAX_FAILURES = 30
+DEFAULT_ADDRESS_WINDOW = 900.0
+#: What a seller sees instead of a failed cell's error (the details are in the server log).
+CELL_ERROR_TEXT = (
+    "The dashboard hit an error. Reload the page; if it keeps happening, tell your "
+    "administrator (the details are in the server log)."
+)
 
 
 def dashboards_dir() -> Path:
@@ -72,6 +79,9 @@ class ServeOptions:
     no_tls: bool = False
     cull_idle_timeout: int = CULL_IDLE_SECONDS
     warm_kernels: int = DEFAULT_WARM_KERNELS
+    #: failed logins from one client address within `address_window` seconds before 429
+    address_max_failures: int = DEFAULT_ADDRESS_MAX_FAILURES
+    address_window: float = DEFAULT_ADDRESS_WINDOW
 
 
 def _prepare(settings: Settings, opts: ServeOptions) -> ssl.SSLContext | None:
@@ -101,6 +111,8 @@ def _common_config(c: Config, settings: Settings, opts: ServeOptions) -> None:
     c.MappingKernelManager.cull_connected = False
     # CurveZMQ between server and kernels: other local users cannot read or drive a kernel
     c.MappingKernelManager.transport_encryption = "required"
+    c.AmzigoIdentityProvider.address_max_failures = opts.address_max_failures
+    c.AmzigoIdentityProvider.address_window = opts.address_window
 
 
 def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
@@ -114,10 +126,7 @@ def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
     c.Voila.root_dir = str(dashboards_dir())
     c.Voila.identity_provider_class = AmzigoIdentityProvider
     c.Voila.authorizer_class = OwnerAuthorizer
-    c.Voila.tornado_settings = {
-        "xsrf_cookies": True,
-        "headers": {"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"},
-    }
+    c.Voila.tornado_settings = web.tornado_settings(web.DASHBOARD_CSP, tls=not opts.no_tls)
     c.AmzigoIdentityProvider.app_label = "dashboard"
     c.VoilaConfiguration.prelaunch_hook = prelaunch_hook
     c.VoilaConfiguration.multi_kernel_manager_class = OwnedKernelManager
@@ -126,6 +135,8 @@ def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
     c.VoilaConfiguration.file_allowlist = FILE_ALLOWLIST
     c.VoilaConfiguration.file_denylist = FILE_DENYLIST
     c.VoilaConfiguration.show_tracebacks = False
+    c.VoilaExecutor.show_tracebacks = False
+    c.VoilaExecutor.cell_error_instruction = CELL_ERROR_TEXT
     c.VoilaConfiguration.http_header_envs = []
     c.VoilaConfiguration.preheat_kernel = False
     c.VoilaConfiguration.extension_denylist = ["jupyterlab-jupytext"]
@@ -134,6 +145,13 @@ def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
     c.NotebookNotary.db_file = ":memory:"
     c.NotebookNotary.secret = secrets.token_bytes(32)
     return c
+
+
+def _is_page_handler(handler: Any) -> bool:
+    """Voila's HTML page handlers (render, tree): their errors must not show exception text."""
+    from voila.handler import BaseVoilaHandler
+
+    return isinstance(handler, type) and issubclass(handler, BaseVoilaHandler)
 
 
 class DashboardApp(Voila):
@@ -148,11 +166,14 @@ class DashboardApp(Voila):
         self.template_paths = [str(templates_dir()), *voila_paths]
 
     def init_handlers(self) -> list[Any]:
-        """Voila's handlers, with `/voila/api/shutdown/<id>` checking the kernel's owner."""
+        """Voila's handlers, with `/voila/api/shutdown/<id>` checking the kernel's owner and
+        the page handlers' errors shown as plain pages (see `web.error_page`)."""
         out = []
         for spec in super().init_handlers():
             if len(spec) > 1 and spec[1] is VoilaShutdownKernelHandler:
                 spec = (spec[0], OwnedShutdownHandler, *spec[2:])
+            elif len(spec) > 1 and _is_page_handler(spec[1]):
+                spec = (spec[0], web.with_safe_errors(spec[1]), *spec[2:])
             out.append(spec)
         return out
 
@@ -232,6 +253,7 @@ def lab_config(settings: Settings, opts: ServeOptions, root: Path) -> Config:
     c.ServerApp.kernel_manager_class = OwnedKernelManager
     c.ServerApp.session_manager_class = OwnedSessionManager
     c.ServerApp.terminals_enabled = False
+    c.ServerApp.tornado_settings = web.tornado_settings(web.LAB_CSP, tls=not opts.no_tls)
     # containers and CI run as root; jupyter_server refuses that unless told (the kernel still
     # gets no secrets: see kernels.py). Production should run the lab as an unprivileged user.
     c.ServerApp.allow_root = os.geteuid() == 0

@@ -50,6 +50,8 @@ DATASETS: dict[str, str] = {
     "review_trends": "review_management",
 }
 DEFAULT_DAYS = 30
+#: The longest period the pickers may select (a year, leap day included).
+MAX_DAYS = 366
 ALERT_STATUSES = ("out", "critical", "low")
 
 
@@ -468,6 +470,7 @@ class DashboardWidgets:
         self.boxes["heading"].value = _CSS
         self.boxes["tiles"].value = _LOADING
         self.seq = 0
+        self._adjusting = False
         self.root = w.VBox(
             [
                 self.boxes["heading"],
@@ -483,44 +486,104 @@ class DashboardWidgets:
         view = board.default_view()
         self.market.options = [("All marketplaces", ""), *[(c, c) for c in board.marketplaces]]
         self.start.value, self.end.value = view.start, view.end
+        latest = max(dt.datetime.now(dt.UTC).date(), board.last_day or view.end)
+        for picker in (self.start, self.end):
+            picker.max = latest  # the browser's picker offers no later day
         for picker in (self.start, self.end, self.market):
             picker.observe(self.refresh, names="value")
         self.refresh()
 
     def attach_or_report(self, tenant: str, home: str = "", token: str = "") -> None:
-        """Load `tenant`'s data and show it. On failure the seller sees that it failed (the
-        error's type only: no message, path or value) and no data; the operator finds the
-        message in the server's log (the kernel's real stderr, not the page's)."""
-        import sys
-
+        """Load `tenant`'s data and show it. On failure the seller sees that it failed and a
+        reference id (no error type, message, path or value) and no data; the operator finds
+        the details under that reference in the server's log (see `report_failure`)."""
         try:
             self.attach(SellerDashboard.open(tenant, home, token))
         except Exception as exc:  # shown instead of an endless "loading"
-            kind = type(exc).__name__
-            print(f"amzigo dashboard: loading {tenant} failed: {kind}: {exc}", file=sys.__stderr__)
+            message = report_failure(f"load the data of {tenant}", exc)
             self.boxes["tiles"].value = render.note(
-                f"The dashboard could not load your data ({kind}). Reload the page; if it "
-                "persists, tell your administrator."
+                message.replace(f" of {tenant}", " of your account")
             )
             self.status.value = _status("failed")
 
     def refresh(self, *_: Any) -> None:
-        """Recompute every section for the pickers' values; each box is sent when ready."""
+        """Recompute every section for the pickers' values (kept within `bound_view`); each
+        box is sent when ready. A failure shows a plain message with a reference id."""
         import time
 
         board = self.board
-        if board is None or self.start.value is None or self.end.value is None:
+        if self._adjusting or board is None or self.start.value is None or self.end.value is None:
             return
         t0 = time.perf_counter()
-        parts: dict[str, str] = {}
-        view = View(self.start.value, self.end.value, self.market.value or "")
-        for name, value in board.iter_sections(view):
-            parts[name] = value
-            box = _BOX_OF_LAST.get(name)
-            if box is not None:  # each assignment is sent to the browser at once
-                self.boxes[box].value = box_html(box, parts)
+        view, note = self._bounded_view(board)
+        try:
+            parts: dict[str, str] = {}
+            for name, value in board.iter_sections(view):
+                parts[name] = value
+                box = _BOX_OF_LAST.get(name)
+                if box is not None:  # each assignment is sent to the browser at once
+                    self.boxes[box].value = box_html(box, parts)
+        except Exception as exc:
+            self.seq += 1
+            self.status.value = _status(report_failure("update the figures", exc), self.seq)
+            return
         self.seq += 1
-        self.status.value = _status(f"updated in {time.perf_counter() - t0:.2f} s", self.seq)
+        done = f"updated in {time.perf_counter() - t0:.2f} s"
+        self.status.value = _status(f"{note} {done}" if note else done, self.seq)
+
+    def _bounded_view(self, board: SellerDashboard) -> tuple[View, str]:
+        """The pickers' view within bounds; pickers moved back into bounds if they were not."""
+        today = dt.datetime.now(dt.UTC).date()
+        latest = max(today, board.last_day or today)
+        view = View(self.start.value, self.end.value, self.market.value or "")
+        bounded, note = bound_view(view, latest)
+        if (bounded.start, bounded.end) != (self.start.value, self.end.value):
+            self._adjusting = True  # no refresh per picker change: this one goes on
+            try:
+                self.start.value, self.end.value = bounded.start, bounded.end
+            finally:
+                self._adjusting = False
+        return bounded, note
+
+
+def bound_view(view: View, latest: dt.date) -> tuple[View, str]:
+    """`view` with its period kept within bounds, and a note for the seller if it changed:
+    nothing after `latest` (today, or the newest data if that is later), at most `MAX_DAYS`
+    days (the start moves up to fit)."""
+    start, end = sorted((view.start, view.end))
+    notes = []
+    if end > latest:
+        end = latest
+        notes.append(f"dates after {latest.isoformat()} are not available")
+    start = min(start, end)
+    if (end - start).days + 1 > MAX_DAYS:
+        start = end - dt.timedelta(days=MAX_DAYS - 1)
+        notes.append(f"a period is at most {MAX_DAYS} days")
+    if not notes:
+        return view, ""
+    bounded = View(start, end, view.marketplace)
+    return bounded, f"Period changed to {start.isoformat()} – {end.isoformat()}: " + (
+        "; ".join(notes) + "."
+    )
+
+
+def report_failure(what: str, exc: BaseException) -> str:
+    """Log `exc` with a new reference id to the operator's log (the kernel's real stderr,
+    which is the server's log); return the plain message a seller sees instead."""
+    import secrets
+    import sys
+    import traceback
+
+    ref = secrets.token_hex(6)
+    detail = "".join(traceback.format_exception(exc)).rstrip()
+    print(
+        f"amzigo dashboard: error ref {ref}: {what}: {type(exc).__name__}: {exc}\n{detail}",
+        file=sys.__stderr__,
+    )
+    return (
+        f"The dashboard could not {what}. Reload the page; if it keeps happening, tell your "
+        f"administrator the reference {ref}."
+    )
 
 
 def _status(text: str, seq: int = 0) -> str:

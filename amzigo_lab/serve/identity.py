@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,10 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.auth.login import LoginFormHandler
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
-from traitlets import List, Unicode
+from traitlets import Float, Integer, List, Unicode
 
 from amzigo_lab.serve.kernels import REQUEST_USER
+from amzigo_lab.serve.web import LoginThrottle, SafeErrorPages
 
 if TYPE_CHECKING:
     from amzigo_lab.governance.context import Governance
@@ -35,6 +37,15 @@ if TYPE_CHECKING:
 COOKIE_NAME = "amzigo_session"
 #: Roles that may use JupyterLab (they analyse data or run compliance work).
 ANALYSIS_ROLES = ("admin", "analyst", "pii_processor", "compliance")
+#: The one answer to a wrong user, password or code and to a locked account (status 401).
+LOGIN_FAILED = (
+    "Login failed: check your user name, password and authenticator code. After repeated "
+    "failures an account is locked for a while."
+)
+#: The answer to an address that failed too often (status 429).
+TOO_MANY_FAILURES = (
+    "Too many failed logins from your network address. Try again in {minutes} minute(s)."
+)
 
 
 @dataclass
@@ -54,6 +65,19 @@ class AmzigoIdentityProvider(IdentityProvider):
         Unicode(), default_value=[], config=True, help="Roles that may log in (empty: any)."
     )
     app_label = Unicode("dashboard", config=True, help="Shown on the login page and in audit.")
+    address_max_failures = Integer(
+        30,
+        config=True,
+        help="Failed logins from one client address within `address_window` seconds after "
+        "which that address gets 429 (0: no limit). Separate from the per-account lockout.",
+    )
+    address_window = Float(900.0, config=True, help="Seconds the per-address count looks back.")
+    failure_seconds = Float(
+        1.0,
+        config=True,
+        help="Every failed login is answered no sooner than this many seconds after it "
+        "arrived, whatever the reason (equal timing for unknown users and locked accounts).",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.pop("login_handler_class", None)  # Voila's; ours is in get_handlers()
@@ -61,6 +85,7 @@ class AmzigoIdentityProvider(IdentityProvider):
         super().__init__(**kwargs)
         self._gov: Governance | None = None
         self._gov_lock = threading.Lock()
+        self.throttle = LoginThrottle(self.address_max_failures, self.address_window)
         # Open the stores on the server's main thread: the lake catalog (which also unwraps
         # the audit log's key) may only be used from the thread that opened it. The identity
         # store and the opened audit log are thread-safe (logins run in a worker thread).
@@ -228,8 +253,12 @@ background:#1f5fa8;color:#fff;border:0;border-radius:4px;cursor:pointer}}
 </form></main></body></html>"""
 
 
-class AmzigoLoginHandler(LoginFormHandler):
-    """GET: the login form (user, password, TOTP code, `_xsrf`). POST: authenticate."""
+class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
+    """GET: the login form (user, password, TOTP code, `_xsrf`). POST: authenticate.
+
+    A wrong user, password or code and a locked account all get `LOGIN_FAILED` (401), no
+    sooner than `failure_seconds` after the request; an address past its failure limit gets
+    429 without any check (the account it names is not counted)."""
 
     def _render(self, message: dict[str, str] | None = None) -> None:
         kind, text = next(iter((message or {}).items()), ("", ""))
@@ -261,25 +290,34 @@ class AmzigoLoginHandler(LoginFormHandler):
     @allow_unauthenticated
     async def post(self) -> None:
         """Check the credentials off the event loop (argon2 is slow by design)."""
-        from amzigo_lab.governance.identity import IdentityError, InvalidCredentials
+        from amzigo_lab.governance.identity import (
+            AccountLocked,
+            IdentityError,
+            InvalidCredentials,
+        )
 
         self.check_xsrf_cookie()
         provider = self.identity_provider
         assert isinstance(provider, AmzigoIdentityProvider)
+        where = self.request.remote_ip or "-"
+        if self._refuse_throttled(provider, where):
+            return
+        started = time.monotonic()
         username = self.get_argument("username", default="").strip()
         password = self.get_argument("password", default="")
         code = self.get_argument("code", default="").strip()
-        where = self.request.remote_ip or "-"
         loop = asyncio.get_running_loop()
         try:
             session = await loop.run_in_executor(
                 None, provider.authenticate, username, password, code, where
             )
-        except InvalidCredentials as exc:
+        except (InvalidCredentials, AccountLocked):
+            self._count_failure(provider, where)
+            await asyncio.sleep(max(0.0, provider.failure_seconds - (time.monotonic() - started)))
             self.set_status(401)
-            self._render({"error": str(exc)})
+            self._render({"error": LOGIN_FAILED})
             return
-        except IdentityError as exc:
+        except IdentityError as exc:  # right credentials: disabled, expired, role not allowed
             self.set_status(403)
             self._render({"error": str(exc)})
             return
@@ -287,6 +325,31 @@ class AmzigoLoginHandler(LoginFormHandler):
         REQUEST_USER.set(session.user_id)
         self.log.info("user %s logged in (session s%s)", session.user_id, session.session_id)
         self._redirect_safe(self.get_argument("next", default=self.base_url))
+
+    @staticmethod
+    def _count_failure(provider: AmzigoIdentityProvider, where: str) -> None:
+        """Count a failure from `where`; audit once when that blocks the address."""
+        provider.throttle.failed(where)
+        if provider.throttle.retry_after(where) > 0:
+            provider.audit(
+                f"{provider.app_label}.login",
+                actor="anonymous",
+                resource=provider.app_label,
+                decision="deny",
+                reason=f"address {where} blocked: {provider.address_max_failures} failed logins "
+                f"within {provider.address_window:.0f} s",
+            )
+
+    def _refuse_throttled(self, provider: AmzigoIdentityProvider, where: str) -> bool:
+        """Answer 429 when `where` failed too often; True if so."""
+        wait = provider.throttle.retry_after(where)
+        if wait <= 0:
+            return False
+        self.log.warning("login from %s refused: address blocked for %.0f s", where, wait)
+        self.set_status(429)
+        self.set_header("Retry-After", str(int(wait) + 1))
+        self._render({"error": TOO_MANY_FAILURES.format(minutes=int(wait // 60) + 1)})
+        return True
 
 
 class AmzigoLogoutHandler(JupyterHandler):

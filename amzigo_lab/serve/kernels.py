@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -278,11 +279,30 @@ def may_use_kernel(kernel_manager: Any, kernel_id: str, username: str) -> bool:
     return bool(owner_of(kernel_id) == username)
 
 
+def body_kernel_id(handler: Any) -> str | None:
+    """The kernel id a POST/PATCH body names (`{"kernel": {"id": ...}}`, as `/api/sessions`
+    takes to attach a session to a running kernel); None if there is none or it is not JSON."""
+    request = getattr(handler, "request", None)
+    if request is None or request.method not in ("POST", "PATCH", "PUT") or not request.body:
+        return None
+    try:
+        model = json.loads(request.body)
+    except ValueError:
+        return None  # the handler answers 400
+    kernel = model.get("kernel") if isinstance(model, dict) else None
+    kernel_id = kernel.get("id") if isinstance(kernel, dict) else None
+    return str(kernel_id) if kernel_id else None
+
+
 class OwnerAuthorizer(Authorizer):
-    """Allows the `kernels` and `sessions` resources only to the kernel's owner."""
+    """Allows the `kernels` and `sessions` resources only to the kernel's owner, and shutting
+    the server down (JupyterLab's File > Shut Down) only to admins."""
 
     async def is_authorized(self, handler: Any, user: User, action: str, resource: str) -> bool:
-        """Return False (403) when the request names a kernel that `user` does not own."""
+        """Return False (403) when the request names a kernel that `user` does not own, in its
+        URL (kernel or session id) or, for sessions, in its JSON body."""
+        if resource == "server" and action == "write":  # POST /api/shutdown stops the server
+            return "admin" in getattr(user, "roles", ())
         if resource not in ("kernels", "sessions"):
             return True
         kernel_id = handler.path_kwargs.get("kernel_id") or getattr(handler, "kernel_id", None)
@@ -298,11 +318,18 @@ class OwnerAuthorizer(Authorizer):
                 except web.HTTPError:
                     return True  # unknown session: the handler answers 404
                 kernel_id = (model.get("kernel") or {}).get("id")
-        if not kernel_id:
-            return True
+        if kernel_id and not self._check(handler, user, f"{action} {resource}", kernel_id):
+            return False
+        body_kernel = body_kernel_id(handler) if resource == "sessions" else None
+        if body_kernel and body_kernel != kernel_id:
+            return self._check(handler, user, f"{action} {resource} (request body)", body_kernel)
+        return True
+
+    @staticmethod
+    def _check(handler: Any, user: User, what: str, kernel_id: str) -> bool:
         allowed = may_use_kernel(handler.kernel_manager, kernel_id, user.username)
         if not allowed:
-            _audit_denial(handler, user, f"{action} {resource}", kernel_id)
+            _audit_denial(handler, user, what, kernel_id)
         return allowed
 
 

@@ -34,6 +34,9 @@ USERS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "dee": (("seller",), "acme-outdoor"),  # logs out
     "lou": (("seller",), "acme-outdoor"),  # the lockout victim
     "eve": (("seller",), "acme-outdoor"),  # gets a kernel from the warm pool
+    "gus": (("seller",), "acme-outdoor"),  # sees a forced dashboard failure
+    "lee": (("analyst",), None),  # logs in to the lab after its address was throttled
+    "mia": (("analyst",), None),  # checks the lab's headers
 }
 
 

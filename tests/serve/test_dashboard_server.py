@@ -16,7 +16,7 @@ import websocket
 
 from tests.analysis.data import OTHER, OTHER_MARKERS, PII_MARKERS
 from tests.serve.conftest import ARTIFACTS
-from tests.serve.helpers import PASSWORD, Server, login, tls_handshake
+from tests.serve.helpers import PASSWORD, Home, Server, login, tls_handshake
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img" / "dashboard.png"
 RENDER = "/voila/render/seller.ipynb"
@@ -79,13 +79,19 @@ def _pool(server: Server) -> tuple[list[str], dict[str, str]]:
 @pytest.mark.browser
 def test_seller_logs_in_sees_own_tenant_and_changes_dates(server: Server, browser: object) -> None:
     page = browser.new_page()  # type: ignore[attr-defined]
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
     page.goto(server.base + RENDER)
     assert "/login" in page.url
     page.fill("#username", "sam")
     page.fill("#password", PASSWORD)
     page.fill("#code", server.home.code("sam"))
     started = time.perf_counter()
-    page.click("#login-submit")
+    with page.expect_response(lambda r: r.url.endswith(RENDER) and r.status == 200) as shown:
+        page.click("#login-submit")
+    csp = shown.value.headers["content-security-policy"]  # the dashboard page's own headers
+    assert "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+    assert shown.value.headers["strict-transport-security"].startswith("max-age=31536000")
     sales = page.locator("#amz-tiles [data-metric='sales'][data-currency='USD'] .v")
     sales.wait_for(timeout=90_000)
     rendered = time.perf_counter() - started
@@ -108,6 +114,16 @@ def test_seller_logs_in_sees_own_tenant_and_changes_dates(server: Server, browse
     assert "· UK" in page.locator("#amz-heading").inner_text()
     assert page.locator("#amz-tiles [data-currency='GBP']").count() > 0
     assert page.locator("#amz-tiles [data-currency='USD']").count() == 0
+    # a period longer than a year is cut to 366 days ending at the chosen end, with a note
+    page.locator(".amz-start input").fill("2024-01-01")
+    page.wait_for_selector(f"#amz-status[data-seq='{seq + 4}']", timeout=30_000)
+    assert "at most 366 days" in page.locator("#amz-status").inner_text()
+    assert page.locator(".amz-start input").input_value() == "2025-03-07"
+    assert "2025-03-07 – 2026-03-07" in page.locator("#amz-heading").inner_text()
+    # the page offers a logout link, and the CSP blocked nothing it needs
+    assert page.locator("#amz-logout").is_visible()
+    violations = [m for m in console if "Content Security Policy" in m]
+    assert violations == [], violations
     content = page.content()
     for marker in (OTHER, *OTHER_MARKERS, *PII_MARKERS):
         assert marker not in content, f"{marker!r} leaked into the seller's page"
@@ -118,6 +134,10 @@ def test_seller_logs_in_sees_own_tenant_and_changes_dates(server: Server, browse
         DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, DOCS_IMG)
     print(f"login-to-rendered {rendered:.2f} s; screenshot {shot}")
+    page.click("#amz-logout")  # ends the session: the dashboard asks for a login again
+    page.wait_for_selector("#login-form")
+    page.goto(server.base + RENDER)
+    assert "/login" in page.url
     page.close()
 
 
@@ -206,23 +226,133 @@ def test_pages_come_from_warm_kernels_nobody_could_reach_before(server: Server) 
     assert external == [] and "cdn" not in page.text.lower()
 
 
-def test_users_without_a_seller_binding_get_403_and_no_kernel(server: Server) -> None:
+def test_users_without_a_seller_binding_get_a_plain_403_page_and_no_kernel(
+    server: Server,
+) -> None:
     s, r = login(server, "ana")  # an analyst
     assert r.status_code == 302
     page = s.get(server.base + RENDER)
     assert page.status_code == 403
     assert "kernelId" not in page.text
+    assert 'id="amz-error"' in page.text and "Dashboards are for seller accounts" in page.text
+    assert "id='amz-logout'" in page.text and "/logout" in page.text
+    assert "HTTPError" not in page.text and "Traceback" not in page.text
+
+
+def test_error_pages_show_no_internals(server: Server, attacker: requests.Session) -> None:
+    missing = attacker.get(server.base + "/voila/render/no-such-dashboard.ipynb")
+    assert missing.status_code == 404
+    assert "amz-error-ref" in missing.text
+    for internal in ("Traceback", "no-such-dashboard", 'File "', ".py"):
+        assert internal not in missing.text
+
+
+def _raw_cookies(r: requests.Response) -> dict[str, str]:
+    """Set-Cookie headers of one response, by cookie name (attributes lowercased)."""
+    out = {}
+    for header in r.raw.headers.getlist("Set-Cookie"):
+        out[header.split("=", 1)[0]] = header.lower()
+    return out
+
+
+def test_security_headers_and_cookie_attributes(
+    server: Server, owner: tuple[requests.Session, str]
+) -> None:
+    own, kernel_id = owner
+    plain = requests.Session()
+    plain.trust_env = False
+    plain.verify = str(server.home.ca)
+    login_page = plain.get(server.base + "/login")
+    for r in (
+        login_page,
+        own.get(f"{server.base}/api/kernels/{kernel_id}"),  # an API answer
+        plain.get(server.base + "/voila/render/x.ipynb", allow_redirects=False),  # a redirect
+        own.get(server.base + "/voila/render/x.ipynb"),  # an error page
+    ):
+        h = r.headers
+        assert h["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+        assert h["X-Frame-Options"] == "DENY" and h["Referrer-Policy"] == "no-referrer"
+        csp = h["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        assert "unsafe-eval" not in csp
+        assert not re.search(r"https?:|wss?:|\*", csp), csp  # no other host, no wildcard
+    xsrf = _raw_cookies(login_page)["_xsrf"]
+    assert "secure" in xsrf and "samesite=strict" in xsrf
+    _s, r = login(server, "kim")
+    session = _raw_cookies(r)["amzigo_session"]
+    assert "secure" in session and "httponly" in session and "samesite=strict" in session
+
+
+@pytest.mark.browser
+def test_a_dashboard_failure_shows_a_reference_not_the_error(
+    server: Server, serve_home: Home, browser: object
+) -> None:
+    """Force the kernel's data load to fail (the home's policy stops granting the seller role
+    review_management): the seller sees a plain message and a reference id; the error's
+    details are only in the server log, under that reference."""
+    from importlib import resources
+
+    shipped = (resources.files("amzigo_lab") / "governance" / "policy.toml").read_text()
+    seller = "[roles.seller]"
+    head, tail = shipped.split(seller, 1)
+    tail = tail.replace('"sales_analysis", "review_management", ', '"sales_analysis", ', 1)
+    override = serve_home.settings.home / "policy.toml"
+    override.write_text(head + seller + tail)
+    try:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(server.base + "/logout")  # the browser's profile is shared between tests
+        page.goto(server.base + RENDER)
+        page.fill("#username", "gus")
+        page.fill("#password", PASSWORD)
+        page.fill("#code", server.home.code("gus"))
+        page.click("#login-submit")
+        page.wait_for_selector("#amz-status:has-text('failed')", timeout=90_000)
+    finally:
+        override.unlink()
+    shown = page.locator("#rendered_cells").inner_text()
+    page.close()
+    logged = re.findall(r"error ref ([0-9a-f]{12}): load the data of acme-outdoor: (.*)",
+                        server.log.read_text(errors="replace"))  # fmt: skip
+    assert logged and "AccessDenied" in logged[-1][1]
+    assert f"tell your administrator the reference {logged[-1][0]}" in shown
+    assert "could not load the data of your account" in shown
+    for internal in ("AccessDenied", "review_trends", "svc:dashboard", "Traceback", "Error"):
+        assert internal not in shown
+
+
+def _answer(r: requests.Response) -> tuple[int, str]:
+    """Status and page of a login answer, without its (per-response) XSRF token."""
+    return r.status_code, re.sub(r'name="_xsrf" value="[^"]*"', "", r.text)
 
 
 def test_eleven_wrong_passwords_lock_the_account(server: Server) -> None:
-    statuses = []
+    answers = []
     for _ in range(11):
         _s, r = login(server, "lou", password="Wrong-Password-000", code="000000")
-        statuses.append((r.status_code, "locked" in r.text))
-    assert statuses[0] == (401, False)
-    assert statuses[-1] == (403, True)
-    _s, r = login(server, "lou")  # even the right password and code
-    assert r.status_code == 403 and "locked" in r.text
+        answers.append(_answer(r))
+    assert answers[0][0] == 401 and "Login failed" in answers[0][1]
+    assert len(set(answers)) == 1  # locking changes nothing a client can see ...
+    _s, r = login(server, "lou")  # ... but the right password and code no longer get in
+    assert _answer(r) == answers[0]
+
+
+def test_every_login_failure_gets_the_same_answer_in_similar_time(server: Server) -> None:
+    cases = {
+        "unknown user": ("nobody-here", PASSWORD, "123456"),
+        "wrong password": ("bob", "Wrong-Password-000", None),
+        "wrong code": ("kim", PASSWORD, "000000"),
+        "locked account": ("lou", PASSWORD, None),  # locked by the test above
+    }
+    answers, times = {}, {}
+    for case, (user, password, code) in cases.items():
+        started = time.perf_counter()
+        _s, r = login(server, user, password=password, code=code or server.home.code(user))
+        times[case] = time.perf_counter() - started
+        answers[case] = _answer(r)
+    assert len(set(answers.values())) == 1, answers
+    assert next(iter(answers.values()))[0] == 401
+    # every failure is answered no sooner than 1 s after it arrived (the login GET adds a bit)
+    assert min(times.values()) >= 1.0 and max(times.values()) - min(times.values()) < 0.5, times
 
 
 def test_logout_ends_the_session(server: Server) -> None:

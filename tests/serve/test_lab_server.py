@@ -4,18 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from tests.serve.helpers import Home, Server, login, make_home, start_dashboard
+from tests.serve.helpers import PASSWORD, Home, Server, login, make_home, start_dashboard
+
+#: The lab under test blocks an address after this many failed logins within THROTTLE_WINDOW s.
+THROTTLE_FAILURES = 3
+THROTTLE_WINDOW = 10.0
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("lab")
     home: Home = make_home(work / "home")
-    server = start_dashboard(home, work, "--root", str(work / "notebooks"), command="lab")
+    server = start_dashboard(
+        home,
+        work,
+        "--root",
+        str(work / "notebooks"),
+        *("--address-max-failures", str(THROTTLE_FAILURES)),
+        *("--address-window", str(THROTTLE_WINDOW)),
+        command="lab",
+    )
     yield server
     server.stop()
 
@@ -51,8 +64,45 @@ def test_analysts_see_and_reach_only_their_own_kernels_and_sessions(lab: Server)
         assert kim.get(f"{lab.base}/api/kernels").json() == []
         assert kim.get(f"{lab.base}/api/sessions").json() == []
         assert kim.get(f"{lab.base}/api/kernels/{kernel_id}").status_code == 403
+        # naming ida's kernel in a request body is refused too (and audited)
+        kim_headers = {"X-XSRFToken": kim.cookies.get("_xsrf"), "Referer": f"{lab.base}/lab"}
+        attach = {"path": "kim.ipynb", "type": "notebook", "kernel": {"id": kernel_id}}
+        taken = kim.post(f"{lab.base}/api/sessions", json=attach, headers=kim_headers)
+        assert taken.status_code == 403, taken.text
+        own = kim.post(
+            f"{lab.base}/api/sessions",
+            json={"path": "kim.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+            headers=kim_headers,
+        )
+        assert own.status_code == 201, own.text
+        kim_kernel = own.json()["kernel"]["id"]
+        try:
+            moved = kim.patch(
+                f"{lab.base}/api/sessions/{own.json()['id']}",
+                json={"kernel": {"id": kernel_id}},
+                headers=kim_headers,
+            )
+            assert moved.status_code == 403, moved.text
+            assert [k["id"] for k in kim.get(f"{lab.base}/api/kernels").json()] == [kim_kernel]
+        finally:
+            kim.delete(f"{lab.base}/api/kernels/{kim_kernel}", headers=kim_headers)
+        assert [k["id"] for k in ida.get(f"{lab.base}/api/kernels").json()] == [kernel_id]
+        denied = _audit(lab, action="kernel.access", actor="kim")
+        assert [e.resource for e in denied if "request body" in str(e.reason)] == [
+            f"kernel:{kernel_id}"
+        ] * 2
+        # an analyst cannot shut the lab down for everybody (File > Shut Down)
+        assert kim.post(f"{lab.base}/api/shutdown", headers=kim_headers).status_code == 403
     finally:
         ida.delete(f"{lab.base}/api/kernels/{kernel_id}", headers=headers)
+
+
+def _audit(lab: Server, **filters: str) -> list[Any]:
+    """The lab home's audit events matching `filters` (read while the server runs)."""
+    from amzigo_lab.governance.context import Governance
+
+    with Governance.open(lab.home.settings) as gov:
+        return list(gov.audit_log.search(**filters))
 
 
 def test_sellers_are_refused(lab: Server) -> None:
@@ -76,3 +126,48 @@ def test_lab_root_inside_the_home_is_refused(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "home", env={})
     with pytest.raises(ConfigError, match="must not contain or be inside the home"):
         prepare_lab_root(tmp_path / "home" / "nb", settings)
+
+
+def test_security_headers_cookies_and_logout_entry(lab: Server) -> None:
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = str(lab.home.ca)
+    login_page = s.get(f"{lab.base}/login")
+    xsrf = next(h for h in login_page.raw.headers.getlist("Set-Cookie") if h.startswith("_xsrf"))
+    assert "secure" in xsrf.lower() and "samesite=strict" in xsrf.lower()
+    mia, r = login(lab, "mia")
+    assert r.status_code == 302
+    session = next(h for h in r.raw.headers.getlist("Set-Cookie") if h.startswith("amzigo_"))
+    assert all(a in session.lower() for a in ("secure", "httponly", "samesite=strict"))
+    page = mia.get(f"{lab.base}/lab")
+    assert page.status_code == 200
+    assert '"quitButton": true' in page.text  # File > Log Out (it opens /logout)
+    for response in (login_page, page, mia.get(f"{lab.base}/api/contents")):
+        h = response.headers
+        assert h["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+        assert h["X-Frame-Options"] == "DENY" and h["Referrer-Policy"] == "no-referrer"
+        csp = h["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "https:" not in csp and "*" not in csp
+
+
+def test_a_throttled_address_gets_429_and_the_account_is_not_locked(lab: Server) -> None:
+    """After THROTTLE_FAILURES failures from one address (127.0.0.1: every test here), that
+    address gets 429 without any check, so the account it tries is not counted; once the window
+    has passed, the right password and code get in (15 failures on `lee` would lock it)."""
+    import time
+
+    answers = []
+    for _ in range(THROTTLE_FAILURES + 12):
+        _s, r = login(lab, "lee", password="Wrong-Password-000", code="000000")
+        answers.append(r.status_code)
+        if r.status_code == 429:
+            assert "Too many failed logins from your network address" in r.text
+            assert int(r.headers["Retry-After"]) <= THROTTLE_WINDOW + 1
+    assert answers[-12:] == [429] * 12 and 401 in answers
+    deadline = time.monotonic() + THROTTLE_WINDOW + 5
+    while True:
+        _s, r = login(lab, "lee", password=PASSWORD)
+        if r.status_code != 429 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert r.status_code == 302, r.text

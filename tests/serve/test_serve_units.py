@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
-from tornado import web
+from tornado import web as tornado_web
 
 from amzigo_lab.analysis.source import ReportError
 from amzigo_lab.errors import ConfigError
-from amzigo_lab.serve import app, tls
-from amzigo_lab.serve.dashboard import DashboardWidgets, SellerDashboard, View, show
+from amzigo_lab.serve import app, tls, web
+from amzigo_lab.serve.dashboard import (
+    MAX_DAYS,
+    DashboardWidgets,
+    SellerDashboard,
+    View,
+    bound_view,
+    show,
+)
 from amzigo_lab.serve.hooks import inject_parameters, seller_tenant
-from amzigo_lab.serve.kernels import kernel_env
+from amzigo_lab.serve.kernels import body_kernel_id, kernel_env
+from amzigo_lab.serve.web import LoginThrottle
 from tests.analysis.data import OTHER, OTHER_MARKERS, PII_MARKERS
 from tests.serve.helpers import Home
 
@@ -50,7 +60,15 @@ def test_dashboard_config_limits_files_and_culls() -> None:
     assert c.VoilaConfiguration.file_allowlist == [r".*\.(png|jpg|jpeg|gif|svg)"]
     assert c.MappingKernelManager.cull_idle_timeout > 0
     assert c.VoilaConfiguration.preheat_kernel is False
-    assert c.Voila.tornado_settings["xsrf_cookies"] is True
+    settings = c.Voila.tornado_settings
+    assert settings["xsrf_cookies"] is True
+    assert settings["xsrf_cookie_kwargs"]["secure"] is True
+    assert settings["headers"]["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert c.VoilaExecutor.show_tracebacks is False
+    assert "Voil" not in c.VoilaExecutor.cell_error_instruction  # no server flags for sellers
+    plain = app.dashboard_config(Settings(home=Path("/h")), app.ServeOptions(no_tls=True))
+    assert "Strict-Transport-Security" not in plain.Voila.tornado_settings["headers"]
+    assert plain.Voila.tornado_settings["xsrf_cookie_kwargs"]["secure"] is False
 
 
 def _nb(tagged: bool) -> nbformat.NotebookNode:
@@ -67,7 +85,7 @@ def test_injection_after_the_parameters_cell_and_refusal_without_one() -> None:
     nb = inject_parameters(_nb(True), {"tenant": "acme-outdoor"})
     assert [c.metadata["tags"] for c in nb.cells] == [["parameters"], ["injected-parameters"], []]
     assert 'tenant = "acme-outdoor"' in nb.cells[1].source
-    with pytest.raises(web.HTTPError):
+    with pytest.raises(tornado_web.HTTPError):
         inject_parameters(_nb(False), {"tenant": "acme-outdoor"})
     shipped = nbformat.read(app.dashboards_dir() / app.SELLER_DASHBOARD, as_version=4)
     assert inject_parameters(shipped, {"tenant": "t1"}).cells[2].metadata["tags"] == [
@@ -119,9 +137,14 @@ def test_a_failed_load_says_so_in_the_page_and_shows_no_data(
 ) -> None:
     ui = DashboardWidgets()
     ui.attach_or_report("acme-outdoor", str(tmp_path / "no-home"))
-    assert "could not load your data (ConfigError)" in ui.boxes["tiles"].value
-    assert str(tmp_path) not in ui.boxes["tiles"].value  # no server detail in the page
-    assert "no-home" in capfd.readouterr().err  # but in the operator's log
+    shown = ui.boxes["tiles"].value
+    ref = re.search(r"the reference ([0-9a-f]{12})", shown)
+    assert ref and "could not load the data of your account" in shown
+    for detail in (str(tmp_path), "ConfigError", "acme-outdoor"):  # no detail in the page
+        assert detail not in shown
+    err = capfd.readouterr().err  # but in the operator's log, under the reference
+    assert f"error ref {ref.group(1)}: load the data of acme-outdoor: ConfigError" in err
+    assert "no-home" in err and "Traceback" in err
     assert not (tmp_path / "no-home").exists()  # and nothing was created
     assert "failed" in ui.status.value and ui.board is None
     assert "amz-tile'" not in ui.boxes["tiles"].value
@@ -136,6 +159,124 @@ def test_changing_a_picker_recomputes_the_sections(serve_home: Home) -> None:
     assert ui.seq == 2 and "· UK" in ui.boxes["heading"].value
     assert "data-currency='GBP'" in ui.boxes["tiles"].value
     assert "data-currency='USD'" not in ui.boxes["tiles"].value
+
+
+def test_the_period_is_at_most_a_year_and_never_in_the_future() -> None:
+    d = dt.date
+    latest = d(2026, 3, 8)
+    ok = View(d(2026, 1, 1), d(2026, 3, 1), "UK")
+    assert bound_view(ok, latest) == (ok, "")
+    long, note = bound_view(View(d(2020, 1, 1), d(2026, 3, 7), "UK"), latest)
+    assert (long.start, long.end, long.marketplace) == (d(2025, 3, 7), d(2026, 3, 7), "UK")
+    assert (long.end - long.start).days + 1 == MAX_DAYS and "at most 366 days" in note
+    future, note = bound_view(View(d(2026, 3, 1), d(2027, 1, 1)), latest)
+    assert (future.start, future.end) == (d(2026, 3, 1), latest) and "after 2026-03-08" in note
+    beyond, _ = bound_view(View(d(2027, 1, 1), d(2027, 2, 1)), latest)
+    assert beyond.start == beyond.end == latest
+
+
+def test_pickers_are_kept_within_bounds(serve_home: Home) -> None:
+    board = SellerDashboard.open("acme-outdoor", str(serve_home.settings.home))
+    ui = DashboardWidgets()
+    ui.attach(board)
+    ui.start.value = dt.date(2023, 1, 1)  # one refresh, with the start moved up
+    assert ui.seq == 2 and ui.start.value == ui.end.value - dt.timedelta(days=MAX_DAYS - 1)
+    assert "at most 366 days" in ui.status.value
+    assert ui.end.max is not None and ui.end.max >= board.last_day
+
+
+def test_a_failed_update_shows_a_reference_only(
+    serve_home: Home, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = SellerDashboard.open("acme-outdoor", str(serve_home.settings.home))
+    ui = DashboardWidgets()
+    ui.attach(board)
+
+    def boom(view: View) -> Any:
+        raise RuntimeError("secret /srv/amzigo/path")
+
+    monkeypatch.setattr(board, "iter_sections", boom)
+    ui.market.value = "UK"
+    assert "could not update the figures" in ui.status.value
+    assert "secret" not in ui.status.value and "RuntimeError" not in ui.status.value
+    assert "RuntimeError: secret /srv/amzigo/path" in capfd.readouterr().err
+
+
+def test_login_throttle_counts_failures_per_address_in_a_window() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(3, 60.0, clock=lambda: now[0], max_addresses=2)
+    for _ in range(2):
+        throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 0.0
+    now[0] = 10.0
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 50.0  # until the first failure is 60 s old
+    assert throttle.retry_after("10.0.0.2") == 0.0  # other addresses are not affected
+    now[0] = 60.0
+    assert throttle.retry_after("10.0.0.1") == 0.0  # the window slid past the first two
+    throttle.failed("10.0.0.2")
+    throttle.failed("10.0.0.3")  # only the 2 most recent addresses are remembered
+    assert "10.0.0.1" not in throttle._failures
+    assert LoginThrottle(0, 60.0).retry_after("x") == 0.0  # 0: no limit
+
+
+def test_session_bodies_name_kernels() -> None:
+    from types import SimpleNamespace
+
+    def handler(method: str, body: bytes) -> Any:
+        return SimpleNamespace(request=SimpleNamespace(method=method, body=body))
+
+    assert body_kernel_id(handler("POST", b'{"kernel": {"id": "k1"}}')) == "k1"
+    assert body_kernel_id(handler("PATCH", b'{"kernel": {"id": "k1"}, "path": "a"}')) == "k1"
+    assert body_kernel_id(handler("POST", b'{"kernel": {"name": "python3"}}')) is None
+    assert body_kernel_id(handler("GET", b'{"kernel": {"id": "k1"}}')) is None
+    assert body_kernel_id(handler("POST", b"not json")) is None
+    assert body_kernel_id(handler("POST", b'["x"]')) is None
+
+
+def test_a_server_error_page_has_a_reference_and_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real tornado server whose handler fails: the page shows a reference, the log has the
+    exception under it."""
+    import asyncio
+    import logging
+
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+
+    class Failing(web.with_safe_errors(tornado_web.RequestHandler)):  # type: ignore[misc]
+        log = logging.getLogger("amzigo.test.web")
+
+        def get(self) -> None:
+            raise RuntimeError("secret detail /srv/x.py")
+
+    async def fetch() -> Any:
+        sock, port = bind_unused_port()
+        app = tornado_web.Application([(r"/", Failing)])
+        server = HTTPServer(app)
+        server.add_sockets([sock])
+        try:
+            return await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/", raise_error=False)
+        finally:
+            server.stop()
+
+    import threading
+
+    got: list[Any] = []  # in a thread of its own: the browser tests leave a loop running here
+    with caplog.at_level(logging.ERROR, logger="amzigo.test.web"):
+        runner = threading.Thread(target=lambda: got.append(asyncio.run(fetch())))
+        runner.start()
+        runner.join(30)
+    response = got[0]
+    page = response.body.decode()
+    assert response.code == 500 and "Something went wrong" in page
+    ref = re.search(r"id=\"amz-error-ref\">([0-9a-f]{12})<", page)
+    assert ref is not None
+    for detail in ("secret", "RuntimeError", "Traceback", ".py"):
+        assert detail not in page
+    assert f"error ref {ref.group(1)}" in caplog.text and "secret detail" in caplog.text
 
 
 def test_rejected_certificate_errors_become_one_hint_a_minute() -> None:
