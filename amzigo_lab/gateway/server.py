@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import secrets
 import threading
 import time
 import uuid
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from amzigo_lab.governance.session import Workbench
 
 T = TypeVar("T")
+KERNEL_PREFIX = "knl_"
 LOG = logging.getLogger("amzigo.gateway")
 SERVICE_WHY = {
     "svc:reports": "report run by amzigo report / the scheduler; token minted for one tenant",
@@ -104,6 +106,7 @@ class GatewayServer(flight.FlightServerBase):
         self._con = self._work.submit(duckdb.connect).result()
         self._handles: dict[str, _Handle] = {}
         self._tokens = ServiceTokens(self._clock)
+        self._kernel_tokens: dict[str, str] = {}  # digest of a kernel token -> its login token
         self._operator = operator_token
         self._policy_stamp: tuple[int, int] | None = None
         self.started = time.monotonic()
@@ -120,6 +123,9 @@ class GatewayServer(flight.FlightServerBase):
             protocol.SESSION_TENANTS: self._session_tenants,
             protocol.SESSION_REFRESH: self._session_refresh,
             protocol.SESSION_CLOSE: self._session_close,
+            protocol.SESSION_CHECK: self._session_check,
+            protocol.KERNEL_MINT: self._kernel_mint,
+            protocol.KERNEL_REVOKE: self._kernel_revoke,
             protocol.SERVICE_MINT: self._service_mint,
             protocol.SERVICE_REVOKE: self._service_revoke,
         }
@@ -279,15 +285,54 @@ class GatewayServer(flight.FlightServerBase):
             reason = f"{action} needs the gateway's operator credential (the service account)"
             self._deny(reason, action)
 
-    def _user_session(self, token: str, action: str) -> Any:
+    def _user_session(self, token: str, action: str, *, touch: bool = True) -> Any:
+        """The live login session behind `token` (a login token, or a kernel token whose login
+        session still lives: logout, disable and expiry end both)."""
         if not token:
             self._deny("no token: log in (`amzigo login NAME`, or amzigo_lab.connect())", action)
         if ServiceTokens.looks_like(token):
             self._deny("a service token cannot open a person's session", action)
+        login = token
+        if token.startswith(KERNEL_PREFIX):
+            parent = self._kernel_tokens.get(_digest(token))
+            if parent is None:
+                self._deny("the kernel token is revoked or unknown: restart the kernel", action)
+            assert parent is not None
+            login = parent
         try:
-            return self._gov.identity.validate_session(token)
+            return self._gov.identity.validate_session(login, touch=touch)
         except SessionExpired as exc:
+            if login is not token:
+                self._kernel_tokens.pop(_digest(token), None)
             raise AccessDenied(f"{exc}: run `amzigo login NAME` again") from None
+
+    def _session_check(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Whether a login or kernel token is still good (does not refresh the idle timer)."""
+        session = self._user_session(token, protocol.SESSION_CHECK, touch=False)
+        return {"user": session.user_id, "roles": list(session.roles), "tenant": session.tenant}
+
+    def _kernel_mint(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A kernel token for the caller's login session (it reads data, nothing else, and
+        lives exactly as long as that session)."""
+        if token.startswith(KERNEL_PREFIX):
+            self._deny("a kernel token cannot mint another", protocol.KERNEL_MINT)
+        session = self._user_session(token, protocol.KERNEL_MINT)
+        kernel = KERNEL_PREFIX + secrets.token_urlsafe(32)
+        self._kernel_tokens[_digest(kernel)] = token
+        self._gov.emit(
+            "gateway.token",
+            actor=session.user_id,
+            session=f"s{session.session_id}",
+            resource=f"token:{_digest(kernel)[:12]}",
+            reason="kernel token minted for the user's login session",
+        )
+        return {"token": kernel, "user": session.user_id}
+
+    def _kernel_revoke(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        target = str(body.get("token", ""))
+        if not (token.startswith(KERNEL_PREFIX) and same_secret(token, target)):
+            self._require_operator(token, protocol.KERNEL_REVOKE)
+        return {"revoked": self._kernel_tokens.pop(_digest(target), None) is not None}
 
     def _login(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         session = self._gov.identity.authenticate(
@@ -320,6 +365,10 @@ class GatewayServer(flight.FlightServerBase):
         handle = self._handles.get(key)
         if handle is None or not token or handle.token_digest != _digest(token):
             raise GatewayProtocolError("unknown session handle: connect again")
+        if token.startswith(KERNEL_PREFIX) and _digest(token) not in self._kernel_tokens:
+            del self._handles[key]
+            handle.workbench.close()
+            self._deny("the kernel token was revoked: restart the kernel", "session")
         handle.last_used = time.monotonic()
         return key, handle
 

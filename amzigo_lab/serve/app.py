@@ -113,6 +113,7 @@ def _common_config(c: Config, settings: Settings, opts: ServeOptions) -> None:
     c.MappingKernelManager.transport_encryption = "required"
     c.AmzigoIdentityProvider.address_max_failures = opts.address_max_failures
     c.AmzigoIdentityProvider.address_window = opts.address_window
+    c.OwnedKernelManager.gateway_home = str(settings.home)
 
 
 def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
@@ -251,6 +252,7 @@ def lab_config(settings: Settings, opts: ServeOptions, root: Path) -> Config:
     c.ServerApp.identity_provider_class = AmzigoIdentityProvider
     c.ServerApp.authorizer_class = OwnerAuthorizer
     c.ServerApp.kernel_manager_class = OwnedKernelManager
+    c.OwnedKernelManager.kernel_tokens = True  # connect() in a kernel: no second login
     c.ServerApp.session_manager_class = OwnedSessionManager
     c.ServerApp.terminals_enabled = False
     c.ServerApp.tornado_settings = web.tornado_settings(web.LAB_CSP, tls=not opts.no_tls)

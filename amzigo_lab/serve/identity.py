@@ -27,7 +27,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from traitlets import Float, Integer, List, Unicode
 
-from amzigo_lab.serve.kernels import REQUEST_USER
+from amzigo_lab.serve.kernels import REQUEST_SESSION, REQUEST_USER
 from amzigo_lab.serve.web import LoginThrottle, SafeErrorPages
 
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ class AmzigoIdentityProvider(IdentityProvider):
                     session_id=session.session_id,
                 )
         REQUEST_USER.set(user.username if user else None)
+        REQUEST_SESSION.set(raw.decode() if user and raw else None)
         return user
 
     def identity_model(self, user: User) -> dict[str, Any]:
@@ -356,16 +357,21 @@ class AmzigoLogoutHandler(JupyterHandler):
     """End the identity session in the store and clear the cookie."""
 
     @allow_unauthenticated
-    def get(self) -> None:
-        """Log out, then show the login form."""
+    async def get(self) -> None:
+        """Log out, shut the user's kernels down (an open page gets nothing more), then show
+        the login form."""
         provider = self.identity_provider
         assert isinstance(provider, AmzigoIdentityProvider)
         raw = self.get_secure_cookie(COOKIE_NAME, max_age_days=1)
         if raw:
+            session = provider.session_for(raw.decode())
             try:
                 provider.governance.identity.logout(raw.decode())
             except Exception:
                 self.log.exception("logout failed")
+            kernels: Any = self.settings.get("kernel_manager")
+            if session is not None and hasattr(kernels, "shutdown_user_kernels"):
+                await kernels.shutdown_user_kernels(session.user_id)
         provider.clear_login_cookie(self)
         login = self.settings.get("login_url", "/login")
         self.redirect(f"{login}?logged_out=1")

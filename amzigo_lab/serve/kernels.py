@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -36,10 +37,14 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from jupyter_server.services.sessions.sessionmanager import SessionManager
 from jupyter_server.utils import ApiPath
 from tornado import web
-from traitlets import Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
+
+from amzigo_lab.client.protocol import TOKEN_ENV
 
 #: The user of the request being handled (set by the identity provider and the pre-launch hook).
 REQUEST_USER: ContextVar[str | None] = ContextVar("amzigo_request_user", default=None)
+#: The login session token of that request (set with REQUEST_USER; never logged or sent out).
+REQUEST_SESSION: ContextVar[str | None] = ContextVar("amzigo_request_session", default=None)
 
 #: Environment variable names never passed to a kernel (any case), besides the patterns below.
 SECRET_ENV = frozenset({"AMZIGO_MASTER_KEY", "AMZIGO_SESSION", "JUPYTER_TOKEN", "JPY_API_TOKEN"})
@@ -87,6 +92,19 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         "(the page being served gets the CPU first).",
     )
     warmup_code = Unicode("", config=True, help="Code each pooled kernel runs before use.")
+    gateway_home = Unicode("", config=True, help="The home whose gateway serves the kernels.")
+    kernel_tokens = Bool(
+        False,
+        config=True,
+        help="Give each new kernel a gateway token bound to its owner's login session "
+        "($AMZIGO_TOKEN): connect() in the kernel needs no second login (JupyterLab).",
+    )
+    session_check_interval = Float(
+        15.0,
+        config=True,
+        help="Seconds between checks that each kernel's owner is still logged in; kernels "
+        "of ended sessions (logout, disable, expiry) are shut down. 0: never.",
+    )
     warmup_timeout = Float(120.0, config=True, help="Seconds a warm-up may take.")
 
     def __init__(self, **kwargs: Any) -> None:
@@ -98,6 +116,9 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         self._refill_handle: asyncio.TimerHandle | None = None
         self._fill_task: asyncio.Future[None] | None = None
         self._closing = False
+        self.sessions: dict[str, str] = {}  # kernel id -> its owner's login session token
+        self.tokens: dict[str, str] = {}  # kernel id -> the kernel's own gateway token
+        self._watch: Any = None
 
     def owner_of(self, kernel_id: str) -> str | None:
         """The user who started `kernel_id` (None if unknown or still in the pool)."""
@@ -116,10 +137,20 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         pooled_spec = kwargs.get("kernel_name", self.pool_kernel_name) == self.pool_kernel_name
         if existing is None and pooled_spec:
             kernel_id = await self._take_pooled()
+        session = REQUEST_SESSION.get()
+        token = ""
         if kernel_id is None:
             env = kwargs.get("env")
             kwargs["env"] = kernel_env(os.environ if env is None else env, self.extra_secret_env)
+            if self.kernel_tokens and session:
+                token = await asyncio.to_thread(self._mint_kernel_token, session)
+                kwargs["env"][TOKEN_ENV] = token
             kernel_id = await super().start_kernel(*args, **kwargs)
+        if token:
+            self.tokens.setdefault(kernel_id, token)
+        if session:
+            self.sessions.setdefault(kernel_id, session)
+            self._start_session_watch()
         self.owners.setdefault(kernel_id, owner)
         self.log.info("kernel %s owned by %s", kernel_id, owner)
         self.schedule_refill()
@@ -133,12 +164,84 @@ class OwnedKernelManager(AsyncMappingKernelManager):
             await super().shutdown_kernel(kernel_id, *args, **kwargs)
         finally:
             self.owners.pop(kernel_id, None)
+            self.sessions.pop(kernel_id, None)
+            token = self.tokens.pop(kernel_id, None)
+            if token:
+                await asyncio.to_thread(self._revoke_kernel_token, token)
             if kernel_id in self._pool:
                 self._pool.remove(kernel_id)
+
+    # -- gateway tokens and login sessions -----------------------------------------------------
+    def _gateway(self, token: str | None = None) -> Any:
+        from pathlib import Path
+
+        from amzigo_lab.client.transport import GatewayClient, ensure_gateway
+
+        return GatewayClient(ensure_gateway(Path(self.gateway_home)), token)
+
+    def _mint_kernel_token(self, session: str) -> str:
+        from amzigo_lab.client import protocol
+
+        with self._gateway(session) as client:
+            return str(client.action(protocol.KERNEL_MINT)["token"])
+
+    def _revoke_kernel_token(self, token: str) -> None:
+        from amzigo_lab.client import protocol
+
+        try:
+            with self._gateway(token) as client:
+                client.action(protocol.KERNEL_REVOKE, {"token": token})
+        except Exception as exc:  # the gateway is gone: its tokens died with it
+            self.log.info("kernel token not revoked: %s", type(exc).__name__)
+
+    def _start_session_watch(self) -> None:
+        if self._watch is not None or self.session_check_interval <= 0:
+            return
+        from tornado.ioloop import PeriodicCallback
+
+        self._watch = PeriodicCallback(self.check_sessions, self.session_check_interval * 1000)
+        self._watch.start()
+
+    def ended_sessions(self) -> list[str]:
+        """Kernels whose owner's login session ended (asked of the gateway, no refresh)."""
+        from amzigo_lab.client import protocol
+        from amzigo_lab.errors import AccessDenied
+        from amzigo_lab.governance.identity.errors import IdentityError
+
+        ended = []
+        for kernel_id, session in list(self.sessions.items()):
+            try:
+                with self._gateway(session) as client:
+                    client.action(protocol.SESSION_CHECK)
+            except (AccessDenied, IdentityError):
+                ended.append(kernel_id)
+            except Exception as exc:  # gateway unavailable: check again next time
+                self.log.warning("session check failed: %s", type(exc).__name__)
+        return ended
+
+    async def check_sessions(self) -> list[str]:
+        """Shut down the kernels of users who logged out, were disabled or expired."""
+        ended = await asyncio.to_thread(self.ended_sessions)
+        for kernel_id in ended:
+            self.log.info("kernel %s: owner's session ended; shutting it down", kernel_id)
+            with contextlib.suppress(Exception):
+                await self.shutdown_kernel(kernel_id, now=True)
+        return ended
+
+    async def shutdown_user_kernels(self, user: str) -> int:
+        """Shut down every kernel of `user` (logout); how many."""
+        mine = [k for k, owner in list(self.owners.items()) if owner == user]
+        for kernel_id in mine:
+            with contextlib.suppress(Exception):
+                await self.shutdown_kernel(kernel_id, now=True)
+        return len(mine)
 
     async def shutdown_all(self, now: bool = False) -> None:  # type: ignore[override]
         """Stop refilling the pool, then shut every kernel down (pooled ones included)."""
         self._closing = True
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         if self._refill_handle is not None:
             self._refill_handle.cancel()
             self._refill_handle = None

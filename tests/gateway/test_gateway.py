@@ -142,3 +142,40 @@ def test_sigterm_stops_gracefully(tmp_path_factory: pytest.TempPathFactory) -> N
     # the audit log the first gateway closed still verifies
     with w.governance() as gov:
         assert gov.audit_log.verify().ok
+
+
+def test_kernel_tokens_live_exactly_as_long_as_the_login_session(
+    world: World, address: str
+) -> None:
+    with GatewayClient(address, world.tokens["mixed"]) as user:
+        kernel = user.action(protocol.KERNEL_MINT)["token"]
+    assert kernel.startswith("knl_")
+    wb = amzigo_lab.connect("sales_analysis", home=world.settings, token=kernel)
+    assert wb.user == "mixed" and wb.sql("SELECT count(*) AS n FROM orders")["n"][0] == 5
+    with GatewayClient(address, kernel) as k:
+        assert k.action(protocol.SESSION_CHECK)["user"] == "mixed"
+        with pytest.raises(AccessDenied, match="cannot mint another"):
+            k.action(protocol.KERNEL_MINT)
+    with world.governance() as gov:  # an administrator disables the account
+        gov.identity.disable("mixed", actor="adm")
+    try:
+        with pytest.raises(AccessDenied, match="log in again"):
+            wb.sql("SELECT count(*) AS n FROM orders")
+        with GatewayClient(address, kernel) as k, pytest.raises(AccessDenied):
+            k.action(protocol.SESSION_CHECK)
+    finally:
+        wb.close()
+        with world.governance() as gov:
+            gov.identity.enable("mixed")
+
+
+def test_a_revoked_kernel_token_stops_its_open_session(world: World, address: str) -> None:
+    with GatewayClient(address, world.tokens["ana"]) as user:
+        kernel = user.action(protocol.KERNEL_MINT)["token"]
+    wb = amzigo_lab.connect("sales_analysis", home=world.settings, token=kernel)
+    assert wb.sql("SELECT count(*) AS n FROM orders")["n"][0] == 12
+    with GatewayClient(address, kernel) as k:
+        assert k.action(protocol.KERNEL_REVOKE, {"token": kernel})["revoked"] is True
+    with pytest.raises(AccessDenied, match="revoked"):
+        wb.sql("SELECT count(*) AS n FROM orders")
+    wb.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,76 @@ def test_a_throttled_address_gets_429_and_the_account_is_not_locked(lab: Server)
             break
         time.sleep(1)
     assert r.status_code == 302, r.text
+
+
+def _run_in_kernel(lab: Server, s: requests.Session, kernel_id: str, code: str) -> str:
+    """Execute `code` in a kernel over its websocket (as JupyterLab does); the printed text."""
+    import json
+    import uuid
+
+    import websocket
+
+    cookie = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+    ws = websocket.create_connection(
+        f"wss://localhost:{lab.port}/api/kernels/{kernel_id}/channels",
+        sslopt={"ca_certs": str(lab.home.ca)},
+        cookie=cookie,
+        origin=lab.base,
+        timeout=60,
+    )
+    header = {"msg_id": uuid.uuid4().hex, "session": uuid.uuid4().hex, "username": "",
+              "msg_type": "execute_request", "version": "5.3", "date": ""}  # fmt: skip
+    content = {"code": code, "silent": False, "store_history": False}
+    ws.send(json.dumps({"header": header, "parent_header": {}, "metadata": {},
+                        "content": content, "channel": "shell"}))  # fmt: skip
+    out: list[str] = []
+    try:
+        while True:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != header["msg_id"]:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                out.append(f"ERROR {msg['content']['ename']}: {msg['content']['evalue']}")
+            elif msg["msg_type"] == "execute_reply":
+                break
+    finally:
+        ws.close()
+    return "".join(out)
+
+
+def test_one_login_carries_into_connect_and_logout_stops_the_kernel(lab: Server) -> None:
+    from amzigo_lab.governance.context import Governance
+
+    with Governance.open(lab.home.settings) as gov:
+        gov.grants.grant("ida", "acme-outdoor", actor="test")
+    s, r = login(lab, "ida")
+    assert r.status_code == 302
+    headers = {"X-XSRFToken": s.cookies.get("_xsrf"), "Referer": f"{lab.base}/lab"}
+    created = s.post(
+        f"{lab.base}/api/sessions",
+        json={"path": "one-login.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    kernel_id = created.json()["kernel"]["id"]
+    code = (
+        "import os, amzigo_lab\n"
+        "wb = amzigo_lab.connect('sales_analysis')\n"
+        "print('USER', wb.user, wb.tenants('orders'))\n"
+        "print('ROWS', wb.sql('SELECT count(*) AS n FROM orders')['n'][0] > 0)\n"
+        "print('TOKEN', os.environ['AMZIGO_TOKEN'][:4])\n"
+        "print('SECRETS', [k for k in os.environ if k in ('AMZIGO_SESSION', 'AMZIGO_MASTER_KEY')])\n"
+    )
+    out = _run_in_kernel(lab, s, kernel_id, code)
+    assert "USER ida ['acme-outdoor']" in out, out
+    assert "ROWS True" in out and "TOKEN knl_" in out and "SECRETS []" in out, out
+    # logging out ends the session: the kernel is shut down (its token revoked with it)
+    assert s.get(f"{lab.base}/logout", allow_redirects=False).status_code == 302
+    deadline = time.monotonic() + 30
+    while f"Kernel shutdown: {kernel_id}" not in lab.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, lab.log.read_text(errors="replace")[-2000:]
+        time.sleep(0.2)
+    minted = _audit(lab, action="gateway.token", actor="ida")
+    assert minted and "kernel token" in str(minted[-1].reason)

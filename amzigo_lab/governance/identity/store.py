@@ -602,8 +602,10 @@ class IdentityStore:
             (_iso(now), reason, uid),
         ).rowcount
 
-    def validate_session(self, token: str) -> Session:
-        """Return the live session of `token`, refreshing its idle timer; else SessionExpired."""
+    def validate_session(self, token: str, *, touch: bool = True) -> Session:
+        """Return the live session of `token`, refreshing its idle timer (unless `touch` is
+        False: a server checking in the background must not keep an idle session alive);
+        else SessionExpired."""
         now = self._now()
         with self._lock:
             row = self._db.execute(
@@ -625,7 +627,7 @@ class IdentityStore:
             reason = "idle_timeout"
             message = f"was idle for more than {_duration(self.session_idle)}"
         with self._tx() as db:
-            if reason is None:
+            if reason is None and touch:
                 db.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", (_iso(now), row["id"]))
             else:
                 db.execute(
@@ -650,7 +652,7 @@ class IdentityStore:
             roles=tuple(json.loads(row["roles"])),
             tenant=row["tenant"],
             created=_at(row["created"]),
-            last_seen=now,
+            last_seen=now if touch else last_seen,
             expires_at=expires,
         )
 
