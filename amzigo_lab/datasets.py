@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from amzigo_lab.lake.retention import DaysAfterDelivery, MonthsAfterIngestion
-from amzigo_lab.lake.schema import Column, DatasetSpec
+from amzigo_lab.retention_rules import DaysAfterDelivery, MonthsAfterIngestion
+from amzigo_lab.schema import Column, DatasetSpec
 
 AMAZON_NON_PII = MonthsAfterIngestion(18)
 BUYER_PII = DaysAfterDelivery(30, delivery_column="delivered_date")

@@ -146,7 +146,7 @@ def builders(lake: Any, start: dt.date, end: dt.date) -> tuple[Any, Any]:
     """`sales_totals` + `sku_table` through a fresh LakeTableSource."""
     from amzigo_lab.analysis.period import Period
     from amzigo_lab.analysis.sales import SalesScope, sales_totals, scope_tables, sku_table
-    from amzigo_lab.analysis.source import LakeTableSource
+    from amzigo_lab.gateway.sources import LakeTableSource
 
     src = LakeTableSource(lake, TENANT)
     scope = SalesScope(Period(start, end))

@@ -35,9 +35,9 @@ from amzigo_lab.home import init_home
 from amzigo_lab.lake.catalog import iso
 from amzigo_lab.lake.keys import wrap
 from amzigo_lab.lake.pme import encryption_properties, read_file
-from amzigo_lab.lake.retention import add_months
 from amzigo_lab.lake.rowmac import seal_partitions
 from amzigo_lab.lake.store import Lake
+from amzigo_lab.retention_rules import add_months
 from amzigo_lab.synthetic import items_for_orders, orders_for_day
 from bench.common import Row, render_table
 

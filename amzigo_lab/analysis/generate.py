@@ -142,23 +142,22 @@ SOURCE_DATASET = {"sales": "orders", "reviews": "review_topics", "inventory": "i
 def register_outputs(settings: Settings, result: GeneratedReport) -> None:
     """Register the report's files as derived outputs, so purges and deletion notices find them.
 
-    Their purge date is the earliest purge date of the tenant's source partitions: a report is
-    never kept longer than the data it was derived from.
+    The gateway records them (its catalog) with the earliest purge date of the tenant's source
+    partitions: a report is never kept longer than the data it was derived from.
     """
-    from amzigo_lab.compliance.derived import register_output
-    from amzigo_lab.home import open_lake
+    from amzigo_lab.client import protocol
+    from amzigo_lab.client.service import operator_token
+    from amzigo_lab.client.transport import GatewayClient, ensure_gateway
 
-    dataset = SOURCE_DATASET[result.report]
-    with open_lake(settings) as lake:
-        sources = lake.catalog.partitions(dataset, [result.tenant])
-        if not sources:
-            return
-        purge_date = min(p.purge_date for p in sources)
-        for path in result.paths():
-            register_output(
-                lake, path, kind="report", tenant=result.tenant, dataset=dataset,
-                purge_date=purge_date,
-            )  # fmt: skip
+    request = {
+        "kind": "report",
+        "tenant": result.tenant,
+        "dataset": SOURCE_DATASET[result.report],
+        "paths": [str(p) for p in result.paths()],
+    }
+    home = settings.home
+    with GatewayClient(ensure_gateway(home), operator_token(home)) as client:
+        client.action(protocol.OUTPUTS_REGISTER, request)
 
 
 def _audit(

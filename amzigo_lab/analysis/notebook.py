@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.analysis.source import LakeTableSource, ReportError
+from amzigo_lab.analysis.source import ReportError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -25,31 +25,6 @@ PURPOSES = {
     "reviews": "review_management",
     "inventory": "inventory_tracking",
 }
-
-
-class ServiceTableSource:
-    """A `LakeTableSource` read as a service identity: each dataset is checked by the policy
-    for the purpose and audited once, before it is opened."""
-
-    def __init__(self, inner: LakeTableSource, reader: Any, purpose: str) -> None:
-        self.inner = inner
-        self.reader = reader  # amzigo_lab.governance.service.ServiceReader
-        self.purpose = purpose
-        self._checked: set[str] = set()
-
-    def table(self, name: str) -> ir.Table:
-        """The tenant's latest-state table of `name`, if the policy allows it (AccessDenied)."""
-        if name in self._checked:
-            return self.inner.table(name)
-        self.reader.check(self.inner.lake.spec(name), self.purpose)
-        table = self.inner.table(name)  # opened (and cached) before the read is recorded
-        self.reader.record(name, self.purpose)
-        self._checked.add(name)
-        return table
-
-    def materialize(self, expr: ir.Table) -> ir.Table:
-        """As `LakeTableSource.materialize`."""
-        return self.inner.materialize(expr)
 
 
 class WorkbenchTableSource:

@@ -191,13 +191,10 @@ class ReviewsReport:
 
 
 def objected_orders(source: TableSource) -> set[str]:
-    """Orders whose buyer objected (data-subject requests), when the source can tell."""
-    lake, tenant = getattr(source, "lake", None), getattr(source, "tenant", None)
-    if lake is None or tenant is None:
-        return set()
-    from amzigo_lab.compliance.dsr import objected_order_ids
-
-    return objected_order_ids(lake, tenant)
+    """Orders whose buyer objected (data-subject requests), when the source can tell (the
+    gateway's service sources can; in-memory test sources cannot)."""
+    ask = getattr(source, "objected_orders", None)
+    return set(ask()) if callable(ask) else set()
 
 
 def build_reviews_report(

@@ -1,9 +1,10 @@
-"""Where report builders get their tables: the `TableSource` protocol and a lake adapter.
+"""Where report builders get their tables: the `TableSource` protocol and the gateway source.
 
 Builders only ever call `source.table(name)` and receive an ibis table holding the LATEST state
-of each record (one row per natural key) of ONE tenant. The governed session provides that for
-users; `LakeTableSource` builds the same thing straight from the lake for services and tests.
-This module never opens `order_buyers` (buyer PII): reports have no reason to read it.
+of each record (one row per natural key) of ONE tenant. Outside the gateway that comes from
+`GatewayTableSource` (a service token) or a person's governed session; inside the gateway
+(benches, tests) `amzigo_lab.gateway.sources.LakeTableSource` builds it from the lake.
+This module never imports the lake.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
-
-    from amzigo_lab.lake.store import Lake
 
 #: Datasets a report may read. Buyer PII (`order_buyers`) is deliberately absent.
 REPORT_DATASETS = frozenset(
@@ -35,7 +34,6 @@ REPORT_DATASETS = frozenset(
         "solicitation_eligibility",
     }
 )
-_PARTITION_COLUMNS = ("ingest_date", "purge_date")
 
 
 class ReportError(AmzigoError):
@@ -47,65 +45,6 @@ class TableSource(Protocol):
 
     def table(self, name: str) -> ir.Table:
         """The latest state of dataset `name` for the source's tenant."""
-
-
-class LakeTableSource:
-    """Latest-state tables of one tenant, read from the encrypted lake through one DuckDB backend.
-
-    The lake's catalog prunes to the tenant's partitions before any file opens; pyarrow decrypts;
-    DuckDB computes. Latest state = `row_number() OVER (PARTITION BY natural key ORDER BY
-    version DESC, ingest_date DESC) = 0`, the same rule as `Scan.latest()`.
-    """
-
-    def __init__(self, lake: Lake, tenant: str, backend: Any = None) -> None:
-        if not tenant:
-            raise ReportError("no tenant given: a report is always about exactly one tenant")
-        self.lake = lake
-        self.tenant = tenant_id(tenant)
-        self.backend = backend or ibis.duckdb.connect()
-        # dates of UTC timestamps must not depend on the machine's time zone
-        self.backend.raw_sql("SET TimeZone = 'UTC'")
-        self._tables: dict[str, ir.Table] = {}
-        self._n = 0
-
-    def table(self, name: str) -> ir.Table:
-        """The tenant's latest-state table of `name` (cached per source)."""
-        if name not in REPORT_DATASETS:
-            raise ReportError(f"dataset {name!r} is not available to reports")
-        if name not in self._tables:
-            self._tables[name] = self._build(name)
-        return self._tables[name]
-
-    def materialize(self, expr: ir.Table) -> ir.Table:
-        """Compute `expr` once into a DuckDB temp table (kept until the source goes away).
-
-        Reports run several aggregations over the same period's rows; materialising them
-        decrypts and reduces the files to their latest state a single time.
-        """
-        self._n += 1
-        name = f"_materialized_{self._n}"
-        sql = ibis.to_sql(expr, dialect="duckdb")
-        self.backend.con.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
-        return self.backend.table(name, database="temp")
-
-    def _build(self, name: str) -> ir.Table:
-        spec = self.lake.spec(name)
-        scan = self.lake.scan(name, [self.tenant])
-        if not scan.paths:  # nothing ingested yet: an empty table with the right columns
-            import pyarrow as pa
-
-            empty = pa.Table.from_pylist([], schema=spec.schema)
-            self.backend.con.register(f"{name}_empty", empty)
-            return self.backend.table(f"{name}_empty")
-        raw = scan.ibis(self.backend, f"{name}_versions")
-        keep = [c for c in raw.columns if c not in _PARTITION_COLUMNS and c != "tenant"]
-        if not spec.natural_key:
-            return raw.select(*keep)
-        order = [ibis.desc(spec.version_column)] if spec.version_column else []
-        order.append(ibis.desc("ingest_date"))
-        window = ibis.window(group_by=list(spec.natural_key), order_by=order)
-        ranked = raw.mutate(_version_rank=ibis.row_number().over(window))
-        return ranked.filter(ranked._version_rank == 0).select(*keep)
 
 
 class GatewayTableSource:
@@ -136,8 +75,16 @@ class GatewayTableSource:
             self._tables[name] = self.backend.table(f"{name}_latest")
         return self._tables[name]
 
+    def objected_orders(self) -> set[str]:
+        """Orders of this tenant whose buyer objected (data-subject requests)."""
+        from amzigo_lab.client.protocol import SERVICE_OBJECTIONS
+
+        answer = self.client.action(SERVICE_OBJECTIONS, {})
+        return {str(o) for o in answer.get("orders", [])}
+
     def materialize(self, expr: ir.Table) -> ir.Table:
-        """As `LakeTableSource.materialize`: computed once into a temp table."""
+        """Compute `expr` once into a DuckDB temp table (kept until the source goes away):
+        reports run several aggregations over the same period's rows."""
         self._n += 1
         name = f"_materialized_{self._n}"
         sql = ibis.to_sql(expr, dialect="duckdb")

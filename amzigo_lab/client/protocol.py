@@ -37,6 +37,8 @@ SESSION_CHECK = "session.check"
 KERNEL_MINT = "kernel.mint"
 KERNEL_REVOKE = "kernel.revoke"
 SERVICE_MINT = "service.mint"
+SERVICE_OBJECTIONS = "service.objections"
+OUTPUTS_REGISTER = "outputs.register"
 SERVICE_REVOKE = "service.revoke"
 SHUTDOWN = "shutdown"
 

@@ -44,7 +44,7 @@ from amzigo_lab.compliance.common import (
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.errors import KeyProviderError
 from amzigo_lab.lake.catalog import iso
-from amzigo_lab.lake.retention import add_months
+from amzigo_lab.retention_rules import add_months
 
 if TYPE_CHECKING:
     from amzigo_lab.compliance.certificates import DestructionCertificate

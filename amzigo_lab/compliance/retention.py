@@ -1,6 +1,6 @@
 """The retention purge: drop everything past its purge date that no legal hold keeps.
 
-Each partition's purge date was fixed at write time (lake/retention.py), so a purge only
+Each partition's purge date was fixed at write time (retention_rules.py), so a purge only
 chooses partitions from the catalog and drops them in batches through `Lake.drop_partitions`:
 cost follows partitions, not bytes. The same run deletes expired derived outputs (reports,
 exports), quarantine partitions (an ordinary dataset under the 18-month rule) and audit segments
@@ -36,8 +36,8 @@ from amzigo_lab.compliance.derived import DerivedOutput, delete_outputs, outputs
 from amzigo_lab.compliance.dsr import forget_partitions
 from amzigo_lab.compliance.holds import expire_holds, holding, list_holds
 from amzigo_lab.lake.catalog import ALL_STATES
-from amzigo_lab.lake.retention import add_months
 from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_partitions
+from amzigo_lab.retention_rules import add_months
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.catalog import Partition

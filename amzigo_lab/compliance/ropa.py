@@ -15,7 +15,7 @@ from typing import Any
 from amzigo_lab.compliance.common import tool_version
 from amzigo_lab.config import PII_PURPOSES
 from amzigo_lab.datasets import REGISTRY
-from amzigo_lab.lake.schema import DatasetSpec
+from amzigo_lab.schema import DatasetSpec
 
 STORAGE = "encrypted Parquet (PME AES-256-GCM, one key per partition, wrapped by the master key)"
 DISPOSAL = "cryptographic erase of the partition key + file deletion, verified and certified"

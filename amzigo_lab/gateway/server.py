@@ -128,6 +128,8 @@ class GatewayServer(flight.FlightServerBase):
             protocol.KERNEL_REVOKE: self._kernel_revoke,
             protocol.SERVICE_MINT: self._service_mint,
             protocol.SERVICE_REVOKE: self._service_revoke,
+            protocol.SERVICE_OBJECTIONS: self._service_objections,
+            protocol.OUTPUTS_REGISTER: self._outputs_register,
         }
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -416,6 +418,54 @@ class GatewayServer(flight.FlightServerBase):
             self._require_operator(token, protocol.SERVICE_REVOKE)
         return {"revoked": self._tokens.revoke(target)}
 
+    def _service_grant(self, token: str, action: str) -> ServiceGrant:
+        if not ServiceTokens.looks_like(token):
+            self._deny(f"{action} is for service tokens", action)
+        try:
+            return self._tokens.check(token)
+        except AccessDenied as exc:
+            self._deny(str(exc), action)
+            raise
+
+    def _service_objections(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Order ids of the token's tenant whose buyer objected (review requests skip them)."""
+        from amzigo_lab.compliance.dsr import objected_order_ids
+
+        grant = self._service_grant(token, protocol.SERVICE_OBJECTIONS)
+        orders = sorted(objected_order_ids(self._gov.lake, grant.tenant))
+        self._gov.emit(
+            "data.read",
+            actor=grant.actor,
+            tenant=grant.tenant,
+            resource="dsr:objected_orders",
+            row_count=len(orders),
+            reason="objections honoured by a report",
+        )
+        return {"orders": orders}
+
+    def _outputs_register(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Register files a report run wrote as derived outputs of the tenant's dataset, purged
+        no later than the earliest of its source partitions (operator credential)."""
+        from pathlib import Path
+
+        from amzigo_lab.compliance.derived import register_output
+
+        self._require_operator(token, protocol.OUTPUTS_REGISTER)
+        lake = self._gov.lake
+        tenant = tenant_id(str(body.get("tenant", "")))
+        dataset = lake.spec(str(body.get("dataset", ""))).name
+        sources = lake.catalog.partitions(dataset, [tenant])
+        if not sources:
+            return {"registered": 0}
+        purge_date = min(p.purge_date for p in sources)
+        paths = [Path(str(p)) for p in body.get("paths", [])]
+        for path in paths:
+            register_output(
+                lake, path, kind=str(body.get("kind", "report")), tenant=tenant,
+                dataset=dataset, purge_date=purge_date,
+            )  # fmt: skip
+        return {"registered": len(paths), "purge_date": purge_date.isoformat()}
+
     def _audit_token(self, what: str, grant: ServiceGrant) -> None:
         self._gov.emit(
             "gateway.token",
@@ -428,15 +478,9 @@ class GatewayServer(flight.FlightServerBase):
 
     def _latest(self, token: str, request: dict[str, Any]) -> pa.Table:
         from amzigo_lab.governance.service import ServiceReader
-        from amzigo_lab.lake.schema import PARTITION_COLUMNS
+        from amzigo_lab.schema import PARTITION_COLUMNS
 
-        if not ServiceTokens.looks_like(token):
-            self._deny("latest-state reads are for service tokens", protocol.TICKET_LATEST)
-        try:
-            grant = self._tokens.check(token)
-        except AccessDenied as exc:
-            self._deny(str(exc), protocol.TICKET_LATEST)
-            raise
+        grant = self._service_grant(token, protocol.TICKET_LATEST)
         purpose = str(request.get("purpose", ""))
         dataset = str(request.get("dataset", ""))
         lake = self._gov.lake

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from amzigo_lab.config import Settings
     from amzigo_lab.governance.context import Governance
-    from amzigo_lab.lake.schema import DatasetSpec
+    from amzigo_lab.schema import DatasetSpec
 
 SESSION_ENV = "AMZIGO_SESSION"
 VERSIONS_SUFFIX = "_versions"

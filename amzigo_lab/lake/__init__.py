@@ -8,9 +8,9 @@ from amzigo_lab.lake.drop import DestructionRecord
 from amzigo_lab.lake.integrity import VerifyReport, doctor
 from amzigo_lab.lake.keys import EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey
 from amzigo_lab.lake.reader import Scan
-from amzigo_lab.lake.schema import Column, DatasetSpec
 from amzigo_lab.lake.store import Lake
 from amzigo_lab.lake.writer import WriteResult
+from amzigo_lab.schema import Column, DatasetSpec
 
 __all__ = [
     "Catalog",

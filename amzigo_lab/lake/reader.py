@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from amzigo_lab.lake.catalog import FileEntry, Partition
-    from amzigo_lab.lake.schema import DatasetSpec
     from amzigo_lab.lake.store import Lake
+    from amzigo_lab.schema import DatasetSpec
 
 _PARTITION_TYPES = {"tenant": pa.string(), "ingest_date": pa.date32(), "purge_date": pa.date32()}
 

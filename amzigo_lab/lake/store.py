@@ -31,8 +31,8 @@ from amzigo_lab.lake.keys import (
     unwrap,
     wrap,
 )
-from amzigo_lab.lake.schema import DatasetSpec
 from amzigo_lab.names import dataset_name
+from amzigo_lab.schema import DatasetSpec
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.drop import DestructionRecord

@@ -25,12 +25,12 @@ import pyarrow.parquet as pq
 from amzigo_lab.errors import InvalidName, SchemaMismatch, WriteError
 from amzigo_lab.lake.catalog import iso
 from amzigo_lab.lake.pme import encryption_properties
-from amzigo_lab.lake.retention import MonthsAfterIngestion
 from amzigo_lab.names import iso_date, tenant_id
+from amzigo_lab.retention_rules import MonthsAfterIngestion
 
 if TYPE_CHECKING:
-    from amzigo_lab.lake.schema import DatasetSpec
     from amzigo_lab.lake.store import Lake
+    from amzigo_lab.schema import DatasetSpec
 
 _BATCH = re.compile(r"^[A-Za-z0-9._:=-]{1,160}$")
 

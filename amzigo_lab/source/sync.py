@@ -30,8 +30,8 @@ import pyarrow as pa
 from amzigo_lab.lake.catalog import iso
 
 if TYPE_CHECKING:
-    from amzigo_lab.lake.schema import DatasetSpec
     from amzigo_lab.lake.store import Lake
+    from amzigo_lab.schema import DatasetSpec
 
 T = TypeVar("T")
 QUARANTINE = "quarantine"

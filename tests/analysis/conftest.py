@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from amzigo_lab.analysis.source import LakeTableSource
 from amzigo_lab.config import Settings, load_settings
 from amzigo_lab.events import MemorySink
+from amzigo_lab.gateway.sources import LakeTableSource
 from amzigo_lab.home import init_home
 from amzigo_lab.lake import Lake
 from tests.analysis.data import ACME, populate

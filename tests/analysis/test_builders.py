@@ -14,7 +14,8 @@ from amzigo_lab.analysis.money import marketplace
 from amzigo_lab.analysis.period import Period, comparison_period
 from amzigo_lab.analysis.reviews import build_reviews_report
 from amzigo_lab.analysis.sales import SalesScope, build_sales_report, load_costs, sales_totals
-from amzigo_lab.analysis.source import LakeTableSource, ReportError
+from amzigo_lab.analysis.source import ReportError
+from amzigo_lab.gateway.sources import LakeTableSource
 from tests.analysis import data
 from tests.analysis.data import COSTS, END, OTHER_MARKERS, START
 

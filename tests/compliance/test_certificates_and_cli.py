@@ -169,7 +169,7 @@ def test_cli_dsr(tmp_path: Path) -> None:
     assert out.exit_code == 0 and "certificate" in out.output, out.output
     rows = json.loads(run(main, ["dsr", "list", "--json", "--home", str(home)]).output)
     assert [r["kind"] for r in rows] == ["export", "rectification", "objection", "erasure"]
-    from amzigo_lab.lake.retention import add_months
+    from amzigo_lab.retention_rules import add_months
 
     for r in rows:  # the CLI runs on the real clock: one calendar month after receipt
         received = dt.date.fromisoformat(r["received"])

@@ -17,7 +17,7 @@ from amzigo_lab.compliance import add_hold, purge
 from amzigo_lab.config import load_settings
 from amzigo_lab.events import MemorySink
 from amzigo_lab.home import init_home
-from amzigo_lab.lake.retention import add_months
+from amzigo_lab.retention_rules import add_months
 from tests.compliance.conftest import Clock, buyers, make_users
 from tests.lake.helpers import orders
 

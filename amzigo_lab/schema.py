@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from amzigo_lab.errors import SchemaMismatch
-from amzigo_lab.lake.retention import RetentionRule
 from amzigo_lab.names import dataset_name
+from amzigo_lab.retention_rules import RetentionRule
 
 #: Data classes a column can carry. `pii.*` classes make a dataset a PII dataset.
 DATA_CLASSES = frozenset(
