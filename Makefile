@@ -25,6 +25,7 @@ lint: $(STAMP) ## format check, lint, types
 	$(BIN)/ruff format --check amzigo_lab tests bench
 	$(BIN)/ruff check amzigo_lab tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test ## every gate, exactly as CI runs them
 

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -124,6 +125,9 @@ class GatewayServer(flight.FlightServerBase):
             protocol.SESSION_REFRESH: self._session_refresh,
             protocol.SESSION_CLOSE: self._session_close,
             protocol.SESSION_CHECK: self._session_check,
+            protocol.SESSION_END: self._session_end,
+            protocol.AUDIT_EMIT: self._audit_emit,
+            protocol.SELLER_BINDING: self._seller_binding,
             protocol.KERNEL_MINT: self._kernel_mint,
             protocol.KERNEL_REVOKE: self._kernel_revoke,
             protocol.SERVICE_MINT: self._service_mint,
@@ -309,9 +313,37 @@ class GatewayServer(flight.FlightServerBase):
             raise AccessDenied(f"{exc}: run `amzigo login NAME` again") from None
 
     def _session_check(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Whether a login or kernel token is still good (does not refresh the idle timer)."""
-        session = self._user_session(token, protocol.SESSION_CHECK, touch=False)
-        return {"user": session.user_id, "roles": list(session.roles), "tenant": session.tenant}
+        """Whether a login or kernel token is still good; refreshes the idle timer only when
+        asked (`touch`: a request by the user, not a background check)."""
+        touch = body.get("touch", False) is True
+        return _describe_session(self._user_session(token, protocol.SESSION_CHECK, touch=touch))
+
+    def _session_end(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """End the caller's own login session (logout, or a role the server does not admit)."""
+        reason = str(body.get("reason", "logout"))
+        if reason not in ("logout", "role_not_allowed") or token.startswith(KERNEL_PREFIX):
+            raise GatewayProtocolError("session.end takes a login token and reason logout")
+        return {"ended": self._gov.identity.revoke_session(token, reason=reason)}
+
+    def _audit_emit(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """An audit event from a web server (operator credential; the servers' own actions)."""
+        self._require_operator(token, protocol.AUDIT_EMIT)
+        action = str(body.get("action", ""))
+        if not _SERVER_ACTION.fullmatch(action):
+            raise GatewayProtocolError(f"servers may not write {action!r} audit events")
+        fields = body.get("fields") or {}
+        allowed = {k: v for k, v in fields.items() if k in _SERVER_FIELDS}
+        return {"id": self._gov.emit(action, **allowed)}
+
+    def _seller_binding(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The tenant a seller's dashboard is bound to, or why there is none (operator)."""
+        from amzigo_lab.governance.service import seller_tenant
+
+        self._require_operator(token, protocol.SELLER_BINDING)
+        tenant, why = seller_tenant(
+            self._gov, str(body.get("user", "")), str(body.get("purpose", ""))
+        )
+        return {"tenant": tenant, "why": why}
 
     def _kernel_mint(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """A kernel token for the caller's login session (it reads data, nothing else, and
@@ -340,7 +372,7 @@ class GatewayServer(flight.FlightServerBase):
         session = self._gov.identity.authenticate(
             str(body.get("user", "")), str(body.get("password", "")), str(body.get("code", ""))
         )
-        return {"token": session.token, "user": session.user_id}
+        return {"token": session.token, **_describe_session(session)}
 
     # -- people's governed sessions ------------------------------------------------------------
     def _session_open(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -498,6 +530,22 @@ class GatewayServer(flight.FlightServerBase):
         data = data.drop_columns([c for c in PARTITION_COLUMNS if c in data.column_names])
         reader.record(dataset, purpose, data.num_rows)
         return data
+
+
+#: Audit actions the web servers may write, and the fields they may set.
+_SERVER_ACTION = re.compile(r"(dashboard|lab|kernel|serve)\.[a-z_]+(\.[a-z_]+)*")
+_SERVER_FIELDS = frozenset(
+    {"actor", "resource", "tenant", "purpose", "decision", "reason", "session", "request_id"}
+)
+
+
+def _describe_session(session: Any) -> dict[str, Any]:
+    return {
+        "user": session.user_id,
+        "roles": list(session.roles),
+        "tenant": session.tenant,
+        "session_id": str(session.session_id),
+    }
 
 
 def _log(event: str, **fields: Any) -> None:

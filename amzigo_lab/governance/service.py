@@ -59,3 +59,25 @@ class ServiceReader:
             reason=reason,
             **fields,
         )
+
+
+#: The role a seller's dashboard needs, bound to one tenant.
+SELLER_ROLE = "seller"
+
+
+def seller_tenant(gov: Any, username: str, purpose: str) -> tuple[str | None, str]:
+    """(tenant, "") for a seller bound to a tenant and allowed `purpose`; else (None, why)."""
+    from amzigo_lab.governance.identity import IdentityError
+
+    try:
+        record = gov.identity.get(username)
+    except IdentityError:
+        return None, "unknown user"
+    if SELLER_ROLE not in record.roles:
+        return None, f"roles {','.join(record.roles) or '-'} have no seller dashboard"
+    if not record.tenant:
+        return None, "seller account is not bound to a tenant"
+    decision = gov.policy.check_purpose(gov.principal(username), purpose)
+    if not decision.allowed:
+        return None, decision.reason
+    return str(record.tenant), ""

@@ -17,7 +17,6 @@ from tornado import web
 
 from amzigo_lab.serve.kernels import REQUEST_USER
 
-SELLER_ROLE = "seller"
 #: The purpose a dashboard view is recorded under (the seller role allows it).
 DASHBOARD_PURPOSE = "sales_analysis"
 
@@ -55,24 +54,6 @@ def inject_parameters(notebook: Any, parameters: dict[str, Any]) -> Any:
     return parameterize_notebook(nb, parameters, comment="Parameters injected by amzigo serve")
 
 
-def seller_tenant(gov: Any, username: str) -> tuple[str | None, str]:
-    """(tenant, "") for a seller bound to a tenant and allowed the purpose; else (None, why)."""
-    from amzigo_lab.governance.identity import IdentityError
-
-    try:
-        record = gov.identity.get(username)
-    except IdentityError:
-        return None, "unknown user"
-    if SELLER_ROLE not in record.roles:
-        return None, f"roles {','.join(record.roles) or '-'} have no seller dashboard"
-    if not record.tenant:
-        return None, "seller account is not bound to a tenant"
-    decision = gov.policy.check_purpose(gov.principal(username), DASHBOARD_PURPOSE)
-    if not decision.allowed:
-        return None, decision.reason
-    return str(record.tenant), ""
-
-
 #: How long a dashboard kernel's token lives (it is used once, at load, then revoked).
 DASHBOARD_TOKEN_TTL_S = 600.0
 
@@ -100,9 +81,9 @@ def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
     """Return the notebook bound to the seller's tenant; raise 403 for anybody else."""
     user = req.current_user
     provider = req.settings.get("identity_provider")
-    if user is None or provider is None or not hasattr(provider, "governance"):
+    if user is None or provider is None or not hasattr(provider, "directory"):
         raise web.HTTPError(403, "log in first")
-    tenant, why = seller_tenant(provider.governance, user.username)
+    tenant, why = provider.directory.seller_binding(user.username, DASHBOARD_PURPOSE)
     name = str(req.request.path).strip("/") or "dashboard"
     if tenant is None:
         provider.audit(
@@ -114,7 +95,7 @@ def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
             reason=why,
         )
         raise web.HTTPError(403, "this dashboard is for seller accounts bound to a tenant")
-    token = dashboard_token(provider.governance.settings.home, tenant)
+    token = dashboard_token(provider.directory.home, tenant)
     nb = inject_parameters(notebook, {"tenant": tenant, "token": token})
     REQUEST_USER.set(user.username)  # the owner of the kernel Voila starts next
     provider.audit(

@@ -1,10 +1,11 @@
 """The project's login for Voila and JupyterLab: a `jupyter_server` IdentityProvider.
 
-Login = user id + password + TOTP code, checked by the home's `IdentityStore` exactly as
-`amzigo login` does (same store, same lockout after 10 failures, same audit events). The
+Login = user id + password + TOTP code, checked by the gateway's identity store exactly as
+`amzigo login` does (same store, same lockout after 10 failures, same audit events); this
+server never opens the store, the audit log or the lake (`amzigo_lab.client.directory`). The
 browser keeps only the identity session token, in a signed, HttpOnly, SameSite=Strict cookie
-(Secure over HTTPS); every request re-validates it, so idle/absolute expiry, logout, revocation
-and disabling a user take effect at once. `/logout` ends the session in the store.
+(Secure over HTTPS); every request re-validates it at the gateway, so idle/absolute expiry,
+logout, revocation and disabling a user take effect at once. `/logout` ends the session.
 
 Configuration (traitlets, `AmzigoIdentityProvider.<name>`): `home` (default $AMZIGO_HOME) and
 `allowed_roles` (empty: any role may log in; JupyterLab sets the analysing roles). Voila passes
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,8 +31,7 @@ from amzigo_lab.serve.kernels import REQUEST_SESSION, REQUEST_USER
 from amzigo_lab.serve.web import LoginThrottle, SafeErrorPages
 
 if TYPE_CHECKING:
-    from amzigo_lab.governance.context import Governance
-    from amzigo_lab.governance.identity import Session
+    from amzigo_lab.client.directory import Directory, LoginSession
 
 COOKIE_NAME = "amzigo_session"
 #: Roles that may use JupyterLab (they analyse data or run compliance work).
@@ -53,7 +52,7 @@ class AmzigoUser(User):
     """A logged-in user as jupyter_server sees it, plus roles and the identity session id."""
 
     roles: tuple[str, ...] = ()
-    session_id: int = 0
+    session_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,39 +82,29 @@ class AmzigoIdentityProvider(IdentityProvider):
         kwargs.pop("login_handler_class", None)  # Voila's; ours is in get_handlers()
         kwargs["token"] = ""
         super().__init__(**kwargs)
-        self._gov: Governance | None = None
-        self._gov_lock = threading.Lock()
+        self._directory: Directory | None = None
         self.throttle = LoginThrottle(self.address_max_failures, self.address_window)
-        # Open the stores on the server's main thread: the lake catalog (which also unwraps
-        # the audit log's key) may only be used from the thread that opened it. The identity
-        # store and the opened audit log are thread-safe (logins run in a worker thread).
-        _ = self.governance.audit_log
 
-    # -- the home's governance (identity store, audit, policy) -------------------------------
+    # -- the home's identity, through its gateway ----------------------------------------------
     @property
-    def governance(self) -> Governance:
-        """The home's Governance, opened once per server process."""
-        with self._gov_lock:
-            if self._gov is None:
-                from amzigo_lab.config import load_settings
-                from amzigo_lab.governance.context import Governance
+    def directory(self) -> Directory:
+        """Logins, sessions, audit and seller bindings, served by the home's gateway."""
+        if self._directory is None:
+            from amzigo_lab.client.directory import Directory
+            from amzigo_lab.client.workbench import home_path
 
-                self._gov = Governance.open(load_settings(self.home or None))
-            return self._gov
+            self._directory = Directory(home_path(self.home or None))
+        return self._directory
 
     def audit(self, action: str, **fields: Any) -> None:
         """Write one audit event (never raises into a request)."""
         try:
-            self.governance.emit(action, **fields)
-        except Exception:  # the store's own events are already durable; log and go on
+            self.directory.audit(action, **fields)
+        except Exception:  # the gateway logs its own side; log ours and go on
             self.log.exception("could not write audit event %s", action)
 
     def close(self) -> None:
-        """Close the governance stores."""
-        with self._gov_lock:
-            if self._gov is not None:
-                self._gov.close()
-                self._gov = None
+        """Nothing to close: the gateway owns the stores."""
 
     # -- jupyter_server API ------------------------------------------------------------------
     @property
@@ -140,13 +129,14 @@ class AmzigoIdentityProvider(IdentityProvider):
         """Whether a user with `roles` may use this server."""
         return not self.allowed_roles or bool(set(roles) & set(self.allowed_roles))
 
-    def session_for(self, token: str) -> Session | None:
+    def session_for(self, token: str) -> LoginSession | None:
         """The live identity session of `token`, or None (expired, revoked, unknown)."""
+        from amzigo_lab.errors import AccessDenied
         from amzigo_lab.governance.identity import IdentityError
 
         try:
-            return self.governance.identity.validate_session(token)
-        except IdentityError:
+            return self.directory.session(token)
+        except (AccessDenied, IdentityError):
             return None
 
     async def get_user(self, handler: web.RequestHandler) -> AmzigoUser | None:
@@ -200,14 +190,13 @@ class AmzigoIdentityProvider(IdentityProvider):
         """Unused: `AmzigoLoginHandler` authenticates (asynchronously, off the event loop)."""
         return None
 
-    def authenticate(self, username: str, password: str, code: str, where: str) -> Session:
-        """Password + TOTP against the store (lockout and audit as `amzigo login`), then roles."""
+    def authenticate(self, username: str, password: str, code: str, where: str) -> LoginSession:
+        """Password + TOTP at the gateway (lockout and audit as `amzigo login`), then roles."""
         from amzigo_lab.governance.identity import IdentityError
 
-        gov = self.governance
-        session = gov.identity.authenticate(username, password, code)
+        session = self.directory.authenticate(username, password, code)
         if not self.role_allowed(session.roles):
-            gov.identity.revoke_session(session.token, reason="role_not_allowed")
+            self.directory.end(session.token, reason="role_not_allowed")
             reason = (
                 f"roles {','.join(session.roles) or '-'} may not use {self.app_label}; allowed: "
                 f"{','.join(self.allowed_roles)}"
@@ -366,7 +355,7 @@ class AmzigoLogoutHandler(JupyterHandler):
         if raw:
             session = provider.session_for(raw.decode())
             try:
-                provider.governance.identity.logout(raw.decode())
+                provider.directory.end(raw.decode())
             except Exception:
                 self.log.exception("logout failed")
             kernels: Any = self.settings.get("kernel_manager")

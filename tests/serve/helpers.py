@@ -37,6 +37,7 @@ USERS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "gus": (("seller",), "acme-outdoor"),  # sees a forced dashboard failure
     "lee": (("analyst",), None),  # logs in to the lab after its address was throttled
     "mia": (("analyst",), None),  # checks the lab's headers
+    "una": (("analyst",), None),  # one login into connect() in a lab kernel
 }
 
 

@@ -215,8 +215,8 @@ def test_one_login_carries_into_connect_and_logout_stops_the_kernel(lab: Server)
     from amzigo_lab.governance.context import Governance
 
     with Governance.open(lab.home.settings) as gov:
-        gov.grants.grant("ida", "acme-outdoor", actor="test")
-    s, r = login(lab, "ida")
+        gov.grants.grant("una", "acme-outdoor", actor="test")
+    s, r = login(lab, "una")
     assert r.status_code == 302
     headers = {"X-XSRFToken": s.cookies.get("_xsrf"), "Referer": f"{lab.base}/lab"}
     created = s.post(
@@ -235,7 +235,7 @@ def test_one_login_carries_into_connect_and_logout_stops_the_kernel(lab: Server)
         "print('SECRETS', [k for k in os.environ if k in ('AMZIGO_SESSION', 'AMZIGO_MASTER_KEY')])\n"
     )
     out = _run_in_kernel(lab, s, kernel_id, code)
-    assert "USER ida ['acme-outdoor']" in out, out
+    assert "USER una ['acme-outdoor']" in out, out
     assert "ROWS True" in out and "TOKEN knl_" in out and "SECRETS []" in out, out
     # logging out ends the session: the kernel is shut down (its token revoked with it)
     assert s.get(f"{lab.base}/logout", allow_redirects=False).status_code == 302
@@ -243,5 +243,5 @@ def test_one_login_carries_into_connect_and_logout_stops_the_kernel(lab: Server)
     while f"Kernel shutdown: {kernel_id}" not in lab.log.read_text(errors="replace"):
         assert time.monotonic() < deadline, lab.log.read_text(errors="replace")[-2000:]
         time.sleep(0.2)
-    minted = _audit(lab, action="gateway.token", actor="ida")
+    minted = _audit(lab, action="gateway.token", actor="una")
     assert minted and "kernel token" in str(minted[-1].reason)

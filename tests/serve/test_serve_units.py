@@ -22,7 +22,7 @@ from amzigo_lab.serve.dashboard import (
     bound_view,
     show,
 )
-from amzigo_lab.serve.hooks import inject_parameters, seller_tenant
+from amzigo_lab.serve.hooks import DASHBOARD_PURPOSE, inject_parameters
 from amzigo_lab.serve.kernels import body_kernel_id, kernel_env
 from amzigo_lab.serve.web import LoginThrottle
 from tests.analysis.data import OTHER, OTHER_MARKERS, PII_MARKERS
@@ -94,12 +94,13 @@ def test_injection_after_the_parameters_cell_and_refusal_without_one() -> None:
 
 
 def test_only_bound_sellers_get_a_tenant(serve_home: Home) -> None:
-    from amzigo_lab.governance.context import Governance
+    """The servers ask the gateway (operator credential) for a seller's binding."""
+    from amzigo_lab.client.directory import Directory
 
-    with Governance.open(serve_home.settings) as gov:
-        assert seller_tenant(gov, "sam") == ("acme-outdoor", "")
-        assert seller_tenant(gov, "ana")[0] is None
-        assert seller_tenant(gov, "nobody")[0] is None
+    directory = Directory(serve_home.settings.home)
+    assert directory.seller_binding("sam", DASHBOARD_PURPOSE) == ("acme-outdoor", "")
+    assert directory.seller_binding("ana", DASHBOARD_PURPOSE)[0] is None
+    assert directory.seller_binding("nobody", DASHBOARD_PURPOSE) == (None, "unknown user")
 
 
 def test_dashboard_fails_closed_without_tenant(serve_home: Home) -> None:
