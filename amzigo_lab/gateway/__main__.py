@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from amzigo_lab.config import load_settings
+from amzigo_lab.errors import AmzigoError
 from amzigo_lab.gateway.run import configure_logging, serve
 
 
@@ -17,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-demand", action="store_true")
     args = parser.parse_args(argv)
     configure_logging()
-    return serve(load_settings(args.home), idle_exit=args.idle_exit, on_demand=args.on_demand)
+    try:
+        return serve(load_settings(args.home), idle_exit=args.idle_exit, on_demand=args.on_demand)
+    except AmzigoError as exc:  # e.g. a hardened home and the wrong OS user
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
