@@ -388,3 +388,95 @@ def test_non_hardened_home_is_unchanged(tmp_path: Path) -> None:
     info = inspect(settings)
     assert info == {**info, "hardened": False, "ok": True}
     assert "single-user home (not hardened)" in info["note"]
+
+
+KERNEL_PROBE = """
+import json, os
+import amzigo_lab
+out = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cwd": os.getcwd(),
+       "env_home": os.environ.get("HOME"), "secret_env": sorted(k for k in os.environ if "KEY" in k)}
+for name, path in PATHS.items():
+    try:
+        os.listdir(path) if name == "home" else open(path, "rb").read(1)
+        out[name] = "READ"
+    except PermissionError:
+        out[name] = "denied"
+wb = amzigo_lab.connect("sales_analysis", home=HOME)
+out["user"] = wb.user
+out["tenants"] = sorted(wb.sql("SELECT DISTINCT tenant FROM orders")["tenant"].to_list())
+wb.close()
+print("RESULT" + json.dumps(out))
+"""
+
+
+async def _kernels_as_the_kernel_user(hw: Hardened) -> tuple[dict, list[str]]:
+    from amzigo_lab.serve.kernels import kernel_env
+    from amzigo_lab.serve.oskernel import KernelUserManager
+
+    kernel_dir = hw.home.parent / "kernels"
+    env = kernel_env({**_env(AMZIGO_HOME=str(hw.home)), "AMZIGO_MASTER_KEY": "x"})
+    managers = []
+    try:
+        for user in ("ana", "nog"):
+            km = KernelUserManager(
+                kernel_name="python3",
+                kernel_user=KERN,
+                kernel_dir=str(kernel_dir),
+                transport_encryption="required",
+            )
+            await km.start_kernel(env={**env, "AMZIGO_TOKEN": hw.world.tokens[user]})
+            managers.append(km)
+        for km in managers:
+            assert km._revoke_task is not None
+            await km._revoke_task  # the kernel answered: its connection file is the server's again
+        ana, nog = managers
+        paths = {
+            "own_connection_file": ana.connection_file,
+            "other_connection_file": nog.connection_file,
+            "other_environ": f"/proc/{nog.provisioner.pid}/environ",  # type: ignore[union-attr]
+            "home": str(hw.home),
+            "master_key": str(hw.world.settings.master_key_file),
+        }
+        code = f"PATHS = {paths!r}\nHOME = {str(hw.home)!r}\n{KERNEL_PROBE}"
+        client = ana.client()
+        client.start_channels()
+        out: list[str] = []
+
+        def hook(msg: dict) -> None:
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                out.append("\n".join(msg["content"]["traceback"]))
+
+        try:
+            await client.wait_for_ready(timeout=120)
+            await client.execute_interactive(code, output_hook=hook, timeout=180)
+        finally:
+            client.stop_channels()
+        text = "".join(out)
+        assert "RESULT" in text, text
+        result = json.loads(text.split("RESULT", 1)[1].strip().splitlines()[0])
+        listing = sorted(p.name for p in kernel_dir.iterdir())
+        return result, listing
+    finally:
+        for km in managers:
+            await km.shutdown_kernel(now=True)
+
+
+def test_kernels_run_as_the_kernel_user_and_cannot_read_each_other(hw: Hardened) -> None:
+    import asyncio
+
+    kern = os_user(KERN)
+    assert kern is not None
+    result, listing = asyncio.run(_kernels_as_the_kernel_user(hw))
+    assert (result["uid"], result["gid"], result["groups"]) == (kern.uid, kern.gid, [])
+    assert result["cwd"] == result["env_home"] and "scratch-" in result["cwd"]
+    assert result["secret_env"] == []  # no master key (nor anything named like one)
+    for name in ("own_connection_file", "other_connection_file", "other_environ", "home"):
+        assert result[name] == "denied", (name, result)
+    assert result["master_key"] == "denied"
+    assert result["user"] == "ana" and result["tenants"] == ["acme", "globex"]
+    assert len([n for n in listing if n.startswith("scratch-")]) == 2
+    kernel_dir = hw.home.parent / "kernels"
+    assert kernel_dir.stat().st_mode & 0o777 == 0o711  # (jupyter adds the sticky bit)
+    assert not any(p.name.startswith("scratch-") for p in kernel_dir.iterdir())  # cleaned up
