@@ -15,14 +15,47 @@ from amzigo_lab.cli.report import report_cmd
 from amzigo_lab.cli.schedule import schedule_cmd
 from amzigo_lab.cli.serve import dashboard_cmd, lab_cmd
 
+#: Commands root runs itself on a hardened home (the others switch to its service user).
+_ROOT_COMMANDS = frozenset({"init", "gateway"})
+#: Commands that keep the capabilities to start kernels as the kernel user.
+_SERVER_COMMANDS = frozenset({"lab", "dashboard"})
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="amzigo-lab")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """amzigo-lab: governed analytics over Amazon seller data.
 
     Start with `amzigo demo --no-serve`, then `amzigo lake ls`.
     """
+    _drop_root(ctx.invoked_subcommand)
+
+
+def _drop_root(command: str | None) -> None:
+    """As root on a hardened home, re-run this command as the home's service user (so nothing
+    in the home becomes root-owned); `init` and `gateway` are not switched (the gateway refuses
+    root itself). See amzigo_lab.hardening."""
+    import os
+    import sys
+
+    if os.geteuid() != 0 or command is None or command in _ROOT_COMMANDS:
+        return
+    from pathlib import Path
+
+    from amzigo_lab import hardening
+
+    home = hardening.home_from_argv(sys.argv[1:])
+    marker = hardening.read_marker_quiet(home)
+    if not marker:
+        return
+    if Path(sys.argv[0]).name != "amzigo":  # embedded (tests, other programs): never exec
+        raise click.ClickException(
+            f"{home} is hardened: run this as its service user {marker.service_user!r}"
+        )
+    caps = hardening.SERVER_CAPS if command in _SERVER_COMMANDS else ()
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    hardening.reexec_as_service_user(home, argv, caps=caps)
 
 
 for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd, *GOVERNANCE_COMMANDS):

@@ -56,6 +56,14 @@ def handle_errors(func: F) -> F:
         except AmzigoError as exc:
             err_console.print(f"[bold red]error:[/] {exc}")
             sys.exit(2)
+        except PermissionError as exc:  # typically a hardened home and the wrong OS user
+            where = f" {exc.filename}" if exc.filename else ""
+            err_console.print(
+                f"[bold red]error:[/] permission denied{where}: if this home is hardened, only "
+                "its service user (or root) may use it directly; notebooks use "
+                "amzigo_lab.connect()"
+            )
+            sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 

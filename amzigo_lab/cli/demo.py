@@ -71,6 +71,10 @@ def demo_cmd(
         console.print(f"            amzigo certificate show {purge['certificate_id']}")
     console.print(f"\nreports  {len(result.reports)} HTML reports under {settings.reports_dir}/")
     console.print(f"home     {settings.home}\nlake     {settings.lake_dir} (encrypted Parquet)")
+    from amzigo_lab.hardening import read_marker_quiet
+
+    if read_marker_quiet(settings.home) is None:
+        console.print("single-user demo home (not hardened): see docs/operations.md")
     console.print(f"users    {', '.join(u for u, _, _ in result.users)}")
     console.print(f"         one-time credentials: {result.credentials} (mode 0600)")
     url = f"https://localhost:{port}/voila/render/seller.ipynb"

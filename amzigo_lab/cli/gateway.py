@@ -42,8 +42,11 @@ def gateway_group(ctx: click.Context, home: str | None, idle_exit: float) -> Non
     if ctx.invoked_subcommand is not None:
         ctx.obj = home
         return
+    from amzigo_lab.config import resolve_home
     from amzigo_lab.gateway.run import EXIT_LOCKED, configure_logging, serve
+    from amzigo_lab.hardening import check_gateway_user
 
+    check_gateway_user(resolve_home(home))  # a hardened home: its service user only
     configure_logging()
     code = serve(settings_for(home), idle_exit=idle_exit)
     if code == EXIT_LOCKED:

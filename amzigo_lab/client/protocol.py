@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,44 @@ def runtime_dir(home: Path) -> Path:
     return home / "state" / "gateway"
 
 
+#: Where hardened homes keep their gateway socket (outside the 0700 home, so kernels reach it):
+#: `<base>/<home digest>/gateway.sock`, the first base that exists and is owned by root.
+HARDENED_SOCKET_BASES = (Path("/run/amzigo"), Path(tempfile.gettempdir()) / "amzigo-gateways")
+SOCKET_NAME = "gateway.sock"
+
+
+def home_digest(home: Path) -> str:
+    """A short, stable name for a home (its resolved path's SHA-256, 20 hex digits)."""
+    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:20]
+
+
+def _trusted_dir(path: Path, *, root_owned: bool) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o002:
+        return False
+    return not root_owned or (st.st_uid == 0 and not st.st_mode & 0o022)
+
+
+def hardened_socket_dir(home: Path) -> Path | None:
+    """The socket directory of a hardened home, found WITHOUT reading the home (a kernel user
+    cannot): `<base>/<home_digest(home)>` under the first root-owned base where it exists (a
+    directory someone else could have planted is never trusted). None for other homes."""
+    digest = home_digest(home)
+    for base in HARDENED_SOCKET_BASES:
+        if _trusted_dir(base, root_owned=True) and _trusted_dir(base / digest, root_owned=False):
+            return base / digest
+    return None
+
+
 def socket_path(home: Path) -> Path:
     """The Unix socket of the home's gateway (short enough for the kernel's limit)."""
-    path = runtime_dir(home.resolve()) / "gateway.sock"
+    hardened = hardened_socket_dir(home)
+    if hardened is not None:
+        return hardened / SOCKET_NAME
+    path = runtime_dir(home.resolve()) / SOCKET_NAME
     if len(str(path)) <= _MAX_SOCKET_PATH:
         return path
     digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:20]

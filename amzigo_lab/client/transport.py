@@ -96,12 +96,15 @@ def _answers(address: str) -> bool:
 
 
 def hardened(home: Path) -> bool:
-    """A hardened home is owned by a service user other than the caller (see `amzigo init`)."""
+    """A hardened home (`amzigo init --service-user`): its marker exists, or the caller cannot
+    even look (the home is another user's, mode 0700), or its socket directory exists."""
     marker = protocol.runtime_dir(home).parent / "hardened"
     try:
-        return marker.exists()
+        if marker.exists():
+            return True
     except PermissionError:
         return True
+    return protocol.hardened_socket_dir(home) is not None
 
 
 def ensure_gateway(home: Path, *, timeout: float = START_TIMEOUT) -> str:

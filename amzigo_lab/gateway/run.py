@@ -7,8 +7,9 @@ refused, running ones finish, the governed sessions and the audit log are closed
 Files in `<home>/state/gateway/` (0700): `gateway.lock` (flock + pid), `operator.token` (0600:
 what local administrative commands present; only the service account can read it on a hardened
 home), `gateway.log` (the on-demand gateway's output). The socket is `gateway.sock` beside them
-(or a short path under the temp dir for deep homes), mode 0600 (0660 on a hardened home, group
-of the kernel users).
+(or a short path under the temp dir for deep homes), mode 0600. On a hardened home (see
+`amzigo_lab.hardening`) the gateway runs as the service user only and its socket lives outside
+the home, in `/run/amzigo/<home digest>/` (group: the kernel user's), mode 0660.
 """
 
 from __future__ import annotations
@@ -128,9 +129,12 @@ def serve(
 ) -> int:
     """Serve the home until stopped; the exit status (0, or EXIT_LOCKED)."""
     from amzigo_lab.gateway.server import GatewayServer
+    from amzigo_lab.hardening import SOCKET_MODE, check_gateway_user
 
     log = logging.getLogger("amzigo.gateway")
     home = settings.home
+    check_gateway_user(home)  # a hardened home: its service user only (HardeningError)
+    hardened_dir = protocol.hardened_socket_dir(home)
     try:
         lock = home_lock(home)
         lock.__enter__()
@@ -152,6 +156,8 @@ def serve(
             server = GatewayServer(settings, address, operator_token=secret)
         finally:
             os.umask(old_umask)
+        if hardened_dir is not None:  # the kernel user's group may connect (setgid directory)
+            os.chmod(sock, SOCKET_MODE)
         _write_secret(token_file, secret)
         stop = stop or threading.Event()
         if threading.current_thread() is threading.main_thread():

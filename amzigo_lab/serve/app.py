@@ -5,6 +5,9 @@ Both use `AmzigoIdentityProvider`, `OwnerAuthorizer` and `OwnedKernelManager`, s
 keep secrets out of kernel environments. Voila 0.5.13 has no TLS option of its own (`listen()`
 ignores certificates), so `DashboardApp` overrides `listen()`; it also swaps Voila's shutdown
 handler for `OwnedShutdownHandler`.
+
+On a hardened home (`amzigo_lab.hardening`) both run as the home's service user with the
+capabilities to start kernels as its kernel user (`amzigo_lab.serve.oskernel`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 
 from amzigo_lab.config import Settings
 from amzigo_lab.errors import ConfigError
+from amzigo_lab.hardening import check_server_user, is_hardened, read_marker_quiet
 from amzigo_lab.serve import tls, web
 from amzigo_lab.serve.hooks import prelaunch_hook
 from amzigo_lab.serve.identity import ANALYSIS_ROLES, AmzigoIdentityProvider
@@ -34,6 +38,7 @@ from amzigo_lab.serve.kernels import (
     OwnedShutdownHandler,
     OwnerAuthorizer,
 )
+from amzigo_lab.serve.oskernel import default_kernel_dir
 from amzigo_lab.serve.warmup import DEFAULT_WARM_KERNELS, WARMUP_CODE
 
 DEFAULT_DASHBOARD_PORT = 8866
@@ -44,6 +49,7 @@ CULL_INTERVAL_SECONDS = 60
 FILE_ALLOWLIST = [r".*\.(png|jpg|jpeg|gif|svg)"]
 FILE_DENYLIST = [r".*\.(ipynb|py|parquet|sqlite|db|csv|json|toml|key|pem|log)$", r"(^|.*/)\..*"]
 SELLER_DASHBOARD = "seller.ipynb"
+KERNEL_USER_MANAGER = "amzigo_lab.serve.oskernel.KernelUserManager"
 DEFAULT_ADDRESS_MAX_FAILURES = 30
 DEFAULT_ADDRESS_WINDOW = 900.0
 #: What a seller sees instead of a failed cell's error (the details are in the server log).
@@ -94,6 +100,8 @@ def _prepare(settings: Settings, opts: ServeOptions) -> ssl.SSLContext | None:
         )
     if not settings.catalog_path.exists():
         raise ConfigError(f"{settings.home} is not an initialised home; run `amzigo init` first")
+    if read_marker_quiet(settings.home) is not None or is_hardened(settings.home):
+        check_server_user(settings.home)  # the service user, able to start kernels as K
     # kernels find the home through this (non-secret) variable; secrets are stripped from them
     os.environ["AMZIGO_HOME"] = str(settings.home)
     if opts.no_tls:
@@ -114,6 +122,11 @@ def _common_config(c: Config, settings: Settings, opts: ServeOptions) -> None:
     c.AmzigoIdentityProvider.address_max_failures = opts.address_max_failures
     c.AmzigoIdentityProvider.address_window = opts.address_window
     c.OwnedKernelManager.gateway_home = str(settings.home)
+    marker = read_marker_quiet(settings.home)
+    if marker is not None:  # a hardened home: kernels run as its kernel user (oskernel.py)
+        c.MappingKernelManager.kernel_manager_class = KERNEL_USER_MANAGER
+        c.KernelUserManager.kernel_user = marker.kernel_user
+        c.KernelUserManager.kernel_dir = str(default_kernel_dir(settings.home))
 
 
 def dashboard_config(settings: Settings, opts: ServeOptions) -> Config:
