@@ -1,7 +1,7 @@
 """Gateway benchmark: governed queries through the gateway (Arrow Flight, Unix socket) vs the
 same governed session in-process, measured in the same run on the same encrypted lake.
 
-Run: python -m bench gateway [--quick] [--rows 5000000] [--days 25] [--reps 5]
+Run: python -m bench gateway [--quick] [--rows 5000000] [--days 25] [--reps 7] [--scan-reps 3]
 
 1. fixed cost per query: `SELECT 1` through `amzigo_lab.connect()` (a gateway client) minus
    the same through `amzigo_lab.governance.session.connect()` (no transport). Both re-validate
@@ -51,8 +51,8 @@ PURPOSE = "sales_analysis"
 PASSWORD = "Velvet-Harbor-Lamp-42"
 MB = 1_000_000  # throughput in MB/s (10^6 bytes), as link speeds are quoted
 START = dt.date(2026, 1, 1)
-FULL = {"rows": 5_000_000, "days": 25, "reps": 5, "fixed_reps": 60}
-QUICK = {"rows": 500_000, "days": 25, "reps": 3, "fixed_reps": 30}
+FULL = {"rows": 5_000_000, "days": 25, "reps": 7, "scan_reps": 3, "fixed_reps": 60}
+QUICK = {"rows": 500_000, "days": 25, "reps": 3, "scan_reps": 3, "fixed_reps": 30}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -262,7 +262,7 @@ def measure(settings: Any, local_settings: Any, token: str, cfg: dict[str, int])
             "in-process": lambda: local.sql(scan, arrow=True).nbytes,
             "gateway, phases": lambda: phases.run(scan),
         }
-        t, res = interleave(fns, max(3, cfg["reps"] - 2), "full scan")
+        t, res = interleave(fns, cfg["scan_reps"], "full scan")
         phases.close()
         rates = phases.rates
         nbytes = int(res["gateway"])
@@ -296,17 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="500k rows, 3 reps (< 1 minute)")
     parser.add_argument("--rows", type=int, help="orders in the lake (default 5,000,000)")
     parser.add_argument("--days", type=int, help="daily partitions (default 25)")
-    parser.add_argument("--reps", type=int, help="repetitions of the large queries (default 5)")
+    parser.add_argument("--reps", type=int, help="repetitions of the ~1M-row query (default 7)")
+    parser.add_argument("--scan-reps", type=int, help="repetitions of the full scan (default 3)")
     parser.add_argument("--fixed-reps", type=int, help="repetitions of SELECT 1 (default 60)")
     parser.add_argument("--dir", type=Path, default=None, help="temp dir on the target disk")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
-    for name in ("rows", "days", "reps", "fixed_reps"):
+    for name in ("rows", "days", "reps", "scan_reps", "fixed_reps"):
         if getattr(args, name) is not None:
             cfg[name] = getattr(args, name)
-    if cfg["reps"] < 3 or cfg["rows"] < cfg["days"] or cfg["days"] < 1:
-        parser.error("need --reps >= 3, --days >= 1 and --rows >= --days")
+    if min(cfg["reps"], cfg["scan_reps"]) < 3 or cfg["rows"] < cfg["days"] or cfg["days"] < 1:
+        parser.error("need --reps and --scan-reps >= 3, --days >= 1 and --rows >= --days")
 
     root = Path(tempfile.mkdtemp(prefix="amzigo-gwbench-", dir=args.dir))
     proc: subprocess.Popen[bytes] | None = None
