@@ -132,24 +132,28 @@ def test_sigkill_gateway_mid_reads_and_ingest(
     gateway = _start_gateway(home)
     address = protocol.default_address(home)
     old_token = operator_token(home)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(home)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-    )
     readers = Readers(world, address)
+    writer: subprocess.Popen[str] | None = None
+    reported: list[str] = []
     try:
-        reported: list[str] = []
+        _wait_for(lambda: min(readers.reads) >= 3 or any(readers.errors), 30, "reads")
+        assert not any(readers.errors), readers.errors
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(home)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            cwd=ROOT,
+        )
         assert writer.stdout is not None
-        while len(reported) < 2:  # the writer is committing batches...
+        while len(reported) < 2:
             line = writer.stdout.readline()
             assert line, f"writer ended early: {writer.stderr.read() if writer.stderr else ''}"
             reported.append(line.strip())
-        _wait_for(lambda: min(readers.reads) >= 3, 20, "every reader to have read")
-        # ...and every reader is reading (each read appends an audit record): kill the gateway
+        # the writer is committing batches and every reader is reading (each read appends a
+        # durable audit record in the gateway): kill the gateway (and the writer, if asked)
+        assert writer.poll() is None and min(readers.reads) >= 3
         os.kill(gateway.pid, signal.SIGKILL)
         if kill_writer:
             os.kill(writer.pid, signal.SIGKILL)
@@ -159,10 +163,9 @@ def test_sigkill_gateway_mid_reads_and_ingest(
         readers.stop.set()
         if gateway.poll() is None:
             gateway.kill()
-        if writer.poll() is None and not kill_writer:
-            writer.wait(timeout=120)
-        elif writer.poll() is None:
+        if writer is not None and writer.poll() is None and kill_writer:
             writer.kill()
+    assert writer is not None
     out, err = writer.communicate(timeout=120)
     reported += [line.strip() for line in out.splitlines()]
     committed = sum(line.startswith("committed") for line in reported)
