@@ -33,7 +33,7 @@ format: $(STAMP) ## apply formatting and safe lint fixes
 	$(BIN)/ruff format amzigo_lab tests bench
 	$(BIN)/ruff check --fix amzigo_lab tests bench
 
-bench: $(STAMP) ## run the benchmarks (prints medians and ratios)
+bench: $(STAMP) ## run the benchmarks (prints medians and ratios); BENCH_ARGS=all, or a suite: lake, gateway, ...
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -1,7 +1,7 @@
 """`python -m bench [SUITE] [options]`: run the benchmarks and print medians and ratios.
 
-Suites: lake (default), ingest, governance, retention, reports, dashboard, all. Options after
-the suite name go to that suite (`python -m bench reports --help`).
+Suites: lake (default), ingest, governance, retention, reports, dashboard, gateway, all.
+Options after the suite name go to that suite (`python -m bench reports --help`).
 
 Examples:
     python -m bench all                   # every suite, full sizes (about 15 minutes)
@@ -9,6 +9,7 @@ Examples:
     python -m bench lake --quick          # smoke run, < 60 s
     python -m bench lake --rows 2000000 --tenants 3 --reps 3
     python -m bench lake --profile        # adds cProfile of the write and drop paths
+    python -m bench gateway --quick       # gateway vs in-process, 500k rows
 
 Exit status is 0 even when a target is missed (the table says FAIL); non-zero only on errors.
 """
@@ -23,7 +24,7 @@ from bench.lake import Config, run
 QUICK = {"rows": 300_000, "reps": 3, "read_reps": 3, "drops": 3}
 
 
-SUITES = ("ingest", "governance", "retention", "reports", "dashboard")
+SUITES = ("ingest", "governance", "retention", "reports", "dashboard", "gateway")
 
 
 def run_suite(name: str, argv: list[str]) -> int:

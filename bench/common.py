@@ -22,7 +22,8 @@ class Row:
     """One line of the report: a measured value, its baseline, and the target it is held to.
 
     `target` is a human-readable rule; `limit` + `on` say which number it applies to:
-    on="ratio" checks ratio <= limit, on="value" checks value < limit.
+    on="ratio" checks ratio <= limit, on="value" checks value < limit, on="min" checks
+    value >= limit (higher is better: throughput).
     """
 
     section: str
@@ -50,6 +51,8 @@ class Row:
         subject = self.ratio if self.on == "ratio" else self.value
         if subject is None:
             return "n/a"
+        if self.on == "min":
+            return "PASS" if subject >= self.limit else "FAIL"
         ok = subject <= self.limit if self.on == "ratio" else subject < self.limit
         return "PASS" if ok else "FAIL"
 
