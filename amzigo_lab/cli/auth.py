@@ -7,7 +7,7 @@ user id that the command, run in-process, records as its actor (`admin.authorize
 
 The service account may instead pass `--break-glass REASON` where a command offers it: the CLI
 presents the gateway's operator credential (readable only by the account that runs the
-gateway), the gateway records a `break_glass` event with the reason as actor
+gateway), the gateway records an `admin.break_glass` event with the reason as actor
 `break-glass:<os user>`, and the `break_glass` alert rule fires. Compliance commands never take
 break-glass: they need a named person with the compliance role.
 

@@ -38,7 +38,7 @@ SERVICE_MINT = "service.mint"
 SERVICE_REVOKE = "service.revoke"
 SHUTDOWN = "shutdown"
 #: Administrative actions: a session whose roles hold the right, or the operator credential with
-#: a break-glass reason (audited as `break_glass`, actor `break-glass:<os user>`).
+#: a break-glass reason (audited as `admin.break_glass`, actor `break-glass:<os user>`).
 ADMIN_AUTHORIZE = "admin.authorize"
 USERS_ADD = "users.add"
 USERS_GRANT = "users.grant"
@@ -47,7 +47,7 @@ USERS_ENABLE = "users.enable"
 USERS_UNLOCK = "users.unlock"
 USERS_PASSWD = "users.passwd"  # noqa: S105 - an action name
 #: The audit action of a break-glass use (an alert rule fires on it).
-BREAK_GLASS = "break_glass"
+BREAK_GLASS = "admin.break_glass"
 
 TICKET_SQL = "sql"
 TICKET_LATEST = "latest"

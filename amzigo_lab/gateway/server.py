@@ -7,9 +7,9 @@ are used from that thread only); Flight's own threads only parse requests and st
 
 Actions and tickets are listed in `amzigo_lab.client.protocol`. Refusals are audited
 (`gateway.denied`), as are service-token mints and revocations (`gateway.token`).
-Administrative actions (`users.*`, `admin.authorize`) act as the session's user, checked for a
-policy right or role (denials audited by Governance), or, for the operator credential with a
-reason, as `break-glass:<os user>` (audited as `break_glass`; alerts are delivered at once).
+Administrative actions (`users.*`, `admin.authorize`) act as the session's user, checked for
+a policy right or role (denials audited by Governance), or, for the operator credential with a
+reason, as `break-glass:<os user>` (audited as `admin.break_glass`; alerts delivered at once).
 """
 
 from __future__ import annotations

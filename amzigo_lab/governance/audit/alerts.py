@@ -245,7 +245,7 @@ class AuditVerificationFailed:
 class BreakGlassUsed:
     """Every break-glass administration (the operator acting without a person's session)."""
 
-    actions: tuple[str, ...] = ("break_glass",)
+    actions: tuple[str, ...] = ("admin.break_glass",)
     name: str = "break_glass"
 
     def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
