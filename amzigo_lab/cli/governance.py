@@ -83,7 +83,7 @@ def _read_password(password_stdin: bool, confirm: bool) -> str:
     if password_stdin:
         line = sys.stdin.readline()
         return line[:-1] if line.endswith("\n") else line
-    return str(click.prompt("password", hide_input=True, confirmation_prompt=confirm))
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=confirm, err=True))
 
 
 # -- users ------------------------------------------------------------------------------------
