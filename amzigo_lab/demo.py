@@ -6,7 +6,8 @@
 3. purge as of today: expired PII partitions are crypto-erased, deleted and verified, and a
    signed destruction certificate is issued and verified; analytic data stays;
 4. generate the sales, reviews and inventory reports of the last 30 days for every tenant;
-5. create demo users (one seller per tenant, an analyst, a compliance officer) whose one-time
+5. create demo users (one seller per tenant, an admin, an analyst, a compliance officer; the
+   demo is the operator of its own home, so it creates them in-process) whose one-time
    credentials go to a 0600 file in the home, never to the terminal or git.
 Serving the dashboards is the CLI's last step.
 """
@@ -136,7 +137,11 @@ def _demo_users(settings: Settings) -> tuple[list[tuple[str, str, str]], Path]:
     wanted: list[tuple[str, tuple[str, ...], str | None]] = [
         (f"seller-{s.tenant.split('-')[0]}", ("seller",), s.tenant) for s in SELLERS
     ]
-    wanted += [("analyst-demo", ("analyst",), None), ("compliance-demo", ("compliance",), None)]
+    wanted += [
+        ("admin-demo", ("admin",), None),
+        ("analyst-demo", ("analyst",), None),
+        ("compliance-demo", ("compliance",), None),
+    ]
     path = settings.home / CREDENTIALS_FILE
     lines: list[str] = []
     with Governance.open(settings) as gov:
@@ -145,7 +150,9 @@ def _demo_users(settings: Settings) -> tuple[list[tuple[str, str, str]], Path]:
             if user in existing:
                 continue
             password = "demo-" + secrets.token_urlsafe(12)
-            enrollment = gov.identity.add_user(user, roles, tenant, password=password)
+            enrollment = gov.identity.add_user(
+                user, roles, tenant, password=password, actor="system:demo"
+            )
             if tenant is None and "analyst" in roles:
                 for s in SELLERS:
                     gov.grants.grant(user, s.tenant, actor="system:demo")

@@ -1,4 +1,9 @@
-"""`amzigo purge`, `amzigo hold ...`, `amzigo delete`, `amzigo certificate ...`, `amzigo ropa`."""
+"""`amzigo purge`, `amzigo hold ...`, `amzigo delete`, `amzigo certificate ...`, `amzigo ropa`.
+
+Holds, deletion notices and certificate validation act as the logged-in user of
+$AMZIGO_SESSION, who must have the compliance role (checked by the home's gateway, a denial
+audited); the command then runs in-process on the home with that user as the actor.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,16 @@ from typing import Any
 import click
 from rich.table import Table
 
+from amzigo_lab.cli.auth import authorize
 from amzigo_lab.cli.common import console, handle_errors, home_option, json_option, print_json
 from amzigo_lab.cli.common import settings_for as _settings
 from amzigo_lab.compliance import certificates as certs
 from amzigo_lab.compliance.holds import add_hold, list_holds, release_hold
 from amzigo_lab.compliance.notices import delete_scope
 from amzigo_lab.compliance.retention import purge
+from amzigo_lab.compliance.roles import COMPLIANCE
 from amzigo_lab.compliance.ropa import write_ropa
+from amzigo_lab.config import Settings
 from amzigo_lab.home import open_lake
 
 
@@ -37,15 +45,10 @@ class DateType(click.ParamType):
 DATE = DateType()
 
 
-def as_option(func: Any) -> Any:
-    """`--as USER` (default $AMZIGO_USER): the compliance officer running the command."""
-    return click.option(
-        "--as",
-        "actor",
-        envvar="AMZIGO_USER",
-        required=True,
-        help="User performing this (needs the compliance role); default $AMZIGO_USER.",
-    )(func)
+def compliance_actor(settings: Settings, action: str) -> str:
+    """The logged-in compliance user running `action` ($AMZIGO_SESSION, checked by the
+    gateway; a denial is audited naming the user). No session: exit 2, nothing changed."""
+    return authorize(settings.home, action, role=COMPLIANCE)
 
 
 @click.command("purge")
@@ -110,8 +113,6 @@ def hold_group() -> None:
 @click.option("--to", "to_date", type=DATE, default=None, help="Last ingestion date.")
 @click.option("--reason", required=True, help="Why (case or request reference).")
 @click.option("--until", type=DATE, required=True, help="The hold expires after this date.")
-@click.option("--by", "by", default=None, help="Same as --as (the user placing the hold).")
-@as_option
 @home_option
 @json_option
 @handle_errors
@@ -122,19 +123,18 @@ def hold_add_cmd(
     to_date: dt.date | None,
     reason: str,
     until: dt.date,
-    by: str | None,
-    actor: str,
     home: str | None,
     as_json: bool,
 ) -> None:
-    """Place a legal hold (compliance role).
+    """Place a legal hold (a compliance user's session: $AMZIGO_SESSION).
 
     Example:
 
-        amzigo hold add --tenant acme --dataset orders --reason "case 42" \\
-            --until 2027-01-31 --as alice
+        amzigo hold add --tenant acme --dataset orders --reason "case 42" --until 2027-01-31
     """
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "hold.add")
+    with open_lake(settings) as lake:
         hold = add_hold(
             lake,
             tenant=tenant,
@@ -143,7 +143,7 @@ def hold_add_cmd(
             to_date=to_date,
             reason=reason,
             until=until,
-            actor=by or actor,
+            actor=actor,
         )
     if as_json:
         print_json(hold.to_dict())
@@ -180,17 +180,18 @@ def hold_list_cmd(show_all: bool, home: str | None, as_json: bool) -> None:
 
 @hold_group.command("release")
 @click.argument("hold_id")
-@as_option
 @home_option
 @handle_errors
-def hold_release_cmd(hold_id: str, actor: str, home: str | None) -> None:
-    """Release a legal hold; the next purge drops what it kept.
+def hold_release_cmd(hold_id: str, home: str | None) -> None:
+    """Release a legal hold (a compliance user's session); the next purge drops what it kept.
 
     Example:
 
-        amzigo hold release hold-0123456789abcdef --as alice
+        amzigo hold release hold-0123456789abcdef
     """
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "hold.release")
+    with open_lake(settings) as lake:
         hold = release_hold(lake, hold_id, actor=actor)
     console.print(f"released {hold.id} ({hold.scope})")
 
@@ -199,7 +200,6 @@ def hold_release_cmd(hold_id: str, actor: str, home: str | None) -> None:
 @click.option("--tenant", required=True, help="Tenant named in the notice.")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--notice", required=True, help="Amazon's notice reference.")
-@as_option
 @home_option
 @json_option
 @handle_errors
@@ -207,17 +207,19 @@ def delete_cmd(
     tenant: str,
     datasets: tuple[str, ...],
     notice: str,
-    actor: str,
     home: str | None,
     as_json: bool,
 ) -> None:
     """Carry out an Amazon deletion notice now: partitions, keys, outputs, state; certify.
 
-    Re-run with the same --notice to resume after an interruption. Example:
+    Needs a compliance user's session. Re-run with the same --notice to resume after an
+    interruption. Example:
 
-        amzigo delete --tenant acme --notice AMZ-2026-0042 --as alice
+        amzigo delete --tenant acme --notice AMZ-2026-0042
     """
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "notice.delete")
+    with open_lake(settings) as lake:
         result = delete_scope(
             lake, tenant=tenant, notice=notice, actor=actor, datasets=list(datasets) or None
         )
@@ -338,17 +340,18 @@ def certificate_verify_cmd(cert_id: str, home: str | None, as_json: bool) -> Non
 
 @certificate_group.command("validate")
 @click.argument("cert_id")
-@as_option
 @home_option
 @handle_errors
-def certificate_validate_cmd(cert_id: str, actor: str, home: str | None) -> None:
-    """Validate a certificate as a second person (compliance role, not the performer).
+def certificate_validate_cmd(cert_id: str, home: str | None) -> None:
+    """Validate a certificate as a second person (compliance session, not the performer).
 
     Example:
 
-        amzigo certificate validate cert-0123456789abcdef --as bob
+        amzigo certificate validate cert-0123456789abcdef
     """
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "certificate.validate")
+    with open_lake(settings) as lake:
         cert = certs.validate_certificate(lake, cert_id, actor)
     console.print(f"{cert.id} validated by {actor}")
 

@@ -1,24 +1,99 @@
-"""`amzigo dsr ...`: data-subject requests (export, rectify, erase, object, resume, list)."""
+"""`amzigo dsr ...`: data-subject requests (export, rectify, erase, object, resume, list).
+
+The subject (a buyer's e-mail, or name and postcode) and a rectification's new values are
+personal data: they are read from stdin (`--subject-stdin`) or a file (`--subject-file PATH`),
+never from argv (which other local users can see in `ps` and shells keep in history). The
+input is `key=value` lines: `email=...`, or `name=...` and `postcode=...`; for `rectify` also
+`set.FIELD=VALUE` lines. Every request acts as the logged-in compliance user of
+$AMZIGO_SESSION (checked by the home's gateway).
+"""
 
 from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 from rich.table import Table
 
 from amzigo_lab.cli.common import console, handle_errors, home_option, json_option, print_json
 from amzigo_lab.cli.common import settings_for as _settings
-from amzigo_lab.cli.compliance import as_option
+from amzigo_lab.cli.compliance import compliance_actor
 from amzigo_lab.compliance import dsr
+from amzigo_lab.errors import AmzigoError
 from amzigo_lab.home import open_lake
+
+_SUBJECT_KEYS = ("email", "name", "postcode")
+
+
+@dataclass
+class Subject:
+    """Who a request is about, and (rectify) the new values: never shown or logged."""
+
+    email: str | None = field(default=None, repr=False)
+    name: str | None = field(default=None, repr=False)
+    postcode: str | None = field(default=None, repr=False)
+    changes: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def parse_subject(text: str, *, changes: bool = False) -> Subject:
+    """`key=value` lines (blank lines and `#` comments ignored) as a Subject."""
+    subject = Subject()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not value:
+            raise AmzigoError(f"subject line {number}: expected key=value (value not shown)")
+        if key in _SUBJECT_KEYS:
+            setattr(subject, key, value)
+        elif changes and key.startswith("set.") and len(key) > 4:
+            subject.changes[key[4:]] = value
+        else:
+            allowed = ", ".join((*_SUBJECT_KEYS, *(("set.FIELD",) if changes else ())))
+            raise AmzigoError(f"subject line {number}: unknown key {key!r}; use {allowed}")
+    if not subject.email and not (subject.name and subject.postcode):
+        raise AmzigoError("the subject needs email=..., or name=... and postcode=...")
+    if changes and not subject.changes:
+        raise AmzigoError("rectify needs at least one set.FIELD=VALUE line")
+    return subject
+
+
+def read_subject(stdin: bool, path: str | None, *, changes: bool = False) -> Subject:
+    """The subject from stdin or a file (exactly one of them)."""
+    if stdin == bool(path):
+        raise AmzigoError(
+            "give the subject with --subject-stdin or --subject-file PATH (exactly one); "
+            "personal data is never taken from the command line"
+        )
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AmzigoError(f"cannot read the subject file {path}: {exc.strerror}") from None
+    else:
+        text = sys.stdin.read()
+    return parse_subject(text, changes=changes)
 
 
 def subject_options(func: click.decorators.FC) -> click.decorators.FC:
-    """--email, or --name with --postcode; optional --tenant."""
+    """--subject-stdin or --subject-file PATH; optional --tenant."""
     for opt in (
         click.option("--tenant", default=None, help="Only this tenant (seller)."),
-        click.option("--postcode", default=None, help="Postcode (with --name)."),
-        click.option("--name", default=None, help="Buyer name (with --postcode)."),
-        click.option("--email", default=None, help="Buyer e-mail address."),
+        click.option(
+            "--subject-file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Read the subject (key=value lines) from this file.",
+        ),
+        click.option(
+            "--subject-stdin",
+            is_flag=True,
+            help="Read the subject (email=... | name=... + postcode=...) from stdin.",
+        ),
     ):
         func = opt(func)
     return func
@@ -31,16 +106,13 @@ def dsr_group() -> None:
 
 @dsr_group.command("export")
 @subject_options
-@as_option
 @home_option
 @json_option
 @handle_errors
 def export_cmd(
-    email: str | None,
-    name: str | None,
-    postcode: str | None,
+    subject_stdin: bool,
+    subject_file: str | None,
     tenant: str | None,
-    actor: str,
     home: str | None,
     as_json: bool,
 ) -> None:
@@ -48,11 +120,14 @@ def export_cmd(
 
     Example:
 
-        amzigo dsr export --email buyer@example.com --as alice
+        printf 'email=%s\\n' "$BUYER" | amzigo dsr export --subject-stdin
     """
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "dsr.export")
+    who = read_subject(subject_stdin, subject_file)
+    with open_lake(settings) as lake:
         files = dsr.export_subject(
-            lake, actor=actor, tenant=tenant, email=email, name=name, postcode=postcode
+            lake, actor=actor, tenant=tenant, email=who.email, name=who.name, postcode=who.postcode
         )
     if as_json:
         print_json(files)
@@ -66,110 +141,97 @@ def export_cmd(
 
 @dsr_group.command("rectify")
 @subject_options
-@click.option("--set", "changes", multiple=True, required=True, help="FIELD=VALUE (repeatable).")
-@as_option
 @home_option
 @handle_errors
 def rectify_cmd(
-    email: str | None,
-    name: str | None,
-    postcode: str | None,
-    tenant: str | None,
-    changes: tuple[str, ...],
-    actor: str,
-    home: str | None,
+    subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
 ) -> None:
     """Correct a subject's PII (rewrites the affected partitions under new keys).
 
+    The new values come with the subject as `set.FIELD=VALUE` lines.
+
     Example:
 
-        amzigo dsr rectify --email buyer@example.com --set ship_city=Springfield --as alice
+        printf 'email=%s\\nset.ship_city=%s\\n' "$BUYER" "$CITY" | \\
+            amzigo dsr rectify --subject-stdin
     """
-    parsed = dict(c.split("=", 1) for c in changes if "=" in c)
-    if len(parsed) != len(changes):
-        raise click.BadParameter("use --set FIELD=VALUE")
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "dsr.rectify")
+    who = read_subject(subject_stdin, subject_file, changes=True)
+    with open_lake(settings) as lake:
         n = dsr.rectify_subject(
             lake,
             actor=actor,
-            changes=parsed,
+            changes=who.changes,
             tenant=tenant,
-            email=email,
-            name=name,
-            postcode=postcode,
+            email=who.email,
+            name=who.name,
+            postcode=who.postcode,
         )
     console.print(f"rectified {n} record(s)")
 
 
 @dsr_group.command("erase")
 @subject_options
-@as_option
 @home_option
 @handle_errors
 def erase_cmd(
-    email: str | None,
-    name: str | None,
-    postcode: str | None,
-    tenant: str | None,
-    actor: str,
-    home: str | None,
+    subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
 ) -> None:
     """Erase a subject: rewrite their PII partitions without them, destroy old keys, certify.
 
     Example:
 
-        amzigo dsr erase --email buyer@example.com --as alice
+        amzigo dsr erase --subject-file request-0042.txt
     """
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "dsr.erase")
+    who = read_subject(subject_stdin, subject_file)
+    with open_lake(settings) as lake:
         cert = dsr.erase_subject(
-            lake, actor=actor, tenant=tenant, email=email, name=name, postcode=postcode
+            lake, actor=actor, tenant=tenant, email=who.email, name=who.name, postcode=who.postcode
         )
     console.print(f"erased; certificate {cert.id}" if cert else "nothing held: nothing erased")
 
 
 @dsr_group.command("object")
 @subject_options
-@as_option
 @home_option
 @handle_errors
 def object_cmd(
-    email: str | None,
-    name: str | None,
-    postcode: str | None,
-    tenant: str | None,
-    actor: str,
-    home: str | None,
+    subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
 ) -> None:
     """Record an objection: the subject's orders leave review requests and further processing.
 
     Example:
 
-        amzigo dsr object --email buyer@example.com --as alice
+        amzigo dsr object --subject-stdin < request-0042.txt
     """
-    with open_lake(_settings(home)) as lake:
+    settings = _settings(home)
+    actor = compliance_actor(settings, "dsr.object")
+    who = read_subject(subject_stdin, subject_file)
+    with open_lake(settings) as lake:
         n = dsr.object_subject(
-            lake, actor=actor, tenant=tenant, email=email, name=name, postcode=postcode
+            lake, actor=actor, tenant=tenant, email=who.email, name=who.name, postcode=who.postcode
         )
     console.print(f"objection recorded; {n} order(s) excluded")
 
 
 @dsr_group.command("resume")
-@as_option
 @home_option
 @handle_errors
-def resume_cmd(actor: str, home: str | None) -> None:
+def resume_cmd(home: str | None) -> None:
     """Finish requests a crash interrupted: staged rewrites, and erasures (then certified).
 
-    Every erase and rectify runs this first; run it on its own after a crash.
+    Every erase and rectify runs this first; run it on its own after a crash (needs a
+    compliance user's session).
 
     Example:
 
-        amzigo dsr resume --as alice
+        amzigo dsr resume
     """
-    from amzigo_lab.compliance.roles import COMPLIANCE, require_role
-
     settings = _settings(home)
-    require_role(actor, COMPLIANCE, settings.home)
+    compliance_actor(settings, "dsr.resume")
     with open_lake(settings) as lake:
         done = dsr.resume_requests(lake)
     console.print(f"resumed {', '.join(done)}" if done else "nothing to resume")

@@ -1,11 +1,12 @@
 """`amzigo users|login|logout|access-review|audit|alerts|credentials`: governance from the shell.
 
-Who may run what: with $AMZIGO_SESSION set (from `amzigo login`), the session's user is the
-actor and must hold the right the command needs (manage_users, read_audit, access_review).
-Without it, user-management commands run as the local operator (`local:<os user>`), who
-already holds the home's master key on this machine. `audit search` always needs a session
-with read_audit (compliance or admin). Passwords are read from stdin or a hidden prompt,
-never from argv.
+Who may run what: administrative commands act as the user of $AMZIGO_SESSION (from `amzigo
+login`), whose roles must hold the right the command needs (manage_users, read_audit,
+access_review); the gateway checks it and audits a denial naming the user. `users add|grant|
+disable|enable|unlock|passwd` are gateway actions (no local access to the home needed);
+`access-review` and `credentials set` are authorised by the gateway, then run in-process. The
+service account may use `--break-glass REASON` instead (see `amzigo_lab.cli.auth`). Passwords
+are read from stdin or a hidden prompt, never from argv.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from amzigo_lab.cli.auth import authorize, break_glass_option, call, caller
 from amzigo_lab.cli.common import (
     console,
     err_console,
@@ -30,6 +32,7 @@ from amzigo_lab.cli.common import (
     print_json,
     settings_for,
 )
+from amzigo_lab.client import protocol
 from amzigo_lab.errors import AccessDenied, AmzigoError
 from amzigo_lab.governance.identity import IdentityError, Session
 from amzigo_lab.governance.session import SESSION_ENV
@@ -76,23 +79,11 @@ def _session(gov: object) -> Session | None:
         raise AccessDenied(f"{SESSION_ENV}: {exc} (run `amzigo login NAME`)") from None
 
 
-def _actor(gov: object, right: str, action: str) -> str:
-    """The acting user: the session's (checked for `right`), else the local operator."""
-    from amzigo_lab.governance.context import Governance
-
-    assert isinstance(gov, Governance)
-    session = _session(gov)
-    if session is None:
-        return f"local:{getpass.getuser()}"
-    gov.require_right(session, right, action)
-    return session.user_id
-
-
 def _read_password(password_stdin: bool, confirm: bool) -> str:
     if password_stdin:
         line = sys.stdin.readline()
         return line[:-1] if line.endswith("\n") else line
-    return str(click.prompt("password", hide_input=True, confirmation_prompt=confirm))
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=confirm, err=True))
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -109,6 +100,7 @@ def users_group() -> None:
 @click.option("--tenant", help="The tenant a seller is bound to.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--qr", type=click.Path(dir_okay=False), help="Also write the TOTP QR code (PNG).")
+@break_glass_option
 @home_option
 @handle_errors
 @_identity_errors
@@ -118,30 +110,28 @@ def users_add(
     tenant: str | None,
     password_stdin: bool,
     qr: str | None,
+    break_glass: str | None,
     home: str | None,
 ) -> None:
     """Create a user with a password and TOTP MFA; print the provisioning URI once.
+
+    Needs a session with manage_users (admin). The first admin of a new home is created by
+    the service account with --break-glass.
 
     Example:
 
         printf '%s\\n' "$PW" | amzigo users add alice --role analyst --password-stdin --qr alice.png
     """
-    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.governance.identity.users import Enrollment
 
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        actor = _actor(g, "manage_users", "users.add")
-        unknown = [r for r in roles if r not in g.policy.roles]
-        if unknown:
-            known = ", ".join(sorted(g.policy.roles))
-            raise AmzigoError(f"unknown role {unknown[0]!r}; the policy defines: {known}")
-        exclusive = [r for r in roles if g.policy.roles[r].exclusive]
-        if exclusive and len(roles) > 1:
-            raise AmzigoError(f"role {exclusive[0]!r} cannot be combined with other roles")
-        if any(g.policy.roles[r].tenants == "bound" for r in roles) and not tenant:
-            raise AmzigoError("a seller must be bound to a tenant: add --tenant TENANT")
-        password = _read_password(password_stdin, confirm=True)
-        enrollment = g.identity.add_user(name, roles, tenant, password=password, actor=actor)
+    who = caller(settings_for(home).home, break_glass)
+    password = _read_password(password_stdin, confirm=True)
+    answer = call(
+        who,
+        protocol.USERS_ADD,
+        {"name": name, "roles": list(roles), "tenant": tenant, "password": password},
+    )
+    enrollment = Enrollment(name, str(answer["provisioning_uri"]))
     console.print(f"created {name} ({', '.join(roles)}{', tenant ' + tenant if tenant else ''})")
     console.print("TOTP provisioning URI (shown once; add it to an authenticator app):")
     click.echo(enrollment.provisioning_uri)
@@ -184,16 +174,12 @@ def users_list(home: str | None, as_json: bool) -> None:
 def _simple(action: str, verb: str) -> click.Command:
     @click.command(action.split(".")[1])
     @click.argument("name")
+    @break_glass_option
     @home_option
     @handle_errors
     @_identity_errors
-    def command(name: str, home: str | None) -> None:
-        from amzigo_lab.governance.context import Governance
-
-        with _gov(home) as g:
-            assert isinstance(g, Governance)
-            actor = _actor(g, "manage_users", action)
-            getattr(g.identity, verb)(name, actor=actor)
+    def command(name: str, break_glass: str | None, home: str | None) -> None:
+        call(caller(settings_for(home).home, break_glass), action, {"name": name})
         console.print(f"{name}: {verb}d" if verb != "unlock" else f"{name}: unlocked")
 
     return command
@@ -228,57 +214,50 @@ for _cmd in (users_disable, users_enable, users_unlock):
 @click.argument("name")
 @click.option("--tenant", required=True, help="Tenant to grant.")
 @click.option("--revoke", is_flag=True, help="Withdraw the grant instead.")
+@break_glass_option
 @home_option
 @handle_errors
 @_identity_errors
-def users_grant(name: str, tenant: str, revoke: bool, home: str | None) -> None:
+def users_grant(
+    name: str, tenant: str, revoke: bool, break_glass: str | None, home: str | None
+) -> None:
     """Grant (or with --revoke withdraw) a tenant to an analyst or PII processor.
+
+    Needs a session with manage_users (admin).
 
     Example:
 
         amzigo users grant alice --tenant acme
     """
-    from amzigo_lab.governance.context import Governance
-
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        actor = _actor(g, "manage_users", "users.grant")
-        g.identity.get(name)  # UnknownUser if absent
-        changed = (
-            g.grants.revoke(name, tenant) if revoke else g.grants.grant(name, tenant, actor=actor)
-        )
-        if changed:
-            g.emit(
-                "grant.revoked" if revoke else "grant.added",
-                actor=actor,
-                resource=f"user:{name}",
-                tenant=tenant,
-                reason="tenant grant",
-            )
+    who = caller(settings_for(home).home, break_glass)
+    answer = call(who, protocol.USERS_GRANT, {"name": name, "tenant": tenant, "revoke": revoke})
     state = "revoked" if revoke else "granted"
-    console.print(f"{name}: tenant {tenant} {state}" + ("" if changed else " (no change)"))
+    console.print(
+        f"{name}: tenant {tenant} {state}" + ("" if answer["changed"] else " (no change)")
+    )
 
 
 @users_group.command("passwd")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+@break_glass_option
 @home_option
 @handle_errors
 @_identity_errors
-def users_passwd(name: str, password_stdin: bool, home: str | None) -> None:
+def users_passwd(
+    name: str, password_stdin: bool, break_glass: str | None, home: str | None
+) -> None:
     """Set a new password (admin reset; revokes the user's sessions).
+
+    Needs a session with manage_users (admin).
 
     Example:
 
         printf '%s\\n' "$NEW" | amzigo users passwd alice --password-stdin
     """
-    from amzigo_lab.governance.context import Governance
-
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        actor = _actor(g, "manage_users", "users.passwd")
-        password = _read_password(password_stdin, confirm=True)
-        g.identity.set_password(name, password, actor=actor)
+    who = caller(settings_for(home).home, break_glass)
+    password = _read_password(password_stdin, confirm=True)
+    call(who, protocol.USERS_PASSWD, {"name": name, "password": password})
     console.print(f"{name}: password changed")
 
 
@@ -342,11 +321,14 @@ def logout_cmd(home: str | None) -> None:
     "--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True
 )
 @home_option
+@break_glass_option
 @json_option
 @handle_errors
 @_identity_errors
-def access_review_cmd(out_dir: str, home: str | None, as_json: bool) -> None:
-    """Write the quarterly access review as CSV and HTML (audited).
+def access_review_cmd(
+    out_dir: str, break_glass: str | None, home: str | None, as_json: bool
+) -> None:
+    """Write the quarterly access review as CSV and HTML (audited; needs access_review).
 
     Example:
 
@@ -355,9 +337,12 @@ def access_review_cmd(out_dir: str, home: str | None, as_json: bool) -> None:
     from amzigo_lab.governance.admin import write_access_review
     from amzigo_lab.governance.context import Governance
 
+    settings = settings_for(home)
+    actor = authorize(
+        settings.home, "access.review", right="access_review", break_glass=break_glass
+    )
     with _gov(home) as g:
         assert isinstance(g, Governance)
-        actor = _actor(g, "access_review", "access.review")
         csv_path, html_path, n = write_access_review(g, Path(out_dir), dt.date.today())
         g.emit("access.review", actor=actor, resource="identity", row_count=n, reason="csv+html")
     if as_json:
@@ -623,10 +608,15 @@ def credentials_group() -> None:
 @credentials_group.command("set")
 @click.option("--tenant", help="The tenant a refresh token belongs to.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read key=value lines from stdin.")
+@break_glass_option
 @home_option
 @handle_errors
-def credentials_set(tenant: str | None, from_stdin: bool, home: str | None) -> None:
+def credentials_set(
+    tenant: str | None, from_stdin: bool, break_glass: str | None, home: str | None
+) -> None:
     """Store LWA client id/secret and a tenant's refresh token (stdin or env, never argv).
+
+    Needs a session with manage_users (admin).
 
     Fields: client_id, client_secret, refresh_token. From the environment:
     AMZIGO_LWA_CLIENT_ID, AMZIGO_LWA_CLIENT_SECRET, AMZIGO_REFRESH_TOKEN. Replacing a value
@@ -639,6 +629,10 @@ def credentials_set(tenant: str | None, from_stdin: bool, home: str | None) -> N
     from amzigo_lab.governance.admin import set_credentials
     from amzigo_lab.governance.context import Governance
 
+    settings = settings_for(home)
+    actor = authorize(
+        settings.home, "credentials.set", right="manage_users", break_glass=break_glass
+    )
     values: dict[str, str] = {}
     if from_stdin:
         for line in sys.stdin.read().splitlines():
@@ -659,7 +653,6 @@ def credentials_set(tenant: str | None, from_stdin: bool, home: str | None) -> N
         )
     with _gov(home) as g:
         assert isinstance(g, Governance)
-        actor = _actor(g, "manage_users", "credentials.set")
         names = set_credentials(g, tenant, values, actor)
     console.print(f"stored {len(names)} credential(s): {', '.join(names)}")
 

@@ -2,8 +2,9 @@
 
 Transport: Arrow Flight (gRPC). Locally a Unix-domain socket (`grpc+unix://`), beyond the
 machine TLS 1.2+ (`grpc+tls://`). Every call but `health` and `login` carries
-`authorization: Bearer <token>`: a user's login session token (`amzigo login`) or a service
-token the gateway minted (`svc:reports`, `svc:dashboard`: one tenant, one purpose).
+`authorization: Bearer <token>`: a user's login session token (`amzigo login`), a service
+token the gateway minted (`svc:reports`, `svc:dashboard`: one tenant, one purpose), or the
+operator credential (the service account: shutdown, minting, break-glass administration).
 
 Actions (JSON in, JSON out) and tickets (JSON) are named here once. Errors travel as a Flight
 error whose `extra_info` is `{"type": <exception class name>, "message": ...}`; the client turns
@@ -45,6 +46,17 @@ SERVICE_OBJECTIONS = "service.objections"
 OUTPUTS_REGISTER = "outputs.register"
 SERVICE_REVOKE = "service.revoke"
 SHUTDOWN = "shutdown"
+#: Administrative actions: a session whose roles hold the right, or the operator credential with
+#: a break-glass reason (audited as `admin.break_glass`, actor `break-glass:<os user>`).
+ADMIN_AUTHORIZE = "admin.authorize"
+USERS_ADD = "users.add"
+USERS_GRANT = "users.grant"
+USERS_DISABLE = "users.disable"
+USERS_ENABLE = "users.enable"
+USERS_UNLOCK = "users.unlock"
+USERS_PASSWD = "users.passwd"  # noqa: S105 - an action name
+#: The audit action of a break-glass use (an alert rule fires on it).
+BREAK_GLASS = "admin.break_glass"
 
 TICKET_SQL = "sql"
 TICKET_LATEST = "latest"

@@ -197,7 +197,7 @@ def find_subject(
     elif name and postcode:
         token = name_token(lake, name, postcode)
     else:
-        raise ComplianceError("identify the subject with --email, or --name and --postcode")
+        raise ComplianceError("identify the subject by e-mail, or by name and postcode")
     index_buyers(lake)
     return _subject_of(lake, token, tenant)
 

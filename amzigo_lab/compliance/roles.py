@@ -1,8 +1,9 @@
 """Who may run compliance commands: the `compliance` role from the home's identity store.
 
-The governance session (built separately) will own authentication; until then every
-compliance command names its actor (`--as USER`) and `require_role` checks that user's roles
-and status in `<home>/identity.sqlite`. Without an identity store the command is refused.
+The CLI authenticates the caller first (their login session, checked by the home's gateway:
+`amzigo_lab.cli.auth`) and passes the session's user as the actor; `require_role` checks that
+user's roles and status again in `<home>/identity.sqlite` here, so a library caller cannot skip
+it. Without an identity store the command is refused.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ def require_role(actor: str, role: str, home: Path) -> str:
     here, so it can never be borrowed to place holds or erase data.
     """
     if actor == SYSTEM_ACTOR or ":" in actor:
-        raise AccessDenied(f"{actor!r} is a system identity: name a person with --as USER")
+        raise AccessDenied(
+            f"{actor!r} is a system identity: log in as a person (amzigo login NAME)"
+        )
     path = identity_path(home)
     if not path.exists():
         raise ComplianceError(
             f"no identity store at {path}: create users first (the `{role}` role is required "
-            f"for this command), then pass --as USER"
+            f"for this command), then log in as one (amzigo login NAME)"
         )
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

@@ -7,6 +7,9 @@ are used from that thread only); Flight's own threads only parse requests and st
 
 Actions and tickets are listed in `amzigo_lab.client.protocol`. Refusals are audited
 (`gateway.denied`), as are service-token mints and revocations (`gateway.token`).
+Administrative actions (`users.*`, `admin.authorize`) act as the session's user, checked for
+a policy right or role (denials audited by Governance), or, for the operator credential with a
+reason, as `break-glass:<os user>` (audited as `admin.break_glass`; alerts delivered at once).
 """
 
 from __future__ import annotations
@@ -138,6 +141,13 @@ class GatewayServer(flight.FlightServerBase):
             protocol.SERVICE_REVOKE: self._service_revoke,
             protocol.SERVICE_OBJECTIONS: self._service_objections,
             protocol.OUTPUTS_REGISTER: self._outputs_register,
+            protocol.ADMIN_AUTHORIZE: self._admin_authorize,
+            protocol.USERS_ADD: self._users_add,
+            protocol.USERS_GRANT: self._users_grant,
+            protocol.USERS_DISABLE: self._users_state("disable"),
+            protocol.USERS_ENABLE: self._users_state("enable"),
+            protocol.USERS_UNLOCK: self._users_state("unlock"),
+            protocol.USERS_PASSWD: self._users_passwd,
         }
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -512,6 +522,152 @@ class GatewayServer(flight.FlightServerBase):
             reason=f"{what}; purposes {','.join(sorted(grant.purposes))}; "
             f"expires {grant.expires:%Y-%m-%dT%H:%M:%SZ}",
         )
+
+    # -- administration ------------------------------------------------------------------------
+    def _admin_actor(
+        self,
+        token: str,
+        body: dict[str, Any],
+        action: str,
+        *,
+        right: str | None = None,
+        role: str | None = None,
+    ) -> str:
+        """(Home thread.) Who performs an administrative action.
+
+        A login session whose roles hold `right` (or include `role`): its user. The operator
+        credential (only the service account can read it) with a non-empty `break_glass`
+        reason: `break-glass:<os user>`, audited with the reason, alerts delivered. A `role`
+        (compliance) always needs a named person: break-glass cannot stand in for one.
+        """
+        if token and same_secret(token, self._operator):
+            reason = " ".join(str(body.get("break_glass") or "").split())[:500]
+            os_user = re.sub(r"[^A-Za-z0-9._@-]", "_", str(body.get("os_user") or "unknown"))
+            if not reason:
+                self._deny(
+                    f"{action} with the operator credential needs --break-glass REASON", action
+                )
+            if role is not None:
+                self._deny(
+                    f"{action} needs a person with the {role} role; break-glass cannot stand in "
+                    f"(create one: amzigo users add NAME --role {role} --break-glass REASON)",
+                    action,
+                )
+            actor = f"break-glass:{os_user[:64]}"
+            self._gov.emit(
+                protocol.BREAK_GLASS, actor=actor, resource=action, decision="allow", reason=reason
+            )
+            self._deliver_alerts()
+            return actor
+        if token.startswith(KERNEL_PREFIX):
+            self._deny(f"{action}: a kernel token reads data only; use `amzigo login`", action)
+        session = self._user_session(token, action)
+        if role is not None:
+            self._gov.require_role(session, role, action)
+        else:
+            self._gov.require_right(session, right or "manage_users", action)
+        return str(session.user_id)
+
+    def _deliver_alerts(self) -> None:
+        """Deliver fresh alerts to the configured sinks now (as `amzigo alerts` does)."""
+        from amzigo_lab.governance.admin import alert_rules, mark_sent, new_alerts, run_alerts
+        from amzigo_lab.governance.audit import dispatch
+
+        try:
+            _rules, sinks = alert_rules(self._gov)
+            if not sinks:
+                return
+            fresh = new_alerts(self._gov, run_alerts(self._gov, None))
+            failures = dispatch(fresh, sinks) if fresh else []
+            if fresh and not failures:
+                mark_sent(self._gov, fresh)
+            if fresh:
+                self._gov.emit(
+                    "alerts.sent",
+                    actor="system:gateway",
+                    resource="alerts",
+                    row_count=len(fresh),
+                    decision="deny" if failures else "info",
+                    reason=f"{len(failures)} delivery failure(s)" if failures else "delivered",
+                )
+            _log("alerts_delivered", alerts=len(fresh), failures=len(failures))
+        except Exception as exc:  # `amzigo alerts` delivers them later
+            _log("alerts_failed", error=type(exc).__name__)
+
+    def _admin_authorize(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Check a right or role for a command the CLI then runs in-process; the actor."""
+        from amzigo_lab.governance.policy import RIGHTS
+
+        action = str(body.get("action", ""))
+        if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,63}", action):
+            raise GatewayProtocolError("admin.authorize needs an action name")
+        right, role = body.get("right"), body.get("role")
+        if role is not None:
+            if str(role) not in self._gov.policy.roles:
+                raise GatewayProtocolError(f"unknown role {role!r}")
+            actor = self._admin_actor(token, body, action, role=str(role))
+        elif right in RIGHTS:
+            actor = self._admin_actor(token, body, action, right=str(right))
+        else:
+            raise GatewayProtocolError(f"unknown right {right!r}; known: {', '.join(RIGHTS)}")
+        return {"user": actor}
+
+    def _users_add(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        actor = self._admin_actor(token, body, protocol.USERS_ADD, right="manage_users")
+        name = str(body.get("name", ""))
+        roles = [str(r) for r in body.get("roles") or []]
+        tenant = str(body["tenant"]) if body.get("tenant") else None
+        policy = self._gov.policy
+        unknown = [r for r in roles if r not in policy.roles]
+        if unknown:
+            known = ", ".join(sorted(policy.roles))
+            raise AmzigoError(f"unknown role {unknown[0]!r}; the policy defines: {known}")
+        exclusive = [r for r in roles if policy.roles[r].exclusive]
+        if exclusive and len(roles) > 1:
+            raise AmzigoError(f"role {exclusive[0]!r} cannot be combined with other roles")
+        if any(policy.roles[r].tenants == "bound" for r in roles) and not tenant:
+            raise AmzigoError("a seller must be bound to a tenant: add --tenant TENANT")
+        enrollment = self._gov.identity.add_user(
+            name, roles, tenant, password=str(body.get("password", "")), actor=actor
+        )
+        return {"user": name, "actor": actor, "provisioning_uri": enrollment.provisioning_uri}
+
+    def _users_grant(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        actor = self._admin_actor(token, body, protocol.USERS_GRANT, right="manage_users")
+        name, tenant, revoke = (
+            str(body.get("name", "")),
+            str(body.get("tenant", "")),
+            body.get("revoke") is True,
+        )
+        self._gov.identity.get(name)  # UnknownUser if absent
+        grants = self._gov.grants
+        changed = grants.revoke(name, tenant) if revoke else grants.grant(name, tenant, actor=actor)
+        if changed:
+            self._gov.emit(
+                "grant.revoked" if revoke else "grant.added",
+                actor=actor,
+                resource=f"user:{name}",
+                tenant=tenant,
+                reason="tenant grant",
+            )
+        return {"changed": bool(changed), "actor": actor}
+
+    def _users_state(self, verb: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+        action = f"users.{verb}"
+
+        def run(token: str, body: dict[str, Any]) -> dict[str, Any]:
+            actor = self._admin_actor(token, body, action, right="manage_users")
+            getattr(self._gov.identity, verb)(str(body.get("name", "")), actor=actor)
+            return {"actor": actor}
+
+        return run
+
+    def _users_passwd(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        actor = self._admin_actor(token, body, protocol.USERS_PASSWD, right="manage_users")
+        self._gov.identity.set_password(
+            str(body.get("name", "")), str(body.get("password", "")), actor=actor
+        )
+        return {"actor": actor}
 
     def _latest(self, token: str, request: dict[str, Any]) -> pa.Table:
         from amzigo_lab.governance.service import ServiceReader

@@ -15,6 +15,7 @@ from amzigo_lab.errors import ConfigError
 from amzigo_lab.governance.audit import (
     Alert,
     AuditVerificationFailed,
+    BreakGlassUsed,
     CommandSink,
     LockedAccountAttempts,
     PiiOutsidePurpose,
@@ -214,6 +215,7 @@ def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
         PiiOutsidePurpose(pii_resources=is_pii, allowed_purposes=gov.policy.pii_purposes),
         LockedAccountAttempts(window=dt.timedelta(minutes=num("locked_window_minutes", 60))),
         AuditVerificationFailed(),
+        BreakGlassUsed(),
     ]
     sinks: list[Sink] = []
     command = cfg.get("command")

@@ -138,6 +138,26 @@ class Governance:
             raise AccessDenied(reason + "; ask an administrator for such a role")
         return who
 
+    def require_role(self, session: Session, role: str, action: str) -> Principal:
+        """The session's principal if one of its effective roles is `role` (compliance
+        commands need a named person in that role); else audit the denial and raise."""
+        who = self.principal_of(session)
+        if role not in {r.name for r in self.policy.effective_roles(who)}:
+            reason = (
+                f"{action} needs the {role} role; {who.user_id} has role(s) "
+                f"{', '.join(who.roles) or '(none)'}"
+            )
+            self.emit(
+                action,
+                actor=who.user_id,
+                session=f"s{session.session_id}",
+                resource="governance",
+                decision="deny",
+                reason=reason,
+            )
+            raise AccessDenied(reason + "; ask an administrator for it")
+        return who
+
     def close(self) -> None:
         """Close every store (the audit log writes a final signed checkpoint)."""
         self.grants.close()

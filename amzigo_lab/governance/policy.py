@@ -22,6 +22,8 @@ from amzigo_lab.errors import ConfigError
 TenantScope = Literal["all", "granted", "bound"]
 _SCOPES: tuple[TenantScope, ...] = ("all", "granted", "bound")
 _RIGHTS = ("manage_users", "read_audit", "access_review")
+#: The administrative rights a role may hold (checked by `Governance.require_right`).
+RIGHTS = _RIGHTS
 POLICY_FILE = "policy.toml"
 
 

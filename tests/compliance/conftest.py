@@ -97,3 +97,25 @@ def canary_hits(home: Path, needles: list[str]) -> list[Path]:
     from amzigo_lab.compliance.common import scan_for
 
     return scan_for(home, needles)
+
+
+def cli_sessions(home: Path) -> dict[str, str]:
+    """alice and bob (compliance), carol (analyst) created through the home's governance (its
+    real TOTP key), each logged in: user -> $AMZIGO_SESSION token for CLI runs."""
+    import pyotp
+
+    from amzigo_lab.governance.context import Governance
+
+    password = "Zq8!Violet-Tundra-Kettle"
+    hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    tokens = {}
+    with Governance.open(load_settings(home, env={}), hasher=hasher) as gov:
+        for user, roles in (
+            ("alice", ["compliance"]),
+            ("bob", ["compliance"]),
+            ("carol", ["analyst"]),
+        ):
+            uri = gov.identity.add_user(user, roles, password=password).provisioning_uri
+            code = pyotp.parse_uri(uri).now()
+            tokens[user] = gov.identity.authenticate(user, password, code).token
+    return tokens

@@ -5,18 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from amzigo_lab.cli import main
 from amzigo_lab.compliance import list_certificates, purge, verify_certificate
 from amzigo_lab.compliance.certificates import export_certificate, key_path
 from amzigo_lab.compliance.ropa import build_ropa
 from amzigo_lab.config import load_settings
+from amzigo_lab.governance.audit import AuditEvent
+from amzigo_lab.governance.context import Governance
 from amzigo_lab.home import init_home
 from amzigo_lab.lake import Lake
-from tests.compliance.conftest import Clock, buyers, make_users
+from tests.compliance.conftest import Clock, buyers, cli_sessions
 from tests.lake.helpers import orders
 
 D0 = dt.date(2026, 3, 1)
@@ -77,103 +80,140 @@ def test_ropa_covers_every_pii_column() -> None:
     assert all(d["sharing"].startswith("none") for d in ropa["datasets"])
 
 
-def test_cli_round(tmp_path: Path) -> None:
+def _cli_home(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     home = tmp_path / "h"
-    clock = Clock()
-    lake = init_home(load_settings(home, env={}), clock=clock)
-    make_users(home)
-    lake.write("order_buyers", "acme", D0, buyers([D0]), "b1")
+    lake = init_home(load_settings(home, env={}), clock=Clock())
+    lake.write("order_buyers", "acme", D0, buyers([D0, D0]), "b1")
     lake.write("orders", "acme", D0, orders(2), "o1")
     lake.audit.close()  # type: ignore[attr-defined]
     lake.close()
-    run = CliRunner().invoke
-    h = ["--home", str(home)]
+    return home, cli_sessions(home)
 
-    out = run(main, ["purge", "--as-of", "2026-04-15", "--dry-run", "--json", *h])
+
+def _cli(home: Path, session: str | None = None) -> Callable[..., Result]:
+    """`amzigo ARGS --home HOME` as the holder of `session` (None: nobody is logged in)."""
+
+    def run(args: list[str], stdin: str | None = None) -> Result:
+        env = {"AMZIGO_SESSION": session, "AMZIGO_USER": "alice"}  # AMZIGO_USER means nothing
+        return CliRunner().invoke(main, [*args, "--home", str(home)], input=stdin, env=env)
+
+    return run
+
+
+def _events(home: Path, **query: str) -> list[AuditEvent]:
+    from tests.governance.gov_fixtures import cheap_hasher
+
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as gov:
+        return list(gov.audit_log.search(**query))
+
+
+HOLD = ["hold", "add", "--tenant", "acme", "--reason", "case 1", "--until", "2099-01-01"]
+
+
+def test_cli_round(tmp_path: Path) -> None:
+    home, tokens = _cli_home(tmp_path)
+    run, alice, bob, carol = (
+        _cli(home),
+        *(_cli(home, tokens[u]) for u in ("alice", "bob", "carol")),
+    )
+
+    out = run(["purge", "--as-of", "2026-04-15", "--dry-run", "--json"])
     assert out.exit_code == 0, out.output
     assert len(json.loads(out.output)["plan"]["drop"]) == 1
-    out = run(
-        main,
-        [
-            "hold",
-            "add",
-            "--tenant",
-            "acme",
-            "--reason",
-            "case 1",
-            "--until",
-            "2099-01-01",
-            "--as",
-            "carol",
-            *h,
-        ],
-    )
+    # nobody logged in: refused before anything happens; --as / --by / --break-glass are gone
+    for args in (HOLD, ["hold", "release", "hold-0123456789abcdef"],
+                 ["delete", "--tenant", "acme", "--notice", "AMZ-1"],
+                 ["certificate", "validate", "cert-0123456789abcdef"]):  # fmt: skip
+        out = run(args)
+        assert out.exit_code == 2 and "log in first: amzigo login NAME" in out.output, out.output
+    for extra in (["--as", "alice"], ["--by", "alice"], ["--break-glass", "case 1"]):
+        out = run([*HOLD, *extra])
+        assert out.exit_code == 2 and "No such option" in out.output
+    assert json.loads(run(["hold", "list", "--json"]).output) == []
+    # an analyst is denied, audited under their name
+    out = carol([*HOLD, "--json"])
     assert out.exit_code == 2 and "compliance" in out.output
-    out = run(
-        main,
-        [
-            "hold",
-            "add",
-            "--tenant",
-            "acme",
-            "--reason",
-            "case 1",
-            "--until",
-            "2099-01-01",
-            "--as",
-            "alice",
-            "--json",
-            *h,
-        ],
-    )
+    assert json.loads(run(["hold", "list", "--json"]).output) == []
+    denied = _events(home, actor="carol", action="hold.add")
+    assert [e.decision for e in denied] == ["deny"]
+    out = alice([*HOLD, "--json"])
     assert out.exit_code == 0, out.output
     hold_id = json.loads(out.output)["id"]
-    assert json.loads(run(main, ["hold", "list", "--json", *h]).output)[0]["id"] == hold_id
-    out = run(main, ["purge", "--as-of", "2026-04-15", *h])
+    listed = json.loads(run(["hold", "list", "--json"]).output)
+    assert [(h["id"], h["created_by"]) for h in listed] == [(hold_id, "alice")]
+    out = run(["purge", "--as-of", "2026-04-15"])
     assert out.exit_code == 0 and hold_id in out.output
-    assert run(main, ["hold", "release", hold_id, "--as", "bob", *h]).exit_code == 0
-    out = run(main, ["purge", "--as-of", "2026-04-15", "--json", *h])
+    assert carol(["hold", "release", hold_id]).exit_code == 2
+    assert bob(["hold", "release", hold_id]).exit_code == 0
+    out = run(["purge", "--as-of", "2026-04-15", "--json"])
     cert_id = json.loads(out.output)["certificate_id"]
     assert cert_id
-    listed = json.loads(run(main, ["certificate", "list", "--json", *h]).output)
+    listed = json.loads(run(["certificate", "list", "--json"]).output)
     assert [c["id"] for c in listed] == [cert_id]
-    assert run(main, ["certificate", "verify", cert_id, *h]).exit_code == 0
-    assert '"method_type": "Purge"' in run(main, ["certificate", "show", cert_id, *h]).output
-    out = run(main, ["certificate", "export", cert_id, "--out", str(tmp_path / "c"), *h])
+    assert run(["certificate", "verify", cert_id]).exit_code == 0
+    assert '"method_type": "Purge"' in run(["certificate", "show", cert_id]).output
+    out = run(["certificate", "export", cert_id, "--out", str(tmp_path / "c")])
     assert out.exit_code == 0 and (tmp_path / "c" / f"{cert_id}.html").exists()
-    out = run(main, ["delete", "--tenant", "acme", "--notice", "AMZ-1", "--as", "alice", *h])
-    assert out.exit_code == 0 and "certificate" in out.output
-    out = run(main, ["ropa", "--out", str(tmp_path / "r"), *h])
+    assert carol(["delete", "--tenant", "acme", "--notice", "AMZ-1"]).exit_code == 2
+    out = alice(["delete", "--tenant", "acme", "--notice", "AMZ-1", "--json"])
+    assert out.exit_code == 0, out.output
+    notice_cert = json.loads(out.output)["certificate_id"]
+    out = alice(["certificate", "validate", notice_cert])  # the performer cannot validate
+    assert out.exit_code == 2
+    out = bob(["certificate", "validate", notice_cert])
+    assert out.exit_code == 0 and "validated by bob" in out.output, out.output
+    out = run(["ropa", "--out", str(tmp_path / "r")])
     assert out.exit_code == 0 and (tmp_path / "r" / "ropa.html").exists()
-    assert json.loads(run(main, ["dsr", "list", "--json", *h]).output) == []
+    assert json.loads(run(["dsr", "list", "--json"]).output) == []
+    actors = {e.actor for e in _events(home) if e.action.startswith(("compliance.", "hold."))}
+    assert not any(a.startswith("local:") for a in actors)
 
 
 def test_cli_dsr(tmp_path: Path) -> None:
-    home = tmp_path / "h"
-    lake = init_home(load_settings(home, env={}), clock=Clock())
-    make_users(home)
-    lake.write("order_buyers", "acme", D0, buyers([D0, D0]), "b1")
-    lake.audit.close()  # type: ignore[attr-defined]
-    lake.close()
-    run = CliRunner().invoke
-    h = ["--home", str(home), "--as", "alice"]
-    out = run(main, ["dsr", "export", "--email", "b0@example.com", "--json", *h])
+    home, tokens = _cli_home(tmp_path)
+    run, alice, carol = _cli(home), _cli(home, tokens["alice"]), _cli(home, tokens["carol"])
+    # PII never travels in argv: the options are gone; the subject comes from stdin or a file
+    for args in (["dsr", "export", "--email", "b0@example.com"],
+                 ["dsr", "erase", "--name", "Canary Buyer b0", "--postcode", "SW1A 1AA"],
+                 ["dsr", "rectify", "--subject-stdin", "--set", "ship_city=Shelbyville"]):  # fmt: skip
+        out = alice(args, stdin="email=b0@example.com\n")
+        assert out.exit_code == 2 and "No such option" in out.output
+    out = alice(["dsr", "export"])
+    assert out.exit_code == 2 and "--subject-stdin or --subject-file" in out.output
+    out = alice(["dsr", "export", "--subject-stdin"], stdin="phone=555\n")
+    assert out.exit_code == 2 and "unknown key 'phone'" in out.output and "555" not in out.output
+    # nobody logged in, or an analyst: refused, nothing recorded
+    assert run(["dsr", "export", "--subject-stdin"], stdin="email=b0@example.com\n").exit_code == 2
+    out = carol(["dsr", "export", "--subject-stdin"], stdin="email=b0@example.com\n")
+    assert out.exit_code == 2 and "compliance" in out.output
+    assert json.loads(run(["dsr", "list", "--json"]).output) == []
+    assert [e.decision for e in _events(home, actor="carol", action="dsr.export")] == ["deny"]
+    # a compliance session works, from stdin or a file
+    out = alice(["dsr", "export", "--subject-stdin", "--json"], stdin="email=b0@example.com\n")
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)[0]["rows"] == 1
-    out = run(
-        main, ["dsr", "rectify", "--email", "b0@example.com", "--set", "ship_city=Shelbyville", *h]
+    out = alice(
+        ["dsr", "rectify", "--subject-stdin"],
+        stdin="# request 7\nemail=b0@example.com\nset.ship_city=Shelbyville\n",
     )
     assert out.exit_code == 0, out.output
-    assert run(main, ["dsr", "object", "--email", "b1@example.com", *h]).exit_code == 0
-    out = run(main, ["dsr", "erase", "--email", "b0@example.com", *h])
+    request = tmp_path / "request.txt"
+    request.write_text("name=Canary Buyer b1\npostcode=SW1A 1AA\n")
+    out = alice(["dsr", "object", "--subject-file", str(request)])
+    assert out.exit_code == 0 and "1 order(s)" in out.output, out.output
+    out = alice(["dsr", "erase", "--subject-stdin"], stdin="email=b0@example.com\n")
     assert out.exit_code == 0 and "certificate" in out.output, out.output
-    rows = json.loads(run(main, ["dsr", "list", "--json", "--home", str(home)]).output)
+    assert alice(["dsr", "resume"]).exit_code == 0 and run(["dsr", "resume"]).exit_code == 2
+    rows = json.loads(run(["dsr", "list", "--json"]).output)
     assert [r["kind"] for r in rows] == ["export", "rectification", "objection", "erasure"]
     from amzigo_lab.retention_rules import add_months
 
     for r in rows:  # the CLI runs on the real clock: one calendar month after receipt
         received = dt.date.fromisoformat(r["received"])
         assert r["status"] == "completed" and r["deadline"] == add_months(received, 1).isoformat()
+    dsr_events = _events(home, action="dsr.*")
+    assert {e.actor for e in dsr_events if e.decision != "deny"} == {"alice"}
+    assert "b0@example.com" not in repr([e.to_dict() for e in _events(home)])
 
 
 def test_certificate_still_verifies_after_audit_retention_removed_its_events(

@@ -203,3 +203,33 @@ def test_large_results_stream_in_bounded_batches(world: World, address: str) -> 
         table = wb.sql(query, arrow=True)
     assert table.num_rows == n
     assert table.column("i").to_pylist() == list(range(n))
+
+
+def test_admin_actions_act_as_the_session_user_or_break_glass(world: World, address: str) -> None:
+    grant = {"name": "nog", "tenant": "initech"}
+    with (
+        GatewayClient(address, world.tokens["ana"]) as ana,
+        pytest.raises(AccessDenied, match="manage_users"),
+    ):
+        ana.action(protocol.USERS_GRANT, grant)
+    with GatewayClient(address) as nobody, pytest.raises(AccessDenied, match="log in"):
+        nobody.action(protocol.USERS_GRANT, grant)
+    with GatewayClient(address, world.tokens["adm"]) as adm:
+        assert adm.action(protocol.USERS_GRANT, grant) == {"changed": True, "actor": "adm"}
+        who = {"action": "hold.add", "role": "compliance"}
+        with pytest.raises(AccessDenied, match="compliance role"):
+            adm.action(protocol.ADMIN_AUTHORIZE, who)
+    with GatewayClient(address, world.tokens["cora"]) as cora:
+        assert cora.action(protocol.ADMIN_AUTHORIZE, who) == {"user": "cora"}
+    with GatewayClient(address, operator_token(world.settings.home)) as op:
+        with pytest.raises(AccessDenied, match="break-glass"):
+            op.action(protocol.USERS_GRANT, {**grant, "revoke": True})
+        with pytest.raises(AccessDenied, match="cannot stand in"):
+            op.action(protocol.ADMIN_AUTHORIZE, {**who, "break_glass": "r", "os_user": "op"})
+        glass = {"break_glass": "INC-1", "os_user": "svc"}
+        answer = op.action(protocol.USERS_GRANT, {**grant, "revoke": True, **glass})
+        assert answer == {"changed": True, "actor": "break-glass:svc"}
+    denied = [e for e in _audit(world, action="users.grant") if e.decision == "deny"]  # type: ignore[attr-defined]
+    assert [e.actor for e in denied] == ["ana"]  # type: ignore[attr-defined]
+    glass_events = _audit(world, action="admin.break_glass")
+    assert [(e.actor, e.reason) for e in glass_events] == [("break-glass:svc", "INC-1")]  # type: ignore[attr-defined]

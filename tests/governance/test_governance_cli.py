@@ -1,10 +1,16 @@
-"""The governance CLI through click's CliRunner on a real home, plus policy loading."""
+"""The governance CLI through click's CliRunner on a real home, plus policy loading.
+
+Administrative commands act as the $AMZIGO_SESSION user (checked by the home's gateway, which
+each home starts on demand); the first admin is created by the owner with --break-glass.
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -13,6 +19,7 @@ from click.testing import CliRunner
 from amzigo_lab.cli import main
 from amzigo_lab.config import load_settings
 from amzigo_lab.errors import ConfigError
+from amzigo_lab.governance.audit import AuditEvent
 from amzigo_lab.governance.context import Governance
 from amzigo_lab.governance.policy import Policy
 from tests.governance.gov_fixtures import PASSWORD, cheap_hasher
@@ -31,8 +38,15 @@ def run(home: Path, *args: str, stdin: str | None = None, session: str | None = 
     return CliRunner().invoke(main, list(args), input=stdin, env=env)
 
 
-def add_user(home: Path, name: str, *extra: str) -> str:
-    res = run(home, "users", "add", name, *extra, "--password-stdin", stdin=PASSWORD + "\n")
+run_as = run
+
+
+def add_user(home: Path, name: str, *extra: str, session: str | None = None) -> str:
+    args = ("--break-glass", "bootstrap the first admin") if session is None else ()
+    res = run(
+        home, "users", "add", name, *extra, *args, "--password-stdin",
+        stdin=PASSWORD + "\n", session=session,
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     uri = next(line for line in res.output.splitlines() if line.startswith("otpauth://"))
     return urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
@@ -47,12 +61,23 @@ def login(home: Path, name: str, secret: str) -> str:
     return line.split("=", 1)[1]
 
 
-def test_users_login_audit_verify_and_search(home: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def admin(home: Path) -> str:
+    """The session token of `admin1`, the first admin (created with --break-glass)."""
+    return login(home, "admin1", add_user(home, "admin1", "--role", "admin"))
+
+
+def events(home: Path, **query: str) -> list[AuditEvent]:
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as gov:
+        return list(gov.audit_log.search(**query))
+
+
+def test_users_login_audit_verify_and_search(home: Path, admin: str, tmp_path: Path) -> None:
     qr = tmp_path / "alice.png"
-    secret = add_user(home, "alice", "--role", "analyst", "--qr", str(qr))
+    secret = add_user(home, "alice", "--role", "analyst", "--qr", str(qr), session=admin)
     assert qr.read_bytes().startswith(b"\x89PNG") and (qr.stat().st_mode & 0o777) == 0o600
-    cora = add_user(home, "cora", "--role", "compliance")
-    assert run(home, "users", "grant", "alice", "--tenant", "acme").exit_code == 0
+    cora = add_user(home, "cora", "--role", "compliance", session=admin)
+    assert run(home, "users", "grant", "alice", "--tenant", "acme", session=admin).exit_code == 0
     listed = json.loads(run(home, "users", "list", "--json").output)
     alice = next(u for u in listed if u["user"] == "alice")
     assert alice["grants"] == ["acme"] and alice["mfa_enrolled"] is True
@@ -75,7 +100,10 @@ def test_users_login_audit_verify_and_search(home: Path, tmp_path: Path) -> None
     assert '"grant.added"' in everything and '"audit.search"' not in found.output
 
 
-def test_seller_needs_tenant_and_weak_password_is_refused(home: Path) -> None:
+def test_seller_needs_tenant_and_weak_password_is_refused(home: Path, admin: str) -> None:
+    def run(home: Path, *args: str, stdin: str) -> Any:
+        return run_as(home, *args, stdin=stdin, session=admin)
+
     res = run(
         home, "users", "add", "sam", "--role", "seller", "--password-stdin", stdin=PASSWORD + "\n"
     )
@@ -105,15 +133,18 @@ def test_seller_needs_tenant_and_weak_password_is_refused(home: Path) -> None:
     assert res.exit_code == 2 and "unknown role" in res.output
 
 
-def test_wrong_code_disable_and_unlock(home: Path) -> None:
-    secret = add_user(home, "dave", "--role", "analyst")
+def test_wrong_code_disable_and_unlock(home: Path, admin: str) -> None:
+    secret = add_user(home, "dave", "--role", "analyst", session=admin)
     bad = run(home, "login", "dave", "--password-stdin", "--code", "000000", stdin=PASSWORD + "\n")
     assert bad.exit_code == 2 and "invalid username, password or code" in bad.output
     token = login(home, "dave", secret)
-    assert run(home, "users", "disable", "dave").exit_code == 0
+    assert run(home, "users", "disable", "dave", session=admin).exit_code == 0
     assert run(home, "audit", "search", session=token).exit_code == 2  # session revoked
-    assert run(home, "users", "enable", "dave").exit_code == 0
-    assert run(home, "users", "unlock", "dave").exit_code == 0
+    assert run(home, "users", "enable", "dave", session=admin).exit_code == 0
+    assert run(home, "users", "unlock", "dave", session=admin).exit_code == 0
+    changes = events(home, resource="user:dave")
+    mine = [e for e in changes if e.action in ("user.disabled", "user.enabled", "auth.unlock")]
+    assert mine and {e.actor for e in mine} == {"admin1"}, [e.action for e in changes]
 
 
 def test_audit_verify_fails_on_tampering(home: Path) -> None:
@@ -133,17 +164,19 @@ def test_audit_verify_fails_on_tampering(home: Path) -> None:
     )
 
 
-def test_credentials_access_review_and_alerts(home: Path, tmp_path: Path) -> None:
-    add_user(home, "fred", "--role", "analyst")
+def test_credentials_access_review_and_alerts(home: Path, admin: str, tmp_path: Path) -> None:
+    add_user(home, "fred", "--role", "analyst", session=admin)
     res = run(
         home, "credentials", "set", "--tenant", "acme", "--stdin",
         stdin="client_id=amzn1.app.xyz\nclient_secret=s3cr3t-value\nrefresh_token=Atzr|tok\n",
+        session=admin,
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "s3cr3t-value" not in res.output
     again = run(
-        home, "credentials", "set", "--tenant", "acme", "--stdin", stdin="refresh_token=Atzr|new\n"
-    )
+        home, "credentials", "set", "--tenant", "acme", "--stdin",
+        stdin="refresh_token=Atzr|new\n", session=admin,
+    )  # fmt: skip
     assert again.exit_code == 0
     listed = json.loads(run(home, "credentials", "list", "--json").output)
     assert {c["name"] for c in listed} == {
@@ -152,7 +185,7 @@ def test_credentials_access_review_and_alerts(home: Path, tmp_path: Path) -> Non
     assert all(c["age_days"] == 0 and not c["rotate"] for c in listed)
     assert "s3cr3t" not in json.dumps(listed)
     out = tmp_path / "review"
-    res = run(home, "access-review", "--out", str(out), "--json")
+    res = run(home, "access-review", "--out", str(out), "--json", session=admin)
     assert res.exit_code == 0, res.output
     paths = json.loads(res.output)
     assert "fred" in Path(paths["csv"]).read_text() and "<table>" in Path(paths["html"]).read_text()
@@ -163,8 +196,12 @@ def test_credentials_access_review_and_alerts(home: Path, tmp_path: Path) -> Non
             assert lake.secret("spapi.refresh_token.acme", create=False) == b"Atzr|new"
     actions = [e.action for e in events]
     assert "credentials.rotated" in actions and "access.review" in actions
+    assert {e.actor for e in events if e.action in ("credentials.rotated", "access.review")} == {
+        "admin1"
+    }
     alerts = run(home, "alerts", "--json")
-    assert alerts.exit_code == 0 and json.loads(alerts.output) == []
+    assert alerts.exit_code == 0
+    assert [a["rule"] for a in json.loads(alerts.output)] == ["break_glass"]  # the bootstrap
 
 
 def test_policy_override_is_validated_and_changes_are_audited(home: Path) -> None:
@@ -187,3 +224,97 @@ def test_policy_override_is_validated_and_changes_are_audited(home: Path) -> Non
     )
     with pytest.raises(ConfigError, match="tenants"):
         Governance.open(settings, hasher=cheap_hasher())
+
+
+# -- who may run administrative commands ------------------------------------------------------
+
+CREDS = "refresh_token=Atzr|tok\n"
+ADMIN_COMMANDS: list[tuple[tuple[str, ...], str | None]] = [
+    (("users", "add", "zed", "--role", "analyst", "--password-stdin"), PASSWORD + "\n"),
+    (("users", "grant", "ana", "--tenant", "bluebird-home"), None),
+    (("users", "grant", "ana", "--tenant", "bluebird-home", "--revoke"), None),
+    (("users", "disable", "ana"), None),
+    (("users", "enable", "ana"), None),
+    (("users", "unlock", "ana"), None),
+    (("users", "passwd", "ana", "--password-stdin"), "Other-Harbor-Lamp-77\n"),
+    (("credentials", "set", "--tenant", "acme", "--stdin"), CREDS),
+]
+
+
+def _state(home: Path) -> tuple[object, ...]:
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as gov:
+        users = tuple((u.user_id, u.status) for u in gov.identity.list_users())
+        secrets = tuple(n for n, _c, _r in gov.lake.secret_names() if n.startswith("spapi."))
+        return users, gov.grants.tenants_of("ana"), secrets
+
+
+def test_admin_commands_without_a_session_change_nothing(home: Path, admin: str) -> None:
+    add_user(home, "ana", "--role", "analyst", session=admin)
+    assert run(home, "users", "grant", "ana", "--tenant", "acme", session=admin).exit_code == 0
+    before = _state(home)
+    for args, stdin in [*ADMIN_COMMANDS, (("access-review", "--out", str(home / "r")), None)]:
+        res = run(home, *args, stdin=stdin)
+        assert res.exit_code == 2, (args, res.output)
+        assert "log in first: amzigo login NAME, then export AMZIGO_SESSION=" in res.output
+    assert _state(home) == before and not (home / "r").exists()
+
+
+def test_an_analyst_is_denied_and_the_denial_names_them(home: Path, admin: str) -> None:
+    ana = login(home, "ana", add_user(home, "ana", "--role", "analyst", session=admin))
+    before = _state(home)
+    for args, stdin in [*ADMIN_COMMANDS, (("access-review", "--out", str(home / "r")), None)]:
+        res = run(home, *args, stdin=stdin, session=ana)
+        assert res.exit_code == 2, (args, res.output)
+        assert "manage_users" in res.output or "access_review" in res.output, res.output
+    assert _state(home) == before and not (home / "r").exists()
+    denied = [e for e in events(home) if e.decision == "deny" and e.actor == "ana"]
+    assert {e.action for e in denied} >= {
+        "users.add", "users.grant", "users.disable", "users.enable", "users.unlock",
+        "users.passwd", "credentials.set", "access.review",
+    }  # fmt: skip
+    assert not any(e.actor.startswith("local:") for e in events(home))
+
+
+def test_an_admin_session_acts_as_that_admin(home: Path, admin: str) -> None:
+    add_user(home, "ana", "--role", "analyst", session=admin)
+    for args, stdin in ADMIN_COMMANDS:
+        res = run(home, *args, stdin=stdin, session=admin)
+        assert res.exit_code == 0, (args, res.output)
+    changes = events(home, resource="user:ana") + events(home, action="credentials.*")
+    kinds = {e.action for e in changes}
+    assert {"user.created", "user.disabled", "user.enabled", "auth.unlock"} <= kinds
+    assert {"grant.added", "grant.revoked", "auth.password_changed", "credentials.set"} <= kinds
+    assert {e.actor for e in changes if e.action != "session.revoked"} == {"admin1"}
+
+
+def test_break_glass_is_for_the_service_account_audited_and_alerted(
+    home: Path, admin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me = getpass.getuser()
+    res = run(home, "users", "add", "zed", "--role", "admin", "--break-glass", "  ",
+              "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
+    assert res.exit_code == 2 and "needs a reason" in res.output
+    res = run(home, "users", "unlock", "admin1", "--break-glass", "INC-7", session=admin)
+    assert res.exit_code == 2 and "unset AMZIGO_SESSION" in res.output
+    res = run(home, "users", "unlock", "admin1", "--break-glass", "INC-7 admin locked out")
+    assert res.exit_code == 0, res.output
+    glass = events(home, action="admin.break_glass")
+    assert [(e.actor, e.resource, e.reason) for e in glass[-1:]] == [
+        (f"break-glass:{me}", "users.unlock", "INC-7 admin locked out")
+    ]
+    unlock = events(home, action="auth.unlock", resource="user:admin1")
+    assert unlock[-1].actor == f"break-glass:{me}"
+    alerts = json.loads(run(home, "alerts", "--json", "--no-send").output)
+    assert [a["rule"] for a in alerts] == ["break_glass", "break_glass"]
+    assert "INC-7 admin locked out" in alerts[-1]["detail"]
+    # a caller who cannot read the gateway's operator credential is not the service account
+    from amzigo_lab.cli import auth
+    from amzigo_lab.errors import AccessDenied
+
+    def unreadable(home: Path) -> str:
+        raise AccessDenied(f"only the service account of {home} may use the operator credential")
+
+    monkeypatch.setattr(auth, "operator_token", unreadable)
+    res = run(home, "users", "grant", "admin1", "--tenant", "acme", "--break-glass", "x")
+    assert res.exit_code == 2 and "only the service account" in res.output
+    assert len(events(home, action="admin.break_glass")) == 2

@@ -3,6 +3,7 @@
 from amzigo_lab.governance.audit.alerts import (
     Alert,
     AuditVerificationFailed,
+    BreakGlassUsed,
     CommandSink,
     LockedAccountAttempts,
     PiiOutsidePurpose,
@@ -38,6 +39,7 @@ __all__ = [
     "AuditKeyError",
     "AuditLog",
     "AuditVerificationFailed",
+    "BreakGlassUsed",
     "Checkpoint",
     "CommandSink",
     "LockedAccountAttempts",

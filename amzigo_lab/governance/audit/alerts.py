@@ -241,6 +241,28 @@ class AuditVerificationFailed:
         return [Alert(self.name, actor, format_time(clock()), f"{report.problem}{at}")]
 
 
+@dataclass
+class BreakGlassUsed:
+    """Every break-glass administration (the operator acting without a person's session)."""
+
+    actions: tuple[str, ...] = ("admin.break_glass",)
+    name: str = "break_glass"
+
+    def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
+        """One alert per break-glass event; the detail names the command and the reason."""
+        return [
+            Alert(
+                self.name,
+                ev.actor,
+                ev.time,
+                f"break-glass {ev.resource}: {ev.reason or '(no reason)'}",
+                (ev.event_id,),
+            )
+            for ev in _by_time(events)
+            if ev.action in self.actions
+        ]
+
+
 def evaluate(events: Sequence[AuditEvent], rules: Iterable[Rule]) -> list[Alert]:
     """Run every rule over `events`; alerts in time order."""
     alerts = [a for rule in rules for a in rule.evaluate(events)]
