@@ -21,6 +21,11 @@ import pyarrow.flight as flight
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayUnavailable
 
+# Arrow received over Flight/gRPC can sit at any byte offset; DuckDB scans registered Arrow
+# through Acero, which otherwise warns on stderr for every such buffer. Copy them aligned
+# instead (read once, at Acero's first use in this process).
+os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "reallocate")
+
 #: Seconds an on-demand gateway stays up with no request (env AMZIGO_GATEWAY_IDLE_EXIT).
 IDLE_EXIT_ENV = "AMZIGO_GATEWAY_IDLE_EXIT"
 DEFAULT_IDLE_EXIT = 900

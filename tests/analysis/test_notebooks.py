@@ -85,6 +85,8 @@ def test_every_packaged_notebook_runs(generated, name: str) -> None:
     assert not [
         o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
     ]
+    # nothing on the kernel's stderr lands in the report (e.g. Arrow's buffer warnings)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
     assert set(PACKAGED) == set(REPORTS)  # every report ships its notebook
 
 
