@@ -15,7 +15,7 @@ from typing import Any
 
 from tornado import web
 
-from amzigo_lab.serve.kernels import REQUEST_USER
+from amzigo_lab.serve.kernels import REQUEST_SESSION, REQUEST_USER
 
 #: The purpose a dashboard view is recorded under (the seller role allows it).
 DASHBOARD_PURPOSE = "sales_analysis"
@@ -98,6 +98,10 @@ def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
     token = dashboard_token(provider.directory.home, tenant)
     nb = inject_parameters(notebook, {"tenant": tenant, "token": token})
     REQUEST_USER.set(user.username)  # the owner of the kernel Voila starts next
+    from amzigo_lab.serve.identity import COOKIE_NAME
+
+    raw = req.get_secure_cookie(COOKIE_NAME, max_age_days=1)
+    REQUEST_SESSION.set(raw.decode() if raw else None)  # this request's, never an earlier one
     provider.audit(
         "dashboard.open",
         actor=user.username,

@@ -137,7 +137,7 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         pooled_spec = kwargs.get("kernel_name", self.pool_kernel_name) == self.pool_kernel_name
         if existing is None and pooled_spec:
             kernel_id = await self._take_pooled()
-        session = REQUEST_SESSION.get()
+        session = await asyncio.to_thread(self._session_of, owner, REQUEST_SESSION.get())
         token = ""
         if kernel_id is None:
             env = kwargs.get("env")
@@ -178,6 +178,28 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         from amzigo_lab.client.transport import GatewayClient, ensure_gateway
 
         return GatewayClient(ensure_gateway(Path(self.gateway_home)), token)
+
+    def _session_of(self, owner: str, session: str | None) -> str | None:
+        """`session` if it is a live login session of `owner`, else None (a context variable
+        must never tie one user's kernel to another user's login)."""
+        if not session or not self.gateway_home:
+            return None
+        from amzigo_lab.client import protocol
+
+        try:
+            with self._gateway(session) as client:
+                user = client.action(protocol.SESSION_CHECK)["user"]
+        except Exception as exc:
+            self.log.warning(
+                "kernel for %s: login session not usable (%s)", owner, type(exc).__name__
+            )
+            return None
+        if user != owner:
+            self.log.warning(
+                "kernel for %s: the request's session is another user's; ignored", owner
+            )
+            return None
+        return session
 
     def _mint_kernel_token(self, session: str) -> str:
         from amzigo_lab.client import protocol

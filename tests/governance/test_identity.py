@@ -418,6 +418,25 @@ def test_idle_expiry(store: IdentityStore, clock: FakeClock) -> None:
         store.validate_session(session.token)
 
 
+def test_a_background_check_neither_refreshes_nor_ends_a_live_session(
+    store: IdentityStore, clock: FakeClock
+) -> None:
+    """What servers use to find ended sessions (touch=False): the session stays live, its idle
+    timer keeps running from the user's own last request, and idle expiry still applies."""
+    secret = add(store)
+    session = login(store, clock, "alice", secret)
+    for _ in range(3):
+        clock.advance(minutes=10)
+        checked = store.validate_session(session.token, touch=False)
+        assert checked.last_seen == session.last_seen
+    assert store.validate_session(session.token).last_seen == clock.now  # still live
+    clock.advance(minutes=31)
+    with pytest.raises(SessionExpired, match="idle for more than 30 min"):
+        store.validate_session(session.token, touch=False)
+    with pytest.raises(SessionExpired):
+        store.validate_session(session.token)
+
+
 def test_absolute_expiry(store: IdentityStore, clock: FakeClock) -> None:
     secret = add(store)
     session = login(store, clock, "alice", secret)

@@ -355,16 +355,28 @@ def test_every_login_failure_gets_the_same_answer_in_similar_time(server: Server
     assert min(times.values()) >= 1.0 and max(times.values()) - min(times.values()) < 0.5, times
 
 
-def test_logout_ends_the_session(server: Server) -> None:
+def test_logout_ends_the_session_and_only_that_users_kernels(
+    server: Server, owner: tuple[requests.Session, str]
+) -> None:
+    own, cyd_kernel = owner
     s, r = login(server, "dee")
     assert r.status_code == 302
-    assert s.get(server.base + "/voila/api/contents", allow_redirects=False).status_code == 200
+    page = s.get(server.base + RENDER, timeout=120)
+    assert page.status_code == 200
+    dee_kernel = _kernel_id(page.text)
     stale = s.cookies.copy()  # keep the old session cookie, as an attacker would
     s.get(server.base + "/logout")
     r = requests.get(
         server.base + RENDER, cookies=stale, verify=str(server.home.ca), allow_redirects=False
     )
     assert r.status_code == 302 and "/login" in r.headers["Location"]
+    # dee's kernel is shut down at logout; cyd's (started from another request) lives on,
+    # including past the next background session check (every 15 s)
+    log = server.log.read_text(errors="replace")
+    assert f"Kernel shutdown: {dee_kernel}" in log
+    time.sleep(16)
+    assert f"Kernel shutdown: {cyd_kernel}" not in server.log.read_text(errors="replace")
+    assert own.get(f"{server.base}/api/kernels/{cyd_kernel}").status_code == 200
 
 
 def test_tls_1_1_is_refused_and_1_2_accepted(server: Server) -> None:

@@ -627,13 +627,13 @@ class IdentityStore:
             reason = "idle_timeout"
             message = f"was idle for more than {_duration(self.session_idle)}"
         with self._tx() as db:
-            if reason is None and touch:
-                db.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", (_iso(now), row["id"]))
-            else:
+            if reason is not None:
                 db.execute(
                     "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ?",
                     (_iso(now), reason, row["id"]),
                 )
+            elif touch:
+                db.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", (_iso(now), row["id"]))
         if reason is not None:
             self._emit(
                 "session.expired",
