@@ -25,9 +25,24 @@ from amzigo_lab.cli.common import (
     show_default=True,
     help="Exit after this many seconds without a request (0: never).",
 )
+@click.option(
+    "--listen",
+    default="",
+    metavar="HOST:PORT",
+    help="Also serve over TLS on TCP (clients set AMZIGO_GATEWAY=grpc+tls://HOST:PORT).",
+)
+@click.option("--certfile", default=None, help="TLS certificate chain (default: a local CA's).")
+@click.option("--keyfile", default=None, help="TLS private key (with --certfile).")
 @click.pass_context
 @handle_errors
-def gateway_group(ctx: click.Context, home: str | None, idle_exit: float) -> None:
+def gateway_group(
+    ctx: click.Context,
+    home: str | None,
+    idle_exit: float,
+    listen: str,
+    certfile: str | None,
+    keyfile: str | None,
+) -> None:
     """Run the gateway of a home in the foreground (Ctrl-C or SIGTERM stops it gracefully).
 
     The gateway is the only process that opens the master key, the catalog, the lake, the
@@ -37,6 +52,7 @@ def gateway_group(ctx: click.Context, home: str | None, idle_exit: float) -> Non
     Example:
 
         amzigo gateway --home /srv/amzigo        # as the service account (systemd unit)
+        amzigo gateway --listen 0.0.0.0:8815     # plus TLS for clients on other machines
         amzigo gateway status --json
     """
     if ctx.invoked_subcommand is not None:
@@ -48,7 +64,16 @@ def gateway_group(ctx: click.Context, home: str | None, idle_exit: float) -> Non
 
     check_gateway_user(resolve_home(home))  # a hardened home: its service user only
     configure_logging()
-    code = serve(settings_for(home), idle_exit=idle_exit)
+    settings = settings_for(home)
+    tls_files = None
+    if listen:
+        from amzigo_lab.serve.tls import resolve
+
+        files = resolve(settings.state_dir, certfile, keyfile)
+        tls_files = (files.certfile, files.keyfile)
+        if files.cafile is not None:
+            err_console.print(f"clients trust {files.cafile} (AMZIGO_GATEWAY_CA)")
+    code = serve(settings, idle_exit=idle_exit, listen=listen, tls_files=tls_files)
     if code == EXIT_LOCKED:
         err_console.print("[bold red]error:[/] another gateway already serves this home")
     sys.exit(code)

@@ -26,6 +26,9 @@ from amzigo_lab.client.protocol import GatewayUnavailable
 # instead (read once, at Acero's first use in this process).
 os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "reallocate")
 
+#: The CA certificate (PEM file) a client trusts for a `grpc+tls://` gateway (else the system's).
+CA_ENV = "AMZIGO_GATEWAY_CA"
+
 #: Seconds an on-demand gateway stays up with no request (env AMZIGO_GATEWAY_IDLE_EXIT).
 IDLE_EXIT_ENV = "AMZIGO_GATEWAY_IDLE_EXIT"
 DEFAULT_IDLE_EXIT = 900
@@ -39,7 +42,12 @@ class GatewayClient:
     def __init__(self, address: str, token: str | None = None) -> None:
         self.address = address
         self.token = token
-        self._client = flight.FlightClient(address)
+        kwargs: dict[str, Any] = {}
+        if address.startswith("grpc+tls://"):
+            ca = os.environ.get(CA_ENV, "").strip()
+            if ca:  # a private CA (the home's local one by default on the gateway's side)
+                kwargs["tls_root_certs"] = Path(ca).expanduser().read_bytes()
+        self._client = flight.FlightClient(address, **kwargs)
 
     def _options(self, timeout: float | None) -> flight.FlightCallOptions:
         headers = [(b"authorization", f"Bearer {self.token}".encode())] if self.token else []

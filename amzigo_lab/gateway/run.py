@@ -126,9 +126,14 @@ def serve(
     on_demand: bool = False,
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    listen: str = "",
+    tls_files: tuple[Path, Path] | None = None,
 ) -> int:
-    """Serve the home until stopped; the exit status (0, or EXIT_LOCKED)."""
-    from amzigo_lab.gateway.server import GatewayServer
+    """Serve the home until stopped; the exit status (0, or EXIT_LOCKED).
+
+    `listen` (HOST:PORT) also serves the gateway over TLS on TCP, presenting `tls_files`
+    (certificate chain, key) to clients beyond this machine."""
+    from amzigo_lab.gateway.server import GatewayServer, TlsFront
     from amzigo_lab.hardening import SOCKET_MODE, check_gateway_user
 
     log = logging.getLogger("amzigo.gateway")
@@ -145,6 +150,7 @@ def serve(
     runtime = protocol.runtime_dir(home)
     token_file = runtime / OPERATOR_TOKEN_FILE
     server: GatewayServer | None = None
+    front: Any = None
     try:
         sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
@@ -158,6 +164,13 @@ def serve(
             os.umask(old_umask)
         if hardened_dir is not None:  # the kernel user's group may connect (setgid directory)
             os.chmod(sock, SOCKET_MODE)
+        if listen:
+            if tls_files is None:
+                raise GatewayError("--listen needs a TLS certificate and key")
+            host, _, port = listen.rpartition(":")
+            location = f"grpc+tls://{host or '127.0.0.1'}:{int(port)}"
+            front = TlsFront(server, location, tls_files[0].read_bytes(), tls_files[1].read_bytes())
+            log.info("listening", extra={"fields": {"address": location}})
         _write_secret(token_file, secret)
         stop = stop or threading.Event()
         if threading.current_thread() is threading.main_thread():
@@ -185,6 +198,8 @@ def serve(
     finally:
         with contextlib.suppress(FileNotFoundError):
             token_file.unlink()
+        if front is not None:
+            front.shutdown()
         if server is not None:
             server.stop()
         with contextlib.suppress(FileNotFoundError):

@@ -693,6 +693,29 @@ class GatewayServer(flight.FlightServerBase):
         return data
 
 
+class TlsFront(flight.FlightServerBase):
+    """The same gateway on a TCP port with TLS (gRPC's TLS 1.2+), for clients beyond this
+    machine: every call is handed to the Unix-socket server's handlers (one home thread, one
+    set of sessions and tokens)."""
+
+    def __init__(self, core: GatewayServer, location: str, cert_pem: bytes, key_pem: bytes):
+        self.core = core
+        super().__init__(
+            location,
+            middleware={"auth": _BearerFactory()},
+            tls_certificates=[flight.CertKeyPair(cert_pem, key_pem)],
+        )
+
+    def do_action(self, context: Any, action: Any) -> list[Any]:
+        return self.core.do_action(context, action)
+
+    def do_get(self, context: Any, ticket: Any) -> Any:
+        return self.core.do_get(context, ticket)
+
+    def list_actions(self, context: Any) -> list[tuple[str, str]]:
+        return self.core.list_actions(context)
+
+
 #: Audit actions the web servers may write, and the fields they may set.
 _SERVER_ACTION = re.compile(r"(dashboard|lab|kernel|serve)\.[a-z_]+(\.[a-z_]+)*")
 _SERVER_FIELDS = frozenset(
