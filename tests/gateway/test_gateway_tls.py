@@ -58,7 +58,7 @@ def test_governed_reads_over_tls(
 
 
 def test_plain_and_old_tls_are_refused(tls_gateway: tuple[World, int]) -> None:
-    world, port = tls_gateway
+    _, port = tls_gateway
     with pytest.raises(protocol.GatewayError), GatewayClient(f"grpc://localhost:{port}") as c:
         c.health(timeout=5)
     assert not tls_handshake(port, ssl.TLSVersion.TLSv1_1)
