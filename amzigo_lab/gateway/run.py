@@ -193,6 +193,7 @@ def serve(
                 break
             if now - last_reap > REAP_EVERY:
                 server.reap(max_idle=idle_exit or 3600.0)
+                server.tick_audit()  # time-based checkpoints (audit.checkpoint_every_seconds)
                 last_reap = now
         return 0
     finally:

@@ -287,6 +287,19 @@ class GatewayServer(flight.FlightServerBase):
         self._work.shutdown(wait=True)
         _log("stopped")
 
+    def tick_audit(self) -> bool:
+        """Write the audit log's time-based checkpoint if one is due (and anchor it); True if
+        one was written. The gateway is the long-running process that owns the log."""
+
+        def run() -> bool:
+            return self._gov.audit_log.tick() is not None
+
+        try:
+            return self._work.submit(run).result()
+        except Exception as exc:  # logged; the next append or tick tries again
+            _log("audit_tick_failed", error=type(exc).__name__)
+            return False
+
     def reap(self, max_idle: float) -> int:
         """Close governed sessions unused for `max_idle` seconds; how many."""
 
@@ -325,6 +338,8 @@ class GatewayServer(flight.FlightServerBase):
         except SessionExpired as exc:
             if login is not token:
                 self._kernel_tokens.pop(_digest(token), None)
+            if touch:  # a person's call (background checks are the servers' own)
+                self._gov.emit("gateway.denied", resource=action, decision="deny", reason=str(exc))
             raise AccessDenied(f"{exc}: run `amzigo login NAME` again") from None
 
     def _session_check(self, token: str, body: dict[str, Any]) -> dict[str, Any]:

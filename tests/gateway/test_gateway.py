@@ -70,6 +70,7 @@ def test_bad_tokens_are_refused_and_audited(world: World, address: str) -> None:
         client.action(protocol.SESSION_OPEN, {"purpose": "sales_analysis"})
     denied = _audit(world, action="gateway.denied")
     assert any("no token" in (e.reason or "") for e in denied)  # type: ignore[attr-defined]
+    assert any("is unknown" in (e.reason or "") for e in denied)  # type: ignore[attr-defined]
 
 
 def test_service_tokens_need_the_operator_and_bind_one_tenant(world: World, address: str) -> None:
@@ -233,3 +234,30 @@ def test_admin_actions_act_as_the_session_user_or_break_glass(world: World, addr
     assert [e.actor for e in denied] == ["ana"]  # type: ignore[attr-defined]
     glass_events = _audit(world, action="admin.break_glass")
     assert [(e.actor, e.reason) for e in glass_events] == [("break-glass:svc", "INC-1")]  # type: ignore[attr-defined]
+
+
+def test_the_gateway_writes_time_based_audit_checkpoints(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The gateway is the long-running owner of the log: its timer writes the checkpoint that
+    `audit.checkpoint_every_seconds` asks for even when no further event arrives."""
+    from amzigo_lab.config import load_settings
+    from amzigo_lab.gateway.server import GatewayServer
+
+    w = build_world(tmp_path_factory.mktemp("gw-tick"))
+    settings = load_settings(w.settings.home, env={"AMZIGO_AUDIT_CHECKPOINT_EVERY_SECONDS": "1"})
+    server = GatewayServer(
+        settings, f"grpc+unix://{tmp_path}/tick.sock", operator_token="operator-secret"
+    )
+    try:
+        before = sorted(p.name for p in settings.checkpoint_path.iterdir())
+        with GatewayClient(f"grpc+unix://{tmp_path}/tick.sock", "not-a-token") as c:
+            with pytest.raises(AccessDenied):  # one audited event after the last checkpoint
+                c.action(protocol.SESSION_OPEN, {"purpose": "sales_analysis"})
+        assert not server.tick_audit()  # not due yet
+        time.sleep(1.2)
+        assert server.tick_audit()
+        after = sorted(p.name for p in settings.checkpoint_path.iterdir())
+        assert len(after) == len(before) + 1
+    finally:
+        server.stop()
