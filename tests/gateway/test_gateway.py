@@ -251,9 +251,9 @@ def test_the_gateway_writes_time_based_audit_checkpoints(
     )
     try:
         before = sorted(p.name for p in settings.checkpoint_path.iterdir())
-        with GatewayClient(f"grpc+unix://{tmp_path}/tick.sock", "not-a-token") as c:
-            with pytest.raises(AccessDenied):  # one audited event after the last checkpoint
-                c.action(protocol.SESSION_OPEN, {"purpose": "sales_analysis"})
+        client = GatewayClient(f"grpc+unix://{tmp_path}/tick.sock", "not-a-token")
+        with client, pytest.raises(AccessDenied):  # one audited event after the checkpoint
+            client.action(protocol.SESSION_OPEN, {"purpose": "sales_analysis"})
         assert not server.tick_audit()  # not due yet
         time.sleep(1.2)
         assert server.tick_audit()
