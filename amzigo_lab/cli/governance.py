@@ -278,14 +278,13 @@ def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | Non
 
         eval "$(amzigo login alice)"
     """
-    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.client.directory import Directory
+    from amzigo_lab.client.workbench import home_path
 
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        password = _read_password(password_stdin, confirm=False)
-        otp = code or str(click.prompt("authenticator code", err=True))
-        session = g.identity.authenticate(name, password, otp)
-        days, warn = g.identity.password_status(name)
+    password = _read_password(password_stdin, confirm=False)
+    otp = code or str(click.prompt("authenticator code", err=True))
+    session = Directory(home_path(home)).authenticate(name, password, otp)
+    days, warn = session.password_days, session.password_warn
     if warn and days is not None:
         err_console.print(f"warning: your password expires in {days} day(s); change it soon")
     click.echo(f"export {SESSION_ENV}={session.token}")
@@ -302,14 +301,13 @@ def logout_cmd(home: str | None) -> None:
 
         amzigo logout && unset AMZIGO_SESSION
     """
-    from amzigo_lab.governance.context import Governance
+    from amzigo_lab.client.directory import Directory
+    from amzigo_lab.client.workbench import home_path
 
     token = os.environ.get(SESSION_ENV)
     if not token:
         raise AmzigoError(f"{SESSION_ENV} is not set: nothing to log out")
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        ended = g.identity.logout(token)
+    ended = Directory(home_path(home)).end(token)
     console.print("logged out" if ended else "the session had already ended")
 
 

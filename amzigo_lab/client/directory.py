@@ -26,6 +26,8 @@ class LoginSession:
     roles: tuple[str, ...]
     tenant: str | None
     session_id: str
+    password_days: int | None = None  # days until the password expires (login answers only)
+    password_warn: bool = False
 
     @classmethod
     def from_answer(cls, token: str, answer: dict[str, Any]) -> LoginSession:
@@ -36,6 +38,8 @@ class LoginSession:
             roles=tuple(str(r) for r in answer.get("roles", ())),
             tenant=answer.get("tenant") or None,
             session_id=str(answer.get("session_id", "")),
+            password_days=answer.get("password_days"),
+            password_warn=answer.get("password_warn") is True,
         )
 
 
@@ -67,10 +71,11 @@ class Directory:
             answer = client.action(protocol.SESSION_CHECK, {"touch": touch})
         return LoginSession.from_answer(token, answer)
 
-    def end(self, token: str, reason: str = "logout") -> None:
-        """End the session of `token` (logout, or a role this server does not admit)."""
+    def end(self, token: str, reason: str = "logout") -> bool:
+        """End the session of `token` (logout, or a role this server does not admit); False if
+        it had already ended."""
         with self._client(token) as client:
-            client.action(protocol.SESSION_END, {"reason": reason})
+            return client.action(protocol.SESSION_END, {"reason": reason}).get("ended") is True
 
     def audit(self, action: str, **fields: Any) -> None:
         """Write one of the server's audit events (operator credential)."""

@@ -402,7 +402,13 @@ class GatewayServer(flight.FlightServerBase):
         session = self._gov.identity.authenticate(
             str(body.get("user", "")), str(body.get("password", "")), str(body.get("code", ""))
         )
-        return {"token": session.token, **_describe_session(session)}
+        days, warn = self._gov.identity.password_status(session.user_id)
+        return {
+            "token": session.token,
+            **_describe_session(session),
+            "password_days": days,
+            "password_warn": bool(warn),
+        }
 
     # -- people's governed sessions ------------------------------------------------------------
     def _session_open(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
