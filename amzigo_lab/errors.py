@@ -1,4 +1,6 @@
-"""The exception hierarchy. Every message says what went wrong and what to do next.
+"""The exception hierarchy: one root, so callers (the CLI, the gateway) catch one class.
+Every message says what went wrong and what to do next. (The sandbox's `ApiError` is the fake
+Amazon's, not ours.)
 
 ::
 
@@ -12,7 +14,10 @@
     ├── SchemaMismatch         a table that does not match its dataset's declared schema
     ├── IntegrityError         a tampered, truncated or missing lake file
     ├── WriteError             a write that could not complete (nothing was made visible)
-    └── AccessDenied           (also a PermissionError) a read outside the caller's grants
+    ├── AccessDenied           (also a PermissionError) a read outside the caller's grants
+    ├── IdentityError          logins and sessions (tree in governance/identity/errors.py)
+    ├── AuditError             the audit log (tree in governance/audit/errors.py)
+    └── GatewayError           the gateway cannot be reached or answered oddly (client/protocol.py)
 """
 
 from __future__ import annotations

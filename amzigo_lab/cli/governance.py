@@ -34,23 +34,8 @@ from amzigo_lab.cli.common import (
 )
 from amzigo_lab.client import protocol
 from amzigo_lab.errors import AccessDenied, AmzigoError
-from amzigo_lab.governance.identity import IdentityError, Session
+from amzigo_lab.governance.identity import Session
 from amzigo_lab.governance.session import SESSION_ENV
-
-
-def _identity_errors(func):  # type: ignore[no-untyped-def]
-    """Show identity errors (wrong code, locked, weak password) as one clean line, exit 2."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
-            return func(*args, **kwargs)
-        except (IdentityError, AmzigoError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
-            sys.exit(2)
-
-    return wrapper
 
 
 @contextmanager
@@ -103,7 +88,6 @@ def users_group() -> None:
 @break_glass_option
 @home_option
 @handle_errors
-@_identity_errors
 def users_add(
     name: str,
     roles: tuple[str, ...],
@@ -144,7 +128,6 @@ def users_add(
 @home_option
 @json_option
 @handle_errors
-@_identity_errors
 def users_list(home: str | None, as_json: bool) -> None:
     """List users: roles, tenant, grants, status, last login, MFA.
 
@@ -177,7 +160,6 @@ def _simple(action: str, verb: str) -> click.Command:
     @break_glass_option
     @home_option
     @handle_errors
-    @_identity_errors
     def command(name: str, break_glass: str | None, home: str | None) -> None:
         call(caller(settings_for(home).home, break_glass), action, {"name": name})
         console.print(f"{name}: {verb}d" if verb != "unlock" else f"{name}: unlocked")
@@ -217,7 +199,6 @@ for _cmd in (users_disable, users_enable, users_unlock):
 @break_glass_option
 @home_option
 @handle_errors
-@_identity_errors
 def users_grant(
     name: str, tenant: str, revoke: bool, break_glass: str | None, home: str | None
 ) -> None:
@@ -243,7 +224,6 @@ def users_grant(
 @break_glass_option
 @home_option
 @handle_errors
-@_identity_errors
 def users_passwd(
     name: str, password_stdin: bool, break_glass: str | None, home: str | None
 ) -> None:
@@ -270,7 +250,6 @@ def users_passwd(
 @click.option("--code", help="The current TOTP code (prompted if absent).")
 @home_option
 @handle_errors
-@_identity_errors
 def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | None) -> None:
     """Log in with password + TOTP code; print `export AMZIGO_SESSION=...` for eval.
 
@@ -293,7 +272,6 @@ def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | Non
 @click.command("logout")
 @home_option
 @handle_errors
-@_identity_errors
 def logout_cmd(home: str | None) -> None:
     """End the session in $AMZIGO_SESSION.
 
@@ -322,7 +300,6 @@ def logout_cmd(home: str | None) -> None:
 @break_glass_option
 @json_option
 @handle_errors
-@_identity_errors
 def access_review_cmd(
     out_dir: str, break_glass: str | None, home: str | None, as_json: bool
 ) -> None:
@@ -480,7 +457,6 @@ def _when(value: str | None) -> dt.datetime | None:
 @home_option
 @json_option
 @handle_errors
-@_identity_errors
 def audit_search(
     actor: str | None,
     action: str | None,

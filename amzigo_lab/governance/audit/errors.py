@@ -1,9 +1,20 @@
-"""Exceptions raised by the audit log; messages name ids and seqs, never event contents."""
+"""Exceptions raised by the audit log; messages name ids and seqs, never event contents.
+
+One branch of the package's exception tree (`amzigo_lab.errors`)::
+
+    AmzigoError
+    └── AuditError
+        ├── AuditFieldError      (also a ValueError) an unknown, malformed or PII-like field
+        ├── AuditIntegrityError  damaged, tampered with or rolled back
+        └── AuditKeyError        a missing or malformed key
+"""
 
 from __future__ import annotations
 
+from amzigo_lab.errors import AmzigoError
 
-class AuditError(Exception):
+
+class AuditError(AmzigoError):
     """Base class of every error the audit package raises on purpose."""
 
 

@@ -1,26 +1,29 @@
 """Identity errors; every message says what went wrong and what to do next.
 
-::
+One branch of the package's exception tree (`amzigo_lab.errors`)::
 
-    IdentityError
-    ├── InvalidCredentials   wrong user, password or code (one message for all three)
-    ├── AccountLocked        too many failures; timed unlock or `amzigo users unlock NAME`
-    ├── AccountDisabled      deprovisioned; an administrator must enable it
-    ├── PasswordRejected     (also a ValueError) a new password breaks a named policy rule
-    ├── PasswordExpired      correct credentials, but the password must be changed first
-    ├── SessionExpired       idle or absolute timeout, revoked or unknown token
-    ├── UnknownUser          (also a LookupError) no such user id
-    ├── UserExists           the user id is taken
-    ├── InvalidUserId        (also a ValueError) a user id, role or tenant with a bad format
-    └── SchemaTooNew         the database was written by a newer amzigo-lab
+    AmzigoError
+    └── IdentityError
+        ├── InvalidCredentials   wrong user, password or code (one message for all three)
+        ├── AccountLocked        too many failures; timed unlock or `amzigo users unlock NAME`
+        ├── AccountDisabled      deprovisioned; an administrator must enable it
+        ├── PasswordRejected     (also a ValueError) a new password breaks a named policy rule
+        ├── PasswordExpired      correct credentials, but the password must be changed first
+        ├── SessionExpired       idle or absolute timeout, revoked or unknown token
+        ├── UnknownUser          (also a LookupError) no such user id
+        ├── UserExists           the user id is taken
+        ├── InvalidUserId        (also a ValueError) a user id, role or tenant with a bad format
+        └── SchemaTooNew         the database was written by a newer amzigo-lab
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from amzigo_lab.errors import AmzigoError
 
-class IdentityError(Exception):
+
+class IdentityError(AmzigoError):
     """Base class of every error the identity store raises on purpose."""
 
 
