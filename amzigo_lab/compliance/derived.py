@@ -4,6 +4,14 @@ They follow the rule of what they were derived from (policy: derived copies coun
 whoever writes one registers it here with its source tenant, dataset and purge date (the
 earliest purge date of the partitions it was built from). Purges, deletion notices and erasures
 delete registered outputs like partitions, and record each deletion.
+
+Every row carries a MAC (lake/rowmac.py), set in the transaction that writes it and checked
+before any update. A row that fails its MAC (purge date pushed out, path or deletion edited, or
+inserted outside amzigo-lab) is never kept on its word: the purge treats it as due now, deletes
+its file and certifies that, alerts and fails naming it. Its row is left as found (never
+re-sealed). Because its path cannot be trusted either, a tampered row never makes amzigo-lab
+delete the home's own files: inside the home only `reports/` and `exports/` are deleted for one
+(`tamper_safe_path`); anything else is refused and named.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.compliance.common import ComplianceError, new_id, store_record
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.rowmac import TamperedRow, check_derived, seal_derived
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -68,7 +77,13 @@ def register_output(
     lake.spec(dataset)
     out_id = new_id("out")
     resolved = str(Path(path).resolve())
+    mac_key = lake.row_mac_key()
     with lake.catalog.transaction() as db:
+        old = db.execute("SELECT id FROM derived_outputs WHERE path = ?", (resolved,)).fetchone()
+        if old is not None:  # an update of an existing row: checked before it changes
+            bad = check_derived(db, mac_key, [old[0]])
+            if bad:
+                raise TamperedRow(bad, "re-register")
         db.execute(
             "INSERT INTO derived_outputs(id, kind, path, tenant, dataset, source_date, purge_date,"
             " subject_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO "
@@ -85,6 +100,8 @@ def register_output(
                 iso(lake.clock()),
             ),
         )
+        row_id = db.execute("SELECT id FROM derived_outputs WHERE path = ?", (resolved,))
+        seal_derived(db, mac_key, [row_id.fetchone()[0]])
     return next(o for o in outputs(lake) if o.path == resolved)
 
 
@@ -109,21 +126,51 @@ def outputs(
         sql += " AND subject_id = ?"
         args.append(subject_id)
     rows = lake.catalog.db.execute(sql + " ORDER BY purge_date, path", args).fetchall()
-    found = [
-        DerivedOutput(
-            r["id"],
-            r["kind"],
-            r["path"],
-            r["tenant"],
-            r["dataset"],
-            dt.date.fromisoformat(r["source_date"]),
-            dt.date.fromisoformat(r["purge_date"]),
-            r["subject_id"],
-            r["created_at"],
-        )
-        for r in rows
-    ]
+    found = [_from_row(r) for r in rows]
     return [o for o in found if datasets is None or o.dataset in datasets]
+
+
+def _date(v: Any) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(v))
+    except ValueError:  # a tampered row may hold anything
+        return dt.date.min
+
+
+def _from_row(r: Any) -> DerivedOutput:
+    return DerivedOutput(
+        r["id"],
+        r["kind"],
+        r["path"],
+        r["tenant"],
+        r["dataset"],
+        _date(r["source_date"]),
+        _date(r["purge_date"]),
+        r["subject_id"],
+        r["created_at"],
+    )
+
+
+def output_rows(lake: Lake, ids: Iterable[str]) -> list[DerivedOutput]:
+    """Outputs by id, deleted or not (the purge's view of rows that fail their MAC)."""
+    db = lake.catalog.db
+    return [
+        _from_row(r)
+        for i in sorted(set(ids))
+        for r in db.execute("SELECT * FROM derived_outputs WHERE id = ?", (i,))
+    ]
+
+
+def tamper_safe_path(lake: Lake, path: str) -> bool:
+    """Whether the file of a row that fails its MAC may be deleted: outside the home, or in its
+    `reports/` or `exports/` (never the lake, keys, catalog, state or audit log)."""
+    home = lake.settings.home.resolve()
+    target = Path(path).resolve()
+    if not target.is_relative_to(home):
+        return True
+    return any(
+        target.is_relative_to(home / d) and target != home / d for d in ("reports", "exports")
+    )
 
 
 def _remove(path: Path) -> None:
@@ -143,6 +190,25 @@ def delete_outputs(lake: Lake, items: list[DerivedOutput], reason: str) -> str |
     """Delete registered outputs, verify they are gone, record it; the record id (or None)."""
     if not items:
         return None
+    mac_key = lake.row_mac_key()
+    bad = {p.row_id for p in check_derived(lake.catalog.db, mac_key, [o.id for o in items])}
+    # a row that fails its MAC: its file goes (never kept on its word) unless its path points
+    # into the home's own files; its row is left as found, never re-sealed
+    unsafe = [o for o in items if o.id in bad and not tamper_safe_path(lake, o.path)]
+    items = [o for o in items if o not in unsafe]
+    record_id = _delete(lake, items, reason, bad, mac_key) if items else None
+    if unsafe:  # after the rest is done and recorded
+        names = ", ".join(f"{o.id} ({o.path})" for o in unsafe)
+        raise ComplianceError(
+            f"refusing to delete the path of derived output row(s) that fail their MAC: {names}. "
+            "Run `amzigo lake verify` and restore the catalog from backup (docs/operations.md)"
+        )
+    return record_id
+
+
+def _delete(
+    lake: Lake, items: list[DerivedOutput], reason: str, bad: set[str], mac_key: bytes
+) -> str:
     for o in items:
         _remove(Path(o.path))
     remaining = [o.path for o in items if Path(o.path).exists()]
@@ -150,9 +216,14 @@ def delete_outputs(lake: Lake, items: list[DerivedOutput], reason: str) -> str |
         raise ComplianceError(f"{len(remaining)} derived output(s) could not be deleted")
     now = iso(lake.clock())
     with lake.catalog.transaction() as db:
+        intact = [o.id for o in items if o.id not in bad]
+        bad |= {p.row_id for p in check_derived(db, mac_key, intact)}  # checked before update
+        intact = [i for i in intact if i not in bad]
         db.executemany(
-            "UPDATE derived_outputs SET deleted_at = ? WHERE id = ?", [(now, o.id) for o in items]
+            "UPDATE derived_outputs SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+            [(now, i) for i in intact],
         )
+        seal_derived(db, mac_key, intact)
     return store_record(
         lake,
         "derived_delete",
@@ -167,6 +238,7 @@ def delete_outputs(lake: Lake, items: list[DerivedOutput], reason: str) -> str |
                     "dataset": o.dataset,
                     "purge_date": o.purge_date.isoformat(),
                     "name": Path(o.path).name,
+                    **({"row_mac": "failed: deleted as due now"} if o.id in bad else {}),
                 }
                 for o in items
             ],

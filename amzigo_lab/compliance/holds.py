@@ -3,6 +3,10 @@
 A hold names a tenant, optionally a dataset and an ingestion-date range, a reason, who placed it
 and until when. It covers partitions (and derived outputs) in its scope until `until` has passed
 or it is released; it then expires by itself. Every change is audited.
+
+Every row carries a MAC (lake/rowmac.py), set in the transaction that writes it and checked
+before any update. A hold whose row fails its MAC (inserted or edited outside amzigo-lab) is
+never honoured: `trusted_holds` leaves it out, and the purge alerts on it and fails naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.compliance.common import ComplianceError, EventLog, new_id, today
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_holds, seal_holds
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -97,6 +102,13 @@ def list_holds(lake: Lake, include_inactive: bool = True) -> list[LegalHold]:
     return [h for h in holds if h.active(on)]
 
 
+def trusted_holds(lake: Lake) -> tuple[list[LegalHold], list[RowProblem]]:
+    """Every hold whose row verifies, and the problems of those that do not (never honoured)."""
+    problems = check_holds(lake.catalog.db, lake.row_mac_key())
+    bad = {p.row_id for p in problems}
+    return [h for h in list_holds(lake) if h.id not in bad], problems
+
+
 def add_hold(
     lake: Lake,
     *,
@@ -137,6 +149,7 @@ def add_hold(
                 now,
             ),
         )
+        seal_holds(db, lake.row_mac_key(), [hold_id])  # the row's MAC, same transaction
     EventLog(lake, actor).emit(
         "compliance.hold_added",
         resource=f"hold:{hold_id}",
@@ -154,11 +167,16 @@ def release_hold(lake: Lake, hold_id: str, *, actor: str) -> LegalHold:
         raise ComplianceError(f"no legal hold {hold_id!r}; see `amzigo hold list`")
     if hold.released_at is not None:
         return hold
+    mac_key = lake.row_mac_key()
     with lake.catalog.transaction() as db:
+        bad = check_holds(db, mac_key, [hold_id])  # checked before it changes: never re-sealed
+        if bad:
+            raise TamperedRow(bad, "release")
         db.execute(
             "UPDATE legal_holds SET released_by = ?, released_at = ? WHERE id = ?",
             (actor, iso(lake.clock()), hold_id),
         )
+        seal_holds(db, mac_key, [hold_id])
     EventLog(lake, actor).emit(
         "compliance.hold_released", resource=f"hold:{hold_id}", tenant=hold.tenant
     )
@@ -166,22 +184,31 @@ def release_hold(lake: Lake, hold_id: str, *, actor: str) -> LegalHold:
 
 
 def expire_holds(lake: Lake, on: dt.date, events: EventLog) -> list[LegalHold]:
-    """Record (once) the holds whose `until` has passed; audited as `compliance.hold_expired`."""
+    """Record (once) the holds whose `until` has passed; audited as `compliance.hold_expired`.
+
+    Holds whose row fails its MAC are left as they are (never re-sealed): the purge refuses them.
+    """
+    mac_key = lake.row_mac_key()
     rows = lake.catalog.db.execute(
         "SELECT id, tenant FROM legal_holds WHERE released_at IS NULL AND expired_at IS NULL "
         "AND until < ?",
         (on.isoformat(),),
     ).fetchall()
+    bad = {p.row_id for p in check_holds(lake.catalog.db, mac_key, [r[0] for r in rows])}
+    rows = [r for r in rows if r[0] not in bad]
     if rows:
         with lake.catalog.transaction() as db:
+            bad = {p.row_id for p in check_holds(db, mac_key, [r[0] for r in rows])}  # in the tx
+            rows = [r for r in rows if r[0] not in bad]
             db.executemany(
                 "UPDATE legal_holds SET expired_at = ? WHERE id = ?",
                 [(iso(lake.clock()), r[0]) for r in rows],
             )
+            seal_holds(db, mac_key, [r[0] for r in rows])
         for r in rows:
             events.emit("compliance.hold_expired", resource=f"hold:{r[0]}", tenant=r[1])
-    ids = {r[0] for r in rows}
-    return [h for h in list_holds(lake) if h.id in ids]
+    expired = {r[0] for r in rows}
+    return [h for h in list_holds(lake) if h.id in expired]
 
 
 def holding(holds: list[LegalHold], p: Partition, on: dt.date) -> LegalHold | None:

@@ -25,7 +25,7 @@ from amzigo_lab.compliance.common import (
     today,
 )
 from amzigo_lab.compliance.derived import delete_outputs, outputs
-from amzigo_lab.compliance.holds import holding, list_holds
+from amzigo_lab.compliance.holds import holding, trusted_holds
 from amzigo_lab.compliance.retention import batches, drop_batch
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.names import tenant_id
@@ -91,7 +91,7 @@ def delete_scope(
         reason=f"datasets={','.join(datasets or ['*'])} run={run_id}",
     )
     on = today(lake)
-    holds = list_holds(lake)
+    holds, _refused = trusted_holds(lake)  # a hold failing its MAC keeps nothing
     parts = [
         p
         for p in lake.catalog.partitions(None, [tenant], states=("live", "dropping"))

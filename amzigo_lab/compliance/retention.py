@@ -10,6 +10,14 @@ A partition whose catalog row fails its MAC (edited outside amzigo-lab, lake/row
 neither dropped nor kept on the row's word: the purge drops everything else, emits a
 `compliance.purge_refused_tampered` alert per such row and fails naming them.
 
+Legal holds and derived outputs carry MACs too. A hold whose row fails (inserted, scope or
+`until` edited outside amzigo-lab) is not honoured: the data it claims follows its own purge
+date, a `compliance.hold_refused_tampered` alert is written per such hold and the run fails
+naming it after doing the rest. A derived output whose row fails is never kept on its word: it
+is treated as due now, its file deleted and certified (unless its untrusted path points into the
+home's own files: then it is left and named), a `compliance.output_refused_tampered` alert is
+written per row and the run fails naming it.
+
 Idempotent and resumable: a run is recorded in `compliance_runs`; a crash leaves it unfinished
 (and maybe partitions `dropping`), and the next purge resumes the same run, finishes those
 partitions whatever their date, and certifies the whole run.
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.compliance.certificates import issue_certificate
@@ -32,11 +41,17 @@ from amzigo_lab.compliance.common import (
     store_record,
     today,
 )
-from amzigo_lab.compliance.derived import DerivedOutput, delete_outputs, outputs
+from amzigo_lab.compliance.derived import (
+    DerivedOutput,
+    delete_outputs,
+    output_rows,
+    outputs,
+    tamper_safe_path,
+)
 from amzigo_lab.compliance.dsr import forget_partitions
-from amzigo_lab.compliance.holds import expire_holds, holding, list_holds
+from amzigo_lab.compliance.holds import expire_holds, holding, trusted_holds
 from amzigo_lab.lake.catalog import ALL_STATES
-from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_partitions
+from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_derived, check_partitions
 from amzigo_lab.retention_rules import add_months
 
 if TYPE_CHECKING:
@@ -80,6 +95,16 @@ class PurgePlan:
     #: live or dropping partitions whose catalog row fails its MAC (edited outside amzigo-lab):
     #: neither dropped nor kept on the row's word; the purge alerts and fails on them
     refused: list[tuple[Partition, RowProblem]] = field(default_factory=list)
+    #: legal holds whose row fails its MAC: not honoured (what they claim follows its own date)
+    holds_refused: list[RowProblem] = field(default_factory=list)
+    #: derived outputs whose row fails its MAC: treated as due now (deleted unless the path is
+    #: in the home's own files), alerted on, and the purge fails naming them
+    outputs_refused: list[tuple[DerivedOutput, RowProblem]] = field(default_factory=list)
+
+    @property
+    def tampered(self) -> bool:
+        """Whether any row the purge relies on failed its MAC."""
+        return bool(self.refused or self.holds_refused or self.outputs_refused)
 
     def to_dict(self, lake: Lake) -> dict[str, Any]:
         """JSON-ready plan (identifiers, dates and counts only)."""
@@ -99,6 +124,14 @@ class PurgePlan:
             "refused_tampered": [
                 _part(lake, p, check=rp.check, detail=rp.detail) for p, rp in self.refused
             ],
+            "holds_refused_tampered": [
+                {"hold": rp.row_id, "tenant": rp.tenant, "check": rp.check}
+                for rp in self.holds_refused
+            ],
+            "outputs_refused_tampered": [
+                {"output_id": o.id, "tenant": o.tenant, "check": rp.check}
+                for o, rp in self.outputs_refused
+            ],
         }
 
 
@@ -115,8 +148,13 @@ def _out(o: DerivedOutput) -> dict[str, Any]:
 def plan_purge(lake: Lake, as_of: dt.date | None = None) -> PurgePlan:
     """Choose what to drop: live partitions due by `as_of` and not held, plus any `dropping`."""
     as_of = as_of or today(lake)
-    holds = list_holds(lake)
     plan = PurgePlan(as_of)
+    # only holds whose row verifies keep anything; a forged or edited hold is refused
+    holds, plan.holds_refused = trusted_holds(lake)
+    bad_outputs = {
+        rp.row_id: rp for rp in check_derived(lake.catalog.db, lake.row_mac_key())
+    }  # rows of every state: `deleted_at` set outside would otherwise hide a file
+    plan.outputs_refused = [(o, bad_outputs[o.id]) for o in output_rows(lake, bad_outputs)]
     # A row edited outside amzigo-lab (purge_date moved to 2099, or a live partition marked
     # `dropped` so no purge sees it) cannot be trusted either way: it is neither dropped nor
     # kept on its word, but refused and alerted on. Rows of every state are checked.
@@ -138,6 +176,8 @@ def plan_purge(lake: Lake, as_of: dt.date | None = None) -> PurgePlan:
             else:
                 plan.kept.append((p, h.id))
     for o in outputs(lake, due_by=as_of):
+        if o.id in bad_outputs:
+            continue
         h = next(
             (h for h in holds if h.active(as_of) and h.covers(o.tenant, o.dataset, o.source_date)),
             None,
@@ -224,7 +264,9 @@ def purge(
         events.emit(
             "compliance.purge_planned",
             reason=f"as_of={as_of} drop={len(plan.drop)} kept={len(plan.kept)}"
-            + (f" refused_tampered={len(plan.refused)}" if plan.refused else ""),
+            + (f" refused_tampered={len(plan.refused)}" if plan.refused else "")
+            + (f" holds_refused={len(plan.holds_refused)}" if plan.holds_refused else "")
+            + (f" outputs_refused={len(plan.outputs_refused)}" if plan.outputs_refused else ""),
             row_count=sum(p.row_count for p in plan.drop),
         )
         return PurgeResult(plan, dry_run=True)
@@ -262,6 +304,14 @@ def purge(
             row_count=len(plan.outputs_drop),
             reason=f"{len(plan.outputs_drop)} derived output(s) deleted",
         )
+    doomed = [  # rows failing their MAC: due now, whatever they say (files still present)
+        o
+        for o, _rp in plan.outputs_refused
+        if Path(o.path).exists() and tamper_safe_path(lake, o.path)
+    ]
+    if doomed:
+        delete_outputs(lake, doomed, reason + " (derived row failed its MAC: due now)")
+        result.outputs_deleted += len(doomed)
     result.audit_segments_dropped, result.audit_note = _purge_audit(
         lake, plan, audit_log, reason, events
     )
@@ -288,13 +338,13 @@ def purge(
         )
         result.certificate_id = cert.id
     finish_run(lake, run_id, result.certificate_id)
-    if plan.refused:
-        _refuse_tampered(plan, events, run_id, result.certificate_id)
+    if plan.tampered:
+        _refuse_tampered(lake, plan, events, run_id, result.certificate_id)
     return result
 
 
 def _refuse_tampered(
-    plan: PurgePlan, events: EventLog, run_id: str, certificate_id: str | None
+    lake: Lake, plan: PurgePlan, events: EventLog, run_id: str, certificate_id: str | None
 ) -> None:
     """Alert on each tampered row the purge refused, then fail (the rest was purged)."""
     for p, rp in plan.refused:
@@ -305,8 +355,32 @@ def _refuse_tampered(
             decision="deny",
             reason=f"ALERT {rp.message()}; restore the catalog from backup"[:250],
         )
+    for rp in plan.holds_refused:
+        events.emit(
+            "compliance.hold_refused_tampered",
+            resource=f"hold:{rp.row_id}",
+            tenant=rp.tenant,
+            decision="deny",
+            reason=f"ALERT {rp.message()}; hold not honoured, the data it claims followed its "
+            "own purge date; restore the catalog from backup"[:250],
+        )
+    for o, rp in plan.outputs_refused:
+        done = (
+            "path in the home's own files: NOT deleted"
+            if not tamper_safe_path(lake, o.path)
+            else "treated as due now: deleted and certified"
+        )
+        events.emit(
+            "compliance.output_refused_tampered",
+            resource=f"output:{o.id}",
+            tenant=rp.tenant,
+            decision="deny",
+            reason=f"ALERT {rp.message()}; {done}; restore the catalog from backup"[:250],
+        )
     raise TamperedRow(
-        [rp for _p, rp in plan.refused],
+        [rp for _p, rp in plan.refused]
+        + plan.holds_refused
+        + [rp for _o, rp in plan.outputs_refused],
         "purge",
         note=f"Everything else due was purged (run {run_id}, certificate "
         f"{certificate_id or 'none'}); after restoring, run `amzigo purge` again.",

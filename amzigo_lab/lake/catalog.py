@@ -188,6 +188,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE certificates ADD COLUMN mac TEXT;
     INSERT INTO meta(key, value) VALUES ('row_mac_migration', 'pending');
     """,
+    # 4: row MACs of legal holds and derived outputs (a forged hold would keep data past its
+    # deadline). Existing rows are MACed once, like migration 3 (`Lake._migrate_row_macs`).
+    """
+    ALTER TABLE legal_holds ADD COLUMN mac TEXT;
+    ALTER TABLE derived_outputs ADD COLUMN mac TEXT;
+    INSERT INTO meta(key, value) VALUES ('hold_mac_migration', 'pending');
+    """,
 )
 
 

@@ -2,7 +2,9 @@
 
 Anyone who can write the catalog file could otherwise change a row with `sqlite3` (extend a
 `purge_date`, move a partition to another tenant, mark it `dropped`, change a file's SHA-256) and
-nothing would notice. Every `partitions`, `files` and `certificates` row therefore carries `mac`:
+nothing would notice. Every `partitions`, `files`, `certificates`, `legal_holds` and
+`derived_outputs` row therefore carries `mac` (a forged legal hold would otherwise keep data past
+its deadline, and an edited derived output's `purge_date` keep a report file forever):
 HMAC-SHA256 over a canonical encoding of every column that matters, under a key only the
 service holding the master key has.
 
@@ -71,8 +73,35 @@ CERTIFICATE_COLUMNS = (
     "validation_json",
 )
 
+HOLD_COLUMNS = (
+    "tenant",
+    "dataset",
+    "from_date",
+    "to_date",
+    "reason",
+    "until",
+    "created_by",
+    "created_at",
+    "released_by",
+    "released_at",
+    "expired_at",
+)
+DERIVED_COLUMNS = (
+    "kind",
+    "path",
+    "tenant",
+    "dataset",
+    "source_date",
+    "purge_date",
+    "subject_id",
+    "created_at",
+    "deleted_at",
+)
+
 #: meta key of the one-time migration that MACs rows of catalogs from before schema 3
 MIGRATION_META = "row_mac_migration"
+#: meta key of the one-time migration that MACs legal_holds / derived_outputs rows (schema 4)
+HOLD_MIGRATION_META = "hold_mac_migration"
 
 _ADVICE = (
     "it was edited outside amzigo-lab. Run `amzigo lake verify` to list every such row, "
@@ -109,11 +138,21 @@ def certificate_mac(key: bytes, row: sqlite3.Row) -> str:
     return _mac(key, ["certificates/v1", row["id"], *(row[c] for c in CERTIFICATE_COLUMNS)])
 
 
+def hold_mac(key: bytes, row: sqlite3.Row) -> str:
+    """The MAC of a `legal_holds` row (scope, reason, who, dates, release and expiry)."""
+    return _mac(key, ["legal_holds/v1", row["id"], *(row[c] for c in HOLD_COLUMNS)])
+
+
+def derived_mac(key: bytes, row: sqlite3.Row) -> str:
+    """The MAC of a `derived_outputs` row (path, source, purge date, deletion)."""
+    return _mac(key, ["derived_outputs/v1", row["id"], *(row[c] for c in DERIVED_COLUMNS)])
+
+
 @dataclass(frozen=True)
 class RowProblem:
     """One catalog row whose MAC does not match (or that has none)."""
 
-    table: str  # partitions | files | certificates | keys | meta
+    table: str  # partitions | files | certificates | keys | meta | legal_holds | derived_outputs
     row_id: str
     check: str  # which check failed
     dataset: str = ""
@@ -132,6 +171,10 @@ class RowProblem:
             return f"file row {self.row_id}"
         if self.table == "meta":
             return f"catalog meta {self.row_id}"
+        if self.table == "legal_holds":
+            return f"legal hold {self.row_id} (tenant {self.tenant}, dataset {self.dataset or '*'})"
+        if self.table == "derived_outputs":
+            return f"derived output {self.row_id} (tenant {self.tenant}, dataset {self.dataset})"
         where = f"dataset {self.dataset}, tenant {self.tenant}, ingest_date {self.ingest_date}"
         return f"partition {self.row_id} ({where})"
 
@@ -309,23 +352,101 @@ def seal_certificates(db: sqlite3.Connection, key: bytes, ids: Iterable[str]) ->
             )
 
 
+_TABLES = {  # table -> (row MAC function, what a person calls it, columns in the detail)
+    "legal_holds": (hold_mac, "legal hold row", "scope, reason, until, release or expiry"),
+    "derived_outputs": (derived_mac, "derived output row", "path, purge date or deletion"),
+}
+
+
+def _rows(db: sqlite3.Connection, table: str, ids: Iterable[str] | None) -> list[sqlite3.Row]:
+    if ids is None:
+        return list(db.execute(f"SELECT * FROM {table} ORDER BY id"))  # noqa: S608
+    sql = f"SELECT * FROM {table} WHERE id = ?"  # noqa: S608
+    return [r for i in sorted(set(ids)) for r in db.execute(sql, (i,))]
+
+
+def _check_table(
+    db: sqlite3.Connection, key: bytes, table: str, ids: Iterable[str] | None
+) -> list[RowProblem]:
+    fn, what, columns = _TABLES[table]
+    problems = []
+    for r in _rows(db, table, ids):
+        if r["mac"] is None:
+            check, detail = f"{what} has no MAC", "inserted outside amzigo-lab or its MAC removed"
+        elif not hmac.compare_digest(r["mac"], fn(key, r)):
+            check, detail = f"{what} MAC mismatch", f"{columns} was changed"
+        else:
+            continue
+        problems.append(
+            RowProblem(
+                table, str(r["id"]), check, str(r["dataset"] or ""), str(r["tenant"]), "", detail
+            )
+        )
+    return problems
+
+
+def _seal_table(db: sqlite3.Connection, key: bytes, table: str, ids: Iterable[str]) -> None:
+    fn = _TABLES[table][0]
+    for r in _rows(db, table, list(ids)):
+        db.execute(f"UPDATE {table} SET mac = ? WHERE id = ?", (fn(key, r), r["id"]))  # noqa: S608
+
+
+def check_holds(
+    db: sqlite3.Connection, key: bytes, ids: Iterable[str] | None = None
+) -> list[RowProblem]:
+    """Problems of the given `legal_holds` rows (all if None): a hold that fails is never
+    honoured (lake/../compliance/holds.py `trusted_holds`)."""
+    return _check_table(db, key, "legal_holds", ids)
+
+
+def seal_holds(db: sqlite3.Connection, key: bytes, ids: Iterable[str]) -> None:
+    """(Re)compute the MAC of hold rows, inside the transaction that wrote them."""
+    _seal_table(db, key, "legal_holds", ids)
+
+
+def check_derived(
+    db: sqlite3.Connection, key: bytes, ids: Iterable[str] | None = None
+) -> list[RowProblem]:
+    """Problems of the given `derived_outputs` rows (all if None)."""
+    return _check_table(db, key, "derived_outputs", ids)
+
+
+def seal_derived(db: sqlite3.Connection, key: bytes, ids: Iterable[str]) -> None:
+    """(Re)compute the MAC of derived-output rows, inside the transaction that wrote them."""
+    _seal_table(db, key, "derived_outputs", ids)
+
+
+#: migration marker -> the tables whose rows it seals
+_MIGRATED = {
+    MIGRATION_META: ("partitions", "files", "certificates"),
+    HOLD_MIGRATION_META: ("legal_holds", "derived_outputs"),
+}
+
+
+def _sealed(db: sqlite3.Connection, marker: str) -> int:
+    return sum(
+        int(db.execute(f"SELECT count(*) FROM {t} WHERE mac IS NOT NULL").fetchone()[0])  # noqa: S608
+        for t in _MIGRATED[marker]
+    )
+
+
 def check_migration_marker(db: sqlite3.Connection) -> list[RowProblem]:
     """A migration marker still `pending` while rows are sealed: the meta row was edited."""
-    marker = db.execute("SELECT value FROM meta WHERE key = ?", (MIGRATION_META,)).fetchone()
-    if marker is None or marker[0] != "pending":
-        return []
-    sealed = db.execute("SELECT count(*) FROM partitions WHERE mac IS NOT NULL").fetchone()[0]
-    sealed += db.execute("SELECT count(*) FROM certificates WHERE mac IS NOT NULL").fetchone()[0]
-    if not sealed:
-        return []
-    return [
-        RowProblem(
-            "meta",
-            MIGRATION_META,
-            "row-MAC migration marker reset to 'pending'",
-            detail="an attempt to have unsealed rows MACed; they are not",
+    problems = []
+    for marker in _MIGRATED:
+        value = db.execute("SELECT value FROM meta WHERE key = ?", (marker,)).fetchone()
+        if value is None or value[0] != "pending" or not _sealed(db, marker):
+            continue
+        what = "row-MAC" if marker == MIGRATION_META else "hold/derived row-MAC"
+        problems.append(
+            RowProblem(
+                "meta",
+                marker,
+                f"{what} migration marker reset to 'pending'",
+                detail="an attempt to have unsealed rows MACed; they are not",
+            )
         )
-    ]
+    return problems
 
 
 def check_all(db: sqlite3.Connection, key: bytes) -> list[RowProblem]:
@@ -333,6 +454,8 @@ def check_all(db: sqlite3.Connection, key: bytes) -> list[RowProblem]:
     return (
         check_partitions(db, key)
         + check_certificates(db, key)
+        + check_holds(db, key)
+        + check_derived(db, key)
         + check_orphan_keys(db)
         + check_migration_marker(db)
     )
@@ -341,15 +464,24 @@ def check_all(db: sqlite3.Connection, key: bytes) -> list[RowProblem]:
 def reseal_all(db: sqlite3.Connection, old_key: bytes, new_key: bytes) -> int:
     """Check every row under `old_key` (raise `TamperedRow` if any fails), then re-MAC every row
     under `new_key`. Used by master-key rotation, inside its transaction. Returns rows sealed."""
-    problems = check_partitions(db, old_key) + check_certificates(db, old_key)
+    problems = (
+        check_partitions(db, old_key)
+        + check_certificates(db, old_key)
+        + check_holds(db, old_key)
+        + check_derived(db, old_key)
+    )
     if problems:
         raise TamperedRow(problems, "rotate the master key over")
     part_ids = [int(r[0]) for r in db.execute("SELECT id FROM partitions")]
     cert_ids = [str(r[0]) for r in db.execute("SELECT id FROM certificates")]
+    hold_ids = [str(r[0]) for r in db.execute("SELECT id FROM legal_holds")]
+    out_ids = [str(r[0]) for r in db.execute("SELECT id FROM derived_outputs")]
     seal_partitions(db, new_key, part_ids)
     seal_certificates(db, new_key, cert_ids)
+    seal_holds(db, new_key, hold_ids)
+    seal_derived(db, new_key, out_ids)
     n_files = db.execute("SELECT count(*) FROM files").fetchone()[0]
-    return len(part_ids) + len(cert_ids) + int(n_files)
+    return len(part_ids) + len(cert_ids) + len(hold_ids) + len(out_ids) + int(n_files)
 
 
 def migrate_unsealed(db: sqlite3.Connection, key: bytes) -> dict[str, int] | None:
@@ -363,12 +495,9 @@ def migrate_unsealed(db: sqlite3.Connection, key: bytes) -> dict[str, int] | Non
     marker = db.execute("SELECT value FROM meta WHERE key = ?", (MIGRATION_META,)).fetchone()
     if marker is None or marker[0] != "pending":
         return None
-    sealed = db.execute(
-        "SELECT (SELECT count(*) FROM partitions WHERE mac IS NOT NULL) + "
-        "(SELECT count(*) FROM files WHERE mac IS NOT NULL) + "
-        "(SELECT count(*) FROM certificates WHERE mac IS NOT NULL)"
-    ).fetchone()[0]
-    if sealed:  # the marker was reset: never MAC unsealed rows (`check_all` reports both)
+    if _sealed(
+        db, MIGRATION_META
+    ):  # the marker was reset: never MAC unsealed rows (`check_all` reports both)
         return None
     part_ids = [int(r[0]) for r in db.execute("SELECT id FROM partitions")]
     cert_ids = [str(r[0]) for r in db.execute("SELECT id FROM certificates")]
@@ -376,3 +505,18 @@ def migrate_unsealed(db: sqlite3.Connection, key: bytes) -> dict[str, int] | Non
     seal_certificates(db, key, cert_ids)
     n_files = int(db.execute("SELECT count(*) FROM files").fetchone()[0])
     return {"partitions": len(part_ids), "files": n_files, "certificates": len(cert_ids)}
+
+
+def migrate_unsealed_holds(db: sqlite3.Connection, key: bytes) -> dict[str, list[str]] | None:
+    """The one-time migration of a catalog from before hold/derived MACs (schema 4): MAC every
+    `legal_holds` and `derived_outputs` row. Same rules as `migrate_unsealed`: only while its
+    marker says `pending` and no such row is sealed yet. Returns the ids sealed per table (the
+    audit event names the holds), or None if there was nothing to migrate."""
+    marker = db.execute("SELECT value FROM meta WHERE key = ?", (HOLD_MIGRATION_META,)).fetchone()
+    if marker is None or marker[0] != "pending" or _sealed(db, HOLD_MIGRATION_META):
+        return None
+    hold_ids = [str(r[0]) for r in db.execute("SELECT id FROM legal_holds ORDER BY id")]
+    out_ids = [str(r[0]) for r in db.execute("SELECT id FROM derived_outputs ORDER BY id")]
+    seal_holds(db, key, hold_ids)
+    seal_derived(db, key, out_ids)
+    return {"legal_holds": hold_ids, "derived_outputs": out_ids}

@@ -165,29 +165,54 @@ class Lake:
             require_intact(self.catalog.db, self.row_mac_key(), ids, action)
 
     def _migrate_row_macs(self) -> None:
-        """Once per catalog upgraded to schema 3: MAC every existing row (audited)."""
-        from amzigo_lab.lake.rowmac import MIGRATION_META, migrate_unsealed
-
-        if self.catalog.get_meta(MIGRATION_META) != "pending":
-            return
-        with self.catalog.transaction() as db:
-            counts = migrate_unsealed(db, self.row_mac_key())
-            if counts is None:
-                return
-            summary = ", ".join(f"{n} {table}" for table, n in counts.items())
-            self.catalog.set_meta(MIGRATION_META, f"done {iso(self.clock())}: {summary}")
-        if not any(counts.values()):
-            return  # a new (empty) catalog: nothing to record
-        self._deferred_events.append(
-            (
-                "catalog.row_mac_migration",
-                {
-                    "resource": "catalog",
-                    "row_count": sum(counts.values()),
-                    "reason": f"one-time migration: MAC added to {summary} row(s)",
-                },
-            )
+        """Once per catalog upgraded to schema 3 (partitions, files, certificates) and once per
+        catalog upgraded to schema 4 (legal holds, derived outputs): MAC every existing row of
+        those tables (audited; the holds sealed are named in the event)."""
+        from amzigo_lab.lake.rowmac import (
+            HOLD_MIGRATION_META,
+            MIGRATION_META,
+            migrate_unsealed,
+            migrate_unsealed_holds,
         )
+
+        if self.catalog.get_meta(MIGRATION_META) == "pending":
+            with self.catalog.transaction() as db:
+                counts = migrate_unsealed(db, self.row_mac_key())
+                if counts is not None:
+                    summary = ", ".join(f"{n} {table}" for table, n in counts.items())
+                    self.catalog.set_meta(MIGRATION_META, f"done {iso(self.clock())}: {summary}")
+            if counts is not None and any(counts.values()):  # else a new (empty) catalog
+                self._deferred_events.append(
+                    (
+                        "catalog.row_mac_migration",
+                        {
+                            "resource": "catalog",
+                            "row_count": sum(counts.values()),
+                            "reason": f"one-time migration: MAC added to {summary} row(s)",
+                        },
+                    )
+                )
+        if self.catalog.get_meta(HOLD_MIGRATION_META) == "pending":
+            with self.catalog.transaction() as db:
+                ids = migrate_unsealed_holds(db, self.row_mac_key())
+                if ids is not None:
+                    summary = ", ".join(f"{len(v)} {table}" for table, v in ids.items())
+                    self.catalog.set_meta(
+                        HOLD_MIGRATION_META, f"done {iso(self.clock())}: {summary}"
+                    )
+            if ids is not None and any(ids.values()):
+                holds = ",".join(ids["legal_holds"]) or "none"
+                self._deferred_events.append(
+                    (
+                        "catalog.row_mac_migration",
+                        {
+                            "resource": "catalog",
+                            "row_count": sum(len(v) for v in ids.values()),
+                            "reason": f"one-time migration: MAC added to {summary} row(s); "
+                            f"holds sealed: {holds}"[:250],
+                        },
+                    )
+                )
 
     def emit_deferred(self) -> None:
         """Emit audit events recorded before the audit sink was wired (the MAC migration)."""

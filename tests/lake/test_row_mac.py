@@ -150,9 +150,9 @@ def test_rotation_refuses_to_launder_a_tampered_row(
 def _downgrade_to_schema_2(catalog: Path) -> None:
     """Make the catalog what an amzigo-lab from before row MACs left behind."""
     db = sqlite3.connect(catalog)
-    for table in ("partitions", "files", "certificates"):
+    for table in ("partitions", "files", "certificates", "legal_holds", "derived_outputs"):
         db.execute(f"ALTER TABLE {table} DROP COLUMN mac")
-    db.execute("DELETE FROM meta WHERE key = 'row_mac_migration'")
+    db.execute("DELETE FROM meta WHERE key IN ('row_mac_migration', 'hold_mac_migration')")
     db.execute("PRAGMA user_version = 2")
     db.commit()
     db.close()
@@ -165,7 +165,7 @@ def test_migration_macs_a_pre_mac_home_once_and_audits_it(
     _downgrade_to_schema_2(settings.catalog_path)
     sink = MemorySink()
     with open_lake(settings, audit=sink) as migrated:
-        assert migrated.catalog.schema_version == 3
+        assert migrated.catalog.schema_version == 4
         assert migrated.verify().ok
         assert migrated.scan("orders").to_arrow().num_rows == 35
         done = migrated.catalog.get_meta("row_mac_migration") or ""
