@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 PR_SET_DUMPABLE = 4
@@ -28,6 +29,9 @@ def main() -> None:
     """Make this process non-dumpable, then run ipykernel exactly as ipykernel_launcher does."""
     if not make_undumpable():
         sys.exit("amzigo kernel: could not make the process non-dumpable; refusing to start")
+    scratch = os.environ.pop("AMZIGO_KERNEL_CWD", "")
+    if scratch:  # the private scratch dir, entered as the kernel user (the server cannot)
+        os.chdir(scratch)
     if sys.path and sys.path[0] == "":
         del sys.path[0]
     from ipykernel import kernelapp

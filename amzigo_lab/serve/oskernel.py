@@ -115,9 +115,16 @@ class KernelUserManager(ServerKernelManager):
             name = Path(self.connection_file).name if self.connection_file else ""
             self.connection_file = str(base / (name or f"kernel-{uuid.uuid4()}.json"))
         cmd, kw = await super()._async_pre_start_kernel(**kw)
+        # the kernel gets its own copy (its user's, 0600: ipykernel insists); the server keeps
+        # reading its original (it holds no CAP_DAC_OVERRIDE); the copy is deleted once the
+        # kernel has read it (`revoke_connection_file`), so other kernels never find it
         connection = Path(self.connection_file)
-        os.chmod(connection, 0o600)
-        os.chown(connection, user.uid, user.gid)
+        copy = connection.with_name(connection.stem + ".kernel.json")
+        shutil.copyfile(connection, copy)
+        os.chmod(copy, 0o600)
+        os.chown(copy, user.uid, user.gid)
+        self._kernel_copy = copy
+        cmd = [str(copy) if part == str(connection) else part for part in cmd]
         scratch = self.scratch_dir()
         scratch.mkdir(mode=0o700, exist_ok=True)
         os.chown(scratch, user.uid, user.gid)
@@ -126,8 +133,11 @@ class KernelUserManager(ServerKernelManager):
         env.pop("JUPYTER_RUNTIME_DIR", None)
         env.pop("XDG_RUNTIME_DIR", None)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # the server may not enter the kernel user's 0700 scratch dir: the kernel does (as
+        # itself) at start, in kernel_main
+        env[KERNEL_CWD_ENV] = str(scratch)
         kw["env"] = env
-        kw["cwd"] = str(scratch)
+        kw["cwd"] = "/"
         return kernel_command(cmd, user), kw
 
     async def _async_post_start_kernel(self, **kw: Any) -> None:
@@ -149,8 +159,10 @@ class KernelUserManager(ServerKernelManager):
 
     def revoke_connection_file(self) -> None:
         """The connection file owned by the server's user again (0600)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.chown(self.connection_file, os.geteuid(), os.getegid())
+        copy = getattr(self, "_kernel_copy", None)
+        if copy is not None:
+            with contextlib.suppress(FileNotFoundError):
+                copy.unlink()
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         if self._revoke_task is not None and not self._revoke_task.done():
@@ -164,6 +176,10 @@ class KernelUserManager(ServerKernelManager):
                     shutil.rmtree(scratch)
                 except OSError as exc:
                     self.log.warning("could not remove %s: %s", scratch, exc)
+
+
+#: The directory a kernel changes into at start (its private scratch dir).
+KERNEL_CWD_ENV = "AMZIGO_KERNEL_CWD"
 
 
 def default_kernel_dir(home: Path) -> Path:

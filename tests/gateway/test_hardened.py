@@ -433,6 +433,9 @@ async def _kernels_as_the_kernel_user(hw: Hardened) -> tuple[dict, list[str]]:
             assert km._revoke_task is not None
             await km._revoke_task  # the kernel answered: its connection file is the server's again
         ana, nog = managers
+        for km in managers:  # the kernel's own copy of its connection file is gone once read
+            copy = Path(km.connection_file)
+            assert not copy.with_name(copy.stem + ".kernel.json").exists()
         paths = {
             "own_connection_file": ana.connection_file,
             "other_connection_file": nog.connection_file,
@@ -487,3 +490,118 @@ def test_kernels_run_as_the_kernel_user_and_cannot_read_each_other(hw: Hardened)
     kernel_dir = hw.home.parent / "kernels"
     assert kernel_dir.stat().st_mode & 0o777 == 0o711  # (jupyter adds the sticky bit)
     assert not any(p.name.startswith("scratch-") for p in kernel_dir.iterdir())  # cleaned up
+
+
+LAB_PROBE = """
+import json, os
+import amzigo_lab
+out = {"uid": os.getuid()}
+for name, path in PATHS.items():
+    try:
+        os.listdir(path) if name == "home" else open(path, "rb").read(1)
+        out[name] = "READ"
+    except PermissionError:
+        out[name] = "denied"
+wb = amzigo_lab.connect("sales_analysis")
+out["user"] = wb.user
+out["tenants"] = wb.tenants("orders")
+out["rows"] = int(wb.sql("SELECT count(*) AS n FROM orders")["n"][0])
+try:
+    from amzigo_lab.config import load_settings
+    from amzigo_lab.home import open_lake
+    open_lake(load_settings(HOME)).scan("order_buyers").to_arrow()
+    out["lake"] = "OPENED"
+except Exception as exc:
+    out["lake"] = type(exc).__name__
+print("PROBE " + json.dumps(out))
+"""
+
+
+def test_the_red_team_probe_fails_in_a_real_lab_kernel(hw: Hardened, tmp_path: Path) -> None:
+    """The issue's probe, end to end: `amzigo lab` started by root on a hardened home (it runs
+    as the service user), an analyst logs in once (password + TOTP), and a cell in their kernel
+    (the kernel user) cannot read the home, the key or the CA key, cannot open the lake, and
+    reads through connect() exactly the granted tenants with no second login."""
+    import pyotp
+    import requests
+
+    from amzigo_lab.client.service import operator_token
+    from tests.governance.gov_fixtures import PASSWORD
+    from tests.serve.helpers import free_port
+    from tests.serve.test_lab_server import _run_in_kernel
+
+    home = hw.home
+    address = protocol.default_address(home)
+    with GatewayClient(address, operator_token(home)) as op:  # the service account's break-glass
+        glass = {"break_glass": "test: enrol a lab analyst", "os_user": "root"}
+        added = op.action(
+            protocol.USERS_ADD,
+            {"name": "ria", "roles": ["analyst"], "password": PASSWORD, **glass},
+        )
+        op.action(protocol.USERS_GRANT, {"name": "ria", "tenant": "acme", **glass})
+    secret = pyotp.parse_uri(added["provisioning_uri"]).secret
+    svc = os_user(SVC)
+    assert svc is not None
+    root = Path(tempfile.mkdtemp(prefix="amzigo-labroot-", dir="/tmp"))
+    os.chown(root, svc.uid, svc.gid)
+    port = free_port()
+    log = tmp_path / "lab.log"
+    with log.open("wb") as fh:
+        amzigo = str(Path(sys.executable).parent / "amzigo")  # the entry point drops root
+        lab = subprocess.Popen(
+            [amzigo, "lab", "--home", str(home), "--port", str(port), "--root", str(root)],
+            stdout=fh, stderr=subprocess.STDOUT, cwd="/", env=_env(),
+        )  # fmt: skip
+
+    class _Lab:  # what _run_in_kernel needs
+        base = f"https://localhost:{port}"
+
+        class home:
+            ca = home / "state" / "serve-tls" / "ca.pem"
+
+    _Lab.port = port  # type: ignore[attr-defined]
+    try:
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = str(_Lab.home.ca)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if s.get(f"{_Lab.base}/login", timeout=3).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert lab.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        form = {"_xsrf": s.cookies.get("_xsrf"), "username": "ria", "password": PASSWORD,
+                "code": pyotp.TOTP(secret).now(), "next": "/"}  # fmt: skip
+        r = s.post(f"{_Lab.base}/login", data=form, allow_redirects=False)
+        assert r.status_code == 302, r.text[-500:]
+        headers = {"X-XSRFToken": s.cookies.get("_xsrf"), "Referer": f"{_Lab.base}/lab"}
+        created = s.post(
+            f"{_Lab.base}/api/sessions",
+            json={"path": "probe.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        paths = {
+            "home": str(home),
+            "master_key": str(home / "keys" / "master.key"),
+            "ca_key": str(home / "state" / "serve-tls" / "ca.key"),
+            "identity": str(home / "identity.sqlite"),
+        }
+        code = f"PATHS = {paths!r}\nHOME = {str(home)!r}\n" + LAB_PROBE
+        out = _run_in_kernel(_Lab, s, created.json()["kernel"]["id"], code)  # type: ignore[arg-type]
+        probe = json.loads(out.split("PROBE ", 1)[1].splitlines()[0])
+    finally:
+        lab.terminate()
+        try:
+            lab.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+        shutil.rmtree(root, ignore_errors=True)
+    kern = os_user(KERN)
+    assert kern is not None and probe["uid"] == kern.uid, probe
+    assert {k: probe[k] for k in paths} == dict.fromkeys(paths, "denied"), probe
+    assert probe["lake"] != "OPENED", probe
+    assert probe["user"] == "ria" and probe["tenants"] == ["acme"] and probe["rows"] == 5, probe
