@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from amzigo_lab.config import Settings
 from amzigo_lab.lake import Lake
@@ -70,9 +72,20 @@ def test_second_run_adds_nothing(lake: Lake, settings: Settings, server: Sandbox
     assert third.ok and third.total_rows == 0, third.rows()
 
 
+@pytest.fixture
+def paced_server(world: World, sandbox_state: Path) -> Iterator[SandboxServer]:
+    """A sandbox whose limits refill only 250x faster than Amazon's (searchOrders: a token
+    every 0.7 s): slow enough that the limits bind however slow the machine running the tests
+    is (at 1000x, a loaded machine's own request pace stayed under the limit)."""
+    running = start_server(world, sandbox_state, time_scale=250)
+    yield running
+    running.stop()
+
+
 def test_throttling_is_retried_and_no_429_escapes(
-    lake: Lake, settings: Settings, server: SandboxServer
+    lake: Lake, settings: Settings, paced_server: SandboxServer
 ) -> None:
+    server = paced_server
     # a scheduler that believes searchOrders allows a burst of 60: the sandbox allows 20
     optimist = Scheduler(limits={"searchOrders": (1000.0, 60)}, backoff=0.001)
     report = ingest(
@@ -91,8 +104,9 @@ def test_throttling_is_retried_and_no_429_escapes(
 
 
 def test_documented_limits_send_no_429(
-    lake: Lake, settings: Settings, server: SandboxServer
+    lake: Lake, settings: Settings, paced_server: SandboxServer
 ) -> None:
+    server = paced_server
     report = ingest(
         lake, settings, [ACME], ["orders", "finances"], TODAY - dt.timedelta(days=40), server=server
     )
