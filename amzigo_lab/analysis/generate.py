@@ -146,8 +146,7 @@ def register_outputs(settings: Settings, result: GeneratedReport) -> None:
     partitions: a report is never kept longer than the data it was derived from.
     """
     from amzigo_lab.client import protocol
-    from amzigo_lab.client.service import operator_token
-    from amzigo_lab.client.transport import GatewayClient, ensure_gateway
+    from amzigo_lab.client.service import home_action
 
     request = {
         "kind": "report",
@@ -155,9 +154,7 @@ def register_outputs(settings: Settings, result: GeneratedReport) -> None:
         "dataset": SOURCE_DATASET[result.report],
         "paths": [str(p) for p in result.paths()],
     }
-    home = settings.home
-    with GatewayClient(ensure_gateway(home), operator_token(home)) as client:
-        client.action(protocol.OUTPUTS_REGISTER, request)
+    home_action(settings.home, protocol.OUTPUTS_REGISTER, request, operator=True)
 
 
 def _audit(

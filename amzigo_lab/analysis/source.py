@@ -47,7 +47,31 @@ class TableSource(Protocol):
         """The latest state of dataset `name` for the source's tenant."""
 
 
-class GatewayTableSource:
+class TenantSource:
+    """The part every one-tenant source shares: its tenant, its own in-memory DuckDB (dates in
+    UTC), the tables it has opened and `materialize`."""
+
+    def __init__(self, tenant: str, backend: Any = None) -> None:
+        if not tenant:
+            raise ReportError("no tenant given: a report is always about exactly one tenant")
+        self.tenant = tenant_id(tenant)
+        self.backend = backend or ibis.duckdb.connect()
+        # dates of UTC timestamps must not depend on the machine's time zone
+        self.backend.raw_sql("SET TimeZone = 'UTC'")
+        self._tables: dict[str, ir.Table] = {}
+        self._n = 0
+
+    def materialize(self, expr: ir.Table) -> ir.Table:
+        """Compute `expr` once into a DuckDB temp table (kept until the source goes away):
+        reports run several aggregations over the same period's rows."""
+        self._n += 1
+        name = f"_materialized_{self._n}"
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        self.backend.con.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
+        return self.backend.table(name, database="temp")
+
+
+class GatewayTableSource(TenantSource):
     """Latest-state tables of one tenant, fetched from the gateway with a service token.
 
     The gateway checks the token (one service, one tenant, its purposes), asks the policy,
@@ -56,15 +80,9 @@ class GatewayTableSource:
     """
 
     def __init__(self, client: Any, tenant: str, purpose: str, backend: Any = None) -> None:
-        if not tenant:
-            raise ReportError("no tenant given: a report is always about exactly one tenant")
+        super().__init__(tenant, backend)
         self.client = client  # amzigo_lab.client.transport.GatewayClient with a service token
-        self.tenant = tenant_id(tenant)
         self.purpose = purpose
-        self.backend = backend or ibis.duckdb.connect()
-        self.backend.raw_sql("SET TimeZone = 'UTC'")
-        self._tables: dict[str, ir.Table] = {}
-        self._n = 0
 
     def table(self, name: str) -> ir.Table:
         """The tenant's latest-state table of `name` (fetched once per source; the gateway's
@@ -81,15 +99,6 @@ class GatewayTableSource:
 
         answer = self.client.action(SERVICE_OBJECTIONS, {})
         return {str(o) for o in answer.get("orders", [])}
-
-    def materialize(self, expr: ir.Table) -> ir.Table:
-        """Compute `expr` once into a DuckDB temp table (kept until the source goes away):
-        reports run several aggregations over the same period's rows."""
-        self._n += 1
-        name = f"_materialized_{self._n}"
-        sql = ibis.to_sql(expr, dialect="duckdb")
-        self.backend.con.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
-        return self.backend.table(name, database="temp")
 
 
 class MemoryTableSource:

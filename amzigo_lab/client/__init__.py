@@ -2,7 +2,7 @@
 
 `connect()` and `Workbench` (an analyst's governed session), `GatewayClient` (the Flight
 transport), `ensure_gateway()` (start a home's gateway on demand when the home allows it).
-This package never imports `amzigo_lab.lake`. Names load lazily (the CLI stays light).
+This package never imports the lake package. Names load lazily (the CLI stays light).
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from amzigo_lab.client import protocol
-from amzigo_lab.client.service import operator_token
-from amzigo_lab.client.transport import GatewayClient, ensure_gateway
+from amzigo_lab.client.service import home_action
 
 
 @dataclass(frozen=True)
@@ -49,41 +48,33 @@ class Directory:
     def __init__(self, home: Path) -> None:
         self.home = home
 
-    def _client(self, token: str | None) -> GatewayClient:
-        return GatewayClient(ensure_gateway(self.home), token)
-
-    def _operator(self) -> GatewayClient:
-        address = ensure_gateway(self.home)  # first: a gateway started now writes the credential
-        return GatewayClient(address, operator_token(self.home))
+    def _action(
+        self, name: str, payload: dict[str, Any], token: str | None = None
+    ) -> dict[str, Any]:
+        return home_action(self.home, name, payload, token=token, operator=token is None)
 
     def authenticate(self, user: str, password: str, code: str) -> LoginSession:
         """Password + TOTP (lockout and audit in the gateway's identity store)."""
-        with self._client(None) as client:
-            answer = client.action(
-                protocol.LOGIN, {"user": user, "password": password, "code": code}
-            )
+        credentials = {"user": user, "password": password, "code": code}
+        answer = home_action(self.home, protocol.LOGIN, credentials)
         return LoginSession.from_answer(str(answer["token"]), answer)
 
     def session(self, token: str, *, touch: bool = True) -> LoginSession:
         """The live session of `token` (AccessDenied when it ended); `touch` refreshes its idle
         timer (a request by the user does; a background check does not)."""
-        with self._client(token) as client:
-            answer = client.action(protocol.SESSION_CHECK, {"touch": touch})
+        answer = self._action(protocol.SESSION_CHECK, {"touch": touch}, token)
         return LoginSession.from_answer(token, answer)
 
     def end(self, token: str, reason: str = "logout") -> bool:
         """End the session of `token` (logout, or a role this server does not admit); False if
         it had already ended."""
-        with self._client(token) as client:
-            return client.action(protocol.SESSION_END, {"reason": reason}).get("ended") is True
+        return self._action(protocol.SESSION_END, {"reason": reason}, token).get("ended") is True
 
     def audit(self, action: str, **fields: Any) -> None:
         """Write one of the server's audit events (operator credential)."""
-        with self._operator() as client:
-            client.action(protocol.AUDIT_EMIT, {"action": action, "fields": fields})
+        self._action(protocol.AUDIT_EMIT, {"action": action, "fields": fields})
 
     def seller_binding(self, user: str, purpose: str) -> tuple[str | None, str]:
         """(tenant, "") for a seller bound to a tenant and allowed `purpose`; else (None, why)."""
-        with self._operator() as client:
-            answer = client.action(protocol.SELLER_BINDING, {"user": user, "purpose": purpose})
+        answer = self._action(protocol.SELLER_BINDING, {"user": user, "purpose": purpose})
         return answer.get("tenant") or None, str(answer.get("why", ""))

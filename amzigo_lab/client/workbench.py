@@ -281,11 +281,10 @@ def connect(
         wb.sql("SELECT tenant, count(*) FROM orders GROUP BY ALL")
     """
     reconnect: Callable[[], GatewayClient] | None = None
-    if address is None:
-        address = gateway_address(home)
-        if not os.environ.get(protocol.ADDRESS_ENV, "").strip():
-            where = home_path(home)
-            reconnect = lambda: GatewayClient(ensure_gateway(where), token)  # noqa: E731
+    if address is None:  # the home's gateway ($AMZIGO_GATEWAY, or started on demand)
+        where = home_path(home)
+        address = ensure_gateway(where)
+        reconnect = lambda: GatewayClient(ensure_gateway(where), token)  # noqa: E731
     token = token or os.environ.get(protocol.TOKEN_ENV) or os.environ.get(SESSION_ENV) or None
     if not token:
         name = user or input("amzigo user: ").strip()
@@ -305,13 +304,6 @@ def connect(
             f"log in as {user}"
         )
     return wb
-
-
-def gateway_address(home: str | os.PathLike[str] | Settings | None = None) -> str:
-    """The address of the home's gateway (started on demand on a non-hardened home)."""
-    if os.environ.get(protocol.ADDRESS_ENV, "").strip():
-        return protocol.default_address(Path("."))
-    return ensure_gateway(home_path(home))
 
 
 def home_path(home: str | os.PathLike[str] | Settings | None) -> Path:

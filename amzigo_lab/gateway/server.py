@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ from amzigo_lab.client.protocol import GatewayProtocolError, QueryError
 from amzigo_lab.client.workbench import schema_to_b64
 from amzigo_lab.errors import AccessDenied, AmzigoError, UnknownTenant
 from amzigo_lab.gateway.tokens import ServiceGrant, ServiceTokens, same_secret
+from amzigo_lab.gateway.tokens import digest as _digest
 from amzigo_lab.governance.identity.errors import IdentityError, SessionExpired
 from amzigo_lab.names import tenant_id
 
@@ -76,10 +76,6 @@ class _BearerFactory(flight.ServerMiddlewareFactory):
         return _Bearer(token)
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass
 class _Handle:
     """A governed session opened by one login token."""
@@ -100,7 +96,6 @@ class GatewayServer(flight.FlightServerBase):
         operator_token: str,
         clock: Callable[[], dt.datetime] | None = None,
         hasher: PasswordHasher | None = None,
-        tls_certificates: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         from amzigo_lab.governance.context import Governance
         from amzigo_lab.governance.identity import utc_now
@@ -120,11 +115,7 @@ class GatewayServer(flight.FlightServerBase):
         self.started = time.monotonic()
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
-        self.location = location
-        kwargs: dict[str, Any] = {"middleware": {"auth": _BearerFactory()}}
-        if tls_certificates:
-            kwargs["tls_certificates"] = tls_certificates
-        super().__init__(location, **kwargs)
+        super().__init__(location, middleware={"auth": _BearerFactory()})
         self._actions: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
             protocol.LOGIN: self._login,
             protocol.SESSION_OPEN: self._session_open,
@@ -471,8 +462,8 @@ class GatewayServer(flight.FlightServerBase):
         tenant = tenant_id(str(body.get("tenant", "")))
         purposes = frozenset(str(p) for p in body.get("purposes", []))
         ttl = dt.timedelta(seconds=float(body.get("ttl_s", 900)))
-        known = body.get("require_data", True) is False or any(
-            p.tenant == tenant for p in self._gov.lake.catalog.partitions()
+        known = body.get("require_data", True) is False or bool(
+            self._gov.lake.catalog.partitions(tenants=[tenant])
         )
         if not known:
             raise UnknownTenant(f"tenant {tenant!r} has no data in {self.settings.home}")

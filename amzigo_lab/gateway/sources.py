@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 
-from amzigo_lab.analysis.source import REPORT_DATASETS, ReportError
-from amzigo_lab.names import tenant_id
+from amzigo_lab.analysis.source import REPORT_DATASETS, ReportError, TenantSource
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 _PARTITION_COLUMNS = ("ingest_date", "purge_date")
 
 
-class LakeTableSource:
+class LakeTableSource(TenantSource):
     """Latest-state tables of one tenant, read from the encrypted lake through one DuckDB backend.
 
     The lake's catalog prunes to the tenant's partitions before any file opens; pyarrow decrypts;
@@ -27,15 +26,8 @@ class LakeTableSource:
     """
 
     def __init__(self, lake: Lake, tenant: str, backend: Any = None) -> None:
-        if not tenant:
-            raise ReportError("no tenant given: a report is always about exactly one tenant")
+        super().__init__(tenant, backend)
         self.lake = lake
-        self.tenant = tenant_id(tenant)
-        self.backend = backend or ibis.duckdb.connect()
-        # dates of UTC timestamps must not depend on the machine's time zone
-        self.backend.raw_sql("SET TimeZone = 'UTC'")
-        self._tables: dict[str, ir.Table] = {}
-        self._n = 0
 
     def table(self, name: str) -> ir.Table:
         """The tenant's latest-state table of `name` (cached per source)."""
@@ -44,18 +36,6 @@ class LakeTableSource:
         if name not in self._tables:
             self._tables[name] = self._build(name)
         return self._tables[name]
-
-    def materialize(self, expr: ir.Table) -> ir.Table:
-        """Compute `expr` once into a DuckDB temp table (kept until the source goes away).
-
-        Reports run several aggregations over the same period's rows; materialising them
-        decrypts and reduces the files to their latest state a single time.
-        """
-        self._n += 1
-        name = f"_materialized_{self._n}"
-        sql = ibis.to_sql(expr, dialect="duckdb")
-        self.backend.con.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
-        return self.backend.table(name, database="temp")
 
     def _build(self, name: str) -> ir.Table:
         spec = self.lake.spec(name)

@@ -34,7 +34,8 @@ class ServiceGrant:
     token_id: str  # first 12 hex of the token's digest: safe for logs and audit
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """The SHA-256 of a token: what the gateway keeps instead of the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -61,20 +62,20 @@ class ServiceTokens:
             raise AccessDenied(f"unknown service {actor!r}; services: {sorted(SERVICE_ACTORS)}")
         ttl = min(ttl, MAX_TTL)
         token = self.PREFIX + secrets.token_urlsafe(32)
-        digest = _digest(token)
-        grant = ServiceGrant(actor, tenant, purposes, self._clock() + ttl, digest[:12])
+        key = digest(token)
+        grant = ServiceGrant(actor, tenant, purposes, self._clock() + ttl, key[:12])
         with self._lock:
             self._prune()
-            self._grants[digest] = grant
+            self._grants[key] = grant
         return token, grant
 
     def check(self, token: str) -> ServiceGrant:
         """The live grant of `token`, else AccessDenied (expired, revoked or unknown)."""
-        digest = _digest(token)
+        key = digest(token)
         with self._lock:
-            grant = self._grants.get(digest)
+            grant = self._grants.get(key)
             if grant is not None and grant.expires <= self._clock():
-                del self._grants[digest]
+                del self._grants[key]
                 grant = None
         if grant is None:
             raise AccessDenied(
@@ -86,15 +87,7 @@ class ServiceTokens:
     def revoke(self, token: str) -> bool:
         """Revoke one token; True if it was live."""
         with self._lock:
-            return self._grants.pop(_digest(token), None) is not None
-
-    def revoke_tenant(self, tenant: str) -> int:
-        """Revoke every token of a tenant (a deletion notice, an incident)."""
-        with self._lock:
-            gone = [d for d, g in self._grants.items() if g.tenant == tenant]
-            for d in gone:
-                del self._grants[d]
-        return len(gone)
+            return self._grants.pop(digest(token), None) is not None
 
     def __len__(self) -> int:
         with self._lock:

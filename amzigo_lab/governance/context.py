@@ -123,19 +123,13 @@ class Governance:
         """The session's principal if it holds `right`; else audit the denial and raise."""
         who = self.principal_of(session)
         if not self.policy.has_right(who, right):
-            reason = (
-                f"{action} needs a role with the {right} right (admin or compliance); "
-                f"{who.user_id} has role(s) {', '.join(who.roles) or '(none)'}"
-            )
-            self.emit(
+            self._refuse(
+                session,
+                who,
                 action,
-                actor=who.user_id,
-                session=f"s{session.session_id}",
-                resource="governance",
-                decision="deny",
-                reason=reason,
+                f"{action} needs a role with the {right} right (admin or compliance)",
+                "ask an administrator for such a role",
             )
-            raise AccessDenied(reason + "; ask an administrator for such a role")
         return who
 
     def require_role(self, session: Session, role: str, action: str) -> Principal:
@@ -143,20 +137,29 @@ class Governance:
         commands need a named person in that role); else audit the denial and raise."""
         who = self.principal_of(session)
         if role not in {r.name for r in self.policy.effective_roles(who)}:
-            reason = (
-                f"{action} needs the {role} role; {who.user_id} has role(s) "
-                f"{', '.join(who.roles) or '(none)'}"
-            )
-            self.emit(
+            self._refuse(
+                session,
+                who,
                 action,
-                actor=who.user_id,
-                session=f"s{session.session_id}",
-                resource="governance",
-                decision="deny",
-                reason=reason,
+                f"{action} needs the {role} role",
+                "ask an administrator for it",
             )
-            raise AccessDenied(reason + "; ask an administrator for it")
         return who
+
+    def _refuse(
+        self, session: Session, who: Principal, action: str, need: str, next_step: str
+    ) -> None:
+        """Audit an administrative denial naming the user, then raise AccessDenied."""
+        reason = f"{need}; {who.user_id} has role(s) {', '.join(who.roles) or '(none)'}"
+        self.emit(
+            action,
+            actor=who.user_id,
+            session=f"s{session.session_id}",
+            resource="governance",
+            decision="deny",
+            reason=reason,
+        )
+        raise AccessDenied(f"{reason}; {next_step}")
 
     def close(self) -> None:
         """Close every store (the audit log writes a final signed checkpoint)."""

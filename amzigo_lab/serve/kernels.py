@@ -172,12 +172,13 @@ class OwnedKernelManager(AsyncMappingKernelManager):
                 self._pool.remove(kernel_id)
 
     # -- gateway tokens and login sessions -----------------------------------------------------
-    def _gateway(self, token: str | None = None) -> Any:
+    def _action(self, name: str, token: str, payload: dict[str, Any] | None = None) -> Any:
+        """One action at the home's gateway as `token` (a login or kernel token)."""
         from pathlib import Path
 
-        from amzigo_lab.client.transport import GatewayClient, ensure_gateway
+        from amzigo_lab.client.service import home_action
 
-        return GatewayClient(ensure_gateway(Path(self.gateway_home)), token)
+        return home_action(Path(self.gateway_home), name, payload, token=token)
 
     def _session_of(self, owner: str, session: str | None) -> str | None:
         """`session` if it is a live login session of `owner`, else None (a context variable
@@ -187,8 +188,7 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         from amzigo_lab.client import protocol
 
         try:
-            with self._gateway(session) as client:
-                user = client.action(protocol.SESSION_CHECK)["user"]
+            user = self._action(protocol.SESSION_CHECK, session)["user"]
         except Exception as exc:
             self.log.warning(
                 "kernel for %s: login session not usable (%s)", owner, type(exc).__name__
@@ -204,15 +204,13 @@ class OwnedKernelManager(AsyncMappingKernelManager):
     def _mint_kernel_token(self, session: str) -> str:
         from amzigo_lab.client import protocol
 
-        with self._gateway(session) as client:
-            return str(client.action(protocol.KERNEL_MINT)["token"])
+        return str(self._action(protocol.KERNEL_MINT, session)["token"])
 
     def _revoke_kernel_token(self, token: str) -> None:
         from amzigo_lab.client import protocol
 
         try:
-            with self._gateway(token) as client:
-                client.action(protocol.KERNEL_REVOKE, {"token": token})
+            self._action(protocol.KERNEL_REVOKE, token, {"token": token})
         except Exception as exc:  # the gateway is gone: its tokens died with it
             self.log.info("kernel token not revoked: %s", type(exc).__name__)
 
@@ -233,8 +231,7 @@ class OwnedKernelManager(AsyncMappingKernelManager):
         ended = []
         for kernel_id, session in list(self.sessions.items()):
             try:
-                with self._gateway(session) as client:
-                    client.action(protocol.SESSION_CHECK)
+                self._action(protocol.SESSION_CHECK, session)
             except (AccessDenied, IdentityError):
                 ended.append(kernel_id)
             except Exception as exc:  # gateway unavailable: check again next time
