@@ -5,12 +5,15 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check lint format bench clean
+.PHONY: install demo test check lint format bench clean lock
 
-$(STAMP): pyproject.toml
+# Installs the exact versions of requirements.lock (reproducible), then the project itself.
+# pyproject.toml keeps version ranges for library users; `make lock` re-resolves them.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install amzigo-lab with its dev tools
@@ -35,6 +38,11 @@ format: $(STAMP) ## apply formatting and safe lint fixes
 
 bench: $(STAMP) ## run the benchmarks (prints medians and ratios); BENCH_ARGS=all, or a suite: lake, gateway, ...
 	$(PY) -m bench $(BENCH_ARGS)
+
+lock: ## re-resolve requirements.lock from pyproject.toml's ranges (needs network or a local index)
+	$(PY) -m pip install --quiet pip-tools
+	$(BIN)/pip-compile -q --extra dev --extra pdf --strip-extras --no-emit-index-url \
+		--no-emit-find-links --annotation-style line -o requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
