@@ -2,8 +2,10 @@
 
 Settings come from three places, later ones winning: the defaults below, `<home>/config.toml`,
 and environment variables named `AMZIGO_<SETTING>` (upper case). The home itself is
-`AMZIGO_HOME` (default `./.amzigo`). An invalid value fails at start-up with a `ConfigError`
-that names the setting and says how to fix it.
+`AMZIGO_HOME`, by default a folder in the user's data directory (`platformdirs`, e.g.
+`~/.local/share/amzigo/home`), never the current directory, so a command gives the same answer
+wherever it runs. Relative paths in settings are relative to the home. An invalid value fails at
+start-up with a `ConfigError` that names the setting and says how to fix it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from amzigo_lab.errors import ConfigError
 
-DEFAULT_HOME = Path(".amzigo")
+#: The user's amzigo data folder (holds the default home and the lab's notebook folder).
+USER_DATA = platformdirs.user_data_path("amzigo", appauthor=False)
+DEFAULT_HOME = USER_DATA / "home"
+#: The default notebook folder of `amzigo lab` (outside the home).
+DEFAULT_LAB_ROOT = USER_DATA / "notebooks"
 PII_PURPOSES = ("order_fulfilment", "tax", "legal")
 
 
@@ -53,7 +61,7 @@ class Settings:
     pii_purposes: tuple[str, ...] = ()
     #: Rows per Parquet row group written to the lake.
     row_group_rows: int = 131_072
-    #: Where generated reports go.
+    #: Where generated reports go; relative paths are inside the home. Default: <home>/reports.
     reports_dir: Path = Path("reports")
 
     @property
@@ -168,7 +176,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 
 
 def resolve_home(home: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """The home folder: the argument, else AMZIGO_HOME, else ./.amzigo (absolute)."""
+    """The home folder: the argument, else AMZIGO_HOME, else DEFAULT_HOME (absolute)."""
     env = os.environ if env is None else env
     raw = home if home is not None else env.get("AMZIGO_HOME") or DEFAULT_HOME
     return Path(raw).expanduser().resolve()
@@ -180,6 +188,15 @@ def load_settings(
     **overrides: Any,
 ) -> Settings:
     """Load and validate the settings of a home (config file, then environment, then overrides)."""
+    return explain_settings(home, env, **overrides)[0]
+
+
+def explain_settings(
+    home: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> tuple[Settings, dict[str, str]]:
+    """The settings and, per setting, where its value came from (`amzigo config show`)."""
     env = os.environ if env is None else env
     root = resolve_home(home, env)
     values: dict[str, tuple[Any, str]] = {}
@@ -212,7 +229,16 @@ def load_settings(
             parsed[key] = _PARSERS[key](value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid {origin} = {value!r}: {exc}") from None
-    return Settings(home=root, **parsed)
+    reports = parsed.get("reports_dir", Settings.reports_dir)
+    parsed["reports_dir"] = root / reports.expanduser()  # absolute paths stay as they are
+    origins = {key: origin for key, (_v, origin) in values.items()}
+    if home is not None:
+        origins["home"] = "argument --home"
+    elif env.get("AMZIGO_HOME"):
+        origins["home"] = "environment variable AMZIGO_HOME"
+    else:
+        origins["home"] = "default (the user's data directory)"
+    return Settings(home=root, **parsed), origins
 
 
 def config_sections(settings: Settings) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
 
 
 def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)  # reports go to ./reports
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
     home = str(tmp_path / "h")
     runner = CliRunner()
     assert runner.invoke(main, ["init", "--home", home]).exit_code == 0
@@ -41,8 +41,9 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
     )
     assert result.exit_code == 0, result.output
     assert "verified" in result.output and "destroyed" in result.output
-    reports = sorted((tmp_path / "reports").rglob("*.html"))
-    assert len(reports) == 9  # 3 tenants x (sales, reviews, inventory)
+    reports = sorted(Path(home, "reports").rglob("*.html"))
+    assert len(reports) == 9  # 3 tenants x (sales, reviews, inventory), inside the home
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h"]  # not ./reports, not ./.amzigo
     creds = Path(home, "demo-credentials.txt")
     assert creds.stat().st_mode & 0o777 == 0o600
     assert "seller-acme" in creds.read_text() and "password" not in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
+from amzigo_lab.cli.config import config_group
 from amzigo_lab.cli.demo import demo_cmd
 from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.gateway import gateway_group
@@ -63,6 +64,7 @@ for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd, *GOVERNA
 for command in (*COMPLIANCE_COMMANDS, dsr_group):
     main.add_command(command)
 main.add_command(gateway_group)
+main.add_command(config_group)
 main.add_command(dashboard_cmd)
 main.add_command(lab_cmd)
 main.add_command(report_cmd)

@@ -22,12 +22,12 @@ err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
 def home_option(func: F) -> F:
-    """Add `--home` (default: $AMZIGO_HOME or ./.amzigo)."""
+    """Add `--home` (default: $AMZIGO_HOME, else ~/.local/share/amzigo/home)."""
     return click.option(
         "--home",
         type=click.Path(file_okay=False),
         default=None,
-        help="Home folder (default: $AMZIGO_HOME or ./.amzigo).",
+        help="Home folder (default: $AMZIGO_HOME, else ~/.local/share/amzigo/home).",
     )(func)
 
 

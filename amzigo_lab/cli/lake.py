@@ -45,7 +45,7 @@ def init_cmd(service_user: str | None, kernel_user: str | None, home: str | None
 
     Example:
 
-        amzigo init --home ./.amzigo
+        amzigo init --home ~/seller-home
         sudo amzigo init --home /srv/amzigo --service-user amzigo --kernel-user amzigo-kernel
     """
     from amzigo_lab import hardening

@@ -109,9 +109,9 @@ def dashboard_cmd(
 @click.option(
     "--root",
     type=click.Path(file_okay=False),
-    default="notebooks-lab",
-    show_default=True,
-    help="Notebook folder (outside the home); explore.ipynb is copied in.",
+    default=None,
+    help="Notebook folder (outside the home; default: ~/.local/share/amzigo/notebooks); "
+    "explore.ipynb is copied in.",
 )
 @home_option
 @handle_errors
@@ -123,7 +123,7 @@ def lab_cmd(
     no_tls: bool,
     address_max_failures: int,
     address_window: float,
-    root: str,
+    root: str | None,
     home: str | None,
 ) -> None:
     """Serve JupyterLab for analysts (admin, analyst, pii_processor, compliance) over TLS.
@@ -149,7 +149,9 @@ def lab_cmd(
     )
     scheme = "http" if no_tls else "https"
     console.print(f"lab  {scheme}://localhost:{port}/lab/tree/explore.ipynb")
-    run_lab(settings, opts, Path(root))
+    from amzigo_lab.config import DEFAULT_LAB_ROOT
+
+    run_lab(settings, opts, Path(root) if root else DEFAULT_LAB_ROOT)
 
 
 COMMANDS = (dashboard_cmd, lab_cmd)

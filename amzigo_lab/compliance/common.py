@@ -195,8 +195,8 @@ def home_config(lake: Lake) -> dict[str, Any]:
 
 
 def reports_root(lake: Lake) -> Path:
-    """The reports folder, resolved as `amzigo report` resolves it (relative: the working
-    directory). Reports written elsewhere (`--out`) are found through the derived-output
+    """The reports folder, resolved as `amzigo report` resolves it (relative: inside the
+    home). Reports written elsewhere (`--out`) are found through the derived-output
     registry, where `amzigo report` records every file it writes."""
     return lake.settings.reports_dir.expanduser().resolve()
 

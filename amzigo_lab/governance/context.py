@@ -71,7 +71,8 @@ class Governance:
         hasher: PasswordHasher | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> Governance:
-        """Open the governance of an initialised home (default: $AMZIGO_HOME or ./.amzigo)."""
+        """Open the governance of an initialised home (default: $AMZIGO_HOME, else the user's
+        data directory)."""
         settings = home if isinstance(home, Settings) else load_settings(home)
         lake = open_lake(settings)
         try:

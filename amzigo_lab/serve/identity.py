@@ -59,7 +59,11 @@ class AmzigoUser(User):
 class AmzigoIdentityProvider(IdentityProvider):
     """Password + TOTP login against the home's IdentityStore; one provider for Voila and Lab."""
 
-    home = Unicode("", config=True, help="The amzigo home (default: $AMZIGO_HOME or ./.amzigo).")
+    home = Unicode(
+        "",
+        config=True,
+        help="The amzigo home (default: $AMZIGO_HOME, else ~/.local/share/amzigo/home).",
+    )
     allowed_roles = List(
         Unicode(), default_value=[], config=True, help="Roles that may log in (empty: any)."
     )
