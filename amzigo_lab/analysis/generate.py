@@ -318,7 +318,21 @@ def to_html(notebook: Path) -> str:
     body, _ = exporter.from_notebook_node(nb)
     body = _REMOTE_SCRIPT.sub("", body)
     # inline scripts that would import from a CDN (mermaid loader) go too: reports are static
-    return _SCRIPT.sub(lambda m: "" if "https://" in m.group(0) else m.group(0), body)
+    body = _SCRIPT.sub(lambda m: "" if "https://" in m.group(0) else m.group(0), body)
+    return body.replace("</head>", f"{PAGE_STYLE}</head>", 1)
+
+
+#: Charts (SVG images with a viewBox) scale down to the page instead of running off its right
+#: edge: on narrow screens and on A4/Letter paper (the PDF printed with `--pdf`).
+PAGE_STYLE = """<style>
+.jp-RenderedSVG img,.jp-RenderedImage img{max-width:100%;height:auto}
+@media print{
+  @page{margin:12mm 10mm}
+  body,.jp-Notebook,.jp-Cell,.jp-OutputArea,.jp-OutputArea-output{max-width:100%;
+    padding-left:0;padding-right:0;margin-left:0;margin-right:0}
+  .jp-OutputArea-child,.jp-RenderedSVG,table{break-inside:avoid}
+}
+</style>"""
 
 
 def find_chromium() -> str | None:

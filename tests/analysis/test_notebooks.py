@@ -229,3 +229,54 @@ def test_report_service_reads_go_through_the_policy_and_are_audited(
         ("data.read", "dataset:order_buyers", "deny"),
     ]
     assert {(e.tenant, e.purpose) for e in events} == {(ACME, "sales_analysis")}
+
+
+@pytest.mark.browser
+def test_pdf_charts_fit_the_page(generated, tmp_path: Path) -> None:
+    """Charts scale to A4's printable width: printed, no chart is wider than its box (nothing
+    clipped: the weekly chart keeps its last week), and every PDF page keeps ink inside the
+    margins (rendered to images with pdfium)."""
+    import numpy as np
+    import pypdfium2 as pdfium
+    from playwright.sync_api import sync_playwright
+
+    from amzigo_lab.analysis.generate import CHROMIUM_ARGS, find_chromium, to_pdf
+
+    exe = find_chromium()
+    assert exe, "the browser tests need Debian's chromium (.ci/run installs it)"
+    html = generated["sales"][".html"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            # A4 (210 mm) less the 10 mm side margins, at 96 CSS px per inch
+            page = browser.new_page(viewport={"width": round(190 / 25.4 * 96), "height": 1100})
+            page.emulate_media(media="print")
+            page.goto(html.resolve().as_uri(), wait_until="load")
+            boxes = page.eval_on_selector_all(
+                ".jp-RenderedSVG img",
+                """imgs => imgs.map(img => {
+                    const r = img.getBoundingClientRect();
+                    const box = img.closest('.jp-OutputArea-output');
+                    return {right: r.right, natural: img.naturalWidth, width: r.width,
+                            room: document.documentElement.clientWidth,
+                            overflow: box.scrollWidth - box.clientWidth};
+                })""",
+            )
+        finally:
+            browser.close()
+    assert len(boxes) >= 2  # daily and weekly sales charts
+    wide = [b for b in boxes if b["natural"] > b["room"]]
+    assert wide, "no chart is wider than the page: the test would prove nothing"
+    for b in boxes:
+        assert b["right"] <= b["room"] + 0.5 and b["overflow"] <= 0, b
+        assert b["width"] / b["natural"] <= 1.0001  # scaled down (never up), aspect kept
+    pdf_path = to_pdf(html, tmp_path / "sales.pdf")
+    pdf = pdfium.PdfDocument(str(pdf_path))
+    try:
+        for i in range(len(pdf)):
+            pixels = pdf[i].render(scale=1.0).to_numpy()[:, :, :3]
+            ink = np.where((pixels.min(axis=2) < 200).any(axis=0))[0]
+            margin = round(10 / 25.4 * 72) - 2  # 10 mm in PDF points, less antialiasing
+            assert ink.size and ink.max() < pixels.shape[1] - margin, f"page {i + 1}"
+    finally:
+        pdf.close()
