@@ -10,22 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amzigo_lab.config import config_sections
 from amzigo_lab.errors import ConfigError
-from amzigo_lab.governance.audit import (
-    Alert,
-    AuditVerificationFailed,
-    BreakGlassUsed,
-    CommandSink,
-    LockedAccountAttempts,
-    PiiOutsidePurpose,
-    RepeatedDenials,
-    Rule,
-    Sink,
-    UnusualVolume,
-    WebhookSink,
-    evaluate,
-)
+from amzigo_lab.governance import alerting
+from amzigo_lab.governance.audit import Alert, Rule, Sink, sink_name
 from amzigo_lab.governance.context import Governance
 from amzigo_lab.names import tenant_id
 
@@ -186,68 +173,46 @@ def list_credentials(gov: Governance, now: dt.datetime) -> list[CredentialAge]:
 
 
 # -- alerts -----------------------------------------------------------------------------------
+# The pipeline lives in `amzigo_lab.governance.alerting`; these names stay for callers.
 
 
 def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
     """Rules with thresholds from `[alerts]` in config.toml, and the configured sinks."""
-    cfg: dict[str, Any] = config_sections(gov.settings).get("alerts", {})
-
-    def num(key: str, default: float) -> float:
-        v = cfg.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-            raise ConfigError(f"invalid [alerts] {key} = {v!r} in config.toml: expected > 0")
-        return float(v)
-
-    pii = {n for n, spec in gov.lake.registry.items() if spec.pii}
-
-    def is_pii(resource: str) -> bool:
-        names = resource.removeprefix("dataset:").split("+")
-        return resource.startswith("dataset:") and any(n in pii for n in names)
-
-    rules: list[Rule] = [
-        RepeatedDenials(
-            count=int(num("denials_count", 5)),
-            window=dt.timedelta(minutes=num("denials_window_minutes", 10)),
-        ),
-        UnusualVolume(
-            factor=num("volume_factor", 10), min_history=int(num("volume_min_history", 5))
-        ),
-        PiiOutsidePurpose(pii_resources=is_pii, allowed_purposes=gov.policy.pii_purposes),
-        LockedAccountAttempts(window=dt.timedelta(minutes=num("locked_window_minutes", 60))),
-        AuditVerificationFailed(),
-        BreakGlassUsed(),
-    ]
-    sinks: list[Sink] = []
-    command = cfg.get("command")
-    if command:
-        if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-            raise ConfigError("[alerts] command must be a list of strings (argv, no shell)")
-        sinks.append(CommandSink(command))
-    if url := cfg.get("webhook_url"):
-        try:
-            sinks.append(WebhookSink(str(url)))
-        except ValueError as exc:
-            raise ConfigError(f"[alerts] webhook_url: {exc}") from None
-    return rules, sinks
+    return alerting.alert_rules(gov)
 
 
 def run_alerts(gov: Governance, since: dt.datetime | None = None) -> list[Alert]:
-    """Evaluate every rule over the audit stream (and a fresh verification)."""
-    rules, _sinks = alert_rules(gov)
-    events = gov.audit_log.search(since=since)
-    alerts = evaluate(events, rules)
-    report = gov.audit_log.verify()
-    alerts += AuditVerificationFailed().check(report)
-    return alerts
+    """Evaluate every rule over the audit stream and a fresh verification (never raises for a
+    damaged log: that is an alert)."""
+    return alerting.collect_alerts(gov, since)
 
 
 def new_alerts(gov: Governance, alerts: Sequence[Alert]) -> list[Alert]:
-    """Alerts not delivered before (by time and rule), to avoid re-sending on every run."""
-    last = gov.grants.get_meta("alerts_sent_until") or ""
-    return [a for a in alerts if a.time > last]
+    """Alerts some configured sink has not taken yet (per alert id and sink)."""
+    _rules, sinks = alerting.alert_rules(gov)
+    names = [sink_name(s) for s in sinks]
+    legacy = gov.grants.get_meta("alerts_sent_until") or ""
+    ledger = alerting.DeliveryLedger.of(gov)
+    try:
+        return [
+            a
+            for a in alerts
+            if not (legacy and a.time <= legacy) and not ledger.is_delivered(a.alert_id, names)
+        ]
+    finally:
+        ledger.close()
 
 
 def mark_sent(gov: Governance, alerts: Sequence[Alert]) -> None:
-    """Remember the newest delivered alert time."""
-    if alerts:
-        gov.grants.set_meta("alerts_sent_until", max(a.time for a in alerts))
+    """Record `alerts` as delivered to every configured sink."""
+    _rules, sinks = alerting.alert_rules(gov)
+    names = [sink_name(s) for s in sinks]
+    now = dt.datetime.now(dt.UTC)
+    ledger = alerting.DeliveryLedger.of(gov)
+    try:
+        ledger.add(alerts, names, now)
+        for a in alerts:
+            for n in names:
+                ledger.delivered(a.alert_id, n, now)
+    finally:
+        ledger.close()

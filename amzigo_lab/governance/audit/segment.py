@@ -125,6 +125,8 @@ class SegmentScan:
     problem: str | None = None
     bad_seq: int | None = None
     torn: bool = False
+    detail: str | None = None
+    """The damage itself, without the torn-tail interpretation."""
 
 
 def _frame_at(buf: bytes, pos: int, seq: int, seg_id: str, aes: AESGCM | None) -> Frame | None:
@@ -179,6 +181,12 @@ def scan_segment(buf: bytes, name: str, aes: AESGCM | None, *, is_open: bool) ->
     return scan
 
 
+def _unwritten(body: bytes) -> bool:
+    """Whether a frame body has a run of zeros a cut-short write leaves in the pre-zeroed
+    space (its tag, or 32 bytes: random ciphertext has no such run; a flipped byte neither)."""
+    return body[-TAG_BYTES:].count(0) == TAG_BYTES or b"\0" * 32 in body
+
+
 def _diagnose(
     scan: SegmentScan, buf: bytes, pos: int, seq: int, aes: AESGCM | None, is_open: bool
 ) -> None:
@@ -193,10 +201,13 @@ def _diagnose(
             scan.problem = f"seq discontinuity: expected record {seq}, found record {found}"
             return
         scan.problem = f"record {seq} fails authentication (edited or corrupted ciphertext)"
+        if not _unwritten(buf[pos + _LEN : pos + _LEN + length]):
+            return  # a whole frame that does not authenticate: damage, not a write cut short
     elif length == -1 or pos + _LEN + max(length, 0) > len(buf):
         scan.problem = f"record {seq}: frame incomplete at offset {pos}"
     else:
         scan.problem = f"record {seq}: bad frame length {length} at offset {pos}"
+    scan.detail = scan.problem
     if is_open and not _later_frame(buf, pos, seq, seg_id, aes):
         scan.torn = True
         scan.problem = f"torn tail: {scan.problem} (a write cut short; nothing valid follows)"
