@@ -159,7 +159,7 @@ def verify_read_only(gov: Governance) -> VerifyReport:
     return verify_log(
         s.audit_path,
         s.checkpoint_path,
-        lambda: gov.lake.secret(AUDIT_SECRET),
+        lambda: gov.lake.secret(AUDIT_SECRET, create=False),
         public_key_path(signing_key_path(s)),
         anchor=s.audit_anchor,
     )
@@ -347,7 +347,7 @@ class DeliveryReport:
     failed: list[tuple[Alert, str, str]] = field(default_factory=list)
     """(alert, sink name, error) per failed attempt."""
     waiting: int = 0
-    """Undelivered pairs not yet due for a retry."""
+    """Undelivered (alert, sink) pairs after this round (failed ones included)."""
 
     @property
     def failed_sinks(self) -> list[str]:
@@ -379,16 +379,20 @@ def deliver(
     try:
         legacy = gov.grants.get_meta("alerts_sent_until") or ""
         ledger.add(alerts, list(by_name), now, legacy)
+        down: set[str] = set()
         for alert, name, attempts in ledger.due(list(by_name), now, all_pending=retry_now):
+            if name in down:  # one failure per sink and round: a dead webhook's timeouts
+                continue  # must not hold up the gateway once per pending alert
             try:
                 by_name[name].send(alert)
             except Exception as exc:  # a failing sink must not stop the others
                 ledger.failed(alert.alert_id, name, attempts + 1, _describe(exc), now)
                 report.failed.append((alert, name, _describe(exc)))
+                down.add(name)
             else:
                 ledger.delivered(alert.alert_id, name, now)
                 report.sent.append((alert, name))
-        report.waiting = ledger.pending(list(by_name)) - len(report.failed)
+        report.waiting = ledger.pending(list(by_name))
     finally:
         ledger.close()
     return report

@@ -100,6 +100,7 @@ def test_delivered_once_per_sink_and_a_failing_sink_is_retried_with_backoff(
 
     first = deliver(gov, alerts, [ok, down], now=T0)
     assert [s for _a, s in first.sent] == ["ok"] and first.failed_sinks == ["hook"]
+    assert first.waiting == 1
     again = deliver(gov, collect_alerts(gov), [ok, down], now=T0 + timedelta(seconds=5))
     assert not again.attempted and again.waiting == 1  # backoff: not due yet
     assert ok.got == [alerts[0].alert_id]
@@ -319,3 +320,24 @@ def test_since_keeps_the_policy_in_force_before_it(gov: Governance) -> None:
     later = dt.datetime.now(dt.UTC) + timedelta(seconds=1)
     alerts = collect_alerts(gov, later)
     assert alerts == []
+
+
+def test_a_dead_sink_is_tried_once_per_round_not_once_per_alert(gov: Governance) -> None:
+    for reason in ("a", "b", "c"):
+        gov.emit("admin.break_glass", actor="break-glass:root", resource="users.add", reason=reason)
+    alerts = collect_alerts(gov)
+    tries: list[str] = []
+
+    @dataclass
+    class Dead:
+        name: str = "dead"
+
+        def send(self, alert: Alert) -> None:
+            tries.append(alert.alert_id)
+            raise TimeoutError("timed out")
+
+    ok = FakeSink("ok")
+    report = deliver(gov, alerts, [Dead(), ok], now=T0)
+    assert len(tries) == 1 and len(ok.got) == 3 and report.waiting == 3
+    report = deliver(gov, alerts, [Dead(), ok], now=T0, retry_now=True)
+    assert len(tries) == 2 and len(ok.got) == 3 and report.failed_sinks == ["dead"]
