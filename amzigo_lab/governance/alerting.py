@@ -165,6 +165,33 @@ def verify_read_only(gov: Governance) -> VerifyReport:
     )
 
 
+def salvage_events(gov: Governance) -> list[AuditEvent]:
+    """Every event that still decrypts and authenticates, read-only, segment by segment (for
+    the rules when the log as a whole cannot be read: damage hides only what it destroyed;
+    verification, not this, says what is wrong)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from amzigo_lab.governance.audit.keys import master_key, unwrap_segment_key
+    from amzigo_lab.governance.audit.record import decode_record
+    from amzigo_lab.governance.audit.segment import list_segments, scan_segment
+    from amzigo_lab.governance.auditing import AUDIT_SECRET
+
+    try:
+        master = master_key(gov.lake.secret(AUDIT_SECRET, create=False))
+        segments = list_segments(gov.settings.audit_path)
+    except Exception:
+        return []
+    events: list[AuditEvent] = []
+    for i, (_first, path) in enumerate(segments):
+        try:
+            aes = AESGCM(unwrap_segment_key(path, path.stem, master))
+            scan = scan_segment(path.read_bytes(), path.stem, aes, is_open=i == len(segments) - 1)
+            events.extend(decode_record(frame.record)[2] for frame in scan.frames)
+        except Exception:  # noqa: S112 - this segment is the damage the alert names
+            continue
+    return events
+
+
 @dataclass
 class AuditRead:
     """What could be read of the audit stream, and whether it verified."""
@@ -185,7 +212,11 @@ def read_audit(gov: Governance, since: dt.datetime | None, *, verify: bool = Tru
             before = [e for e in log.search(until=since) if e.action in POLICY_ACTIONS]
             out.events = before[-1:] + out.events
     except Exception as exc:  # a damaged log is an alert, not a traceback
-        out.events, out.problem = [], f"cannot read the audit log: {_describe(exc)}"
+        out.problem = f"cannot read the audit log: {_describe(exc)}"
+        lo = "" if since is None else since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        salvaged = salvage_events(gov)
+        before = [e for e in salvaged if e.time < lo and e.action in POLICY_ACTIONS]
+        out.events = before[-1:] + [e for e in salvaged if e.time >= lo]
     if not verify and not out.problem:
         return out
     try:

@@ -341,3 +341,18 @@ def test_a_dead_sink_is_tried_once_per_round_not_once_per_alert(gov: Governance)
     assert len(tries) == 1 and len(ok.got) == 3 and report.waiting == 3
     report = deliver(gov, alerts, [Dead(), ok], now=T0, retry_now=True)
     assert len(tries) == 2 and len(ok.got) == 3 and report.failed_sinks == ["dead"]
+
+
+def test_rules_still_see_the_events_that_survive_the_damage(home: Path) -> None:
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as g:
+        g.emit("admin.break_glass", actor="break-glass:root", resource="users.add", reason="x")
+        for i in range(4):
+            g.emit("data.read", actor=f"u-{i}", resource="dataset:orders", decision="allow")
+        g.audit_log.seal()
+        g.emit("policy.changed", resource="policy", reason=f"sha256 {SHA1[:16]} -> {SHA2[:16]}")
+    _flip_record(home / "audit")  # the last record of the sealed segment
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as g:
+        alerts = collect_alerts(g)
+    assert sorted(a.rule for a in alerts) == [
+        "audit_verification_failed", "break_glass", "policy_changed",
+    ]  # fmt: skip
