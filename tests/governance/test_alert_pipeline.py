@@ -356,3 +356,46 @@ def test_rules_still_see_the_events_that_survive_the_damage(home: Path) -> None:
     assert sorted(a.rule for a in alerts) == [
         "audit_verification_failed", "break_glass", "policy_changed",
     ]  # fmt: skip
+
+
+# -- torn tail or tampering -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("how", "torn"),
+    [("flip", False), ("zero_tag", True), ("zero_sector", True), ("cut", True)],
+)
+def test_only_a_write_cut_short_is_called_a_torn_tail(tmp_path: Path, how: str, torn: bool) -> None:
+    from amzigo_lab.governance.audit.errors import AuditIntegrityError
+    from tests.governance.test_audit import abandon, ev, frames, open_log, seg_path, verify
+
+    log = open_log(tmp_path)
+    log.append_many(ev(i) for i in range(3))
+    log.checkpoint()
+    log.append_many(ev(i, request_id="r" * 200) for i in range(3, 9))  # long frames, unsigned
+    abandon(log)
+    path = seg_path(tmp_path, 0)
+    _, spans = frames(path)
+    start, end = spans[-1]
+    buf = bytearray(path.read_bytes())
+    if how == "flip":
+        buf[end - 30] ^= 0x01
+    elif how == "zero_tag":
+        buf[end - 16 : end] = bytes(16)
+    elif how == "zero_sector":
+        boundary = (start // 512 + 1) * 512
+        assert boundary < end
+        buf[boundary:end] = bytes(end - boundary)  # the frame's last sector never reached disk
+    else:
+        buf[start + 40 :] = bytes(len(buf) - start - 40)
+    path.write_bytes(bytes(buf))
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_seq == 8  # type: ignore[attr-defined]
+    assert report.torn_tail is torn  # type: ignore[attr-defined]
+    assert ("write cut short" in report.problem) is torn  # type: ignore[attr-defined]
+    if torn:
+        with open_log(tmp_path) as log2:  # repaired, and the repair audited
+            assert log2.size == 9 and log2.search(action="audit.tail_repaired")
+    else:
+        with pytest.raises(AuditIntegrityError, match="fails authentication"):
+            open_log(tmp_path)  # damage is not "repaired" away

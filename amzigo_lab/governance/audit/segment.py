@@ -181,10 +181,23 @@ def scan_segment(buf: bytes, name: str, aes: AESGCM | None, *, is_open: bool) ->
     return scan
 
 
-def _unwritten(body: bytes) -> bool:
-    """Whether a frame body has a run of zeros a cut-short write leaves in the pre-zeroed
-    space (its tag, or 32 bytes: random ciphertext has no such run; a flipped byte neither)."""
-    return body[-TAG_BYTES:].count(0) == TAG_BYTES or b"\0" * 32 in body
+SECTOR = 512
+
+
+def _unwritten(buf: bytes, start: int, end: int) -> bool:
+    """Whether the frame at buf[start:end] shows what a write cut short leaves in the
+    pre-zeroed space: a zero tag, a run of 32 zeros, or a whole (512-byte aligned) sector of
+    it still zero. Random ciphertext has none of these; a flipped byte adds none."""
+    body = buf[start:end]
+    if body[-TAG_BYTES:].count(0) == TAG_BYTES or b"\0" * 32 in body:
+        return True
+    at = (start // SECTOR + 1) * SECTOR
+    while at < end:
+        chunk = buf[at : min(at + SECTOR, end)]
+        if chunk.count(0) == len(chunk):
+            return True
+        at += SECTOR
+    return False
 
 
 def _diagnose(
@@ -201,7 +214,7 @@ def _diagnose(
             scan.problem = f"seq discontinuity: expected record {seq}, found record {found}"
             return
         scan.problem = f"record {seq} fails authentication (edited or corrupted ciphertext)"
-        if not _unwritten(buf[pos + _LEN : pos + _LEN + length]):
+        if not _unwritten(buf, pos + _LEN, pos + _LEN + length):
             return  # a whole frame that does not authenticate: damage, not a write cut short
     elif length == -1 or pos + _LEN + max(length, 0) > len(buf):
         scan.problem = f"record {seq}: frame incomplete at offset {pos}"
