@@ -361,14 +361,20 @@ def certificate_validate_cmd(cert_id: str, home: str | None) -> None:
 @home_option
 @handle_errors
 def ropa_cmd(out: str, home: str | None) -> None:
-    """Write the record of processing activities (ropa.json, ropa.html).
+    """Write the record of processing activities (ropa.json, ropa.html) from the
+    declarations and this home's facts: PII rows held, where copies live, their retention.
 
     Example:
 
         amzigo ropa --out ./compliance
     """
+    from amzigo_lab.compliance.ropa import installation_facts
+    from amzigo_lab.governance.policy import load_policy
+
     settings = _settings(home)
-    for p in write_ropa(Path(out), settings.pii_purposes):
+    with open_lake(settings) as lake:  # what this home holds (counts only) and where
+        facts = installation_facts(lake, load_policy(settings.home))
+    for p in write_ropa(Path(out), settings.pii_purposes, facts):
         console.print(str(p))
 
 

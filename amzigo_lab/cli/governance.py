@@ -532,28 +532,23 @@ def alerts_cmd(since: str | None, no_send: bool, home: str | None, as_json: bool
 
         amzigo alerts --json
     """
-    from amzigo_lab.governance.admin import alert_rules, mark_sent, new_alerts, run_alerts
-    from amzigo_lab.governance.audit import dispatch
+    from amzigo_lab.governance.alerting import (
+        DeliveryReport,
+        alert_rules,
+        audit_delivery,
+        collect_alerts,
+        deliver,
+    )
     from amzigo_lab.governance.context import Governance
 
-    failures = []
+    report = DeliveryReport()
     with _gov(home) as g:
         assert isinstance(g, Governance)
-        alerts = run_alerts(g, _when(since))
+        alerts = collect_alerts(g, _when(since))
         _rules, sinks = alert_rules(g)
-        fresh = new_alerts(g, alerts)
-        if sinks and not no_send and fresh:
-            failures = dispatch(fresh, sinks)
-            if not failures:
-                mark_sent(g, fresh)
-            g.emit(
-                "alerts.sent",
-                actor=f"local:{getpass.getuser()}",
-                resource="alerts",
-                row_count=len(fresh),
-                decision="deny" if failures else "info",
-                reason=f"{len(failures)} delivery failure(s)" if failures else "delivered",
-            )
+        if sinks and not no_send:  # once per (alert, sink); failed ones are retried now
+            report = deliver(g, alerts, sinks, retry_now=True)
+            audit_delivery(g, report, f"local:{getpass.getuser()}")
     if as_json:
         print_json([a.to_dict() for a in alerts])
     elif not alerts:
@@ -561,8 +556,16 @@ def alerts_cmd(since: str | None, no_send: bool, home: str | None, as_json: bool
     else:
         for a in alerts:
             console.print(f"[red]{a.rule}[/] {a.time} {a.actor}: {a.detail}")
-    for _alert, exc in failures:
-        err_console.print(f"warning: alert delivery failed: {type(exc).__name__}")
+    for alert, sink, error in report.failed:
+        err_console.print(
+            f"error: delivery of {alert.rule} {alert.alert_id} to {sink} failed: {error}"
+        )
+    if report.failed:
+        err_console.print(
+            f"alert delivery failed for {', '.join(report.failed_sinks)}; the other sinks "
+            "have their alerts; the failed ones are retried by the gateway and the next run"
+        )
+        sys.exit(1)
 
 
 # -- credentials ------------------------------------------------------------------------------

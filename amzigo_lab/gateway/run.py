@@ -191,6 +191,7 @@ def serve(
             if on_demand and not home.exists():
                 log.info("home_gone", extra={"fields": {}})
                 break
+            server.tick_alerts()  # cheap unless due (interval, security event, retry)
             if now - last_reap > REAP_EVERY:
                 server.reap(max_idle=idle_exit or 3600.0)
                 server.tick_audit()  # time-based checkpoints (audit.checkpoint_every_seconds)

@@ -112,6 +112,7 @@ class GatewayServer(flight.FlightServerBase):
         self._kernel_tokens: dict[str, str] = {}  # digest of a kernel token -> its login token
         self._operator = operator_token
         self._policy_stamp: tuple[int, int] | None = None
+        self._alerts = self._alert_pipeline()
         self.started = time.monotonic()
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
@@ -290,6 +291,31 @@ class GatewayServer(flight.FlightServerBase):
         except Exception as exc:  # logged; the next append or tick tries again
             _log("audit_tick_failed", error=type(exc).__name__)
             return False
+
+    # -- alerts: evaluated where the events are written (amzigo_lab.governance.alerting) --------
+    def _alert_pipeline(self) -> Any:
+        from amzigo_lab.governance.alerting import AlertPipeline
+
+        pipeline = AlertPipeline()
+        pipeline.attach(self._gov)  # security-relevant events make it due at once
+        return pipeline
+
+    def tick_alerts(self) -> bool:
+        """Evaluate the rules and deliver (with retries) if due; cheap when not. True if it ran.
+        Called from the gateway's timer loop every half second."""
+        if self.stopping.is_set() or not self._alerts.due():
+            return False
+
+        def run() -> None:
+            report = self._alerts.run(self._gov)
+            if report.attempted:
+                _log("alerts_delivered", sent=len(report.sent), failures=len(report.failed))
+
+        try:
+            self._work.submit(run).result()
+        except Exception as exc:  # logged; the next tick tries again
+            _log("alerts_failed", error=type(exc).__name__)
+        return True
 
     def reap(self, max_idle: float) -> int:
         """Close governed sessions unused for `max_idle` seconds; how many."""
@@ -581,29 +607,10 @@ class GatewayServer(flight.FlightServerBase):
         return str(session.user_id)
 
     def _deliver_alerts(self) -> None:
-        """Deliver fresh alerts to the configured sinks now (as `amzigo alerts` does)."""
-        from amzigo_lab.governance.admin import alert_rules, mark_sent, new_alerts, run_alerts
-        from amzigo_lab.governance.audit import dispatch
-
+        """(Home thread.) Evaluate and deliver alerts now (after a security-relevant event)."""
         try:
-            _rules, sinks = alert_rules(self._gov)
-            if not sinks:
-                return
-            fresh = new_alerts(self._gov, run_alerts(self._gov, None))
-            failures = dispatch(fresh, sinks) if fresh else []
-            if fresh and not failures:
-                mark_sent(self._gov, fresh)
-            if fresh:
-                self._gov.emit(
-                    "alerts.sent",
-                    actor="system:gateway",
-                    resource="alerts",
-                    row_count=len(fresh),
-                    decision="deny" if failures else "info",
-                    reason=f"{len(failures)} delivery failure(s)" if failures else "delivered",
-                )
-            _log("alerts_delivered", alerts=len(fresh), failures=len(failures))
-        except Exception as exc:  # `amzigo alerts` delivers them later
+            self._alerts.run(self._gov, urgent=True)
+        except Exception as exc:  # the timer tries again
             _log("alerts_failed", error=type(exc).__name__)
 
     def _admin_authorize(self, token: str, body: dict[str, Any]) -> dict[str, Any]:

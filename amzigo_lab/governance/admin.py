@@ -10,22 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amzigo_lab.config import config_sections
 from amzigo_lab.errors import ConfigError
-from amzigo_lab.governance.audit import (
-    Alert,
-    AuditVerificationFailed,
-    BreakGlassUsed,
-    CommandSink,
-    LockedAccountAttempts,
-    PiiOutsidePurpose,
-    RepeatedDenials,
-    Rule,
-    Sink,
-    UnusualVolume,
-    WebhookSink,
-    evaluate,
-)
+from amzigo_lab.governance import alerting
+from amzigo_lab.governance.audit import Alert, Rule, Sink, sink_name
 from amzigo_lab.governance.context import Governance
 from amzigo_lab.names import tenant_id
 
@@ -33,23 +20,122 @@ from amzigo_lab.names import tenant_id
 
 REVIEW_COLUMNS = (
     "user", "roles", "tenant", "grants", "status", "last_login", "password_age_days",
-    "mfa_enrolled", "flags",
+    "mfa_enrolled", "can_read", "pii_readable", "last_data_read", "unused_grants", "flags",
 )  # fmt: skip
+#: A grant or a PII right not used for this long is flagged for the reviewer.
+UNUSED_AFTER = dt.timedelta(days=90)
+FLAG_TEXT = {
+    "stale": "no login for 90 days",
+    "over_privileged": "role combination wider than needed",
+    "password_expired": "password expired or must change",
+    "unknown_role": "a role the policy does not know",
+    "pii_access": "can read buyer PII under the current policy",
+    "pii_access_unused": "can read buyer PII but read none in 90 days",
+    "unused_grants": "tenant grants not read in 90 days",
+    "mfa_missing": "no MFA enrolled",
+    "usage_unknown": "audit log unreadable: usage not checked",
+}
 
 
-def review_rows(gov: Governance) -> list[dict[str, Any]]:
-    """One row per user: identity's review row plus tenant grants and policy flags."""
+@dataclass
+class _Usage:
+    """Allowed reads per user in the review window (from the audit stream)."""
+
+    last: dict[str, str]
+    tenants: dict[str, set[str]]
+    pii: set[str]
+    known: bool
+
+
+def _usage(gov: Governance, since: dt.datetime, pii: set[str], all_tenants: set[str]) -> _Usage:
+    """Who read what since `since` (allowed `data.read`/`data.export` events)."""
+    usage = _Usage({}, {}, set(), True)
+    try:
+        events = gov.audit_log.search(since=since)
+    except Exception:  # a damaged log is an alert; the review says usage is unknown
+        usage.known = False
+        return usage
+    for ev in events:
+        if ev.action not in ("data.read", "data.export") or ev.decision != "allow":
+            continue
+        usage.last[ev.actor] = max(usage.last.get(ev.actor, ""), ev.time)
+        scope = ev.tenant
+        if not scope and "tenants " in ev.reason:
+            scope = ev.reason.rsplit("tenants ", 1)[1].split(";")[0].strip()
+        read = (
+            all_tenants if scope == "all" else {t for t in scope.split(",") if t not in ("", "-")}
+        )
+        usage.tenants.setdefault(ev.actor, set()).update(read)
+        names = ev.resource.removeprefix("dataset:").split("+")
+        if ev.resource.startswith("dataset:") and any(n in pii for n in names):
+            usage.pii.add(ev.actor)
+    return usage
+
+
+def effective_access(
+    gov: Governance, user_id: str, all_tenants: set[str]
+) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """dataset -> (tenants, purposes) `user_id` can read under the current policy ("all
+    tenants" resolved to the tenants the catalog holds)."""
+    policy = gov.policy
+    who = gov.principal(user_id)
+    purposes = {p for r in policy.effective_roles(who) for p in r.purposes}
+    out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    for spec in gov.lake.registry.values():
+        tenants: set[str] = set()
+        why: set[str] = set()
+        for purpose in sorted(purposes):
+            access = policy.access(who, spec, purpose)
+            if access.allowed:
+                tenants |= all_tenants if access.tenants is None else set(access.tenants)
+                why.add(purpose)
+        if why:
+            out[spec.name] = (frozenset(tenants), frozenset(why))
+    return out
+
+
+def review_rows(gov: Governance, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One row per user: identity's review row, tenant grants, what the user can actually
+    read under the current policy (datasets, tenants, PII), and the reviewer's flags."""
+    now = now or dt.datetime.now(dt.UTC)
     grants = gov.grants.all_grants()
+    pii = {n for n, spec in gov.lake.registry.items() if spec.pii}
+    all_tenants = {p.tenant for p in gov.lake.catalog.partitions()}
+    usage = _usage(gov, now - UNUSED_AFTER, pii, all_tenants)
     rows = []
-    for row in gov.identity.access_review_rows():
-        row = dict(row)
-        row["grants"] = grants.get(str(row["user"]), [])
-        flags = list(row["flags"])  # type: ignore[call-overload]
-        unknown = [r for r in row["roles"] if r not in gov.policy.roles]  # type: ignore[attr-defined]
-        if unknown:
+    for base in gov.identity.access_review_rows():
+        row: dict[str, Any] = dict(base)
+        user = str(row["user"])
+        row["grants"] = grants.get(user, [])
+        flags = list(row["flags"])
+        roles: list[str] = list(row["roles"])
+        if [r for r in roles if r not in gov.policy.roles]:
             flags.append("unknown_role")
-        if "seller" in row["roles"] and len(row["roles"]) > 1:  # type: ignore[arg-type,operator]
+        if "seller" in roles and len(roles) > 1:
             flags.append("over_privileged")
+        if not row["mfa_enrolled"]:
+            flags.append("mfa_missing")
+        access = {} if row["status"] == "disabled" else effective_access(gov, user, all_tenants)
+        row["can_read"] = [
+            f"{name}[{','.join(sorted(t)) or '-'}]" for name, (t, _p) in sorted(access.items())
+        ]
+        row["pii_readable"] = [
+            f"{name}[{','.join(sorted(t)) or '-'}] for {','.join(sorted(p))}"
+            for name, (t, p) in sorted(access.items())
+            if name in pii
+        ]
+        row["last_data_read"] = usage.last.get(user)
+        unused = sorted(set(row["grants"]) - usage.tenants.get(user, set()))
+        row["unused_grants"] = unused if usage.known else []
+        if row["pii_readable"]:
+            flags.append("pii_access")
+        if not usage.known:
+            flags.append("usage_unknown")
+        else:
+            if row["pii_readable"] and user not in usage.pii:
+                flags.append("pii_access_unused")
+            if unused and row["status"] != "disabled":
+                flags.append("unused_grants")
         row["flags"] = sorted(set(flags))
         rows.append(row)
     return rows
@@ -81,13 +167,14 @@ def write_access_review(gov: Governance, out_dir: Path, today: dt.date) -> tuple
         for r in rows
     )
     flagged = sum(1 for r in rows if r["flags"])
+    legend = "; ".join(f"{k}: {v}" for k, v in FLAG_TEXT.items())
     page = (
         "<!doctype html><meta charset='utf-8'><title>Access review</title>"
         "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px}"
         "tr.flag{background:#fee}</style>"
         f"<h1>Access review {today.isoformat()}</h1>"
-        f"<p>{len(rows)} users, {flagged} flagged (stale, over-privileged, password expired, "
-        f"unknown role). Policy {html.escape(gov.policy.source)} sha256 "
+        f"<p>{len(rows)} users, {flagged} flagged ({html.escape(legend)}). "
+        f"Policy {html.escape(gov.policy.source)} sha256 "
         f"{gov.policy.sha256[:16]}; password preset {gov.identity.policy.name}.</p>"
         f"<table><tr>{head}</tr>{body}</table>"
     )
@@ -186,68 +273,46 @@ def list_credentials(gov: Governance, now: dt.datetime) -> list[CredentialAge]:
 
 
 # -- alerts -----------------------------------------------------------------------------------
+# The pipeline lives in `amzigo_lab.governance.alerting`; these names stay for callers.
 
 
 def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
     """Rules with thresholds from `[alerts]` in config.toml, and the configured sinks."""
-    cfg: dict[str, Any] = config_sections(gov.settings).get("alerts", {})
-
-    def num(key: str, default: float) -> float:
-        v = cfg.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-            raise ConfigError(f"invalid [alerts] {key} = {v!r} in config.toml: expected > 0")
-        return float(v)
-
-    pii = {n for n, spec in gov.lake.registry.items() if spec.pii}
-
-    def is_pii(resource: str) -> bool:
-        names = resource.removeprefix("dataset:").split("+")
-        return resource.startswith("dataset:") and any(n in pii for n in names)
-
-    rules: list[Rule] = [
-        RepeatedDenials(
-            count=int(num("denials_count", 5)),
-            window=dt.timedelta(minutes=num("denials_window_minutes", 10)),
-        ),
-        UnusualVolume(
-            factor=num("volume_factor", 10), min_history=int(num("volume_min_history", 5))
-        ),
-        PiiOutsidePurpose(pii_resources=is_pii, allowed_purposes=gov.policy.pii_purposes),
-        LockedAccountAttempts(window=dt.timedelta(minutes=num("locked_window_minutes", 60))),
-        AuditVerificationFailed(),
-        BreakGlassUsed(),
-    ]
-    sinks: list[Sink] = []
-    command = cfg.get("command")
-    if command:
-        if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-            raise ConfigError("[alerts] command must be a list of strings (argv, no shell)")
-        sinks.append(CommandSink(command))
-    if url := cfg.get("webhook_url"):
-        try:
-            sinks.append(WebhookSink(str(url)))
-        except ValueError as exc:
-            raise ConfigError(f"[alerts] webhook_url: {exc}") from None
-    return rules, sinks
+    return alerting.alert_rules(gov)
 
 
 def run_alerts(gov: Governance, since: dt.datetime | None = None) -> list[Alert]:
-    """Evaluate every rule over the audit stream (and a fresh verification)."""
-    rules, _sinks = alert_rules(gov)
-    events = gov.audit_log.search(since=since)
-    alerts = evaluate(events, rules)
-    report = gov.audit_log.verify()
-    alerts += AuditVerificationFailed().check(report)
-    return alerts
+    """Evaluate every rule over the audit stream and a fresh verification (never raises for a
+    damaged log: that is an alert)."""
+    return alerting.collect_alerts(gov, since)
 
 
 def new_alerts(gov: Governance, alerts: Sequence[Alert]) -> list[Alert]:
-    """Alerts not delivered before (by time and rule), to avoid re-sending on every run."""
-    last = gov.grants.get_meta("alerts_sent_until") or ""
-    return [a for a in alerts if a.time > last]
+    """Alerts some configured sink has not taken yet (per alert id and sink)."""
+    _rules, sinks = alerting.alert_rules(gov)
+    names = [sink_name(s) for s in sinks]
+    legacy = gov.grants.get_meta("alerts_sent_until") or ""
+    ledger = alerting.DeliveryLedger.of(gov)
+    try:
+        return [
+            a
+            for a in alerts
+            if not (legacy and a.time <= legacy) and not ledger.is_delivered(a.alert_id, names)
+        ]
+    finally:
+        ledger.close()
 
 
 def mark_sent(gov: Governance, alerts: Sequence[Alert]) -> None:
-    """Remember the newest delivered alert time."""
-    if alerts:
-        gov.grants.set_meta("alerts_sent_until", max(a.time for a in alerts))
+    """Record `alerts` as delivered to every configured sink."""
+    _rules, sinks = alerting.alert_rules(gov)
+    names = [sink_name(s) for s in sinks]
+    now = dt.datetime.now(dt.UTC)
+    ledger = alerting.DeliveryLedger.of(gov)
+    try:
+        ledger.add(alerts, names, now)
+        for a in alerts:
+            for n in names:
+                ledger.delivered(a.alert_id, n, now)
+    finally:
+        ledger.close()

@@ -90,6 +90,9 @@ class AuditLogSink:
         self._opener = opener
         self._log: AuditLog | None = None
         self._lock = threading.Lock()
+        self.listeners: list[Callable[[AuditEvent], None]] = []
+        """Called with every event written (e.g. the gateway's alert pipeline); a failing
+        listener never fails the write."""
 
     @classmethod
     def for_log(cls, log: AuditLog) -> AuditLogSink:
@@ -134,6 +137,11 @@ class AuditLogSink:
             request_id=clean_id(request_id),
         )
         self.log.append(event)
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # noqa: S112 - the event is durable; listeners are hints
+                continue
         return event.event_id
 
     def identity_event(self, action: str, fields: dict[str, object]) -> None:

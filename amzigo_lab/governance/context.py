@@ -15,7 +15,7 @@ from amzigo_lab.governance.audit import AuditLog
 from amzigo_lab.governance.auditing import AuditLogSink, open_audit_log
 from amzigo_lab.governance.grants import GrantStore
 from amzigo_lab.governance.identity import IdentityStore, Session, utc_now
-from amzigo_lab.governance.policy import Policy, Principal, load_policy
+from amzigo_lab.governance.policy import Policy, Principal, archive_policy, load_policy
 from amzigo_lab.home import open_lake
 from amzigo_lab.lake.store import Lake
 
@@ -93,6 +93,7 @@ class Governance:
     def load_policy(self) -> Policy:
         """Load the policy; record its digest and audit `policy.changed` when it differs."""
         policy = load_policy(self.settings.home)
+        archive_policy(self.settings.home, policy)  # before the event that names it
         previous = self.grants.get_meta("policy_sha256")
         if previous != policy.sha256:
             action = "policy.loaded" if previous is None else "policy.changed"

@@ -132,6 +132,8 @@ class Policy:
     roles: Mapping[str, Role]
     source: str
     sha256: str
+    text: str = field(default="", repr=False, compare=False)
+    """The TOML text the policy was parsed from (what `archive_policy` keeps)."""
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
@@ -184,7 +186,7 @@ class Policy:
                 excluded=frozenset(_str_list(spec.get("exclude", []), bad, f"{where}.exclude")),
                 **flags,
             )
-        return cls(version, purposes, roles, source, digest)
+        return cls(version, purposes, roles, source, digest, text)
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -361,3 +363,36 @@ def load_policy(home: Path) -> Policy:
     """The home's policy: `<home>/policy.toml` if present, else the shipped default."""
     path = policy_path(home)
     return Policy.load(path) if path is not None else Policy.default()
+
+
+POLICY_HISTORY = "policy-history"
+"""`<home>/policy-history/<sha256>.toml`: every policy version that was ever in force, so an
+audit event can be judged by the policy of its time (the audit stream names the digest)."""
+
+
+def archive_policy(home: Path, policy: Policy) -> Path | None:
+    """Keep `policy`'s text under its digest (once); None if it has no text."""
+    if not policy.text:
+        return None
+    folder = home / POLICY_HISTORY
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{policy.sha256}.toml"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(policy.text, encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+def archived_policy(home: Path, digest: str) -> Policy | None:
+    """The archived policy whose sha256 starts with `digest` (>= 16 hex digits), or None."""
+    if len(digest) < 16 or not all(c in "0123456789abcdef" for c in digest):
+        return None
+    matches = sorted((home / POLICY_HISTORY).glob(f"{digest}*.toml"))
+    if len(matches) != 1:
+        return None
+    try:
+        policy = Policy.load(matches[0])
+    except (OSError, ConfigError):
+        return None
+    return policy if policy.sha256.startswith(digest) else None

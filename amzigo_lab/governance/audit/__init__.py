@@ -7,6 +7,7 @@ from amzigo_lab.governance.audit.alerts import (
     CommandSink,
     LockedAccountAttempts,
     PiiOutsidePurpose,
+    PolicyChanged,
     RepeatedDenials,
     Rule,
     Sink,
@@ -14,6 +15,8 @@ from amzigo_lab.governance.audit.alerts import (
     WebhookSink,
     dispatch,
     evaluate,
+    policy_version,
+    sink_name,
 )
 from amzigo_lab.governance.audit.checkpoint import Checkpoint
 from amzigo_lab.governance.audit.errors import (
@@ -44,6 +47,7 @@ __all__ = [
     "CommandSink",
     "LockedAccountAttempts",
     "PiiOutsidePurpose",
+    "PolicyChanged",
     "RepeatedDenials",
     "Rule",
     "SegmentInfo",
@@ -53,5 +57,7 @@ __all__ = [
     "WebhookSink",
     "dispatch",
     "evaluate",
+    "policy_version",
+    "sink_name",
     "verify_log",
 ]

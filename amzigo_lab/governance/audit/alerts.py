@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import statistics
 import subprocess
 import urllib.parse
@@ -31,9 +33,33 @@ class Alert:
     detail: str
     event_ids: tuple[str, ...] = field(default=())
 
+    @property
+    def alert_id(self) -> str:
+        """A stable id: the same finding raised on every evaluation gets the same id.
+
+        Event-based alerts are named by their rule and events; an alert without events (a
+        failed verification) by its rule and detail, so a damage that persists is one alert.
+        """
+        # checkpoint numbers move on as the log grows: the same damage keeps its id
+        detail = re.sub(r"#\d+", "#", self.detail)
+        basis = "|".join(self.event_ids) if self.event_ids else f"{self.actor}|{detail}"
+        return hashlib.sha256(f"{self.rule}|{basis}".encode()).hexdigest()[:32]
+
+    @staticmethod
+    def from_dict(doc: Mapping[str, Any]) -> Alert:
+        """Rebuild an alert from `to_dict` output."""
+        return Alert(
+            str(doc["rule"]),
+            str(doc["actor"]),
+            str(doc["time"]),
+            str(doc["detail"]),
+            tuple(str(e) for e in doc.get("event_ids", ())),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The alert as a plain dict."""
         return {
+            "alert_id": self.alert_id,
             "rule": self.rule,
             "actor": self.actor,
             "time": self.time,
@@ -129,13 +155,33 @@ class UnusualVolume:
         return alerts
 
 
+POLICY_ACTIONS = ("policy.loaded", "policy.changed")
+_POLICY_SHA = re.compile(r"-> ([0-9a-f]{16,64})")
+
+
+def policy_version(ev: AuditEvent) -> str | None:
+    """The policy digest (prefix) a `policy.loaded`/`policy.changed` event put in force."""
+    if ev.action not in POLICY_ACTIONS:
+        return None
+    m = _POLICY_SHA.search(ev.reason)
+    return m.group(1) if m else None
+
+
 @dataclass
 class PiiOutsidePurpose:
-    """An allowed read of a PII resource whose purpose is not in the allowed set."""
+    """An allowed read of a PII resource whose purpose the policy in force did not allow.
+
+    A read is judged by the policy version in force when it happened: the last
+    `policy.loaded`/`policy.changed` event before it names the version (its sha256), and
+    `purposes_for(version)` gives that version's PII purposes. Reads before any policy event,
+    or under a version `purposes_for` cannot find, are judged by `allowed_purposes` (and the
+    alert says so).
+    """
 
     pii_resources: Collection[str] | Callable[[str], bool]
     allowed_purposes: Collection[str] = PII_PURPOSES
     actions: tuple[str, ...] = READ_ACTIONS
+    purposes_for: Callable[[str], Collection[str] | None] | None = None
     name: str = "pii_outside_purpose"
 
     def _is_pii(self, resource: str) -> bool:
@@ -146,20 +192,61 @@ class PiiOutsidePurpose:
 
     def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
         """One alert per offending read."""
+        alerts = []
+        version: str | None = None
+        allowed: Collection[str] = self.allowed_purposes
+        known = False
+        for ev in _by_time(events):
+            if ev.action in POLICY_ACTIONS:
+                version = policy_version(ev)
+                found = self.purposes_for(version) if self.purposes_for and version else None
+                allowed, known = (
+                    (found, True) if found is not None else (self.allowed_purposes, False)
+                )
+                continue
+            if not (
+                ev.action in self.actions
+                and ev.decision == "allow"
+                and self._is_pii(ev.resource)
+                and ev.purpose not in allowed
+            ):
+                continue
+            under = (
+                f"policy {version[:16]} in force then"
+                if version and known
+                else f"policy {version[:16]} not archived, judged by the current one"
+                if version
+                else "no policy version recorded before it, judged by the current one"
+            )
+            alerts.append(
+                Alert(
+                    self.name,
+                    ev.actor,
+                    ev.time,
+                    f"{ev.action} on PII resource {ev.resource} with purpose "
+                    f"{ev.purpose or '(none)'}; allowed: {', '.join(sorted(allowed)) or '(none)'} "
+                    f"({under})",
+                    (ev.event_id,),
+                )
+            )
+        return alerts
+
+
+@dataclass
+class PolicyChanged:
+    """Every change of the access policy (a new digest in force)."""
+
+    actions: tuple[str, ...] = ("policy.changed",)
+    name: str = "policy_changed"
+
+    def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
+        """One alert per `policy.changed` event; the detail names both digests."""
         return [
             Alert(
-                self.name,
-                ev.actor,
-                ev.time,
-                f"{ev.action} on PII resource {ev.resource} with purpose "
-                f"{ev.purpose or '(none)'}; allowed: {', '.join(sorted(self.allowed_purposes))}",
-                (ev.event_id,),
+                self.name, ev.actor, ev.time, f"access policy changed: {ev.reason}", (ev.event_id,)
             )
             for ev in _by_time(events)
             if ev.action in self.actions
-            and ev.decision == "allow"
-            and self._is_pii(ev.resource)
-            and ev.purpose not in self.allowed_purposes
         ]
 
 
@@ -240,6 +327,16 @@ class AuditVerificationFailed:
         at = "" if report.first_bad_seq is None else f" at record {report.first_bad_seq}"
         return [Alert(self.name, actor, format_time(clock()), f"{report.problem}{at}")]
 
+    def unverifiable(
+        self,
+        problem: str,
+        *,
+        actor: str = "system:audit",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> list[Alert]:
+        """An alert for a log that could not be read or verified at all (`problem` says why)."""
+        return [Alert(self.name, actor, format_time(clock()), f"audit log unverifiable: {problem}")]
+
 
 @dataclass
 class BreakGlassUsed:
@@ -284,6 +381,11 @@ class CommandSink:
     argv: Sequence[str]
     timeout: float = 10.0
 
+    @property
+    def name(self) -> str:
+        """How delivery records and messages name this sink (the program, no arguments)."""
+        return f"command:{self.argv[0] if self.argv else '?'}"
+
     def send(self, alert: Alert) -> None:
         """Run the command; CalledProcessError or TimeoutExpired on failure."""
         subprocess.run(
@@ -309,6 +411,14 @@ class WebhookSink:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("WebhookSink needs an http:// or https:// URL with a host")
 
+    @property
+    def name(self) -> str:
+        """How delivery records and messages name this sink: the host and a digest of the
+        URL (a webhook's path or query often carries its secret token)."""
+        parts = urllib.parse.urlsplit(self.url)
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:8]
+        return f"webhook:{parts.scheme}://{parts.hostname}#{digest}"
+
     def send(self, alert: Alert) -> None:
         """POST the alert; raises URLError/HTTPError on failure."""
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __post_init__
@@ -320,6 +430,12 @@ class WebhookSink:
         with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
             if not 200 <= response.status < 300:
                 raise OSError(f"webhook answered HTTP {response.status}")
+
+
+def sink_name(sink: Sink) -> str:
+    """A sink's stable name (its `name` attribute, else its class)."""
+    name = getattr(sink, "name", None)
+    return str(name) if name else type(sink).__name__
 
 
 def dispatch(alerts: Iterable[Alert], sinks: Sequence[Sink]) -> list[tuple[Alert, Exception]]:

@@ -174,8 +174,8 @@ class AuditLog:
                 raise AuditIntegrityError(f"segment {path.stem}: {scan.problem}; run verify")
             if latest is not None and (scan.bad_seq or 0) < latest.tree_size:
                 raise AuditIntegrityError(
-                    f"segment {path.stem}: {scan.problem}, inside checkpoint #{latest.index}; "
-                    "refusing to repair: run verify"
+                    f"segment {path.stem}: {scan.detail or scan.problem}, inside checkpoint "
+                    f"#{latest.index}: truncated or tampered; refusing to repair: run verify"
                 )
             self.repaired.append(f"{path.stem}: {scan.problem}")
         if scan.frames:

@@ -125,6 +125,8 @@ class SegmentScan:
     problem: str | None = None
     bad_seq: int | None = None
     torn: bool = False
+    detail: str | None = None
+    """The damage itself, without the torn-tail interpretation."""
 
 
 def _frame_at(buf: bytes, pos: int, seq: int, seg_id: str, aes: AESGCM | None) -> Frame | None:
@@ -179,6 +181,25 @@ def scan_segment(buf: bytes, name: str, aes: AESGCM | None, *, is_open: bool) ->
     return scan
 
 
+SECTOR = 512
+
+
+def _unwritten(buf: bytes, start: int, end: int) -> bool:
+    """Whether the frame at buf[start:end] shows what a write cut short leaves in the
+    pre-zeroed space: a zero tag, a run of 32 zeros, or a whole (512-byte aligned) sector of
+    it still zero. Random ciphertext has none of these; a flipped byte adds none."""
+    body = buf[start:end]
+    if body[-TAG_BYTES:].count(0) == TAG_BYTES or b"\0" * 32 in body:
+        return True
+    at = (start // SECTOR + 1) * SECTOR
+    while at < end:
+        chunk = buf[at : min(at + SECTOR, end)]
+        if chunk.count(0) == len(chunk):
+            return True
+        at += SECTOR
+    return False
+
+
 def _diagnose(
     scan: SegmentScan, buf: bytes, pos: int, seq: int, aes: AESGCM | None, is_open: bool
 ) -> None:
@@ -193,10 +214,13 @@ def _diagnose(
             scan.problem = f"seq discontinuity: expected record {seq}, found record {found}"
             return
         scan.problem = f"record {seq} fails authentication (edited or corrupted ciphertext)"
+        if not _unwritten(buf, pos + _LEN, pos + _LEN + length):
+            return  # a whole frame that does not authenticate: damage, not a write cut short
     elif length == -1 or pos + _LEN + max(length, 0) > len(buf):
         scan.problem = f"record {seq}: frame incomplete at offset {pos}"
     else:
         scan.problem = f"record {seq}: bad frame length {length} at offset {pos}"
+    scan.detail = scan.problem
     if is_open and not _later_frame(buf, pos, seq, seg_id, aes):
         scan.torn = True
         scan.problem = f"torn tail: {scan.problem} (a write cut short; nothing valid follows)"

@@ -332,7 +332,12 @@ def _walk(
         if scan.problem is not None:
             finding = _Finding(scan.bad_seq, f"segment {sid}: {scan.problem}", scan.torn)
             if last is not None and scan.bad_seq is not None and scan.bad_seq < last.tree_size:
-                finding.problem += " (inside the signed checkpoint: truncated or tampered)"
+                # a signed record was complete once: this is not a write cut short
+                finding = _Finding(
+                    scan.bad_seq,
+                    f"segment {sid}: {scan.detail or scan.problem} (inside the signed "
+                    "checkpoints: truncated or tampered)",
+                )
             break
         if not scan.frames and not is_last[path]:
             finding = _Finding(expected, f"sealed segment {sid} is empty")
