@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,17 @@ table.amz td.w{max-width:340px}
 </style>"""
 
 BAD_WHEN_UP = frozenset({"refunds", "refund_rate", "fees"})
+
+
+_MOVE = re.compile(r"([▲▼■] [+−]?[\d,.]+ pts)")
+
+
+def _cell(value: Any, kind: str, currency: str) -> str:
+    """A cell's escaped HTML; `moves` text gets its "▲ +3.5 pts" parts marked as worse."""
+    text = html.escape(_fmt(value, "text" if kind == "moves" else kind, currency))
+    if kind == "moves":
+        return _MOVE.sub(r"<span class='amz-worse'>\1</span>", text)
+    return text
 
 
 def _fmt(value: Any, kind: str, currency: str) -> str:
@@ -97,9 +109,10 @@ def table_html(
     more: str = "",
 ) -> str:
     """A formatted table. `columns` = (column, header, kind); kinds: money, pct, count,
-    float1, float2, text. Money uses the row's `currency_col` (or `currency`). Beyond
-    `max_rows` a note says how many rows were left out ("+N more {more}" when `more` names
-    them). The table carries its full row count (`data-rows`, read by the run summary)."""
+    float1, float2, text, moves (text whose "▲ +3.5 pts" parts are marked). Money uses the
+    row's `currency_col` (or `currency`). Beyond `max_rows` a note says how many rows were
+    left out ("+N more {more}" when `more` names them). The table carries its full row count
+    (`data-rows`, read by the run summary)."""
     cols = list(columns or [(c, c, "text") for c in df.columns])
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in cols)
     rows = []
@@ -109,7 +122,7 @@ def table_html(
         for c, _, kind in cols:
             num = kind in ("money", "pct", "count", "float1", "float2")
             cls = " class='n'" if num else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt(r.get(c), kind, cur))}</td>")
+            cells.append(f"<td{cls}>{_cell(r.get(c), kind, cur)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     left_out = ""
     if df.height > max_rows:

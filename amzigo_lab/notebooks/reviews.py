@@ -91,7 +91,7 @@ if report.worsening.height:
                 ("title", "Product", "text"),
                 ("asin", "ASIN", "text"),
                 ("marketplace", "Mkt", "text"),
-                ("moves", "Worsening topics (share of reviews, change in points)", "text"),
+                ("moves", "Worsening topics (share of reviews, change in points)", "moves"),
             ],
             table_id="worsening",
             max_rows=TOP,

@@ -174,3 +174,10 @@ def test_tables_cut_at_top_n_with_a_more_note_and_their_full_count() -> None:
     out = render.table_html(df, [("asin", "ASIN", "text")], max_rows=12, more="products")
     assert out.count("<tr>") == 13 and "+18 more products" in out and "data-rows='30'" in out
     assert "+" not in render.table_html(df.head(3), [("asin", "ASIN", "text")], max_rows=12)
+
+
+def test_moves_are_marked_and_everything_else_escaped() -> None:
+    df = pl.DataFrame({"moves": ["<b>Leaks</b> ▲ +12.0 pts; Roomy ▼ −3.0 pts"]})
+    out = render.table_html(df, [("moves", "Moves", "moves")])
+    assert "&lt;b&gt;Leaks&lt;/b&gt; <span class='amz-worse'>▲ +12.0 pts</span>" in out
+    assert "<span class='amz-worse'>▼ −3.0 pts</span>" in out
