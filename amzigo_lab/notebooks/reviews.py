@@ -121,13 +121,12 @@ if report.ratings.height:
     show_chart(
         charts.rating_trend(report.ratings.join(shown, on=["asin", "marketplace"]), report.titles)
     )
-    more = latest.height - shown.height
-    show_html(
-        render.note(
-            f"The {shown.height} lowest-rated products"
-            + (f"; +{more} more rated products not drawn." if more > 0 else ".")
+    if latest.height > shown.height:
+        show_html(
+            render.note(
+                f"The {shown.height} lowest-rated of {latest.height} rated products are drawn."
+            )
         )
-    )
 else:
     show_html(render.note("Amazon reported no star rating for these products."))
 
