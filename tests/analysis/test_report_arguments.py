@@ -131,3 +131,25 @@ def test_cli_bounds_and_errors_as_plain_text(report_home: Path, tmp_path: Path) 
     res = runner.invoke(main, ["schedule", "--list", "--home", str(report_home)])
     assert res.exit_code == 2
     assert "no jobs in [schedule] of " in " ".join(res.output.split()), res.output
+
+
+@pytest.mark.slow
+def test_a_cell_failing_in_a_real_kernel_names_the_cell_and_leaves_no_file(
+    report_settings, tmp_path: Path
+) -> None:
+    # a parameter slipped past the checks (here forced through `extra`) fails in the kernel
+    sink = MemorySink()
+    with pytest.raises(ReportError) as err:
+        gen.generate(
+            report_settings,
+            "reviews",
+            ACME,
+            PERIOD,
+            out_dir=tmp_path,
+            extra={"marketplace": "XX"},
+            audit=sink,
+        )
+    assert "reviews report failed in cell 1" in str(err.value)
+    assert "unknown marketplace 'XX'" in str(err.value)
+    assert files(tmp_path) == []
+    assert [e["action"] for e in sink.events] == ["report.failed"]
