@@ -128,37 +128,110 @@ def top_skus(skus: pl.DataFrame, n: int = 10) -> alt.TopLevelMixin:
     return _configure(chart.properties(title=f"Top {n} SKUs by sales"))
 
 
-def rating_trend(ratings: pl.DataFrame) -> alt.TopLevelMixin:
-    """Star rating per ASIN over fetch dates."""
+#: Okabe & Ito's colour-blind-safe palette (black dropped: it reads as an axis).
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#999999"]
+#: Review sentiments: vermillion for complaints, blue for praise (distinct for every vision).
+SENTIMENT_COLORS = {"negative": "#D55E00", "positive": "#0072B2"}
+
+
+def _short(text: Any, limit: int) -> str:
+    t = " ".join(str(text or "").split())
+    return t if len(t) <= limit else t[: limit - 1].rstrip() + "…"
+
+
+def product_label(title: Any, asin: str, marketplace: str, limit: int = 34) -> str:
+    """ "Trail Bottle 1L (B0RED · US)", or the ASIN alone when no title is known."""
+    where = f"{asin} · {marketplace}"
+    return f"{_short(title, limit)} ({where})" if title else where
+
+
+def rating_trend(ratings: pl.DataFrame, titles: pl.DataFrame | None = None) -> alt.TopLevelMixin:
+    """Star rating over fetch dates: one line per product and marketplace (at most 8: the
+    caller picks which), Okabe–Ito colours."""
+    data = ratings
+    if titles is not None and titles.height:
+        data = data.join(titles, on=["asin", "marketplace"], how="left")
+    else:
+        data = data.with_columns(title=pl.lit(None, dtype=pl.String))
+    data = data.with_columns(
+        product=pl.struct("title", "asin", "marketplace").map_elements(
+            lambda r: product_label(r["title"], r["asin"], r["marketplace"], 30),
+            return_dtype=pl.String,
+        )
+    ).select("product", "fetched_on", "star_rating")
+    order = list(dict.fromkeys(str(p) for p in data["product"].to_list()))
     chart = (
-        alt.Chart(_data(ratings))
+        alt.Chart(_data(data))
         .mark_line(point=True)
         .encode(
-            x=alt.X("fetched_on:T", title=None),
+            x=alt.X("fetched_on:T", title=None, axis=alt.Axis(format="%b %d")),
             y=alt.Y("star_rating:Q", title="stars", scale=alt.Scale(domain=[1, 5])),
-            color=alt.Color("asin:N"),
+            color=alt.Color(
+                "product:N",
+                title=None,
+                scale=alt.Scale(domain=order, range=OKABE_ITO[: max(1, len(order))]),
+                legend=alt.Legend(orient="bottom", columns=2, labelLimit=320),
+            ),
         )
         .properties(width=WIDTH, height=160, title="Star rating")
     )
     return _configure(chart)
 
 
-def topic_trends(trends: pl.DataFrame, asins: list[str]) -> alt.TopLevelMixin:
-    """Monthly share of each topic, one panel per ASIN (the given ASINs only)."""
-    data = trends.filter(pl.col("asin").is_in(asins))
+def topic_trends(trends: pl.DataFrame, worst: pl.DataFrame, columns: int = 3) -> alt.TopLevelMixin:
+    """Small multiples: one panel per worsening topic in `worst` (rows of
+    `reviews.worst_topics`, in that order), each one line (that product, marketplace and
+    topic), coloured by sentiment. Marketplaces are never mixed in one line."""
+    keys = ["asin", "marketplace", "sentiment", "topic"]
+    panels = worst.with_columns(
+        panel=pl.struct("title", "asin", "marketplace", "topic", "change_label").map_elements(
+            lambda r: (
+                f"{_short(r['title'] or r['asin'], 34)}|{r['asin']} · {r['marketplace']}"
+                + f"|{_short(r['topic'], 26)}  {r['change_label']}"
+            ),
+            return_dtype=pl.String,
+        )
+    ).select(*keys, "panel")
+    data = trends.join(panels, on=keys, how="inner").select(
+        "panel", "sentiment", "month", "occurrence_percentage"
+    )
+    order = [str(p) for p in panels["panel"].to_list()]
     chart = (
         alt.Chart(_data(data))
-        .mark_line(point=True)
+        .mark_line(point=True, strokeWidth=2)
         .encode(
-            x=alt.X("month:T", title=None, timeUnit="yearmonth"),
-            y=alt.Y("occurrence_percentage:Q", title="% of reviews"),
-            color=alt.Color("topic:N"),
-            strokeDash=alt.StrokeDash("sentiment:N"),
+            x=alt.X(
+                "month:T", title=None, timeUnit="yearmonth", axis=alt.Axis(format="%b", tickCount=4)
+            ),
+            y=alt.Y("occurrence_percentage:Q", title="% of reviews", scale=alt.Scale(zero=True)),
+            color=alt.Color(
+                "sentiment:N",
+                title="sentiment",
+                scale=alt.Scale(
+                    domain=list(SENTIMENT_COLORS), range=list(SENTIMENT_COLORS.values())
+                ),
+                legend=alt.Legend(orient="top"),
+            ),
         )
-        .properties(width=WIDTH - 120, height=120)
-        .facet(row=alt.Row("asin:N", title=None))
+        .properties(width=(WIDTH + 80) // columns - 40, height=90)
+        .facet(
+            facet=alt.Facet(
+                "panel:N",
+                sort=order,
+                title=None,
+                header=alt.Header(
+                    labelExpr="split(datum.value, '|')",
+                    labelFontSize=11,
+                    labelLimit=260,
+                    labelAlign="left",
+                    labelAnchor="start",
+                ),
+            ),
+            columns=columns,
+        )
+        .resolve_scale(y="independent")
     )
-    return _configure(chart.properties(title="Topic trends of flagged products"))
+    return _configure(chart.properties(title="Worsening topics, month by month"))
 
 
 def days_of_cover(table: pl.DataFrame, n: int = 25) -> alt.TopLevelMixin:

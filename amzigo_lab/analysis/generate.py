@@ -55,10 +55,35 @@ class GeneratedReport:
     html: Path
     pdf: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    marketplace: str = ""
+    comparison: str = ""
+    generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    #: rows per table (full counts, not the rows shown) and charts, per notebook section
+    sections: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def paths(self) -> list[Path]:
         """Every file written."""
         return [p for p in (self.notebook, self.html, self.pdf) if p is not None]
+
+    def summary(self) -> dict[str, Any]:
+        """The machine-readable account of the run (`amzigo report --json`)."""
+        return {
+            "report": self.report,
+            "tenant": self.tenant,
+            "period": {
+                "start": self.period.start.isoformat(),
+                "end": self.period.end.isoformat(),
+                "days": self.period.days,
+            },
+            "as_of": self.period.end.isoformat(),
+            "generated_at": self.generated_at.isoformat(timespec="seconds"),
+            "marketplace": self.marketplace or "all",
+            "comparison": self.comparison,
+            "paths": [str(p) for p in self.paths()],
+            "files": {p.suffix.lstrip("."): str(p) for p in self.paths()},
+            "counts": self.sections,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
 
 
 def notebook_path(report: str) -> Path:
@@ -88,20 +113,35 @@ def generate(
     extra: dict[str, Any] | None = None,
     audit: Any = None,
 ) -> GeneratedReport:
-    """Execute the report notebook for one tenant and period; write .ipynb, .html (and .pdf)."""
-    if not str(tenant or "").strip():
-        raise ReportError("--tenant is required: a report is about exactly one tenant")
-    tenant = tenant_id(tenant)
+    """Execute the report notebook for one tenant and period; write .ipynb, .html (and .pdf).
+
+    Every argument is checked before a kernel starts (`check_arguments`, then the gateway:
+    the tenant has data, the marketplace is one of the tenant's). Files are written under
+    temporary names and renamed only when the whole run succeeded: a failed run leaves no
+    file behind.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        tenant, market = check_arguments(
+            report, tenant, period, marketplace, comparison, costs_file, timeout
+        )
+    except ReportError as exc:
+        if str(tenant or "").strip() and report in PURPOSES:
+            _audit(audit, "report.failed", report, str(tenant), period, "error", str(exc))
+        raise
     src = notebook_path(report)
     out_dir = (out_dir or settings.reports_dir).expanduser().resolve()
     stem = output_stem(out_dir, tenant, report, period)
-    stem.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    nb_out, html_out = stem.with_suffix(".ipynb"), stem.with_suffix(".html")
+    final = {".ipynb": stem.with_suffix(".ipynb"), ".html": stem.with_suffix(".html")}
+    if pdf:
+        final[".pdf"] = stem.with_suffix(".pdf")
+    partial = {k: _partial_name(v) for k, v in final.items()}
     params: dict[str, Any] = {
         "tenant": tenant,
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
-        "marketplace": marketplace,
+        "marketplace": market,
         "comparison": comparison,
         "home": str(settings.home),
         "access": "service",
@@ -110,29 +150,158 @@ def generate(
     if report == "sales" and costs_file:
         params["costs_file"] = str(Path(costs_file).expanduser().resolve())
     params.update(extra or {})
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    sections: dict[str, dict[str, int]] = {}
     try:
         with _run_token(settings, tenant, report, timeout) as token:
+            if market:
+                check_marketplace(settings, token, report, tenant, market)
             timings["token"] = time.perf_counter() - t0
-            _execute(src, nb_out, params, timeout, stem.parent, {TOKEN_ENV: token})
+            stem.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _execute(src, partial[".ipynb"], params, timeout, stem.parent, {TOKEN_ENV: token})
         timings["execute"] = time.perf_counter() - t0
+        sections = section_counts(partial[".ipynb"])
         t1 = time.perf_counter()
-        html_out.write_text(to_html(nb_out), encoding="utf-8")
+        partial[".html"].write_text(to_html(partial[".ipynb"]), encoding="utf-8")
         timings["html"] = time.perf_counter() - t1
-        pdf_out = None
         if pdf:
             t2 = time.perf_counter()
-            pdf_out = to_pdf(html_out, stem.with_suffix(".pdf"))
+            to_pdf(partial[".html"], partial[".pdf"])
             timings["pdf"] = time.perf_counter() - t2
+        for suffix, path in partial.items():
+            path.replace(final[suffix])
     except Exception as exc:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
         _audit(audit, "report.failed", report, tenant, period, "error", str(exc))
         raise
-    result = GeneratedReport(report, tenant, period, nb_out, html_out, pdf_out, timings)
+    result = GeneratedReport(
+        report,
+        tenant,
+        period,
+        final[".ipynb"],
+        final[".html"],
+        final.get(".pdf"),
+        timings,
+        marketplace=market,
+        comparison=comparison,
+        sections=sections,
+    )
     register_outputs(settings, result)
     files = "+".join(p.suffix.lstrip(".") for p in result.paths())
     _audit(audit, "report.generated", report, tenant, period, "allow", f"files {files}")
     return result
+
+
+def _partial_name(path: Path) -> Path:
+    """A hidden temporary name next to `path` (renamed to `path` when the run succeeds)."""
+    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+
+
+#: Bounds of a report run's arguments.
+MAX_PERIOD_DAYS = 731
+MAX_TIMEOUT = 24 * 3600
+
+
+def check_arguments(
+    report: str,
+    tenant: str,
+    period: Period,
+    marketplace: str = "",
+    comparison: str = "previous_period",
+    costs_file: str = "",
+    timeout: int = DEFAULT_TIMEOUT,
+) -> tuple[str, str]:
+    """Check what can be checked without the gateway; (tenant id, marketplace code or "")."""
+    from amzigo_lab.analysis.money import marketplace as find_marketplace
+    from amzigo_lab.analysis.period import comparison_period
+
+    if report not in REPORTS:
+        raise ReportError(f"unknown report {report!r}; reports: {', '.join(REPORTS)}")
+    if not str(tenant or "").strip():
+        raise ReportError("--tenant is required: a report is about exactly one tenant")
+    try:
+        tenant = tenant_id(tenant)
+    except ValueError as exc:
+        raise ReportError(f"--tenant: {exc}") from None
+    if period.days > MAX_PERIOD_DAYS:
+        raise ReportError(
+            f"the period {period.label()} spans {period.days} days: at most {MAX_PERIOD_DAYS}"
+        )
+    if not 1 <= int(timeout) <= MAX_TIMEOUT:
+        raise ReportError(f"--timeout {timeout}: between 1 and {MAX_TIMEOUT} seconds")
+    try:
+        market = find_marketplace(marketplace)
+    except ValueError as exc:
+        raise ReportError(f"--marketplace: {exc}") from None
+    try:
+        comparison_period(period, comparison)
+    except ValueError as exc:
+        raise ReportError(f"--comparison: {exc}") from None
+    if costs_file:
+        if report != "sales":
+            raise ReportError("--costs applies to the sales report only")
+        from amzigo_lab.analysis.sales import load_costs
+
+        try:
+            load_costs(Path(costs_file).expanduser())
+        except OSError as exc:
+            raise ReportError(f"--costs {costs_file}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, KeyError, ValueError) as exc:
+            raise ReportError(f"--costs {costs_file}: not a CSV cost file ({exc})") from None
+    return tenant, market.code if market else ""
+
+
+#: The dataset that tells which marketplaces a tenant has, per report.
+MARKETPLACE_DATASET = {
+    "sales": "sales_traffic_by_date",
+    "reviews": "review_topics",
+    "inventory": "inventory_snapshots",
+}
+
+
+def check_marketplace(settings: Settings, token: str, report: str, tenant: str, code: str) -> None:
+    """Refuse a marketplace the tenant has no data in (asked of the gateway with the run's
+    token: the read is checked against the policy and audited like the report's own)."""
+    from amzigo_lab.analysis.money import marketplace_code
+    from amzigo_lab.analysis.source import GatewayTableSource
+    from amzigo_lab.client import protocol
+    from amzigo_lab.client.transport import GatewayClient
+
+    dataset = MARKETPLACE_DATASET[report]
+    with GatewayClient(protocol.default_address(settings.home), token) as client:
+        source = GatewayTableSource(client, tenant, PURPOSES[report])
+        t = source.table(dataset)
+        ids = t.select("marketplace_id").distinct().to_pyarrow().column(0).to_pylist()
+    codes = sorted({marketplace_code(str(i)) for i in ids})
+    if code not in codes:
+        has = f"its {dataset} data: {', '.join(codes)}" if codes else f"no {dataset} data"
+        raise ReportError(f"--marketplace {code} is not a marketplace of tenant {tenant!r} ({has})")
+
+
+_TABLE = re.compile(r"<table class='amz'(?: id='([^']*)')? data-rows='(\d+)'")
+
+
+def section_counts(notebook: Path) -> dict[str, dict[str, int]]:
+    """Per section (the notebook's `##` headings): rows of each table (full counts, from
+    `data-rows`) and the number of charts, read from the executed notebook."""
+    out: dict[str, dict[str, int]] = {}
+    section = "summary"
+    for cell in _own_cells(notebook):
+        source = "".join(cell.get("source", ""))
+        if cell.get("cell_type") == "markdown":
+            heading = next((ln for ln in source.splitlines() if ln.startswith("## ")), "")
+            section = heading[3:].strip() or section
+            continue
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            counts = out.setdefault(section, {})
+            if "image/svg+xml" in data:
+                counts["charts"] = counts.get("charts", 0) + 1
+            markup = "".join(data.get("text/html", ""))
+            for n, (ident, rows) in enumerate(_TABLE.findall(markup)):
+                key = ident or f"table{n + 1}"
+                counts[key] = counts.get(key, 0) + int(rows)
+    return {k: v for k, v in out.items() if v}
 
 
 #: The dataset whose retention a report follows (reports hold Amazon data derived from it).
@@ -252,7 +421,7 @@ def _execute(
     except PapermillExecutionError as exc:
         raise ReportError(
             f"{src.stem} report failed in {_failed_cell(dest)}: {exc.ename}: "
-            f"{_first_line(exc.evalue)} (executed notebook with the traceback: {dest})"
+            f"{_first_line(exc.evalue)}"
         ) from None
     except Exception as exc:  # kernel death, timeout, missing kernel
         kind = type(exc).__name__

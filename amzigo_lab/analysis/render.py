@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -24,14 +25,28 @@ STYLE = """<style>
 .amz-tile .v{font-size:20px;font-weight:600;margin:2px 0}
 .amz-tile .c{font-size:11px}.amz-up{color:#1a7f37}.amz-down{color:#b2182b}.amz-flat{color:#777}
 table.amz{border-collapse:collapse;font-family:sans-serif;font-size:12px;margin:4px 0 12px}
-table.amz th{background:#f0f2f5;text-align:left;padding:4px 8px;border-bottom:1px solid #99a}
-table.amz td{padding:3px 8px;border-bottom:1px solid #e3e5e8}
-table.amz td.n{text-align:right;font-variant-numeric:tabular-nums}
+table.amz th{background:#f0f2f5;text-align:left !important;padding:4px 8px;
+  border-bottom:1px solid #99a}
+table.amz td{padding:3px 8px;border-bottom:1px solid #e3e5e8;text-align:left !important}
+table.amz td.n{text-align:right !important;font-variant-numeric:tabular-nums}
 .amz-note{font-size:11px;color:#555;font-family:sans-serif}
 .amz-badge{padding:1px 6px;border-radius:8px;font-size:11px}
+.amz-worse{color:#b2182b;font-weight:600}.amz-better{color:#1a7f37}
+table.amz td.w{max-width:340px}
 </style>"""
 
 BAD_WHEN_UP = frozenset({"refunds", "refund_rate", "fees"})
+
+
+_MOVE = re.compile(r"([▲▼■] [+−]?[\d,.]+ pts)")
+
+
+def _cell(value: Any, kind: str, currency: str) -> str:
+    """A cell's escaped HTML; `moves` text gets its "▲ +3.5 pts" parts marked as worse."""
+    text = html.escape(_fmt(value, "text" if kind == "moves" else kind, currency))
+    if kind == "moves":
+        return _MOVE.sub(r"<span class='amz-worse'>\1</span>", text)
+    return text
 
 
 def _fmt(value: Any, kind: str, currency: str) -> str:
@@ -91,9 +106,13 @@ def table_html(
     currency: str = "",
     max_rows: int = 200,
     table_id: str = "",
+    more: str = "",
 ) -> str:
     """A formatted table. `columns` = (column, header, kind); kinds: money, pct, count,
-    float1, float2, text. Money uses the row's `currency_col` (or `currency`)."""
+    float1, float2, text, moves (text whose "▲ +3.5 pts" parts are marked). Money uses the
+    row's `currency_col` (or `currency`). Beyond `max_rows` a note says how many rows were
+    left out ("+N more {more}" when `more` names them). The table carries its full row count
+    (`data-rows`, read by the run summary)."""
     cols = list(columns or [(c, c, "text") for c in df.columns])
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in cols)
     rows = []
@@ -103,16 +122,31 @@ def table_html(
         for c, _, kind in cols:
             num = kind in ("money", "pct", "count", "float1", "float2")
             cls = " class='n'" if num else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt(r.get(c), kind, cur))}</td>")
+            cells.append(f"<td{cls}>{_cell(r.get(c), kind, cur)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    more = ""
+    left_out = ""
     if df.height > max_rows:
-        more = f"<p class='amz-note'>{df.height - max_rows} more rows not shown.</p>"
+        n = df.height - max_rows
+        text = f"+{n:,} more {more}".rstrip() if more else f"{n:,} more rows not shown."
+        left_out = f"<p class='amz-note amz-more'>{html.escape(text)}</p>"
     ident = f" id='{html.escape(table_id)}'" if table_id else ""
     return (
-        f"{STYLE}<table class='amz'{ident}><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>{more}"
+        f"{STYLE}<table class='amz'{ident} data-rows='{df.height}'><thead><tr>{head}</tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>{left_out}"
     )
+
+
+def facts_html(facts: Sequence[tuple[str, str, str]]) -> str:
+    """Plain tiles: (label, value, small print) each, no comparison."""
+    out = [STYLE, "<div class='amz-tiles'>"]
+    for label, value, small in facts:
+        out.append(
+            f"<div class='amz-tile'><div class='l'>{html.escape(label)}</div>"
+            f"<div class='v'>{html.escape(value)}</div>"
+            f"<div class='c amz-flat'>{html.escape(small)}</div></div>"
+        )
+    out.append("</div>")
+    return "".join(out)
 
 
 def note(text: str) -> str:

@@ -45,9 +45,10 @@ def _marketplace_code(df: pl.DataFrame) -> pl.DataFrame:
 def current_topics(
     source: TableSource, period: Period, marketplace: MarketplaceInfo | None = None
 ) -> pl.DataFrame:
-    """The latest fetch (on or before the period end) of each ASIN's topics."""
+    """The latest fetch of each ASIN's topics up to the morning after the period (a fetch on
+    the day after the period closes describes it)."""
     t = source.table("review_topics")
-    t = t.filter(t.fetched_on <= period.end)
+    t = t.filter(t.fetched_on <= period.end_exclusive)
     if marketplace is not None:
         t = t.filter(t.marketplace_id == marketplace.marketplace_id)
     latest = t.group_by(["asin", "marketplace_id"]).aggregate(last=t.fetched_on.max())
@@ -66,9 +67,10 @@ def current_topics(
 def rating_trend(
     source: TableSource, period: Period, marketplace: MarketplaceInfo | None = None
 ) -> pl.DataFrame:
-    """Star rating per ASIN and fetch date (only where Amazon reported one)."""
+    """Star rating per ASIN and fetch date (only where Amazon reported one), fetches up to the
+    morning after the period."""
     t = source.table("review_topics")
-    t = t.filter(t.fetched_on <= period.end, t.star_rating.notnull())
+    t = t.filter(t.fetched_on <= period.end_exclusive, t.star_rating.notnull())
     if marketplace is not None:
         t = t.filter(t.marketplace_id == marketplace.marketplace_id)
     agg = t.group_by(["asin", "marketplace_id", "fetched_on"]).aggregate(
@@ -92,8 +94,20 @@ def topic_trends(
     return df.sort(["asin", "marketplace", "sentiment", "topic", "month"])
 
 
+def change_label(change: float | None) -> str:
+    """A change in percentage points with its direction: "▲ +3.5 pts", "▼ −12.0 pts"."""
+    if change is None:
+        return "new"
+    if abs(change) < 0.05:
+        return "■ 0.0 pts"
+    arrow = "▲" if change > 0 else "▼"
+    return f"{arrow} {'+' if change > 0 else '−'}{abs(change):.1f} pts"
+
+
 def topic_changes(trends: pl.DataFrame, points: float = WORSENING_POINTS) -> pl.DataFrame:
-    """Per topic: latest month, its share, the share the month before, change and verdict."""
+    """Per topic and marketplace: latest month, its share, the share the month before, the
+    change (points), how far it moved the wrong way (`bad_move`, > 0 = worse), its label and
+    the verdict."""
     keys = ["asin", "marketplace", "sentiment", "topic"]
     ranked = trends.sort([*keys, "month"]).with_columns(
         previous=pl.col("occurrence_percentage").shift(1).over(keys),
@@ -108,21 +122,81 @@ def topic_changes(trends: pl.DataFrame, points: float = WORSENING_POINTS) -> pl.
     )
     return last.with_columns(
         worsening=(bad_dir >= points).fill_null(False),
-    ).select(*keys, "month", "occurrence_percentage", "previous", "change", "worsening")
+        bad_move=bad_dir,
+        change_label=pl.col("change").map_elements(change_label, return_dtype=pl.String),
+    ).select(
+        *keys, "month", "occurrence_percentage", "previous", "change", "change_label",
+        "bad_move", "worsening",
+    )  # fmt: skip
 
 
-def worsening_products(changes: pl.DataFrame) -> pl.DataFrame:
-    """ASINs with at least one worsening topic, worst first."""
-    bad = changes.filter(pl.col("worsening"))
-    return (
-        bad.group_by(["asin", "marketplace"])
+def _with_titles(df: pl.DataFrame, titles: pl.DataFrame | None) -> pl.DataFrame:
+    if titles is None or not titles.height:
+        return df.with_columns(title=pl.lit(None, dtype=pl.String))
+    return df.join(titles, on=["asin", "marketplace"], how="left")
+
+
+def worsening_products(changes: pl.DataFrame, titles: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Products (ASIN per marketplace) with at least one worsening topic, worst first; `moves`
+    lists each worsening topic with its move ("Soft ▼ −5.0 pts"), worst first."""
+    bad = changes.filter(pl.col("worsening")).sort(["bad_move", "topic"], descending=[True, False])
+    out = (
+        bad.group_by(["asin", "marketplace"], maintain_order=True)
         .agg(
             worsening_topics=pl.col("topic").sort().str.join(", "),
+            moves=(pl.col("topic") + " " + pl.col("change_label")).str.join("; "),
             topics=pl.len().cast(pl.Int64),
             worst_change=pl.col("change").abs().max(),
+            worst_label=pl.col("change_label").first(),
         )
         .sort(["topics", "worst_change", "asin"], descending=[True, True, False])
     )
+    return _with_titles(out, titles)
+
+
+def worst_topics(
+    changes: pl.DataFrame, titles: pl.DataFrame | None = None, n: int | None = None
+) -> pl.DataFrame:
+    """The worsening topics (one row per ASIN, marketplace and topic), the largest wrong-way
+    move first; the first `n` only when given."""
+    bad = changes.filter(pl.col("worsening")).sort(
+        ["bad_move", "asin", "marketplace", "topic"], descending=[True, False, False, False]
+    )
+    bad = _with_titles(bad, titles)
+    return bad.head(n) if n is not None else bad
+
+
+def top_topics(
+    topics: pl.DataFrame, sentiment: str, titles: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Latest topics of one sentiment, the most-mentioned first (review count, then share)."""
+    rows = topics.filter(pl.col("sentiment") == sentiment).sort(
+        ["review_count", "occurrence_percentage", "asin", "topic"],
+        descending=[True, True, False, False],
+        nulls_last=True,
+    )
+    return _with_titles(rows, titles)
+
+
+def product_titles(source: TableSource, marketplace: MarketplaceInfo | None = None) -> pl.DataFrame:
+    """A title per ASIN and marketplace: the catalog's latest, else one from the order lines."""
+    c = source.table("catalog_items")
+    c = c.filter(c.title.notnull())
+    i = source.table("order_items")
+    i = i.filter(i.title.notnull())
+    if marketplace is not None:
+        c = c.filter(c.marketplace_id == marketplace.marketplace_id)
+        i = i.filter(i.marketplace_id == marketplace.marketplace_id)
+    catalog = (
+        c.order_by([c.asin, c.marketplace_id, c.fetched_at.desc()])
+        .select("asin", "marketplace_id", "title")
+        .to_polars()
+        .unique(["asin", "marketplace_id"], keep="first", maintain_order=True)
+    )
+    items = i.group_by(["asin", "marketplace_id"]).aggregate(title=i.title.max()).to_polars()
+    both = pl.concat([catalog, items.select(catalog.columns)], how="vertical_relaxed")
+    both = both.unique(["asin", "marketplace_id"], keep="first", maintain_order=True)
+    return _marketplace_code(both).select("asin", "marketplace", "title")
 
 
 def review_requests(
@@ -188,6 +262,34 @@ class ReviewsReport:
     worsening: pl.DataFrame
     requests: pl.DataFrame
     request_counts: pl.DataFrame
+    titles: pl.DataFrame
+    worst: pl.DataFrame
+
+    def latest_ratings(self) -> pl.DataFrame:
+        """Per ASIN and marketplace: the latest star rating, the first one in the trend, and
+        the change between them (lowest latest rating first)."""
+        r = self.ratings.sort(["asin", "marketplace", "fetched_on"])
+        out = r.group_by(["asin", "marketplace"], maintain_order=True).agg(
+            first=pl.col("star_rating").first(),
+            star_rating=pl.col("star_rating").last(),
+            fetched_on=pl.col("fetched_on").last(),
+        )
+        out = out.with_columns(change=pl.col("star_rating") - pl.col("first")).drop("first")
+        return _with_titles(out, self.titles).sort(
+            ["star_rating", "change", "asin"], descending=[False, False, False]
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Rows per section (the `--json` summary)."""
+        return {
+            "products_worsening": self.worsening.height,
+            "topics_worsening": self.worst.height,
+            "topics": self.topics.height,
+            "products_rated": self.ratings.select("asin", "marketplace").unique().height,
+            "review_requests_eligible": self.requests.filter(
+                pl.col("state").is_in(["eligible_now", "eligible_later"])
+            ).height,
+        }
 
 
 def objected_orders(source: TableSource) -> set[str]:
@@ -206,6 +308,7 @@ def build_reviews_report(
     """Compute every table of the reviews report."""
     trends = topic_trends(source, period, marketplace)
     changes = topic_changes(trends)
+    titles = product_titles(source, marketplace)
     requests = review_requests(source, period, marketplace, as_of, objected_orders(source))
     return ReviewsReport(
         period=period,
@@ -213,7 +316,9 @@ def build_reviews_report(
         ratings=rating_trend(source, period, marketplace),
         trends=trends,
         changes=changes,
-        worsening=worsening_products(changes),
+        worsening=worsening_products(changes, titles),
         requests=requests,
         request_counts=request_summary(requests),
+        titles=titles,
+        worst=worst_topics(changes, titles),
     )

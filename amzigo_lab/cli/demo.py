@@ -14,18 +14,26 @@ from amzigo_lab.cli.lake import _summary
 @click.command("demo")
 @click.option(
     "--days",
+    type=click.IntRange(1, 731),
     default=60,
     show_default=True,
     help="Days of history to ingest (reports compare the last 30 days with the 30 before).",
 )
 @click.option(
     "--pii-weeks",
+    type=click.IntRange(0, 52),
     default=5,
     show_default=True,
     help="Weekly PII ingestions before today for the PII demo tenant.",
 )
 @click.option("--no-serve", is_flag=True, help="Run the whole job and return (no server).")
-@click.option("--port", default=8866, show_default=True, help="Dashboard port when serving.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8866,
+    show_default=True,
+    help="Dashboard port when serving.",
+)
 @click.option("--seed", type=int, default=None, help="Sandbox world seed (default: the home's).")
 @home_option
 @handle_errors

@@ -22,7 +22,11 @@ from amzigo_lab.cli.common import (
 @click.option("--start", default=None, help="First day, YYYY-MM-DD (default: see --days).")
 @click.option("--end", default=None, help="Last day, YYYY-MM-DD (inventory: the as-of date).")
 @click.option(
-    "--days", default=30, show_default=True, help="Without --start/--end: the last N full days."
+    "--days",
+    type=click.IntRange(1, 731),
+    default=30,
+    show_default=True,
+    help="Without --start/--end: the last N full days (1-731).",
 )
 @click.option("--marketplace", default="", help="US, UK or DE (default: all, per currency).")
 @click.option(
@@ -45,7 +49,11 @@ from amzigo_lab.cli.common import (
     help="Output folder (default: ./reports, or reports_dir in config).",
 )
 @click.option(
-    "--timeout", default=600, show_default=True, help="Seconds allowed per notebook cell."
+    "--timeout",
+    type=click.IntRange(1, 86400),
+    default=600,
+    show_default=True,
+    help="Seconds allowed per notebook cell.",
 )
 @home_option
 @json_option
@@ -68,7 +76,10 @@ def report_cmd(
     """Execute a packaged report notebook (papermill) and write .ipynb, .html and .pdf files.
 
     Files go to <out>/<tenant>/<report>/<start>_<end>.{ipynb,html,pdf}. The run happens under
-    the reports service identity with the report's purpose and is audited.
+    the reports service identity with the report's purpose and is audited. Every argument
+    (tenant, marketplace, comparison, cost file, bounds) is checked before the notebook runs,
+    and a failed run leaves no file. --json prints the paths, period, as-of date and the row
+    counts of each section.
 
     Example:
 
@@ -102,14 +113,7 @@ def report_cmd(
             audit=lake.audit,
         )
     if as_json:
-        print_json(
-            {
-                "report": report,
-                "tenant": result.tenant,
-                "paths": [str(p) for p in result.paths()],
-                "timings": result.timings,
-            }
-        )
+        print_json(result.summary())
         return
     for path in result.paths():
         console.print(str(path), soft_wrap=True)

@@ -22,16 +22,55 @@ access = "session"
 purpose = "review_management"
 
 # %%
+import polars as pl
+
 from amzigo_lab.analysis import charts, render
 from amzigo_lab.analysis.money import marketplace as find_marketplace
 from amzigo_lab.analysis.notebook import header, open_source, show_chart, show_html
 from amzigo_lab.analysis.period import Period
-from amzigo_lab.analysis.reviews import build_reviews_report
+from amzigo_lab.analysis.reviews import WORSENING_POINTS, build_reviews_report, top_topics
+
+TOP = 12  # rows per table; the rest is counted in a "+N more" note
+PANELS = 9  # small multiples of the worst-moving topics
+LINES = 8  # products in the star-rating chart (one colour each)
 
 source = open_source(tenant, home, access, purpose)
 period = Period.parse(start, end) if start and end else Period.last_days(30)
 report = build_reviews_report(source, period, find_marketplace(marketplace))
 show_html(header("Reviews", tenant, period.label(), marketplace or "all marketplaces"))
+counts = report.counts()
+latest = report.latest_ratings()
+complaints = top_topics(report.topics, "negative", report.titles)
+first_product = (
+    charts.product_label(latest["title"][0], latest["asin"][0], latest["marketplace"][0])
+    if latest.height
+    else ""
+)
+top_complaint, complaint_product = "–", "no complaint topics reported"
+if complaints.height:
+    top = complaints.row(0, named=True)
+    top_complaint = top["topic"]
+    complaint_product = f"{top['review_count']:,} reviews · " + charts.product_label(
+        top["title"], top["asin"], top["marketplace"], 24
+    )
+show_html(
+    render.facts_html(
+        [
+            ("Products worsening", f"{counts['products_worsening']:,}", "ASIN × marketplace"),
+            ("Topics worsening", f"{counts['topics_worsening']:,}", "last month vs the one before"),
+            (
+                ("Lowest star rating", f"{latest['star_rating'][0]:.1f} ★", first_product)
+                if latest.height
+                else ("Top complaint", top_complaint, complaint_product)
+            ),
+            (
+                "Review requests open",
+                f"{counts['review_requests_eligible']:,}",
+                "orders eligible now or soon",
+            ),
+        ]
+    )
+)
 
 # %% [markdown]
 # ## Products with worsening topics
@@ -39,65 +78,86 @@ show_html(header("Reviews", tenant, period.label(), marketplace or "all marketpl
 # %%
 if report.worsening.height:
     show_html(
+        render.note(
+            f"A topic is worsening when its share of reviews moved {WORSENING_POINTS:g} points or "
+            "more the wrong way last month against the month before: complaints (▲) up, praise "
+            "(▼) down. Each marketplace is judged on its own. Worst first."
+        )
+    )
+    show_html(
         render.table_html(
             report.worsening,
             [
+                ("title", "Product", "text"),
                 ("asin", "ASIN", "text"),
-                ("marketplace", "Marketplace", "text"),
-                ("worsening_topics", "Worsening topics", "text"),
-                ("worst_change", "Largest move (points)", "float1"),
+                ("marketplace", "Mkt", "text"),
+                ("moves", "Worsening topics (share of reviews, change in points)", "moves"),
             ],
             table_id="worsening",
+            max_rows=TOP,
+            more="products with worsening topics (not shown)",
         )
     )
-    show_chart(charts.topic_trends(report.trends, report.worsening["asin"].to_list()))
+    show_chart(charts.topic_trends(report.trends, report.worst.head(PANELS)))
+    if report.worst.height > PANELS:
+        show_html(
+            render.note(
+                f"The {PANELS} largest moves of {report.worst.height} worsening topics are drawn."
+            )
+        )
 else:
-    show_html(render.note("No topic moved the wrong way by 2 points or more last month."))
+    show_html(
+        render.note(
+            f"No topic moved the wrong way by {WORSENING_POINTS:g} points or more last month."
+        )
+    )
 
 # %% [markdown]
 # ## Star rating
 
 # %%
 if report.ratings.height:
-    show_chart(charts.rating_trend(report.ratings))
+    shown = latest.head(LINES).select("asin", "marketplace")
+    show_chart(
+        charts.rating_trend(report.ratings.join(shown, on=["asin", "marketplace"]), report.titles)
+    )
+    if latest.height > shown.height:
+        show_html(
+            render.note(
+                f"The {shown.height} lowest-rated of {latest.height} rated products are drawn."
+            )
+        )
 else:
     show_html(render.note("Amazon reported no star rating for these products."))
 
 # %% [markdown]
-# ## Review topics (latest)
+# ## What reviewers mention most (latest topics)
 
 # %%
-show_html(
-    render.table_html(
-        report.topics,
-        [
-            ("asin", "ASIN", "text"),
-            ("marketplace", "Mkt", "text"),
-            ("sentiment", "Sentiment", "text"),
-            ("topic", "Topic", "text"),
-            ("review_count", "Reviews", "count"),
-            ("occurrence_percentage", "% of reviews", "float1"),
-            ("star_rating_impact", "Star impact", "float2"),
-        ],
-        table_id="topics",
+for sentiment, heading in (("negative", "Complaints"), ("positive", "Praise")):
+    rows = (
+        complaints
+        if sentiment == "negative"
+        else top_topics(report.topics, sentiment, report.titles)
     )
-)
-show_html(
-    render.table_html(
-        report.changes,
-        [
-            ("asin", "ASIN", "text"),
-            ("sentiment", "Sentiment", "text"),
-            ("topic", "Topic", "text"),
-            ("month", "Month", "text"),
-            ("occurrence_percentage", "% last month", "float1"),
-            ("previous", "% month before", "float1"),
-            ("change", "Change", "float1"),
-            ("worsening", "Worsening", "text"),
-        ],
-        table_id="changes",
+    show_html(f"<h4 style='font-family:sans-serif;margin:8px 0 2px'>{heading}</h4>")
+    show_html(
+        render.table_html(
+            rows,
+            [
+                ("topic", "Topic", "text"),
+                ("title", "Product", "text"),
+                ("asin", "ASIN", "text"),
+                ("marketplace", "Mkt", "text"),
+                ("review_count", "Reviews", "count"),
+                ("occurrence_percentage", "% of reviews", "float1"),
+                ("star_rating_impact", "Star impact", "float2"),
+            ],
+            table_id=f"topics-{sentiment}",
+            max_rows=TOP,
+            more=f"{heading.lower()} (fewer reviews)",
+        )
     )
-)
 
 # %% [markdown]
 # ## Review requests (order ids and delivery windows only)
@@ -110,7 +170,7 @@ show_html(
         table_id="request-counts",
     )
 )
-eligible = report.requests.filter(report.requests["state"].is_in(["eligible_now", "eligible_later"]))
+eligible = report.requests.filter(pl.col("state").is_in(["eligible_now", "eligible_later"]))
 show_html(
     render.table_html(
         eligible,
@@ -122,6 +182,8 @@ show_html(
             ("window_closes", "Window closes", "text"),
         ],
         table_id="requests",
+        max_rows=TOP,
+        more="eligible orders (not shown)",
     )
 )
 show_html(

@@ -56,7 +56,8 @@ def generated(report_home: Path, report_settings, tmp_path_factory) -> dict:
             ],
         )
     assert res.exit_code == 0, res.output
-    paths = json.loads(res.output)["paths"]
+    results["sales_summary"] = json.loads(res.output)
+    paths = results["sales_summary"]["paths"]
     results["sales"] = {Path(p).suffix: Path(p) for p in paths}
     sink = MemorySink()
     for name in ("reviews", "inventory"):
@@ -99,6 +100,19 @@ def test_no_pii_no_other_tenant_svg_charts_no_code(generated, name: str) -> None
     assert ("<svg" in html or 'src="data:image/svg+xml' in html) and "image/svg+xml" in nb_text
     assert "open_source(" not in html  # code cells are hidden in the HTML
     assert not re.search(r"<script[^>]+src=\"https?://", html)  # nothing from a CDN
+
+
+def test_report_json_says_what_was_written(generated) -> None:
+    summary = generated["sales_summary"]
+    assert summary["report"] == "sales" and summary["tenant"] == ACME
+    assert summary["period"] == {"start": str(START), "end": str(END), "days": 7}
+    assert summary["as_of"] == str(END) and summary["marketplace"] == "all"
+    assert set(summary["files"]) == {"ipynb", "html"}
+    assert all(Path(p).exists() for p in summary["paths"])
+    assert not [p for p in Path(summary["paths"][0]).parent.iterdir() if ".partial" in p.name]
+    counts = summary["counts"]
+    assert counts and all(isinstance(n, int) for sec in counts.values() for n in sec.values())
+    assert sum(sec.get("charts", 0) for sec in counts.values()) >= 1
 
 
 def test_sales_numbers_match_builders(generated) -> None:
