@@ -42,6 +42,7 @@ class FakeStore:
         self.state: dict[str, Any] = dict(state or {})
         self.written: dict[str, list[dict[str, Any]]] = {}
         self.quarantined: list[tuple[str, Any, str]] = []
+        self.tables: dict[str, pa.Table] = {}  # what `column` reads (e.g. order_items)
 
     def get_state(self, tenant: str, stream: str) -> dict[str, Any]:
         return json.loads(json.dumps(self.state))
@@ -49,6 +50,12 @@ class FakeStore:
     def update_state(self, tenant: str, stream: str, changes: dict[str, Any]) -> dict[str, Any]:
         self.state.update(json.loads(json.dumps(changes)))
         return self.state
+
+    def column(self, dataset: str, tenant: str, columns: list[str]) -> pa.Table:
+        table = self.tables.get(dataset)
+        if table is None:
+            return pa.table({c: pa.array([], pa.string()) for c in columns})
+        return table.select(columns)
 
     def write(self, dataset: str, tenant: str, day: dt.date, table: pa.Table, floor: Any) -> int:
         self.written.setdefault(dataset, []).extend(table.to_pylist())
