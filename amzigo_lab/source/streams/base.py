@@ -55,6 +55,7 @@ class StreamResult:
     pii_skipped_expired: int = 0
     reports_pending: int = 0
     reports_fatal: int = 0
+    reports_discarded: int = 0  # vanished, or not the report requested: asked again
     events: dict[str, int] = field(default_factory=dict)  # events seen per kind (finances)
     error: str = ""
     seconds: float = 0.0
