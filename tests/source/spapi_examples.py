@@ -67,8 +67,24 @@ class FakeStore:
         return len(records)
 
 
+class FakeClock:
+    """An injected clock: sleeping only moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class FakeScheduler:
     """Calls the request once (no limits, no retries)."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
 
     def call(self, tenant: str, operation: str, request: Callable[[], Any], forget: Any) -> Any:
         return request()
