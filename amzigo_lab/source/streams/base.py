@@ -266,7 +266,12 @@ def number(value: Any) -> float | None:
 
 
 def page_list(payload: Any, *path: str) -> list[Any]:
-    """The list at `path` in a page, or MalformedResponse (fails the stream)."""
+    """The list at `path` in a page, or MalformedResponse (fails the stream).
+
+    An empty payload (a 204, or `{}`) is no data: an empty list.
+    """
+    if payload is None or payload == {}:
+        return []
     node = payload
     for key in path:
         if not isinstance(node, dict) or key not in node:
