@@ -86,6 +86,8 @@ class FakeReports:
         self.ids = (f"5{n:010d}" for n in itertools.count(1))
         self.created: list[str] = []
         self.gone: set[str] = set()
+        self.clock: Any = None  # the stream's injected clock (set by _run)
+        self.delay = 0.0  # seconds (of that clock) a new report stays IN_PROGRESS
 
     def add(self, report_id: str, request: dict[str, Any], status: str = "DONE") -> None:
         self.reports[report_id] = {"request": request, "status": status}
@@ -93,6 +95,7 @@ class FakeReports:
     def create_report(self, **body: Any) -> Any:
         report_id = next(self.ids)
         self.add(report_id, body)
+        self.reports[report_id]["ready_at"] = self.clock.now + self.delay
         self.created.append(
             key_of(body["marketplaceIds"][0], dt.date.fromisoformat(body["dataStartTime"]))
         )
@@ -102,6 +105,8 @@ class FakeReports:
         if report_id not in self.reports or report_id in self.gone:
             raise SellingApiNotFoundException([{"code": "NotFound", "message": "Report not found"}])
         job = self.reports[report_id]
+        if job["status"] == "DONE" and self.clock.now < job.get("ready_at", 0.0):
+            job = {**job, "status": "IN_PROGRESS"}
         request = job["request"]
         day = dt.date.fromisoformat(request["dataStartTime"])
         body = {
@@ -128,11 +133,16 @@ class FakeReports:
 
 
 def _run(
-    reports: FakeReports, state: dict[str, Any], mps: tuple[str, ...] = (US, UK)
+    reports: FakeReports,
+    state: dict[str, Any],
+    mps: tuple[str, ...] = (US, UK),
+    report_wait: float = 0.0,
 ) -> tuple[FakeStore, Any]:
     store = FakeStore(state)
     ctx = fake_context(reports, store, mps)
     ctx.since = DAY
+    ctx.report_wait = report_wait
+    reports.clock = ctx.scheduler.clock
     res = result("sales_traffic")
     SalesTrafficStream().run(ctx, res)
     return store, res
@@ -167,6 +177,29 @@ def test_uninterrupted_run() -> None:
     assert _figures(store) == _expected()
     assert store.state["pending"] == {}
     assert store.state["cursor"] == {US: DAY.isoformat(), UK: DAY.isoformat()}
+
+
+def test_reports_in_flight_are_polled_on_the_injected_clock_then_resumed() -> None:
+    reports = FakeReports()
+    reports.delay = 100.0  # IN_PROGRESS for 100 s of the fake clock
+    store, res = _run(reports, {}, report_wait=30.0)
+    assert res.status == "pending" and res.reports_pending == 2 and not store.written
+    kept = store.state["pending"]
+    assert kept == {
+        key_of(mp, DAY): {
+            "report_id": kept[key_of(mp, DAY)]["report_id"],
+            "request": request_of(mp, DAY),
+        }
+        for mp in (US, UK)
+    }
+    # the next run resumes them (the same ids, no new request) and waits them out
+    created = list(reports.created)
+    store, res = _run(reports, store.state, report_wait=1000.0)
+    assert res.status == "ok" and reports.created == created
+    assert _figures(store) == _expected()
+    assert {r["report_id"] for r in store.written["sales_traffic_by_date"]} == {
+        job["report_id"] for job in kept.values()
+    }
 
 
 def test_a_pending_report_is_resumed_not_re_requested() -> None:

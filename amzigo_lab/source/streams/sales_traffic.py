@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Any
 
 from amzigo_lab.source.client import MalformedResponse, SourceError, download_document
@@ -222,7 +221,7 @@ class SalesTrafficStream:
         }
         cooldown: dict[str, str] = dict(state.get("cooldown") or {})
         cursors: dict[str, str] = dict(state.get("cursor") or {})
-        wall = time.monotonic
+        wall = ctx.scheduler.clock.monotonic  # the injected clock (tests: no wall-clock waits)
         scale = max(ctx.time_scale, 1e-9)
         now_api = dt.datetime.now(dt.UTC)  # cooldowns are in (scaled) wall-clock time
         wanted: list[tuple[str, dt.date]] = []
