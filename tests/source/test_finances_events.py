@@ -219,3 +219,34 @@ def test_fixture_copies_match_the_official_models() -> None:
 
 def test_examples_cover_the_operations() -> None:
     assert set(OPERATIONS) <= set(examples(MODEL))
+
+
+def test_amount_kinds_and_types_of_a_generic_event() -> None:
+    usd = {"CurrencyCode": "USD", "CurrencyAmount": -2.5}
+    _, collector = _parse(
+        {
+            "CouponPaymentEventList": [
+                {
+                    "PostedDate": "2026-11-19T10:00:00Z",
+                    "CouponId": "C1",
+                    "FeeComponent": {"FeeType": "CouponClipFee", "FeeAmount": usd},
+                    "ChargeComponent": {"ChargeType": "Principal", "ChargeAmount": usd},
+                    "TotalAmount": usd,
+                }
+            ],
+            "SAFETReimbursementEventList": [
+                {"PostedDate": "2026-11-19T10:00:00Z", "ReimbursedAmount": usd, "FeeAmount": usd}
+            ],
+        }
+    )
+    rows = {
+        (r["event_type"], r["charge_kind"], r["charge_type"])
+        for r in collector.rows["financial_events"]
+    }
+    assert rows == {
+        ("CouponPayment", "fee", "CouponClipFee"),
+        ("CouponPayment", "charge", "Principal"),
+        ("CouponPayment", "amount", "TotalAmount"),
+        ("SAFETReimbursement", "amount", "ReimbursedAmount"),
+        ("SAFETReimbursement", "fee", "FeeAmount"),
+    }

@@ -159,7 +159,9 @@ def _amounts(
     for key, value in node.items():
         if key in moneys:
             charge_type = types[0] if len(moneys) == 1 and len(types) == 1 else key
-            kind = _kind_of(container) if len(moneys) == 1 else _kind_of(key)
+            # a component's kind comes from its list (FeeList...), else from the field's name
+            kind = _kind_of(container) if len(moneys) == 1 else "amount"
+            kind = _kind_of(key) if kind == "amount" else kind
             found.append(((*path, key), kind, charge_type, sku, value))
         elif isinstance(value, dict | list):
             found += _amounts(value, (*path, key), key, sku, skip)
