@@ -1,9 +1,15 @@
-"""Report jobs: IN_QUEUE -> IN_PROGRESS -> DONE (or FATAL) over scaled time, and their documents."""
+"""Report jobs: IN_QUEUE -> IN_PROGRESS -> DONE (or FATAL) over scaled time, and their documents.
+
+Report ids are random (unique across processes and restarts, as Amazon's are), so an id kept by
+a client of an earlier sandbox is "not found" here, never another report. Reports (and their
+documents) are forgotten `ReportTimings.retention` seconds after creation (scaled).
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +20,7 @@ from .documents import ReportRequest, render
 from .world import World
 
 REPORT_ID_BASE = 50_000_000_000
+REPORT_ID_SPAN = 10**15  # ids are REPORT_ID_BASE + a random number below this
 DOCUMENT_PREFIX = "sandbox.spdoc."
 
 
@@ -23,6 +30,7 @@ class ReportTimings:
 
     queued: float = 20.0
     processing: float = 40.0
+    retention: float = 90 * 86_400.0  # Amazon keeps reports about 90 days
 
 
 @dataclass(slots=True)
@@ -74,10 +82,31 @@ class ReportStore:
             return 0.0, 0.0
         return self.timings.queued / self.time_scale, self.timings.processing / self.time_scale
 
-    def create(self, request: ReportRequest, fatal: bool) -> ReportJob:
-        """Register a new job."""
+    def _retention(self) -> float:
+        """Scaled seconds a job is kept after its creation."""
+        if not self.time_scale:
+            return self.timings.retention
+        return self.timings.retention / self.time_scale
+
+    def _expire(self) -> None:
+        """Forget jobs (and documents) older than the retention (called with the lock held)."""
+        horizon = self._clock() - self._retention()
+        for report_id in [r for r, j in self._jobs.items() if j.created_clock < horizon]:
+            job = self._jobs.pop(report_id)
+            self._documents.pop(job.document_id, None)
+
+    def _live(self, report_id: str) -> ReportJob | None:
         with self._lock:
-            report_id = str(REPORT_ID_BASE + len(self._jobs) + 1)
+            self._expire()
+            return self._jobs.get(report_id)
+
+    def create(self, request: ReportRequest, fatal: bool) -> ReportJob:
+        """Register a new job (a random id, never one another process or run gave)."""
+        with self._lock:
+            self._expire()
+            report_id = str(REPORT_ID_BASE + secrets.randbelow(REPORT_ID_SPAN))
+            while report_id in self._jobs:
+                report_id = str(REPORT_ID_BASE + secrets.randbelow(REPORT_ID_SPAN))
             job = ReportJob(
                 report_id, request, datetime.now(UTC).replace(microsecond=0), self._clock(), fatal
             )
@@ -85,8 +114,8 @@ class ReportStore:
         return job
 
     def get(self, tenant: str, report_id: str) -> ReportJob | None:
-        """Job ``report_id`` if it belongs to ``tenant``."""
-        job = self._jobs.get(report_id)
+        """Job ``report_id`` if it belongs to ``tenant`` (and is not past its retention)."""
+        job = self._live(report_id)
         return job if job is not None and job.request.tenant == tenant else None
 
     def state(self, job: ReportJob) -> ReportState:
@@ -114,17 +143,17 @@ class ReportStore:
         """The job owning ``document_id`` (any tenant)."""
         if not document_id.startswith(DOCUMENT_PREFIX):
             return None
-        return self._jobs.get(document_id[len(DOCUMENT_PREFIX) :])
+        return self._live(document_id[len(DOCUMENT_PREFIX) :])
 
     def document(self, document_id: str) -> bytes | None:
         """GZIP-compressed document bytes (rendered once, then cached)."""
+        job = self.job_by_document(document_id)  # forgets expired jobs and their documents
+        if job is None:
+            return None
         with self._lock:
             cached = self._documents.get(document_id)
         if cached is not None:
             return cached
-        job = self.job_by_document(document_id)
-        if job is None:
-            return None
         if job.fatal:
             raw = json.dumps({"errorDetails": "Report processing failed (sandbox fault)."}).encode()
         else:

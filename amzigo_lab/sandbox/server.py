@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -141,6 +142,7 @@ class SandboxServer:
         token_lifetime: float = 3600.0,
         rdt_lifetime: float = 3600.0,
         report_timings: ReportTimings | None = None,
+        report_clock: Callable[[], float] | None = None,
     ) -> None:
         self.world = world
         self.state_dir = Path(state_dir)
@@ -155,7 +157,7 @@ class SandboxServer:
             world=world,
             auth=self.auth,
             paginator=Paginator(pagination_secret),
-            reports=ReportStore(world, time_scale, report_timings),
+            reports=ReportStore(world, time_scale, report_timings, report_clock or time.monotonic),
             faults=self.faults,
             solicitations=SolicitationLedger(),
             pii_role=pii_role,

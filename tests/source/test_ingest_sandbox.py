@@ -158,7 +158,7 @@ def test_restart_in_the_middle_of_a_report(
                 .column("report_id")
                 .to_pylist()
             )
-            assert ids == set(pending.values())
+            assert ids == {job["report_id"] for job in pending.values()}
     finally:
         slow.stop()
 

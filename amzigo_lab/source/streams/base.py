@@ -55,6 +55,8 @@ class StreamResult:
     pii_skipped_expired: int = 0
     reports_pending: int = 0
     reports_fatal: int = 0
+    reports_discarded: int = 0  # vanished, or not the report requested: asked again
+    events: dict[str, int] = field(default_factory=dict)  # events seen per kind (finances)
     error: str = ""
     seconds: float = 0.0
 
@@ -264,7 +266,12 @@ def number(value: Any) -> float | None:
 
 
 def page_list(payload: Any, *path: str) -> list[Any]:
-    """The list at `path` in a page, or MalformedResponse (fails the stream)."""
+    """The list at `path` in a page, or MalformedResponse (fails the stream).
+
+    An empty payload (a 204, or `{}`) is no data: an empty list.
+    """
+    if payload is None or payload == {}:
+        return []
     node = payload
     for key in path:
         if not isinstance(node, dict) or key not in node:

@@ -1,5 +1,6 @@
 """customerFeedback 2024-06-01 item review topics and trends -> review_topics, review_trends.
 
+A 204 (no review data for the item yet) arrives as `{}` and means no rows, not a bad record.
 Aggregates only: review snippets (free text written by buyers) are not stored. The topics are
 daily aggregates, so a tenant's reviews are fetched at most once per day (two calls per ASIN and
 marketplace); `--since` forces a refresh.
@@ -30,9 +31,11 @@ SENTIMENTS = (("positive", "positiveTopics"), ("negative", "negativeTopics"))
 def map_topics(
     body: dict[str, Any], asin: str, mp: str, today: dt.date
 ) -> dict[str, list[dict[str, Any]]]:
-    """Rows of one getItemReviewTopics response."""
+    """Rows of one getItemReviewTopics response (a 204, `{}`, is no data: no rows)."""
     rows = []
-    topics = body["topics"]
+    if not body:
+        return {"review_topics": []}
+    topics = body["topics"] or {}
     for sentiment, field in SENTIMENTS:
         for t in topics.get(field) or []:
             metrics = t.get("asinMetrics") or {}
@@ -55,9 +58,11 @@ def map_topics(
 def map_trends(
     body: dict[str, Any], asin: str, mp: str, today: dt.date
 ) -> dict[str, list[dict[str, Any]]]:
-    """Rows of one getItemReviewTrends response (one per topic and month)."""
+    """Rows of one getItemReviewTrends response (one per topic and month; `{}` is no data)."""
     rows = []
-    trends = body["reviewTrends"]
+    if not body:
+        return {"review_trends": []}
+    trends = body["reviewTrends"] or {}
     for sentiment, field in SENTIMENTS:
         for t in trends.get(field) or []:
             for m in t.get("trendMetrics") or []:

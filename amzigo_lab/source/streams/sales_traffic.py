@@ -4,9 +4,13 @@ One report per (marketplace, day) with CHILD ASIN granularity: a multi-day repor
 ASIN rows over the whole period, so daily ASIN rows need daily reports. Lifecycle:
 createReport -> poll getReport until DONE/FATAL/CANCELLED -> getReportDocument (GZIP, UTF-8).
 
-Resumable: a report id is stored in the sync state the moment it is created and removed only
-once its rows are written, so a restart (or a run that stops waiting) polls the same report
-instead of requesting a new one. A FATAL report puts its (marketplace, day) in a cooldown
+Resumable: a report id is stored in the sync state, with the request it was created for (report
+type, marketplaces, data start/end, options), the moment it is created and removed only once its
+rows are written, so a restart (or a run that stops waiting) polls the same report instead of
+requesting a new one. A resumed report is trusted only after its getReport answer and then its
+document's `reportSpecification` (and row dates) match that request; a mismatch, or a report or
+document Amazon no longer has (404), is discarded (never written) and re-requested, at most
+`MAX_ATTEMPTS` times per day and run. A FATAL report puts its (marketplace, day) in a cooldown
 (30 minutes of API time) before it is requested again. Each run re-requests the last
 `LOOKBACK_DAYS` days: Amazon revises recent Sales & Traffic figures.
 """
@@ -18,17 +22,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Any
 
-from amzigo_lab.source.client import MalformedResponse, download_document
+from amzigo_lab.source.client import MalformedResponse, SourceError, download_document
+from amzigo_lab.source.ratelimit import _status
 from amzigo_lab.source.streams.base import (
     Collector,
+    InvalidRecord,
     StreamContext,
     StreamResult,
     integer,
     money,
     number,
+    ts,
 )
 
 REPORT_TYPE = "GET_SALES_AND_TRAFFIC_REPORT"
@@ -36,6 +42,13 @@ LOOKBACK_DAYS = 3
 FATAL_COOLDOWN = dt.timedelta(minutes=30)
 MAX_IN_FLIGHT = 15
 POLL_INTERVAL = 15.0  # seconds of API time between polls of one report
+OPTIONS = {"dateGranularity": "DAY", "asinGranularity": "CHILD"}
+MAX_ATTEMPTS = 3  # reports requested for one (marketplace, day) in one run
+_DAY = dt.timedelta(days=1)
+
+
+class ReportMismatch(SourceError):
+    """A report or document that is not the one requested (never written)."""
 
 
 def key_of(marketplace_id: str, day: dt.date) -> str:
@@ -43,16 +56,91 @@ def key_of(marketplace_id: str, day: dt.date) -> str:
     return f"{marketplace_id}|{day.isoformat()}"
 
 
+def request_of(marketplace_id: str, day: dt.date) -> dict[str, Any]:
+    """The createReport body of one daily report (also kept in the sync state with its id)."""
+    return {
+        "reportType": REPORT_TYPE,
+        "marketplaceIds": [marketplace_id],
+        "dataStartTime": day.isoformat(),
+        "dataEndTime": day.isoformat(),
+        "reportOptions": dict(OPTIONS),
+    }
+
+
+def _request_day(request: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    """Start and end (inclusive, end of day) of a request's dates, in UTC."""
+    start = dt.datetime.combine(dt.date.fromisoformat(request["dataStartTime"]), dt.time(), dt.UTC)
+    end = dt.datetime.combine(dt.date.fromisoformat(request["dataEndTime"]), dt.time(), dt.UTC)
+    return start, end + _DAY - dt.timedelta(seconds=1)
+
+
+def check_report(report: dict[str, Any], request: dict[str, Any]) -> None:
+    """Raise ReportMismatch unless a getReport answer is a report of `request`.
+
+    Times may be given in the marketplace's zone: a start or end more than a day away from the
+    requested one (another day's report) is a mismatch.
+    """
+    rid = report.get("reportId")
+    if report.get("reportType") != request["reportType"]:
+        raise ReportMismatch(f"report {rid} is a {report.get('reportType')}")
+    ids = report.get("marketplaceIds")
+    if ids is not None and sorted(ids) != sorted(request["marketplaceIds"]):
+        raise ReportMismatch(f"report {rid} is for marketplaces {ids}")
+    for field, want in zip(("dataStartTime", "dataEndTime"), _request_day(request), strict=True):
+        value = report.get(field)
+        if value is None:
+            continue
+        try:
+            got = ts(value)
+        except (InvalidRecord, ValueError):
+            raise ReportMismatch(f"report {rid} has {field} {value!r}") from None
+        if got is None or abs(got - want) >= _DAY:
+            raise ReportMismatch(f"report {rid} has {field} {value}, requested {want:%Y-%m-%d}")
+
+
+def check_document(doc: dict[str, Any], request: dict[str, Any], report_id: str) -> None:
+    """Raise ReportMismatch unless a document's reportSpecification (and dates) match `request`."""
+    spec = doc.get("reportSpecification")
+    if not isinstance(spec, dict):
+        raise ReportMismatch(f"report {report_id}: document has no reportSpecification")
+    got = {
+        "reportType": spec.get("reportType"),
+        "marketplaceIds": sorted(spec.get("marketplaceIds") or []),
+        "dataStartTime": str(spec.get("dataStartTime"))[:10],
+        "dataEndTime": str(spec.get("dataEndTime"))[:10],
+        "reportOptions": {k: (spec.get("reportOptions") or {}).get(k) for k in OPTIONS},
+    }
+    want = {**request, "marketplaceIds": sorted(request["marketplaceIds"])}
+    want["reportOptions"] = {k: request["reportOptions"].get(k) for k in OPTIONS}
+    if got != want:
+        diff = sorted(k for k in want if got[k] != want[k])
+        raise ReportMismatch(
+            f"report {report_id}: document is for another request "
+            + ", ".join(f"{k}={got[k]}" for k in diff)
+        )
+    days = {
+        row.get("date") for row in doc.get("salesAndTrafficByDate") or [] if isinstance(row, dict)
+    }
+    if days - {request["dataStartTime"]}:
+        raise ReportMismatch(f"report {report_id}: document has rows of {sorted(map(str, days))}")
+
+
 def parse_document(
-    text: str, marketplace_id: str, day: dt.date, report_id: str, collector: Collector
+    text: str,
+    marketplace_id: str,
+    day: dt.date,
+    report_id: str,
+    collector: Collector,
+    request: dict[str, Any] | None = None,
 ) -> None:
-    """Rows of one daily Sales & Traffic document."""
+    """Rows of one daily Sales & Traffic document, once it is checked to be `request`'s."""
     try:
         doc = json.loads(text)
     except ValueError:
         raise MalformedResponse(f"report {report_id}: document is not valid JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("salesAndTrafficByDate"), list):
         raise MalformedResponse(f"report {report_id}: document has no salesAndTrafficByDate")
+    check_document(doc, request or request_of(marketplace_id, day), report_id)
 
     def by_date(row: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         sales, traffic = row["salesByDate"], row["trafficByDate"]
@@ -128,10 +216,12 @@ class SalesTrafficStream:
         from sp_api.api import Reports
 
         state = ctx.store.get_state(ctx.tenant, self.name)
-        pending: dict[str, str] = dict(state.get("pending") or {})
+        pending: dict[str, dict[str, Any]] = {
+            k: _job(v) for k, v in (state.get("pending") or {}).items()
+        }
         cooldown: dict[str, str] = dict(state.get("cooldown") or {})
         cursors: dict[str, str] = dict(state.get("cursor") or {})
-        wall = time.monotonic
+        wall = ctx.scheduler.clock.monotonic  # the injected clock (tests: no wall-clock waits)
         scale = max(ctx.time_scale, 1e-9)
         now_api = dt.datetime.now(dt.UTC)  # cooldowns are in (scaled) wall-clock time
         wanted: list[tuple[str, dt.date]] = []
@@ -148,6 +238,8 @@ class SalesTrafficStream:
         considered = {key_of(mp, day) for mp, day in wanted} | set(pending)
         done: set[str] = set()
         failed: set[str] = set()
+        attempts: dict[str, int] = {}
+        problems: list[str] = []
         last_progress = wall()
         next_poll: dict[str, float] = {}
         poll_gap = POLL_INTERVAL / scale
@@ -163,33 +255,60 @@ class SalesTrafficStream:
             )
             ctx.emit(self.name, "reports_pending", len(pending))
 
+        def discard(key: str, why: str) -> None:
+            """Forget a report that is gone or not the one requested; ask again (bounded)."""
+            del pending[key]
+            next_poll.pop(key, None)
+            result.reports_discarded += 1
+            mp, day_text = key.split("|")
+            if attempts.get(key, 0) < MAX_ATTEMPTS:
+                queue.append((mp, dt.date.fromisoformat(day_text)))
+            else:
+                failed.add(key)
+                problems.append(why)
+            save()
+
+        for key, job in list(pending.items()):  # a request this code would not make: ask again
+            mp, day_text = key.split("|")
+            if job["request"] != request_of(mp, dt.date.fromisoformat(day_text)):
+                discard(key, f"report {job['report_id']} was requested differently")
+
         while queue or pending:
             while queue and len(pending) < MAX_IN_FLIGHT:
                 mp, day = queue.pop(0)
+                key = key_of(mp, day)
                 client = ctx.client(Reports, mp)
-                body = {
-                    "reportType": REPORT_TYPE,
-                    "dataStartTime": day.isoformat(),
-                    "dataEndTime": day.isoformat(),
-                    "marketplaceIds": [mp],
-                    "reportOptions": {"dateGranularity": "DAY", "asinGranularity": "CHILD"},
-                }
+                body = request_of(mp, day)
                 created = ctx.call("createReport", lambda c=client, b=body: c.create_report(**b))
                 report_id = created.payload.get("reportId")
                 if not isinstance(report_id, str):
                     raise MalformedResponse("createReport returned no reportId")
-                pending[key_of(mp, day)] = report_id
+                attempts[key] = attempts.get(key, 0) + 1
+                pending[key] = {"report_id": report_id, "request": body}
                 last_progress = wall()
                 save()  # persisted before anything else can fail
             progressed = False
-            for key, report_id in list(pending.items()):
+            for key, job in list(pending.items()):
                 if key in unwritten or next_poll.get(key, 0.0) > wall():
                     continue
                 mp, day_text = key.split("|")
+                report_id, request = job["report_id"], job["request"]
                 client = ctx.client(Reports, mp)
-                report = ctx.call(
-                    "getReport", lambda c=client, r=report_id: c.get_report(r)
-                ).payload
+                try:
+                    report = ctx.call(
+                        "getReport", lambda c=client, r=report_id: c.get_report(r)
+                    ).payload
+                    check_report(report, request)
+                except ReportMismatch as exc:
+                    progressed = True
+                    discard(key, str(exc))
+                    continue
+                except Exception as exc:
+                    if _status(exc) != 404:
+                        raise
+                    progressed = True  # Amazon no longer has it (retention, another sandbox)
+                    discard(key, f"report {report_id} not found")
+                    continue
                 status = report.get("processingStatus")
                 if status in ("IN_QUEUE", "IN_PROGRESS"):
                     next_poll[key] = wall() + poll_gap
@@ -198,11 +317,23 @@ class SalesTrafficStream:
                 last_progress = wall()
                 if status == "DONE":
                     document_id = report.get("reportDocumentId")
-                    text = ctx.call(
-                        "getReportDocument",
-                        lambda c=client, d=document_id: download_document(c, d),
-                    ).payload["document"]
-                    parse_document(text, mp, dt.date.fromisoformat(day_text), report_id, collector)
+                    try:
+                        text = ctx.call(
+                            "getReportDocument",
+                            lambda c=client, d=document_id: download_document(c, d),
+                        ).payload["document"]
+                        parse_document(
+                            text, mp, dt.date.fromisoformat(day_text), report_id, collector,
+                            request,
+                        )  # fmt: skip
+                    except ReportMismatch as exc:
+                        discard(key, str(exc))
+                        continue
+                    except Exception as exc:
+                        if _status(exc) != 404:
+                            raise
+                        discard(key, f"document of report {report_id} not found")
+                        continue
                     unwritten.append(key)
                     continue
                 # FATAL or CANCELLED: cool down before asking again
@@ -226,6 +357,11 @@ class SalesTrafficStream:
         result.reports_pending = len(pending)
         if pending:
             result.status = "pending"
+        if problems:
+            result.status = "failed"
+            result.error = (
+                f"{len(problems)} report(s) discarded {MAX_ATTEMPTS} times: {problems[0]}"
+            )
         # advance each marketplace's cursor over the days that are complete in order
         for mp in ctx.marketplaces:
             days = [
@@ -246,3 +382,10 @@ class SalesTrafficStream:
         ctx.store.update_state(
             ctx.tenant, self.name, {"pending": pending, "cooldown": cooldown, "cursor": cursors}
         )
+
+
+def _job(value: Any) -> dict[str, Any]:
+    """A pending report of the sync state; an id alone (older states) has no known request."""
+    if isinstance(value, dict) and isinstance(value.get("report_id"), str):
+        return {"report_id": value["report_id"], "request": value.get("request")}
+    return {"report_id": str(value), "request": None}
