@@ -46,7 +46,7 @@ from amzigo_lab.cli.common import (
     "--out",
     type=click.Path(file_okay=False),
     default=None,
-    help="Output folder (default: ./reports, or reports_dir in config).",
+    help="Output folder (default: <home>/reports, or reports_dir in config).",
 )
 @click.option(
     "--timeout",
