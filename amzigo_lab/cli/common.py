@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from amzigo_lab.config import Settings, load_settings
 from amzigo_lab.errors import AmzigoError
@@ -54,7 +55,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AmzigoError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            # escaped: messages name config tables such as [schedule.jobs.x], not markup
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             sys.exit(2)
         except PermissionError as exc:  # typically a hardened home and the wrong OS user
             where = f" {exc.filename}" if exc.filename else ""

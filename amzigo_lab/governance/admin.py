@@ -21,6 +21,7 @@ from amzigo_lab.governance.audit import (
     PiiOutsidePurpose,
     RepeatedDenials,
     Rule,
+    ScheduledJobFailed,
     Sink,
     UnusualVolume,
     WebhookSink,
@@ -216,6 +217,7 @@ def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
         LockedAccountAttempts(window=dt.timedelta(minutes=num("locked_window_minutes", 60))),
         AuditVerificationFailed(),
         BreakGlassUsed(),
+        ScheduledJobFailed(),
     ]
     sinks: list[Sink] = []
     command = cfg.get("command")
