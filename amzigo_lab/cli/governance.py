@@ -119,6 +119,7 @@ def users_add(
     )
     enrollment = Enrollment(name, str(answer["provisioning_uri"]))
     console.print(f"created {name} ({', '.join(roles)}{', tenant ' + tenant if tenant else ''})")
+    console.print("the password is one-time: changed at first login, unused it expires in 72 h")
     console.print("TOTP provisioning URI (shown once; add it to an authenticator app):")
     click.echo(enrollment.provisioning_uri)
     if qr:
@@ -240,7 +241,10 @@ def users_passwd(
     who = caller(settings_for(home).home, break_glass)
     password = _read_password(password_stdin, confirm=True)
     call(who, protocol.USERS_PASSWD, {"name": name, "password": password})
-    console.print(f"{name}: password changed")
+    console.print(
+        f"{name}: password changed (one-time: {name} must change it at first login; "
+        "unused, it expires after 72 h)"
+    )
 
 
 # -- login / logout ---------------------------------------------------------------------------

@@ -282,6 +282,7 @@ def export_key_cmd(
     import sys
     from pathlib import Path
 
+    from amzigo_lab.errors import AmzigoError
     from amzigo_lab.lake.keys import FileKeyProvider
 
     settings = settings_for(home)
@@ -300,7 +301,10 @@ def export_key_cmd(
             where = f"stdout ({settings.key_env_var})"
         elif target == "file":
             path = Path(out) if out else settings.master_key_file
-            FileKeyProvider(path).write(master)
+            try:
+                FileKeyProvider(path).write(master)
+            except FileExistsError:
+                raise AmzigoError(f"{path} exists (never overwritten): choose --out") from None
             where = str(path)
             err_console.print(
                 f"[yellow]warning:[/] {path} (0600) holds the master key; keep it off the lake's "
@@ -314,7 +318,10 @@ def export_key_cmd(
                 raise click.UsageError("--to kms needs --kms-key-id (or the kms_key_id setting)")
             client = kms_client(kms_endpoint or settings.kms_endpoint)
             path = Path(out) if out else settings.master_key_kms_file
-            KmsKeyProvider(client, key_id, path).write(master)
+            try:
+                KmsKeyProvider(client, key_id, path).write(master)
+            except FileExistsError:
+                raise AmzigoError(f"{path} exists (never overwritten): choose --out") from None
             where = f"{path} (encrypted by KMS key {key_id})"
         lake.audit.emit(
             "keys.exported",

@@ -260,3 +260,22 @@ def test_kms_provider_never_exposes_the_kms_key(settings: Settings, tmp_path) ->
     kms.disable_key(kms_key)  # revoked at the KMS: the lake no longer opens
     with pytest.raises(KeyProviderError, match="disabled"):
         open_lake(kms_settings)
+
+
+def test_export_to_file_never_overwrites(settings: Settings, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from amzigo_lab.cli import main
+    from amzigo_lab.lake.keys import FileKeyProvider
+
+    init_home(settings).close()
+    home = ["--home", str(settings.home)]
+    res = CliRunner().invoke(main, ["keys", "export", "--to", "file", *home])
+    assert res.exit_code == 2 and "never overwritten" in res.output
+    out = tmp_path / "copy.key"
+    res = CliRunner().invoke(main, ["keys", "export", "--to", "file", "--out", str(out), *home])
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    (copy,) = FileKeyProvider(out).load().values()
+    (orig,) = FileKeyProvider(settings.master_key_file).load().values()
+    assert copy.key_id == orig.key_id and copy.secret == orig.secret
