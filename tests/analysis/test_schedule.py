@@ -244,3 +244,33 @@ def test_failing_job_exits_non_zero_and_is_audited(
 
     alerts = ScheduledJobFailed().evaluate(events)
     assert len(alerts) == 1 and alerts[0].detail.startswith("job:broken: failed; exit 3")
+
+
+def test_state_writes_of_jobs_firing_together_never_collide(tmp_path: Path) -> None:
+    """The old shared `schedule.tmp` made the second writer crash with FileNotFoundError."""
+    import threading
+
+    from amzigo_lab.analysis.schedule import ScheduleState
+
+    state = ScheduleState.load(tmp_path)
+    names = [f"job{i}" for i in range(16)]
+    start = threading.Barrier(len(names))
+    errors: list[BaseException] = []
+    when = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+    def mark(name: str) -> None:
+        start.wait()
+        try:
+            for _ in range(20):
+                state.mark(name, when, status="ok", exit_code=0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=mark, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(ScheduleState.load(tmp_path).last) == set(names)
+    assert not list((tmp_path / "schedule").glob("*.tmp"))
