@@ -35,12 +35,17 @@ class Settings:
     """Every setting of a home. Field docs say what each one controls."""
 
     home: Path
-    #: Where the master key comes from: "file" (a 0600 file) or "env" (base64 in a variable).
+    #: Where the master key comes from: "file" (a 0600 file), "env" (base64 in a variable) or
+    #: "kms" (stored only encrypted by a KMS key; see docs/operations.md, lake/kms.py).
     key_provider: str = "file"
     #: The master key file when key_provider = "file". Default: <home>/keys/master.key.
     key_file: Path | None = None
     #: The variable holding the base64 master key when key_provider = "env".
     key_env_var: str = "AMZIGO_MASTER_KEY"
+    #: With key_provider = "kms": the KMS key that encrypts the master key (its id at the KMS).
+    kms_key_id: str = ""
+    #: With key_provider = "kms": which KMS. "local:<dir>" is the local test double (LocalKms).
+    kms_endpoint: str = ""
     #: Audit segments. Default: <home>/audit.
     audit_dir: Path | None = None
     #: Signed audit checkpoints, ideally on other storage. Default: <home>/audit-checkpoints.
@@ -83,6 +88,11 @@ class Settings:
     def master_key_file(self) -> Path:
         """The resolved master key file path."""
         return self.key_file or self.home / "keys" / "master.key"
+
+    @property
+    def master_key_kms_file(self) -> Path:
+        """With key_provider = "kms": the master key encrypted by the KMS key (not secret)."""
+        return self.home / "keys" / "master.kms"
 
     @property
     def audit_path(self) -> Path:
@@ -159,7 +169,9 @@ def _env_var_name(v: Any) -> str:
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "key_provider": _choice("file", "env"),
+    "key_provider": _choice("file", "env", "kms"),
+    "kms_key_id": str,
+    "kms_endpoint": str,
     "key_file": _opt_path,
     "key_env_var": _env_var_name,
     "audit_dir": _opt_path,

@@ -150,8 +150,8 @@ def _demo_users(settings: Settings) -> tuple[list[tuple[str, str, str]], Path]:
             if user in existing:
                 continue
             password = "demo-" + secrets.token_urlsafe(12)
-            enrollment = gov.identity.add_user(
-                user, roles, tenant, password=password, actor="system:demo"
+            enrollment = gov.identity.add_user(  # changed at first login, expires in 72 h
+                user, roles, tenant, password=password, actor="system:demo", one_time=True
             )
             if tenant is None and "analyst" in roles:
                 for s in SELLERS:
@@ -164,7 +164,9 @@ def _demo_users(settings: Settings) -> tuple[list[tuple[str, str, str]], Path]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(
-                "# amzigo demo users: one-time credentials. Add each totp URI to an authenticator\n"
+                "# amzigo demo users: one-time passwords, to be changed at first login (amzigo\n"
+                "# login or the web login asks for a new one); unused, they expire after 72 h.\n"
+                "# Add each totp URI to an authenticator\n"
                 '# app (or compute codes with `python -c "import pyotp; '
                 "print(pyotp.parse_uri('URI').now())\"`). Delete this file after use.\n\n"
             )

@@ -313,18 +313,36 @@ def certificate_export_cmd(cert_id: str, out: str, home: str | None) -> None:
 
 @certificate_group.command("verify")
 @click.argument("cert_id")
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With FILE.json: the signer's public key PEM (default: the one exported beside it).",
+)
 @home_option
 @json_option
 @handle_errors
-def certificate_verify_cmd(cert_id: str, home: str | None, as_json: bool) -> None:
+def certificate_verify_cmd(
+    cert_id: str, public_key: str | None, home: str | None, as_json: bool
+) -> None:
     """Check the signature, published public key, row MAC, covered records and audit events.
 
-    Exit 1 if anything is wrong.
+    Exit 1 if anything is wrong. Given an exported FILE.json instead of an id, verify it
+    offline with no home (signature, destruction records, validation): exit 0 valid, 1
+    invalid, 3 not yet valid (a required second-person validation is pending).
 
     Example:
 
         amzigo certificate verify cert-0123456789abcdef
+        amzigo certificate verify ./certificates/cert-0123456789abcdef.json
     """
+    from amzigo_lab.client.certificate_file import looks_like_file
+
+    if looks_like_file(cert_id):  # an exported file: offline, no home needed
+        from amzigo_lab.cli.certificate_file import verify_file
+
+        verify_file(cert_id, public_key, as_json)
+        return
     with open_lake(_settings(home)) as lake:
         report = certs.verify_certificate(lake, cert_id)
     if as_json:

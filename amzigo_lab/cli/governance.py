@@ -18,8 +18,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from amzigo_lab.cli.auth import authorize, break_glass_option, call, caller
@@ -117,6 +119,7 @@ def users_add(
     )
     enrollment = Enrollment(name, str(answer["provisioning_uri"]))
     console.print(f"created {name} ({', '.join(roles)}{', tenant ' + tenant if tenant else ''})")
+    console.print("the password is one-time: changed at first login, unused it expires in 72 h")
     console.print("TOTP provisioning URI (shown once; add it to an authenticator app):")
     click.echo(enrollment.provisioning_uri)
     if qr:
@@ -238,7 +241,10 @@ def users_passwd(
     who = caller(settings_for(home).home, break_glass)
     password = _read_password(password_stdin, confirm=True)
     call(who, protocol.USERS_PASSWD, {"name": name, "password": password})
-    console.print(f"{name}: password changed")
+    console.print(
+        f"{name}: password changed (one-time: {name} must change it at first login; "
+        "unused, it expires after 72 h)"
+    )
 
 
 # -- login / logout ---------------------------------------------------------------------------
@@ -253,20 +259,60 @@ def users_passwd(
 def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | None) -> None:
     """Log in with password + TOTP code; print `export AMZIGO_SESSION=...` for eval.
 
+    A one-time password (set by an administrator or the demo; it expires after 72 h) or an
+    expired one must be changed first: you are asked for a new password (twice; with
+    --password-stdin, the next line of stdin) and the session is issued with it.
+
     Example:
 
         eval "$(amzigo login alice)"
     """
     from amzigo_lab.client.directory import Directory
     from amzigo_lab.client.workbench import home_path
+    from amzigo_lab.governance.identity.errors import PasswordChangeRequired
 
     password = _read_password(password_stdin, confirm=False)
     otp = code or str(click.prompt("authenticator code", err=True))
-    session = Directory(home_path(home)).authenticate(name, password, otp)
+    directory = Directory(home_path(home))
+    try:
+        session = directory.authenticate(name, password, otp)
+    except PasswordChangeRequired as exc:
+        session = _change_password_at_login(directory, exc, password_stdin)
     days, warn = session.password_days, session.password_warn
     if warn and days is not None:
         err_console.print(f"warning: your password expires in {days} day(s); change it soon")
     click.echo(f"export {SESSION_ENV}={session.token}")
+
+
+def _change_password_at_login(directory: Any, exc: Any, password_stdin: bool) -> Any:
+    """Ask for the new password (3 tries when typed) and finish the login with the ticket."""
+    from amzigo_lab.governance.identity.errors import IdentityError, SessionExpired
+
+    err_console.print(f"{escape(str(exc))}")
+    for attempt in range(1 if password_stdin else 3):
+        if password_stdin:
+            line = sys.stdin.readline()
+            new = line[:-1] if line.endswith("\n") else line
+            if not new:
+                raise AmzigoError(
+                    "a new password is required: give it on the next line of stdin"
+                ) from None
+        else:
+            new = str(
+                click.prompt("new password", hide_input=True, confirmation_prompt=True, err=True)
+            )
+        try:
+            session = directory.change_password(exc.ticket, new)
+        except SessionExpired:
+            raise
+        except IdentityError as err:  # the policy refused it: say why, try again
+            if password_stdin or attempt == 2:
+                raise
+            err_console.print(f"{escape(str(err))}")
+            continue
+        err_console.print("password changed")
+        return session
+    raise AmzigoError("no new password was accepted; log in again")
 
 
 @click.command("logout")

@@ -239,3 +239,94 @@ def rotate_cmd(home: str | None) -> None:
         n = lake.catalog.db.execute("SELECT count(*) FROM keys WHERE destroyed_at IS NULL")
         count = n.fetchone()[0]
     console.print(f"rotated master key {old} -> {new}; {count} partition keys re-wrapped")
+
+
+@keys_group.command("export")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["env", "file", "kms"]),
+    required=True,
+    help="env: print the variables for key_provider = env; file: write a 0600 key file; "
+    "kms: write the key encrypted by a KMS key.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="file/kms: the new file (must not exist; default: the home's key file / master.kms).",
+)
+@click.option("--kms-key-id", default=None, help="kms: the KMS key (default: the setting).")
+@click.option("--kms-endpoint", default=None, help="kms: the KMS (default: the setting).")
+@home_option
+@handle_errors
+def export_key_cmd(
+    target: str,
+    out: str | None,
+    kms_key_id: str | None,
+    kms_endpoint: str | None,
+    home: str | None,
+) -> None:
+    """Copy the current master key to another provider (file, environment, KMS); audited.
+
+    The key's id is derived from the key, so the catalog opens under the new provider as it
+    is; then set `key_provider` and remove the old copy. See docs/operations.md.
+
+    Examples:
+
+        amzigo keys export --to env > /etc/amzigo/master.env   # EnvironmentFile, chmod 600
+        amzigo keys export --to file --out /secure/master.key
+        amzigo keys export --to kms --kms-key-id kms-0123 --kms-endpoint local:/srv/kms
+    """
+    import base64
+    import sys
+    from pathlib import Path
+
+    from amzigo_lab.errors import AmzigoError
+    from amzigo_lab.lake.keys import FileKeyProvider
+
+    settings = settings_for(home)
+    with open_lake(settings) as lake:
+        master = lake.master()
+        if target == "env":
+            err_console.print(
+                "[yellow]warning:[/] this prints the master key: whoever holds it can read the "
+                "whole lake. Redirect it into a 0600 file or a secret store, never a shared "
+                "terminal, log or shell history."
+            )
+            if sys.stdout.isatty():
+                err_console.print("[yellow]warning:[/] stdout is a terminal (scrollback)")
+            click.echo("AMZIGO_KEY_PROVIDER=env")
+            click.echo(f"{settings.key_env_var}={base64.b64encode(master.secret).decode()}")
+            where = f"stdout ({settings.key_env_var})"
+        elif target == "file":
+            path = Path(out) if out else settings.master_key_file
+            try:
+                FileKeyProvider(path).write(master)
+            except FileExistsError:
+                raise AmzigoError(f"{path} exists (never overwritten): choose --out") from None
+            where = str(path)
+            err_console.print(
+                f"[yellow]warning:[/] {path} (0600) holds the master key; keep it off the lake's "
+                "storage and its backups"
+            )
+        else:
+            from amzigo_lab.lake.kms import KmsKeyProvider, kms_client
+
+            key_id = kms_key_id or settings.kms_key_id
+            if not key_id:
+                raise click.UsageError("--to kms needs --kms-key-id (or the kms_key_id setting)")
+            client = kms_client(kms_endpoint or settings.kms_endpoint)
+            path = Path(out) if out else settings.master_key_kms_file
+            try:
+                KmsKeyProvider(client, key_id, path).write(master)
+            except FileExistsError:
+                raise AmzigoError(f"{path} exists (never overwritten): choose --out") from None
+            where = f"{path} (encrypted by KMS key {key_id})"
+        lake.audit.emit(
+            "keys.exported",
+            actor="system:cli",
+            resource="master_key",
+            reason=f"{master.key_id} exported to {target}: {where}"[:250],
+        )
+    err_console.print(f"master key {master.key_id} exported to {where}")

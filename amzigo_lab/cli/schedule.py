@@ -20,12 +20,17 @@ from amzigo_lab.cli.common import (
 
 @click.command("schedule")
 @click.option("--list", "list_only", is_flag=True, help="Show the jobs and their next runs.")
-@click.option("--once", is_flag=True, help="Let each job fire once from its cron, then exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run each job exactly once (at once if it missed runs, else at its next fire time), "
+    "then exit; the exit code is 1 if any run failed.",
+)
 @click.option(
     "--max-wait",
     default=3600.0,
     show_default=True,
-    help="With --once: stop waiting for jobs not due within this many seconds.",
+    help="With --once: jobs not due within this many seconds are reported and not run.",
 )
 @home_option
 @json_option
@@ -35,9 +40,13 @@ def schedule_cmd(
 ) -> None:
     """Run scheduled `amzigo` commands (ingest, purge, reports) on cron expressions (UTC).
 
-    Jobs live in <home>/config.toml; each runs as a subprocess with a timeout, one instance
-    at a time; outcomes go to <home>/state/schedule.log and the audit log; runs missed while
-    the scheduler was down are reported.
+    Without --once this is the long-lived service (run it in the foreground under systemd,
+    see docs/operations.md); Ctrl-C or SIGTERM stops it after the running jobs end. Jobs live
+    in <home>/config.toml; every home also has the daily `purge` job (03:00 UTC) unless it
+    declares its own or sets `default_purge = false`. Each run is a subprocess with a timeout,
+    one run per job at a time (a lock per job); outcomes, with their exit status, go to
+    <home>/state/schedule.log and the audit log. Runs missed while the scheduler was down are
+    reported and caught up with one run, not one per missed slot.
 
     Example:
 
@@ -48,9 +57,9 @@ def schedule_cmd(
         timeout = 900
 
         amzigo schedule --list
-        amzigo schedule            # runs until Ctrl-C
+        amzigo schedule            # runs until Ctrl-C / SIGTERM
     """
-    from amzigo_lab.analysis.schedule import Runner, ScheduleState, load_jobs, missed_since
+    from amzigo_lab.analysis.schedule import FAILED, Runner, ScheduleState, load_jobs, missed_since
     from amzigo_lab.analysis.schedule import next_runs as compute_next
     from amzigo_lab.cli import main
     from amzigo_lab.config import config_sections
@@ -66,7 +75,7 @@ def schedule_cmd(
         )
     if list_only:
         now = dt.datetime.now(dt.UTC)
-        state = ScheduleState.load(settings.state_dir / "schedule.json")
+        state = ScheduleState.load(settings.state_dir)
         upcoming = compute_next(jobs, now, count=3)
         rows: list[dict[str, Any]] = [
             {
@@ -76,6 +85,8 @@ def schedule_cmd(
                 "timeout": j.timeout,
                 "next_runs": [t.isoformat() for t in upcoming[j.name]],
                 "last_run": state.last.get(j.name),
+                "last_status": state.records.get(j.name, {}).get("status"),
+                "last_exit_code": state.records.get(j.name, {}).get("exit_code"),
                 "missed": missed_since(j, state.last_run(j.name), now),
             }
             for j in jobs
@@ -87,6 +98,10 @@ def schedule_cmd(
             nxt = ", ".join(t[:19].replace("T", " ") for t in r["next_runs"])
             console.print(f"{r['job']:<20} {r['cron']:<16} next {nxt} UTC", soft_wrap=True)
             console.print(f"{'':<20} {r['command']} (timeout {r['timeout']} s)", soft_wrap=True)
+            if r["last_status"]:
+                console.print(
+                    f"{'':<20} last {r['last_run']}: {r['last_status']}, exit {r['last_exit_code']}"
+                )
             if r["missed"]:
                 console.print(f"{'':<20} missed {r['missed']} run(s) since {r['last_run']}")
         return
@@ -99,15 +114,26 @@ def schedule_cmd(
             settings.home,
             settings.state_dir,
             sink.emit,
-            echo=lambda s: console.print(s, soft_wrap=True),
+            echo=lambda s: console.print(s, soft_wrap=True, markup=False),
         )
-        runner.report_missed()
         if once:
             outcomes = runner.run_once(max_wait)
             if as_json:
                 print_json([o.to_json() for o in outcomes])
-            if len(outcomes) < len(jobs) or any(o.status != "ok" for o in outcomes):
+            if any(o.status in FAILED for o in outcomes):
                 raise SystemExit(1)
             return
-        console.print(f"scheduler running {len(jobs)} job(s); Ctrl-C stops it")
+        _stop_on_sigterm(runner)
+        console.print(f"scheduler running {len(jobs)} job(s); Ctrl-C or SIGTERM stops it")
         runner.run_forever()
+
+
+def _stop_on_sigterm(runner: Any) -> None:
+    """SIGTERM (systemd stop) ends the loop; running jobs finish first."""
+    import signal
+
+    def stop(_signum: int, _frame: Any) -> None:
+        runner.echo("stopping (waiting for running jobs)")
+        runner.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)

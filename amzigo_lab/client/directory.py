@@ -56,7 +56,14 @@ class Directory:
     def authenticate(self, user: str, password: str, code: str) -> LoginSession:
         """Password + TOTP (lockout and audit in the gateway's identity store)."""
         credentials = {"user": user, "password": password, "code": code}
-        answer = home_action(self.home, protocol.LOGIN, credentials)
+        answer = protocol.check_login_answer(home_action(self.home, protocol.LOGIN, credentials))
+        return LoginSession.from_answer(str(answer["token"]), answer)
+
+    def change_password(self, ticket: str, new_password: str) -> LoginSession:
+        """Finish a login that raised PasswordChangeRequired: set the new password (checked by
+        the gateway's password policy) and receive the session."""
+        body = {"ticket": ticket, "new_password": new_password}
+        answer = home_action(self.home, protocol.LOGIN_CHANGE_PASSWORD, body)
         return LoginSession.from_answer(str(answer["token"]), answer)
 
     def session(self, token: str, *, touch: bool = True) -> LoginSession:

@@ -31,6 +31,8 @@ TOKEN_ENV = "AMZIGO_TOKEN"  # noqa: S105 - a variable name
 
 HEALTH = "health"
 LOGIN = "login"
+#: Finish a login answered `password_change_required` with a new password (no token needed).
+LOGIN_CHANGE_PASSWORD = "login.change_password"  # noqa: S105 - an action name
 SESSION_OPEN = "session.open"
 SESSION_TENANTS = "session.tenants"
 SESSION_REFRESH = "session.refresh"
@@ -161,6 +163,7 @@ _WIRE_ERRORS: dict[str, type[Exception]] = {
         identity_errors.AccountLocked,
         identity_errors.AccountDisabled,
         identity_errors.PasswordExpired,
+        identity_errors.OneTimePasswordExpired,
         identity_errors.SessionExpired,
         errors.AccessDenied,
         errors.UnknownDataset,
@@ -187,6 +190,21 @@ def error_info(exc: BaseException) -> bytes:
     else:
         name = "GatewayError"
     return encode({"type": name, "message": str(exc)})
+
+
+def check_login_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """A `login` answer, or raise PasswordChangeRequired (with its ticket) when the gateway says
+    the password must be changed first (finish with LOGIN_CHANGE_PASSWORD)."""
+    if answer.get("password_change_required") is True:
+        cls = identity_errors.PasswordChangeRequired
+        exc = cls.__new__(cls)
+        Exception.__init__(exc, str(answer.get("message") or "a new password is required"))
+        exc.user_id = str(answer.get("user", ""))
+        exc.ticket = str(answer.get("ticket", ""))
+        exc.since = None
+        exc.why = ""
+        raise exc
+    return answer
 
 
 def error_from(extra_info: bytes | None, fallback: str) -> Exception:

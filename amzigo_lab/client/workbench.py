@@ -256,7 +256,7 @@ def login(address: str, user: str, password: str, code: str) -> str:
     """Password + TOTP login at the gateway; the new session token (a secret)."""
     with GatewayClient(address) as client:
         answer = client.action(protocol.LOGIN, {"user": user, "password": password, "code": code})
-    return str(answer["token"])
+    return str(protocol.check_login_answer(answer)["token"])
 
 
 def connect(

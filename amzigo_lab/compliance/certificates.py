@@ -361,9 +361,17 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
             public.verify(base64.b64decode(cert.validation["signature"]), statement)
         except (InvalidSignature, ValueError, KeyError):
             problems.append("validation signature does not match")
+    pending = cert.body.get("validation_required") is True and cert.validation is None
+    status = "invalid" if problems else "not yet valid" if pending else "valid"
+    if pending:  # signed and intact, but not valid until a second person validates it
+        problems.append(
+            "not yet valid: the required second-person validation is pending "
+            f"(`amzigo certificate validate {cert_id}` by another compliance user)"
+        )
     return {
         "certificate_id": cert_id,
         "ok": not problems,
+        "status": status,
         "signature_ok": signature_ok,
         "row_mac_ok": not row_mac,
         "public_key_ok": published is None,

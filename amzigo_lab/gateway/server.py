@@ -38,7 +38,11 @@ from amzigo_lab.client.workbench import schema_to_b64
 from amzigo_lab.errors import AccessDenied, AmzigoError, UnknownTenant
 from amzigo_lab.gateway.tokens import ServiceGrant, ServiceTokens, same_secret
 from amzigo_lab.gateway.tokens import digest as _digest
-from amzigo_lab.governance.identity.errors import IdentityError, SessionExpired
+from amzigo_lab.governance.identity.errors import (
+    IdentityError,
+    PasswordChangeRequired,
+    SessionExpired,
+)
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -119,6 +123,7 @@ class GatewayServer(flight.FlightServerBase):
         super().__init__(location, middleware={"auth": _BearerFactory()})
         self._actions: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
             protocol.LOGIN: self._login,
+            protocol.LOGIN_CHANGE_PASSWORD: self._login_change_password,
             protocol.SESSION_OPEN: self._session_open,
             protocol.SESSION_TENANTS: self._session_tenants,
             protocol.SESSION_REFRESH: self._session_refresh,
@@ -416,9 +421,26 @@ class GatewayServer(flight.FlightServerBase):
         return {"revoked": self._kernel_tokens.pop(_digest(target), None) is not None}
 
     def _login(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        session = self._gov.identity.authenticate(
-            str(body.get("user", "")), str(body.get("password", "")), str(body.get("code", ""))
+        try:
+            session = self._gov.identity.authenticate(
+                str(body.get("user", "")), str(body.get("password", "")), str(body.get("code", ""))
+            )
+        except PasswordChangeRequired as exc:  # right credentials; a new password comes first
+            return {
+                "password_change_required": True,
+                "user": exc.user_id,
+                "ticket": exc.ticket,
+                "message": str(exc),
+            }
+        return self._login_answer(session)
+
+    def _login_change_password(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        session = self._gov.identity.complete_password_change(
+            str(body.get("ticket", "")), str(body.get("new_password", ""))
         )
+        return self._login_answer(session)
+
+    def _login_answer(self, session: Any) -> dict[str, Any]:
         days, warn = self._gov.identity.password_status(session.user_id)
         return {
             "token": session.token,
@@ -647,7 +669,7 @@ class GatewayServer(flight.FlightServerBase):
         if any(policy.roles[r].tenants == "bound" for r in roles) and not tenant:
             raise AmzigoError("a seller must be bound to a tenant: add --tenant TENANT")
         enrollment = self._gov.identity.add_user(
-            name, roles, tenant, password=str(body.get("password", "")), actor=actor
+            name, roles, tenant, password=str(body.get("password", "")), actor=actor, one_time=True
         )
         return {"user": name, "actor": actor, "provisioning_uri": enrollment.provisioning_uri}
 
@@ -683,8 +705,8 @@ class GatewayServer(flight.FlightServerBase):
 
     def _users_passwd(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = self._admin_actor(token, body, protocol.USERS_PASSWD, right="manage_users")
-        self._gov.identity.set_password(
-            str(body.get("name", "")), str(body.get("password", "")), actor=actor
+        self._gov.identity.set_password(  # an admin-set password is a one-time password
+            str(body.get("name", "")), str(body.get("password", "")), actor=actor, one_time=True
         )
         return {"actor": actor}
 

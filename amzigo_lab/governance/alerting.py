@@ -40,6 +40,7 @@ from amzigo_lab.governance.audit import (
     PolicyChanged,
     RepeatedDenials,
     Rule,
+    ScheduledJobFailed,
     Sink,
     UnusualVolume,
     VerifyReport,
@@ -126,6 +127,7 @@ def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
         AuditVerificationFailed(),
         BreakGlassUsed(),
         PolicyChanged(),
+        ScheduledJobFailed(),
     ]
     sinks: list[Sink] = []
     command = cfg.get("command")

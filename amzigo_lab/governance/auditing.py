@@ -73,6 +73,7 @@ def open_audit_log(settings: Settings, lake: Lake) -> AuditLog:
 # identity event fields that go into `reason` as k=v (never secrets: the store sends none)
 _IDENTITY_DETAIL = (
     "roles",
+    "one_time_password",
     "before",
     "preset",
     "failed_count",

@@ -59,6 +59,7 @@ class Governance:
             ),
             hasher=hasher,
             on_event=self.sink.identity_event,
+            one_time_ttl=dt.timedelta(hours=_int(ident, "one_time_password_hours", 72, 1, 24 * 30)),
         )
         self.grants = GrantStore(settings.home / GRANTS_DB)
         self.policy = self.load_policy()

@@ -28,6 +28,7 @@ from amzigo_lab.lake.keys import (
     FileKeyProvider,
     KeyProvider,
     MasterKey,
+    index_keys,
     unwrap,
     wrap,
 )
@@ -47,9 +48,13 @@ FaultHook = Callable[[str], None]
 
 
 def key_provider_for(settings: Settings) -> KeyProvider:
-    """The configured key provider."""
+    """The configured key provider: "file" (default), "env" or "kms" (lake/kms.py)."""
     if settings.key_provider == "env":
         return EnvKeyProvider(settings.key_env_var)
+    if settings.key_provider == "kms":
+        from amzigo_lab.lake.kms import kms_provider
+
+        return kms_provider(settings)
     return FileKeyProvider(settings.master_key_file)
 
 
@@ -74,9 +79,10 @@ class Lake:
         self.clock = clock
         self.fault_hook: FaultHook = fault_hook or (lambda _step: None)
         self.root = settings.lake_dir
-        self._masters = keys.load()
-        self._check_master()
+        self._masters = index_keys(keys.load())
         self._deferred_events: list[tuple[str, dict[str, object]]] = []
+        self._migrate_master_ids()
+        self._check_master()
         self._migrate_row_macs()
         if audit is not None:
             self.emit_deferred()
@@ -136,12 +142,87 @@ class Lake:
         """The current master key."""
         key_id = self.master_key_id
         if key_id not in self._masters:
+            held = sorted({k.key_id for k in self._masters.values()})
             raise KeyProviderError(
                 f"the catalog is wrapped under master key {key_id}, but "
-                f"{self.keys.description} holds {', '.join(sorted(self._masters))}: wrong key "
-                "file or environment variable for this home"
+                f"{self.keys.description} holds {', '.join(held)}: wrong key "
+                "file, environment variable or KMS key for this home"
             )
         return self._masters[key_id]
+
+    def _migrate_master_ids(self) -> None:
+        """Rename master-key ids the catalog names to the keys' derived ids (once per catalog
+        written by an older version, which gave each provider its own id for the same key).
+
+        An id is renamed when it is an alias of a held key, or when a held key opens what the
+        catalog wrapped under it (the master check, a partition key or a secret): so a catalog
+        written with the key file opens under the same key from the environment or a KMS."""
+        db = self.catalog.db
+        stored = {
+            str(r[0])
+            for table in ("keys", "secrets")
+            for r in db.execute(
+                f"SELECT DISTINCT master_key_id FROM {table} WHERE master_key_id IS NOT NULL"  # noqa: S608
+            )
+        }
+        meta = self.catalog.get_meta("master_key_id")
+        if meta is not None:
+            stored.add(meta)
+        renames: dict[str, str] = {}
+        for old in sorted(stored):
+            key = self._masters.get(old) or self._identify_master(old, meta)
+            if key is not None and key.key_id != old:
+                renames[old] = key.key_id
+        if not renames:
+            return
+        with self.catalog.transaction() as tx:
+            for old, new in renames.items():
+                tx.execute("UPDATE keys SET master_key_id = ? WHERE master_key_id = ?", (new, old))
+                tx.execute(
+                    "UPDATE secrets SET master_key_id = ? WHERE master_key_id = ?", (new, old)
+                )
+                if meta == old:
+                    self.catalog.set_meta("master_key_id", new)
+        for old, new in renames.items():
+            self._masters.setdefault(old, self._masters[new])
+        self._deferred_events.append(
+            (
+                "keys.id_migrated",
+                {
+                    "resource": "master_key",
+                    "reason": "one-time migration to key-derived ids: "
+                    + ", ".join(f"{o} -> {n}" for o, n in sorted(renames.items())),
+                },
+            )
+        )
+
+    def _identify_master(self, key_id: str, meta: str | None) -> MasterKey | None:
+        """The held key that opens something the catalog wrapped under `key_id`, if any."""
+        db = self.catalog.db
+        samples: list[tuple[bytes, str]] = []
+        check = self.catalog.get_meta("master_check")
+        if key_id == meta and check is not None:
+            samples.append((bytes.fromhex(check), "check"))
+        row = db.execute(
+            "SELECT wrapped, key_id FROM keys WHERE master_key_id = ? AND wrapped IS NOT NULL "
+            "LIMIT 1",
+            (key_id,),
+        ).fetchone()
+        if row is not None:
+            samples.append((bytes(row[0]), str(row[1])))
+        row = db.execute(
+            "SELECT ciphertext, name FROM secrets WHERE master_key_id = ? LIMIT 1", (key_id,)
+        ).fetchone()
+        if row is not None:
+            samples.append((bytes(row[0]), f"secret:{row[1]}"))
+        for key in {k.key_id: k for k in self._masters.values()}.values():
+            for blob, aad in samples[:1]:
+                try:
+                    unwrap(key.secret, blob, aad)
+                except KeyProviderError:
+                    continue
+                return key
+        return None
 
     def _check_master(self) -> None:
         check = self.catalog.get_meta("master_check")
@@ -395,7 +476,7 @@ class Lake:
 
     def reload_keys(self) -> None:
         """Re-read the key provider (after a rotation)."""
-        self._masters = self.keys.load()
+        self._masters = index_keys(self.keys.load())
 
 
 def fsync_dir(path: Path) -> None:

@@ -195,10 +195,21 @@ class AmzigoIdentityProvider(IdentityProvider):
         return None
 
     def authenticate(self, username: str, password: str, code: str, where: str) -> LoginSession:
-        """Password + TOTP at the gateway (lockout and audit as `amzigo login`), then roles."""
+        """Password + TOTP at the gateway (lockout and audit as `amzigo login`), then roles.
+
+        Raises PasswordChangeRequired (with a ticket) when the password must be changed first:
+        the login page then asks for a new one (`change_password`) before any session exists."""
+        return self._admit(self.directory.authenticate(username, password, code), where)
+
+    def change_password(self, ticket: str, new_password: str, where: str) -> LoginSession:
+        """Finish a login that needs a new password first (a one-time or expired password):
+        the gateway checks the password policy and issues the session; then roles."""
+        return self._admit(self.directory.change_password(ticket, new_password), where)
+
+    def _admit(self, session: LoginSession, where: str) -> LoginSession:
+        """The session, if its roles may use this server (else it is ended, audited)."""
         from amzigo_lab.governance.identity import IdentityError
 
-        session = self.directory.authenticate(username, password, code)
         if not self.role_allowed(session.roles):
             self.directory.end(session.token, reason="role_not_allowed")
             reason = (
@@ -247,6 +258,21 @@ background:#1f5fa8;color:#fff;border:0;border-radius:4px;cursor:pointer}}
 </form></main></body></html>"""
 
 
+_CHANGE_FORM = """<form method="post" action="{action}" id="change-form" autocomplete="off">
+{xsrf}<input type="hidden" name="next" value="{next}">
+<input type="hidden" name="ticket" value="{ticket}">
+<input type="hidden" name="user" value="{user}">
+<p class='msg info'>Logged in as <b>{user}</b>: choose a new password to continue.</p>
+<label for="new_password">New password</label>
+<input id="new_password" name="new_password" type="password" autocomplete="new-password"
+ required autofocus>
+<label for="new_password2">New password again</label>
+<input id="new_password2" name="new_password2" type="password" autocomplete="new-password"
+ required>
+<button type="submit" id="change-submit">Set password and log in</button>
+</form>"""
+
+
 class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
     """GET: the login form (user, password, TOTP code, `_xsrf`). POST: authenticate.
 
@@ -269,6 +295,57 @@ class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
             )
         )
 
+    def _render_change(self, ticket: str, user: str, error: str = "") -> None:
+        """The change-password form (a one-time or expired password): no session exists yet."""
+        provider = self.identity_provider
+        head, _, _ = _PAGE.partition("{message}")
+        message = (
+            f"<p class='msg error' id='login-message'>{html.escape(error)}</p>" if error else ""
+        )
+        self.set_header("Cache-Control", "no-store")
+        self.write(
+            head.format(label=html.escape(getattr(provider, "app_label", "")))
+            + message
+            + _CHANGE_FORM.format(
+                action=html.escape(self.request.path),
+                xsrf=self.xsrf_form_html(),
+                next=html.escape(self.get_argument("next", default=self.base_url)),
+                ticket=html.escape(ticket),
+                user=html.escape(user),
+            )
+            + "</main></body></html>"
+        )
+
+    async def _post_change(self, provider: AmzigoIdentityProvider, where: str) -> None:
+        """The change-password form's POST: set the new password, then issue the session."""
+        from amzigo_lab.governance.identity import IdentityError, SessionExpired
+
+        ticket = self.get_argument("ticket", default="")
+        user = self.get_argument("user", default="")
+        new = self.get_argument("new_password", default="")
+        if new != self.get_argument("new_password2", default=""):
+            self.set_status(400)
+            self._render_change(ticket, user, "The two new passwords differ; type them again.")
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            session = await loop.run_in_executor(None, provider.change_password, ticket, new, where)
+        except SessionExpired:
+            self.set_status(401)
+            self._render({"error": "The password change took too long: log in again."})
+            return
+        except IdentityError as exc:  # the password policy refused it (tries are limited)
+            self.set_status(400)
+            self._render_change(ticket, user, str(exc))
+            return
+        self._issue(provider, session)
+
+    def _issue(self, provider: AmzigoIdentityProvider, session: LoginSession) -> None:
+        provider.set_session_cookie(self, session.token)
+        REQUEST_USER.set(session.user_id)
+        self.log.info("user %s logged in (session s%s)", session.user_id, session.session_id)
+        self._redirect_safe(self.get_argument("next", default=self.base_url))
+
     def check_xsrf_cookie(self) -> None:
         """Always check the `_xsrf` field of the login form (no token bypass)."""
         web.RequestHandler.check_xsrf_cookie(self)
@@ -288,6 +365,7 @@ class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
             AccountLocked,
             IdentityError,
             InvalidCredentials,
+            PasswordChangeRequired,
         )
 
         self.check_xsrf_cookie()
@@ -295,6 +373,9 @@ class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
         assert isinstance(provider, AmzigoIdentityProvider)
         where = self.request.remote_ip or "-"
         if self._refuse_throttled(provider, where):
+            return
+        if self.get_argument("ticket", default=""):
+            await self._post_change(provider, where)
             return
         started = time.monotonic()
         username = self.get_argument("username", default="").strip()
@@ -305,6 +386,9 @@ class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
             session = await loop.run_in_executor(
                 None, provider.authenticate, username, password, code, where
             )
+        except PasswordChangeRequired as exc:  # right credentials: a new password first
+            self._render_change(exc.ticket, exc.user_id or username)
+            return
         except (InvalidCredentials, AccountLocked):
             self._count_failure(provider, where)
             await asyncio.sleep(max(0.0, provider.failure_seconds - (time.monotonic() - started)))
@@ -315,10 +399,7 @@ class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
             self.set_status(403)
             self._render({"error": str(exc)})
             return
-        provider.set_session_cookie(self, session.token)
-        REQUEST_USER.set(session.user_id)
-        self.log.info("user %s logged in (session s%s)", session.user_id, session.session_id)
-        self._redirect_safe(self.get_argument("next", default=self.base_url))
+        self._issue(provider, session)
 
     @staticmethod
     def _count_failure(provider: AmzigoIdentityProvider, where: str) -> None:

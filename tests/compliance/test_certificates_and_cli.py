@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -232,3 +235,76 @@ def test_certificate_still_verifies_after_audit_retention_removed_its_events(
     assert report["ok"], report["problems"]
     assert "older than the retained log (audit retention)" in report["audit"]
     assert log.verify().ok
+
+
+# -- offline verification of an exported file (issue 18 item 3) --------------------------------
+
+
+def _verify_offline(path: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`amzigo certificate verify FILE.json` in a process with no home (other cwd, no env)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMZIGO_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    cmd = [sys.executable, "-c", "from amzigo_lab.cli import main; main()"]
+    return subprocess.run(
+        [*cmd, "certificate", "verify", str(path), *extra],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_exported_certificate_verifies_offline_and_edits_are_named(
+    lake: Lake, clock: Clock, tmp_path: Path
+) -> None:
+    from amzigo_lab.client.certificate_file import verify_certificate_file
+
+    cert_id = _purged(lake, clock)
+    json_path, _html, pub = export_certificate(lake, cert_id, tmp_path / "out")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ok = _verify_offline(json_path, elsewhere)
+    assert ok.returncode == 0 and "VALID" in ok.stdout, ok.stdout + ok.stderr
+    assert not (elsewhere / ".amzigo").exists()  # no home was created or needed
+    # the public key passed explicitly, from another place
+    moved = tmp_path / "keys" / "signer.pem"
+    moved.parent.mkdir()
+    moved.write_bytes(pub.read_bytes())
+    pub.unlink()
+    assert _verify_offline(json_path, elsewhere).returncode == 1  # no key beside it: said so
+    assert _verify_offline(json_path, elsewhere, "--public-key", str(moved)).returncode == 0
+    # edit one field: fails, naming the problem
+    doc = json.loads(json_path.read_text())
+    doc["items"][0]["rows"] += 1
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    bad = _verify_offline(forged, elsewhere, "--public-key", str(moved))
+    assert bad.returncode == 1 and "INVALID" in bad.stdout
+    assert "signature does not match the certificate body" in bad.stdout
+    # an item that names a record the certificate does not cover is named as such
+    doc = json.loads(json_path.read_text())
+    doc["items"][0]["record_id"] = "drop-elsewhere"
+    forged.write_text(json.dumps(doc))
+    report = verify_certificate_file(forged, moved)
+    assert report["status"] == "invalid"
+    assert any(
+        "items[0]: names destruction record 'drop-elsewhere'" in p for p in report["problems"]
+    )
+    # another signer's public key
+    other = tmp_path / "other.pem"
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from amzigo_lab.compliance.certificates import public_pem
+
+    public_pem(Ed25519PrivateKey.generate().public_key(), other)
+    report = verify_certificate_file(json_path, other)
+    assert any("signed by another key" in p for p in report["problems"])
+
+
+def test_offline_verifier_imports_no_lake_home_or_governance() -> None:
+    code = (
+        "import sys, amzigo_lab.client.certificate_file\n"
+        "bad = [m for m in sys.modules if m.split('.')[:2] in "
+        "(['amzigo_lab', 'lake'], ['amzigo_lab', 'home'], ['amzigo_lab', 'governance'])]\n"
+        "assert not bad, bad\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

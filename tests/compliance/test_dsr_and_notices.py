@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,12 +209,14 @@ def test_deletion_notice_deletes_every_instance_and_certifies(lake: Lake, clock:
     assert len(lake.catalog.partitions(tenants=["beta"])) == 2
     assert canary_hits(home, ["a0@example.com", "a1@example.com", "4242.17", "a0,1.50"]) == []
     cert = list_certificates(lake)[-1]
-    assert cert.body["validation_required"] and verify_certificate(lake, cert.id)["ok"]
+    assert cert.body["validation_required"]
+    pending = verify_certificate(lake, cert.id)  # intact, but pending validation is not OK
+    assert not pending["ok"] and pending["status"] == "not yet valid" and pending["signature_ok"]
     with pytest.raises(ComplianceError, match="second person"):
         validate_certificate(lake, cert.id, "alice")
     validated = validate_certificate(lake, cert.id, "bob")
     assert validated.validation and validated.validation["validated_by"] == "bob"
-    assert verify_certificate(lake, cert.id)["ok"]
+    assert verify_certificate(lake, cert.id)["status"] == "valid"
 
 
 def test_deletion_notice_keeps_held_data_and_says_so(lake: Lake) -> None:
@@ -231,3 +234,32 @@ def test_deletion_notice_keeps_held_data_and_says_so(lake: Lake) -> None:
     result = delete_scope(lake, tenant="acme", notice="AMZ-43", actor="bob")
     assert [k["hold"] for k in result.kept_under_hold] == [hold.id]
     assert [p.dataset for p in lake.catalog.partitions(tenants=["acme"])] == ["orders"]
+
+
+def test_pending_validation_is_not_yet_valid_offline(lake: Lake, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from amzigo_lab.cli import main
+    from amzigo_lab.client.certificate_file import verify_certificate_file
+    from amzigo_lab.compliance.certificates import export_certificate
+
+    _seed(lake)
+    delete_scope(lake, tenant="acme", notice="AMZ-7", actor="alice")
+    cert = list_certificates(lake)[-1]
+    assert cert.body["validation_required"]
+    json_path = export_certificate(lake, cert.id, tmp_path / "pending")[0]
+    report = verify_certificate_file(json_path)
+    assert report["status"] == "not yet valid" and not report["ok"] and not report["problems"]
+    res = CliRunner().invoke(main, ["certificate", "verify", str(json_path)])
+    assert res.exit_code == 3 and "NOT YET VALID" in res.output, res.output
+    validate_certificate(lake, cert.id, "bob")
+    json_path = export_certificate(lake, cert.id, tmp_path / "validated")[0]
+    assert verify_certificate_file(json_path)["status"] == "valid"
+    assert CliRunner().invoke(main, ["certificate", "verify", str(json_path)]).exit_code == 0
+    # a validation moved onto, or edited in, the file is caught
+    doc = json.loads(json_path.read_text())
+    doc["validation"]["validated_by"] = "mallory"
+    json_path.write_text(json.dumps(doc))
+    report = verify_certificate_file(json_path)
+    assert report["status"] == "invalid"
+    assert any(p.startswith("validation signature does not match") for p in report["problems"])

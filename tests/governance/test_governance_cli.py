@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,14 @@ def add_user(home: Path, name: str, *extra: str, session: str | None = None) -> 
     return urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
 
 
+#: What users choose at first login: `users add` sets a one-time password.
+NEW_PASSWORD = "Quartz-Meadow-Lantern-58"
+
+
 def login(home: Path, name: str, secret: str) -> str:
     code = pyotp.TOTP(secret).now()
-    res = run(home, "login", name, "--password-stdin", "--code", code, stdin=PASSWORD + "\n")
+    stdin = PASSWORD + "\n" + NEW_PASSWORD + "\n"  # the new one, read only if asked for
+    res = run(home, "login", name, "--password-stdin", "--code", code, stdin=stdin)
     assert res.exit_code == 0, res.output
     line = res.output.strip().splitlines()[-1]
     assert line.startswith("export AMZIGO_SESSION=")
@@ -97,6 +103,7 @@ def test_users_login_audit_verify_and_search(home: Path, admin: str, tmp_path: P
     assert {"auth.login", "auth.mfa_enrolled"} <= actions
     everything = run(home, "audit", "search", "--json", session=cora_token).output
     assert PASSWORD not in everything and token not in everything
+    assert NEW_PASSWORD not in everything
     assert '"grant.added"' in everything and '"audit.search"' not in found.output
 
 
@@ -318,3 +325,42 @@ def test_break_glass_is_for_the_service_account_audited_and_alerted(
     res = run(home, "users", "grant", "admin1", "--tenant", "acme", "--break-glass", "x")
     assert res.exit_code == 2 and "only the service account" in res.output
     assert len(events(home, action="admin.break_glass")) == 2
+
+
+# -- one-time passwords: changed at first login (issue 18 item 4) -------------------------------
+
+
+def test_first_cli_login_with_a_one_time_password_asks_for_a_new_one(
+    home: Path, admin: str
+) -> None:
+    secret = add_user(home, "olga", "--role", "analyst", session=admin)
+    totp = pyotp.TOTP(secret)
+    # no new password given: refused, no session, told what to do
+    res = run(
+        home, "login", "olga", "--password-stdin", "--code", totp.now(), stdin=PASSWORD + "\n"
+    )
+    assert res.exit_code == 2 and "must choose a new password" in res.output, res.output
+    assert "first login with a one-time password" in res.output
+    assert "AMZIGO_SESSION=" not in res.output
+    # with the next code (that one is spent) and the new password on the next line of stdin
+    code = totp.at(time.time() + 30)  # the following step: within the accepted window
+    stdin = PASSWORD + "\n" + NEW_PASSWORD + "\n"
+    res = run(home, "login", "olga", "--password-stdin", "--code", code, stdin=stdin)
+    assert res.exit_code == 0, res.output
+    assert "password changed" in res.output
+    token = res.output.strip().splitlines()[-1].split("=", 1)[1]
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as gov:
+        assert gov.identity.validate_session(token).user_id == "olga"
+        assert not gov.identity.get("olga").must_change_password
+    changed = [e for e in events(home, resource="user:olga") if e.action == "auth.password_changed"]
+    assert [e.reason.split()[0] for e in changed] == ["changed_at_login"]
+    assert "one_time_password=True" in changed[0].reason
+
+
+def test_a_policy_refused_new_password_gives_no_session(home: Path, admin: str) -> None:
+    secret = add_user(home, "piet", "--role", "analyst", session=admin)
+    stdin = PASSWORD + "\n" + "password123\n"
+    code = pyotp.TOTP(secret).now()
+    res = run(home, "login", "piet", "--password-stdin", "--code", code, stdin=stdin)
+    assert res.exit_code == 2 and "password rejected" in res.output, res.output
+    assert "AMZIGO_SESSION=" not in res.output

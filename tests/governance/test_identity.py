@@ -26,6 +26,8 @@ from amzigo_lab.governance.identity import (
     IdentityStore,
     InvalidCredentials,
     InvalidUserId,
+    OneTimePasswordExpired,
+    PasswordChangeRequired,
     PasswordExpired,
     PasswordRejected,
     SchemaTooNew,
@@ -134,7 +136,8 @@ def test_public_api_is_pinned() -> None:
     assert set(identity.__all__) == {
         "COMPANY", "DEFAULT_POLICY", "NIST_800_63B", "PRESETS", "AccountDisabled",
         "AccountLocked", "Clock", "Enrollment", "EventSink", "IdentityError", "IdentityStore",
-        "InvalidCredentials", "InvalidUserId", "PasswordExpired", "PasswordPolicy",
+        "InvalidCredentials", "InvalidUserId", "OneTimePasswordExpired",
+        "PasswordChangeRequired", "PasswordExpired", "PasswordPolicy",
         "PasswordRejected", "SchemaTooNew", "Session", "SessionExpired", "UnknownUser", "User",
         "UserExists", "UserStatus", "preset", "utc_now",
     }  # fmt: skip
@@ -364,7 +367,7 @@ def test_expiry_and_warning(store: IdentityStore, clock: FakeClock) -> None:
     clock.advance(days=14)
     assert store.password_status("alice")[0] == 0
     clock.advance(seconds=1)
-    with pytest.raises(PasswordExpired, match="current password"):
+    with pytest.raises(PasswordExpired, match="must choose a new password.*password expired"):
         login(store, clock, "alice", secret)
     store.set_password("alice", "Another-Harbor-Lamp-7", current=PASSWORD)
     assert store.password_status("alice") == (365, False)
@@ -381,6 +384,53 @@ def test_forced_change(store: IdentityStore, clock: FakeClock) -> None:
         login(store, clock, "alice", secret)
     store.set_password("alice", "Another-Harbor-Lamp-7", current=PASSWORD)
     login(store, clock, "alice", secret, "Another-Harbor-Lamp-7")
+
+
+def test_one_time_password_must_be_changed_at_first_login(
+    store: IdentityStore, clock: FakeClock, events: Events
+) -> None:
+    secret = secret_of(store.add_user("alice", ["analyst"], password=PASSWORD, one_time=True))
+    user = store.get("alice")
+    assert user.must_change_password and user.one_time_expires == clock.now + dt.timedelta(hours=72)
+    with pytest.raises(PasswordChangeRequired, match="first login with a one-time password") as exc:
+        login(store, clock, "alice", secret)
+    ticket = exc.value.ticket
+    assert ticket not in str(exc.value)
+    assert not store._db.execute("SELECT count(*) FROM sessions").fetchone()[0]  # no session yet
+    with pytest.raises(PasswordRejected):  # the policy applies; the same ticket may retry
+        store.complete_password_change(ticket, PASSWORD)  # not the one-time password again
+    session = store.complete_password_change(ticket, "Another-Harbor-Lamp-7")
+    assert store.validate_session(session.token).user_id == "alice"
+    assert (
+        not store.get("alice").must_change_password and store.get("alice").one_time_expires is None
+    )
+    with pytest.raises(SessionExpired, match="ticket"):  # single use
+        store.complete_password_change(ticket, "Third-Harbor-Lamp-99")
+    changed = [f for a, f in events if a == "auth.password_changed"]
+    assert changed[-1]["reason"] == "changed_at_login" and changed[-1]["one_time_password"]
+    with pytest.raises(InvalidCredentials):
+        login(store, clock, "alice", secret)  # the one-time password no longer works
+    login(store, clock, "alice", secret, "Another-Harbor-Lamp-7")
+
+
+def test_one_time_password_expires_and_tickets_too(make_store: Factory, clock: FakeClock) -> None:
+    store = make_store(one_time_ttl=dt.timedelta(hours=24))
+    secret = secret_of(store.add_user("bob", ["analyst"], password=PASSWORD, one_time=True))
+    with pytest.raises(PasswordChangeRequired) as exc:
+        login(store, clock, "bob", secret)
+    clock.advance(minutes=6)  # the ticket lives 5 minutes
+    with pytest.raises(SessionExpired):
+        store.complete_password_change(exc.value.ticket, "Another-Harbor-Lamp-7")
+    clock.advance(hours=24)
+    with pytest.raises(OneTimePasswordExpired, match="ask an administrator"):
+        login(store, clock, "bob", secret)
+    # an admin reset makes a new one-time password; a self-chosen one is not one-time
+    store.set_password("bob", "Admin-Chosen-Lamp-88", one_time=True)
+    with pytest.raises(PasswordChangeRequired) as exc:
+        login(store, clock, "bob", secret, "Admin-Chosen-Lamp-88")
+    store.complete_password_change(exc.value.ticket, "Violet-Own-Harbor-31")
+    clock.advance(days=30)
+    login(store, clock, "bob", secret, "Violet-Own-Harbor-31")
 
 
 def test_nist_preset(make_store: Factory, clock: FakeClock, events: Events) -> None:

@@ -403,3 +403,32 @@ def test_a_busy_port_gives_a_clear_error_and_no_traceback(server: Server) -> Non
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_one_time_password_is_changed_before_any_session(server: Server) -> None:
+    """First web login with a one-time password: a change-password form, no session cookie
+    until a new password the policy accepts is set (issue 18 item 4)."""
+    s, r = login(server, "ott")
+    assert r.status_code == 200 and 'id="change-form"' in r.text, r.text[:500]
+    assert "amzigo_session" not in s.cookies and "choose a new password" in r.text
+    ticket = re.search(r'name="ticket" value="([^"]+)"', r.text)
+    assert ticket
+    form = {"_xsrf": s.cookies.get("_xsrf"), "ticket": ticket.group(1), "user": "ott", "next": "/"}
+
+    def change(new: str, again: str | None = None) -> requests.Response:
+        data = {**form, "new_password": new, "new_password2": again or new}
+        return s.post(f"{server.base}/login", data=data, allow_redirects=False)
+
+    r = change("Fresh-Orchard-Lantern-31", "Fresh-Orchard-Lantern-32")
+    assert r.status_code == 400 and "differ" in r.text and 'id="change-form"' in r.text
+    r = change("password123")
+    assert r.status_code == 400 and "password rejected" in r.text
+    assert "amzigo_session" not in s.cookies
+    r = change("Fresh-Orchard-Lantern-31")
+    assert r.status_code == 302, r.text[:500]
+    assert "amzigo_session" in s.cookies
+    page = s.get(server.base + RENDER, timeout=120)
+    assert page.status_code == 200
+    # the ticket was single use
+    r = change("Other-Orchard-Lantern-77")
+    assert r.status_code == 401 and "log in again" in r.text

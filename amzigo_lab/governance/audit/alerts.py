@@ -339,6 +339,22 @@ class AuditVerificationFailed:
 
 
 @dataclass
+class ScheduledJobFailed:
+    """A scheduled job that failed, timed out, could not start, or missed runs."""
+
+    actions: tuple[str, ...] = ("schedule.job_failed", "schedule.missed")
+    name: str = "scheduled_job_failed"
+
+    def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
+        """One alert per failed or missed scheduled run (names the job, status, exit code)."""
+        return [
+            Alert(self.name, ev.actor, ev.time, f"{ev.resource}: {ev.reason}", (ev.event_id,))
+            for ev in _by_time(events)
+            if ev.action in self.actions
+        ]
+
+
+@dataclass
 class BreakGlassUsed:
     """Every break-glass administration (the operator acting without a person's session)."""
 

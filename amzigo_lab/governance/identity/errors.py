@@ -9,6 +9,8 @@ One branch of the package's exception tree (`amzigo_lab.errors`)::
         ├── AccountDisabled      deprovisioned; an administrator must enable it
         ├── PasswordRejected     (also a ValueError) a new password breaks a named policy rule
         ├── PasswordExpired      correct credentials, but the password must be changed first
+        │   ├── PasswordChangeRequired  ... and a ticket completes the login with a new one
+        │   └── OneTimePasswordExpired  a one-time password not changed in time (admin resets)
         ├── SessionExpired       idle or absolute timeout, revoked or unknown token
         ├── UnknownUser          (also a LookupError) no such user id
         ├── UserExists           the user id is taken
@@ -76,6 +78,40 @@ class PasswordExpired(IdentityError):
         super().__init__(
             f"the password of {user_id!r} expired{when}; choose a new one by giving the "
             "current password (set_password with current=...), then log in again"
+        )
+
+
+class PasswordChangeRequired(PasswordExpired):
+    """Password and code were right, but the password must be changed before a session is
+    issued (a one-time password at first login, a forced change, or an expired password).
+
+    `ticket` (a secret: single use, valid a few minutes, never logged) completes the login with
+    a new password through `IdentityStore.complete_password_change`, without a second code."""
+
+    def __init__(
+        self, user_id: str, since: dt.datetime | None, ticket: str, why: str, minutes: int
+    ) -> None:
+        self.user_id = user_id
+        self.since = since
+        self.ticket = ticket
+        self.why = why
+        IdentityError.__init__(
+            self,
+            f"{user_id!r} must choose a new password before logging in ({why}); set it within "
+            f"{minutes} min, or log in again",
+        )
+
+
+class OneTimePasswordExpired(PasswordExpired):
+    """A one-time (initial or admin-set) password was not changed in time."""
+
+    def __init__(self, user_id: str, since: dt.datetime) -> None:
+        self.user_id = user_id
+        self.since = since
+        IdentityError.__init__(
+            self,
+            f"the one-time password of {user_id!r} expired on {since:%Y-%m-%d %H:%M} UTC without "
+            "being changed; ask an administrator to set a new one (amzigo users passwd NAME)",
         )
 
 

@@ -28,7 +28,8 @@ from .errors import (
     AccountLocked,
     InvalidCredentials,
     InvalidUserId,
-    PasswordExpired,
+    OneTimePasswordExpired,
+    PasswordChangeRequired,
     PasswordRejected,
     SessionExpired,
     UnknownUser,
@@ -41,6 +42,10 @@ from .users import Enrollment, User, UserStatus
 
 Clock = Callable[[], dt.datetime]
 EventSink = Callable[[str, dict[str, object]], None]
+#: `users.must_change_password`: 0 no, 1 a forced change (expiry, suspected compromise),
+#: 2 a one-time password (set by an administrator or the demo) that also expires by itself.
+MUST_CHANGE, ONE_TIME = 1, 2
+DEFAULT_ONE_TIME_HOURS = 72
 
 
 def utc_now() -> dt.datetime:
@@ -85,7 +90,15 @@ class IdentityStore:
         session_absolute: dt.timedelta = dt.timedelta(hours=12),
         hasher: PasswordHasher | None = None,
         on_event: EventSink | None = None,
+        one_time_ttl: dt.timedelta = dt.timedelta(hours=DEFAULT_ONE_TIME_HOURS),
+        change_ticket_ttl: dt.timedelta = dt.timedelta(minutes=5),
     ) -> None:
+        if one_time_ttl <= dt.timedelta(0) or change_ticket_ttl <= dt.timedelta(0):
+            raise ValueError("one_time_ttl and change_ticket_ttl must be positive")
+        self.one_time_ttl = one_time_ttl
+        self.change_ticket_ttl = change_ticket_ttl
+        # digest of a password-change ticket -> (user id, valid until, attempts left)
+        self._tickets: dict[str, tuple[str, dt.datetime, int]] = {}
         if max_failures < 1 or lockout_minutes < 1:
             raise ValueError("max_failures and lockout_minutes must be at least 1")
         if session_idle <= dt.timedelta(0) or session_absolute <= dt.timedelta(0):
@@ -198,7 +211,19 @@ class IdentityStore:
             locked_until=locked_until,
             last_login=_when(row["last_login"]),
             mfa_enrolled_at=_when(row["mfa_enrolled_at"]),
+            one_time_expires=self._one_time_expiry(row),
         )
+
+    @staticmethod
+    def _one_time_field(one_time: bool) -> bool | None:
+        """The audit detail marking a one-time password (None, left out, otherwise)."""
+        return True if one_time else None
+
+    def _one_time_expiry(self, row: sqlite3.Row) -> dt.datetime | None:
+        """When the user's one-time password stops working (None: not a one-time password)."""
+        if row["must_change_password"] != ONE_TIME:
+            return None
+        return _at(row["password_changed_at"]) + self.one_time_ttl
 
     # -- users ------------------------------------------------------------------------------
 
@@ -210,8 +235,12 @@ class IdentityStore:
         *,
         password: str,
         actor: str = "system",
+        one_time: bool = False,
     ) -> Enrollment:
-        """Create a user with a password and TOTP MFA; the Enrollment is the only copy."""
+        """Create a user with a password and TOTP MFA; the Enrollment is the only copy.
+
+        `one_time`: the password was chosen by someone else (an administrator, the demo); it
+        must be changed at first login and stops working after `one_time_ttl` (72 h)."""
         uid, role_list, tenant_id = names.user_id(user_id), names.roles(roles), names.tenant(tenant)
         if self._row(uid) is not None:
             raise UserExists(uid)
@@ -224,8 +253,8 @@ class IdentityStore:
             with self._tx() as db:
                 db.execute(
                     "INSERT INTO users (id, roles, tenant, status, created, password_hash,"
-                    " password_changed_at, totp_secret, mfa_enrolled_at)"
-                    " VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                    " password_changed_at, totp_secret, mfa_enrolled_at, must_change_password)"
+                    " VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
                     (
                         uid,
                         json.dumps(role_list),
@@ -235,6 +264,7 @@ class IdentityStore:
                         _iso(now),
                         sealed,
                         _iso(now),
+                        ONE_TIME if one_time else 0,
                     ),
                 )
                 self._remember_password(db, uid, password_hash, now)
@@ -248,6 +278,7 @@ class IdentityStore:
             roles=list(role_list),
             tenant=tenant_id,
             preset=self.policy.name,
+            one_time_password=self._one_time_field(one_time),
         )
         self._emit("auth.mfa_enrolled", now, uid, actor=actor, reason="created")
         return Enrollment(uid, totp.provisioning_uri(uid, secret))
@@ -371,12 +402,19 @@ class IdentityStore:
             )
 
     def set_password(
-        self, user_id: str, new: str, current: str | None = None, *, actor: str | None = None
+        self,
+        user_id: str,
+        new: str,
+        current: str | None = None,
+        *,
+        actor: str | None = None,
+        one_time: bool = False,
     ) -> None:
         """Change a password: self-service with `current`, admin reset without it.
 
         Works on an expired password; revokes the user's sessions; a wrong `current` counts
-        as a failed login.
+        as a failed login. `one_time` (admin reset only): the user must change it at first
+        login, and it stops working after `one_time_ttl`.
         """
         row = self._require(user_id)
         uid = row["id"]
@@ -393,9 +431,15 @@ class IdentityStore:
         with self._tx() as db:
             db.execute(
                 "UPDATE users SET password_hash = ?, password_changed_at = ?,"
-                " must_change_password = 0, failed_count = CASE WHEN ? THEN 0 ELSE failed_count"
+                " must_change_password = ?, failed_count = CASE WHEN ? THEN 0 ELSE failed_count"
                 " END WHERE id = ?",
-                (new_hash, _iso(now), current is not None, uid),
+                (
+                    new_hash,
+                    _iso(now),
+                    ONE_TIME if one_time and current is None else 0,
+                    current is not None,
+                    uid,
+                ),
             )
             self._remember_password(db, uid, new_hash, now)
             count = self._revoke_all(db, uid, now, "password_changed")
@@ -406,6 +450,7 @@ class IdentityStore:
             actor=actor or (uid if current is not None else "system"),
             reason="self_service" if current is not None else "admin_reset",
             preset=self.policy.name,
+            one_time_password=self._one_time_field(one_time and current is None),
         )
         if count:
             self._emit(
@@ -577,20 +622,102 @@ class IdentityStore:
         if not claimed:  # a concurrent login used this code first
             self._fail(uid, now, "code_reused")
         if expired:
+            one_time_until = self._one_time_expiry(row)
+            if one_time_until is not None and now >= one_time_until:
+                self._emit(
+                    "auth.login_failed",
+                    now,
+                    uid,
+                    decision="deny",
+                    reason="one_time_password_expired",
+                )
+                raise OneTimePasswordExpired(uid, one_time_until)
             self._emit("auth.login_failed", now, uid, decision="deny", reason="password_expired")
-            raise PasswordExpired(uid, None if row["must_change_password"] else expiry)
+            raise self._change_ticket(row, expiry, now)
         assert session_id is not None
         self._emit("auth.login", now, uid, session=session_id, rehashed=rehash is not None)
+        return self._session(row, token, session_id, now)
+
+    def _session(self, row: sqlite3.Row, token: str, session_id: int, now: dt.datetime) -> Session:
         return Session(
             token=token,
             session_id=session_id,
-            user_id=uid,
+            user_id=row["id"],
             roles=tuple(json.loads(row["roles"])),
             tenant=row["tenant"],
             created=now,
             last_seen=now,
             expires_at=now + self.session_absolute,
         )
+
+    def _change_ticket(
+        self, row: sqlite3.Row, expiry: dt.datetime | None, now: dt.datetime
+    ) -> PasswordChangeRequired:
+        """A single-use ticket to finish this login with a new password (the password and the
+        TOTP code were just checked; the code is spent, so no second code is asked for)."""
+        uid = row["id"]
+        why = {
+            ONE_TIME: "first login with a one-time password",
+            MUST_CHANGE: "a password change is required",
+        }.get(row["must_change_password"], "the password expired")
+        ticket = new_token()
+        with self._lock:
+            self._tickets = {k: v for k, v in self._tickets.items() if v[1] > now}
+            self._tickets[token_hash(ticket)] = (uid, now + self.change_ticket_ttl, 5)
+        minutes = max(1, int(self.change_ticket_ttl.total_seconds() // 60))
+        since = None if row["must_change_password"] else expiry
+        return PasswordChangeRequired(uid, since, ticket, why, minutes)
+
+    def complete_password_change(self, ticket: str, new: str) -> Session:
+        """Finish a login that raised PasswordChangeRequired: set `new` (policy and history
+        checked; a rejected password may be retried with the same ticket, 5 tries) and open
+        the session. The ticket is single use and expires after `change_ticket_ttl`."""
+        now = self._now()
+        digest = token_hash(ticket)
+        with self._lock:
+            entry = self._tickets.get(digest)
+            if entry is None or entry[1] <= now:
+                self._tickets.pop(digest, None)
+                raise SessionExpired("password-change ticket expired, used or unknown")
+            uid, until, tries = entry
+            if tries <= 1:
+                del self._tickets[digest]
+            else:
+                self._tickets[digest] = (uid, until, tries - 1)
+        row = self._require(uid)
+        row = self._check_usable(row, now)
+        if row["status"] == UserStatus.DISABLED:
+            raise AccountDisabled(uid)
+        check_password(new, self.policy, context=(uid,))
+        self._check_history(row, new)
+        new_hash = self._hasher.hash(normalize(new))
+        token = new_token()
+        with self._lock:
+            self._tickets.pop(digest, None)  # used
+        with self._tx() as db:
+            db.execute(
+                "UPDATE users SET password_hash = ?, password_changed_at = ?,"
+                " must_change_password = 0, failed_count = 0, last_login = ? WHERE id = ?",
+                (new_hash, _iso(now), _iso(now), uid),
+            )
+            self._remember_password(db, uid, new_hash, now)
+            self._revoke_all(db, uid, now, "password_changed")
+            session_id = db.execute(
+                "INSERT INTO sessions (token_hash, user_id, created, last_seen, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token_hash(token), uid, _iso(now), _iso(now), _iso(now + self.session_absolute)),
+            ).lastrowid
+        assert session_id is not None
+        self._emit(
+            "auth.password_changed",
+            now,
+            uid,
+            reason="changed_at_login",
+            preset=self.policy.name,
+            one_time_password=self._one_time_field(row["must_change_password"] == ONE_TIME),
+        )
+        self._emit("auth.login", now, uid, session=session_id, rehashed=False)
+        return self._session(row, token, session_id, now)
 
     # -- sessions ---------------------------------------------------------------------------
 

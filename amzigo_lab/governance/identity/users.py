@@ -41,6 +41,8 @@ class User:
     locked_until: dt.datetime | None
     last_login: dt.datetime | None
     mfa_enrolled_at: dt.datetime | None
+    #: When a one-time password (set by an administrator) stops working; None if not one.
+    one_time_expires: dt.datetime | None = None
 
     @property
     def mfa_enrolled(self) -> bool:
