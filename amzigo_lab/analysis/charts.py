@@ -17,7 +17,7 @@ WIDTH = 620
 STATUS_COLORS = {
     "out": "#b2182b",
     "critical": "#ef8a62",
-    "low": "#fddbc7",
+    "reorder": "#fddbc7",
     "healthy": "#67a9cf",
     "overstock": "#999999",
 }
