@@ -258,3 +258,24 @@ def test_dashboard_stock_section_is_the_inventory_report() -> None:
     # and an empty section says why
     past = board.sections(View(dt.date(2026, 2, 1), dt.date(2026, 3, 1))).inventory
     assert "No inventory snapshot on or before 2026-03-01" in past
+
+
+def test_report_and_dashboard_read_the_same_inventory_settings(tmp_path) -> None:
+    from amzigo_lab.analysis.generate import inventory_parameters
+    from amzigo_lab.config import load_settings
+    from amzigo_lab.serve.hooks import inventory_settings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        "[inventory]\nlead_time_days = 21\nsafety_stock_days = 5\n"
+        '[inventory.skus."acme-outdoor"."SKU-A"]\nlead_time_days = 7\n'
+    )
+    report = inventory_parameters(load_settings(home, env={}), "acme-outdoor")
+    assert (report["default_lead_time"], report["safety_days"]) == (21, 5.0)
+    assert report["lead_times"] == {"SKU-A": 7}
+    assert inventory_settings(home, "acme-outdoor") == report  # what the dashboard gets
+    (home / "config.toml").write_text("[inventory]\nlead_time_days = -3\n")
+    with pytest.raises(ReportError, match="lead_time_days"):
+        inventory_parameters(load_settings(home, env={}), "acme-outdoor")
+    assert inventory_settings(home, "acme-outdoor") == InventoryParams().as_parameters()
