@@ -35,7 +35,7 @@ from typing import Any
 import polars as pl
 
 from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo
-from amzigo_lab.analysis.period import Period, is_current, local_today, utc_now
+from amzigo_lab.analysis.period import Period, is_current
 from amzigo_lab.analysis.sales import SalesScope, order_lines
 from amzigo_lab.analysis.source import ReportError, TableSource
 
@@ -170,22 +170,23 @@ def _number(value: Any, where: str) -> float:
 
 def snapshot_cutoff(
     as_of: dt.date, now: dt.datetime | None = None, marketplace: MarketplaceInfo | None = None
-) -> dt.date:
+) -> dt.date | None:
     """The newest snapshot date that may give the stock at the end of `as_of`: `as_of` itself,
-    or, when `as_of` reaches the present, today (a snapshot taken during today is the current
-    stock position). Snapshot dates are ingest dates (UTC), hence the latest of the dates."""
+    or None (no bound: the latest snapshot) when `as_of` reaches the present at `now`, since a
+    snapshot taken during today is the current stock position. (Snapshot dates are ingest
+    dates, which may be later than a data clock `now`.)"""
     markets = [marketplace] if marketplace else list(MARKETPLACES)
-    if not is_current(as_of, now, markets):
-        return as_of
-    return max(as_of, utc_now(now).date(), *(local_today(m, now) for m in markets))
+    return None if is_current(as_of, now, markets) else as_of
 
 
 def stock_levels(
-    source: TableSource, as_of: dt.date, marketplace: MarketplaceInfo | None = None
+    source: TableSource, as_of: dt.date | None, marketplace: MarketplaceInfo | None = None
 ) -> pl.DataFrame:
-    """The latest snapshot on or before `as_of` (a snapshot date) per marketplace and SKU."""
+    """The latest snapshot on or before `as_of` (a snapshot date; None: the latest of all) per
+    marketplace and SKU."""
     inv = _snapshots(source, marketplace)
-    inv = inv.filter(inv.snapshot_date <= as_of)
+    if as_of is not None:
+        inv = inv.filter(inv.snapshot_date <= as_of)
     last = inv.group_by(["marketplace_id", "seller_sku"]).aggregate(last=inv.snapshot_date.max())
     cur = inv.join(last, ["marketplace_id", "seller_sku"]).filter(
         lambda t: t.snapshot_date == t.last
@@ -213,13 +214,13 @@ def _snapshots(source: TableSource, marketplace: MarketplaceInfo | None) -> Any:
 
 
 def empty_reason(
-    source: TableSource, cutoff: dt.date, marketplace: MarketplaceInfo | None = None
+    source: TableSource, cutoff: dt.date | None, marketplace: MarketplaceInfo | None = None
 ) -> str:
     """Why no stock is shown as of `cutoff` (call it when the table is empty)."""
     inv = _snapshots(source, marketplace)
     first = inv.snapshot_date.min().to_pyarrow().as_py()
     where = f" for {marketplace.code}" if marketplace else ""
-    if first is None:
+    if first is None or cutoff is None:
         return (
             f"No inventory snapshot yet{where}: stock appears once the inventory stream has "
             "been ingested (amzigo ingest --streams inventory)."
@@ -358,7 +359,7 @@ class InventoryReport:
     params: InventoryParams
     table: pl.DataFrame
     counts: pl.DataFrame
-    cutoff: dt.date | None = None
+    cutoff: dt.date | None = None  # None: the latest snapshot (the period reaches the present)
     current: bool = False
     stock_date: dt.date | None = None
     reason: str = ""

@@ -86,6 +86,8 @@ else:
 
 # %%
 if report.table.height:
+    # the snapshot's date is in the note above; a column only when SKUs' snapshots differ
+    several = report.table["snapshot_date"].n_unique() > 1
     show_html(
         render.table_html(
             report.table,
@@ -94,7 +96,7 @@ if report.table.height:
                 ("marketplace", "Mkt", "text"),
                 ("seller_sku", "SKU", "text"),
                 ("asin", "ASIN", "text"),
-                ("snapshot_date", "Snapshot", "text"),
+                *([("snapshot_date", "Snapshot", "text")] if several else []),
                 ("on_hand", "On hand", "count"),
                 ("inbound", "Inbound", "count"),
                 ("reserved", "Reserved", "count"),

@@ -59,6 +59,8 @@ DEFAULT_DAYS = 30
 #: The longest period the pickers may select (a year, leap day included).
 MAX_DAYS = 366
 ALERT_STATUSES = ("out", "critical", "reorder")
+#: The most urgent alerts the stock section lists (the inventory report lists every SKU).
+ALERT_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ class SellerDashboard:
         self.last_day = last_day
         #: lead times and safety stock (the server injects the home's `[inventory]` settings)
         self.params = params or InventoryParams()
-        #: the clock of "as of" (None: the current time)
+        #: the clock of "as of": the data's (its newest order) when older than the load time;
+        #: None: the current time
         self.now = now
         self.marketplaces = self._marketplaces()
         self._cache: dict[tuple[object, ...], str] = {}
@@ -196,13 +199,16 @@ class SellerDashboard:
             service.revoke(address, token)
         items = tables["order_items"]
         last = None
+        clock = dt.datetime.now(dt.UTC)
         if items.num_rows:
             import pyarrow.compute as pc
 
             newest = pc.max(items.column("purchase_date")).as_py()
             last = newest.date() if newest is not None else None
+            if newest is not None:  # a day is complete once it is over AND the data is past it
+                clock = min(clock, newest)
         params = params_from_parameters(inventory or {})
-        return cls(tenant, ArrowSource(tables, backend), last, params)
+        return cls(tenant, ArrowSource(tables, backend), last, params, clock)
 
     # -- choices for the widgets -------------------------------------------------------------
     def _marketplaces(self) -> list[str]:
@@ -353,6 +359,7 @@ class SellerDashboard:
                     ("reorder_quantity", "Reorder qty", "count"),
                     ("reorder_date", "Reorder by", "text"),
                 ],
+                max_rows=ALERT_ROWS,
                 table_id="amz-inventory",
             )
             + rules

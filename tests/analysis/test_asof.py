@@ -172,7 +172,7 @@ def test_todays_snapshot_is_the_current_position_of_a_period_as_of_now() -> None
     assert period.end == dt.date(2026, 3, 8)  # 9 March is not over in Los Angeles yet
     report = build_inventory_report(src, period.end, InventoryParams(), None, NOW)
     assert report.table.height == 2 and report.current and not report.reason
-    assert report.stock_date == dt.date(2026, 3, 10) and report.cutoff == dt.date(2026, 3, 10)
+    assert report.stock_date == dt.date(2026, 3, 10) and report.cutoff is None
     assert "snapshot of 2026-03-10, the current position" in report.stock_label()
 
 
