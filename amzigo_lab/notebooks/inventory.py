@@ -63,7 +63,8 @@ show_html(
         f"velocity over {params.velocity_days} days",
     )
 )
-show_html(render.note(f"As of {period.end.isoformat()}: {report.stock_label()}."))
+if report.table.height:
+    show_html(render.note(f"As of {period.end.isoformat()}: {report.stock_label()}."))
 
 # %% [markdown]
 # ## Status
@@ -112,7 +113,7 @@ if report.table.height:
         )
     )
 else:
-    show_html(render.note(report.reason))
+    show_html(render.note(f"No SKUs to list: {report.reason}"))
 show_html(
     render.note(
         "Status: "
