@@ -120,6 +120,8 @@ show_html(render.table_html(report.skus, sku_columns, table_id="skus"))
 # ## Marketplaces (each in its own currency; never added together)
 
 # %%
+if not report.marketplaces.height:
+    show_html(render.note("No orders, refunds or fees in this period: no marketplace to split."))
 show_html(
     render.table_html(
         report.marketplaces,
