@@ -119,11 +119,16 @@ def _reports(settings: Settings, today: dt.date, say: Say) -> list[Path]:
     from amzigo_lab.analysis.period import Period
     from amzigo_lab.sandbox import SELLERS
 
-    period = Period(today - dt.timedelta(days=30), today - dt.timedelta(days=1))
+    # "as of" the sandbox's clock (its world is a snapshot taken at today 00:00 UTC): the 30
+    # days ending at the latest local day complete in every marketplace; the inventory
+    # snapshot taken today is the current stock position
+    now = dt.datetime.combine(today, dt.time(0, 0), tzinfo=dt.UTC)
+    period = Period.last_days(30, now=now)
     paths: list[Path] = []
     for seller in SELLERS:
         for report in REPORTS:
-            done = generate(settings, report, seller.tenant, period)
+            extra = {"now": now.isoformat()} if report in ("sales", "inventory") else {}
+            done = generate(settings, report, seller.tenant, period, extra=extra)
             say(f"  {done.html}")
             paths.append(done.html)
     return paths

@@ -17,7 +17,7 @@ WIDTH = 620
 STATUS_COLORS = {
     "out": "#b2182b",
     "critical": "#ef8a62",
-    "low": "#fddbc7",
+    "reorder": "#fddbc7",
     "healthy": "#67a9cf",
     "overstock": "#999999",
 }
@@ -235,35 +235,35 @@ def topic_trends(trends: pl.DataFrame, worst: pl.DataFrame, columns: int = 3) ->
 
 
 def days_of_cover(table: pl.DataFrame, n: int = 25) -> alt.TopLevelMixin:
-    """Days of cover of the `n` most urgent SKUs, coloured by status (capped at 120 days)."""
+    """Days of cover of the `n` most urgent SKUs, coloured by status (capped at 120 days), with
+    a tick at each SKU's lead time: a bar short of its tick runs out before a reorder lands
+    (unless inbound stock covers it)."""
     data = (
         table.head(n)
         .with_columns(
             label=pl.col("marketplace") + " " + pl.col("seller_sku"),
             cover=pl.col("days_of_cover").fill_null(120.0).clip(0, 120),
+            lead=pl.col("lead_time").cast(pl.Float64).clip(0, 120),
         )
-        .select("label", "cover", "status")
+        .select("label", "cover", "status", "lead")
     )
     order = [str(x) for x in data["label"].to_list()]
+    y = alt.Y("label:N", sort=order, title=None)
     bars = (
         alt.Chart(_data(data))
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", sort=order, title=None),
-            x=alt.X("cover:Q", title="days of cover (capped at 120)"),
+            y=y,
+            x=alt.X("cover:Q", title="days of cover on hand (capped at 120); tick = lead time"),
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
             ),
         )
     )
-    rules = (
-        alt.Chart(alt.Data(values=[{"x": 3}, {"x": 7}]))
-        .mark_rule(strokeDash=[3, 3])
-        .encode(x="x:Q")
-    )
+    ticks = alt.Chart(_data(data)).mark_tick(color="#222", thickness=2).encode(y=y, x="lead:Q")
     return _configure(
-        alt.layer(bars, rules).properties(
-            width=WIDTH - 100, height=alt.Step(16), title="Days of cover"
+        alt.layer(bars, ticks).properties(
+            width=WIDTH - 100, height=alt.Step(16), title="Days of cover against lead time"
         )
     )

@@ -149,6 +149,8 @@ def generate(
     }
     if report == "sales" and costs_file:
         params["costs_file"] = str(Path(costs_file).expanduser().resolve())
+    if report == "inventory":  # lead times and safety stock from the home's [inventory]
+        params.update(inventory_parameters(settings, tenant))
     params.update(extra or {})
     sections: dict[str, dict[str, int]] = {}
     try:
@@ -302,6 +304,16 @@ def section_counts(notebook: Path) -> dict[str, dict[str, int]]:
                 key = ident or f"table{n + 1}"
                 counts[key] = counts.get(key, 0) + int(rows)
     return {k: v for k, v in out.items() if v}
+
+
+def inventory_parameters(settings: Settings, tenant: str) -> dict[str, Any]:
+    """The inventory notebook's stock-advice parameters from `<home>/config.toml` `[inventory]`
+    (defaults without one); a bad setting raises ReportError naming it."""
+    from amzigo_lab.analysis.inventory import params_from_config
+    from amzigo_lab.config import config_sections
+
+    section = config_sections(settings).get("inventory", {})
+    return params_from_config(section, tenant_id(tenant)).as_parameters()
 
 
 #: The dataset whose retention a report follows (reports hold Amazon data derived from it).

@@ -12,19 +12,23 @@ from decimal import ROUND_HALF_UP, Decimal
 
 @dataclass(frozen=True)
 class MarketplaceInfo:
-    """A marketplace as reports name it."""
+    """A marketplace as reports name it. `timezone`: the IANA zone of the marketplace's
+    business day, the day Seller Central reports it in (reports bucket by it)."""
 
     code: str
     marketplace_id: str
     currency: str
     sales_channel: str
+    timezone: str = "UTC"
 
 
 MARKETPLACES: tuple[MarketplaceInfo, ...] = (
-    MarketplaceInfo("US", "ATVPDKIKX0DER", "USD", "Amazon.com"),
-    MarketplaceInfo("UK", "A1F83G8C2ARO7P", "GBP", "Amazon.co.uk"),
-    MarketplaceInfo("DE", "A1PA6795UKMFR9", "EUR", "Amazon.de"),
+    MarketplaceInfo("US", "ATVPDKIKX0DER", "USD", "Amazon.com", "America/Los_Angeles"),
+    MarketplaceInfo("UK", "A1F83G8C2ARO7P", "GBP", "Amazon.co.uk", "Europe/London"),
+    MarketplaceInfo("DE", "A1PA6795UKMFR9", "EUR", "Amazon.de", "Europe/Berlin"),
 )
+#: The zone of data whose marketplace is not in the registry.
+FALLBACK_TIMEZONE = "UTC"
 BY_ID = {m.marketplace_id: m for m in MARKETPLACES}
 BY_CODE = {m.code: m for m in MARKETPLACES}
 SYMBOLS = {"USD": "$", "GBP": "£", "EUR": "€"}

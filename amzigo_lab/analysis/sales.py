@@ -10,6 +10,8 @@ Definitions (the notebooks print them under the tables):
 - net proceeds = sales - promotions - refunds - fees; with a cost file, COGS = units x unit cost,
   profit = net proceeds - COGS, margin = profit / sales.
 - Every money figure is per currency: amounts in different currencies are never added.
+- Days are marketplace-local (`period` module): purchase and posting times are converted to the
+  zone of their marketplace before taking the date; unknown marketplaces count in UTC.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import ibis.expr.datatypes as dtypes
 import polars as pl
 
-from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, money, ratio
+from amzigo_lab.analysis.money import (
+    FALLBACK_TIMEZONE,
+    MARKETPLACES,
+    MarketplaceInfo,
+    money,
+    ratio,
+)
 from amzigo_lab.analysis.period import Period
 from amzigo_lab.analysis.source import ReportError, TableSource
 
@@ -51,12 +60,33 @@ class SalesScope:
     currency: str | None = None
 
 
+@ibis.udf.scalar.builtin(
+    name="timezone",
+    signature=((dtypes.string, dtypes.Timestamp(timezone="UTC")), dtypes.timestamp),
+)
+def _in_zone(zone: str, ts: dt.datetime) -> dt.datetime:  # type: ignore[empty-body]
+    """DuckDB's timezone(zone, timestamptz): the wall-clock time in `zone`."""
+
+
+def local_day(ts: ir.TimestampValue, marketplace: ir.StringValue) -> ir.DateValue:
+    """The marketplace-local date of the UTC timestamp `ts`; `marketplace` holds a marketplace
+    id, code or sales channel ("Amazon.com"); unknown ones count in UTC."""
+    zones = [
+        (alias, m.timezone)
+        for m in MARKETPLACES
+        for alias in (m.marketplace_id, m.code, m.sales_channel)
+    ]
+    zone = ibis.cases(*((marketplace == a, z) for a, z in zones), else_=FALLBACK_TIMEZONE)
+    return _in_zone(zone, ts).date()
+
+
 def order_lines(source: TableSource, scope: SalesScope) -> ir.Table:
-    """Order lines purchased in the scope, canceled orders excluded (latest state of both)."""
+    """Order lines purchased in the scope (marketplace-local days), canceled orders excluded
+    (latest state of both)."""
     items = source.table("order_items")
     orders = source.table("orders")
     canceled = orders.filter(orders.order_status.lower() == CANCELED).select("amazon_order_id")
-    day = items.purchase_date.date()
+    day = local_day(items.purchase_date, items.marketplace_id)
     lines = items.filter(day >= scope.period.start, day <= scope.period.end)
     if scope.marketplace is not None:
         lines = lines.filter(lines.marketplace_id == scope.marketplace.marketplace_id)
@@ -70,7 +100,7 @@ def order_lines(source: TableSource, scope: SalesScope) -> ir.Table:
         "seller_sku",
         "asin",
         "title",
-        day=lines.purchase_date.date(),
+        day=local_day(lines.purchase_date, lines.marketplace_id),
         quantity=lines.quantity_ordered.cast("int64"),
         item_price=lines.item_price.fill_null(0),
         promotion_discount=lines.promotion_discount.fill_null(0),
@@ -78,9 +108,10 @@ def order_lines(source: TableSource, scope: SalesScope) -> ir.Table:
 
 
 def finance_lines(source: TableSource, scope: SalesScope) -> ir.Table:
-    """Financial events posted in the scope with `refund` and `fee` as positive costs."""
+    """Financial events posted in the scope (marketplace-local days) with `refund` and `fee` as
+    positive costs."""
     fe = source.table("financial_events")
-    day = fe.posted_date.date()
+    day = local_day(fe.posted_date, fe.marketplace_name)
     fe = fe.filter(day >= scope.period.start, day <= scope.period.end)
     if scope.marketplace is not None:
         m = scope.marketplace

@@ -22,17 +22,22 @@ costs_file = ""
 home = ""
 access = "session"
 purpose = "sales_analysis"
+now = ""  # the clock of "as of" (ISO timestamp); empty: the current time
 
 # %%
 from amzigo_lab.analysis import charts, render
 from amzigo_lab.analysis.money import marketplace as find_marketplace
 from amzigo_lab.analysis.notebook import header, open_source, show_chart, show_html
-from amzigo_lab.analysis.period import Period, comparison_period
+from amzigo_lab.analysis.period import Period, comparison_period, day_rule, parse_now
 from amzigo_lab.analysis.sales import SalesScope, build_sales_report, load_costs
 
 source = open_source(tenant, home, access, purpose)
-period = Period.parse(start, end) if start and end else Period.last_days(30)
-scope = SalesScope(period, find_marketplace(marketplace), currency or None)
+market = find_marketplace(marketplace)
+if start and end:
+    period = Period.parse(start, end)
+else:
+    period = Period.last_days(30, now=parse_now(now), marketplace=market)
+scope = SalesScope(period, market, currency or None)
 previous = comparison_period(period, comparison)
 costs = load_costs(costs_file) if costs_file else None
 report = build_sales_report(source, scope, previous, costs)
@@ -43,7 +48,10 @@ show_html(header("Sales and profit", tenant, period.label(), where))
 # ## Key figures
 
 # %%
-show_html(render.tiles_html(report.tiles, previous.label() if previous else ""))
+if report.totals:
+    show_html(render.tiles_html(report.tiles, previous.label() if previous else ""))
+else:
+    show_html(render.note(f"No orders in this period ({period.label()}, {where})."))
 for text in report.notes:
     show_html(render.note(text))
 
@@ -55,12 +63,19 @@ if report.daily.height:
     show_chart(charts.sales_trend(report.daily))
     show_chart(charts.weekly_sales(report.weekly))
 else:
-    show_html(render.note("No sales in this period."))
+    show_html(render.note("No orders in this period: no sales to chart."))
 
 # %% [markdown]
 # ## Traffic and conversion (Sales & Traffic report)
 
 # %%
+if not report.traffic.height:
+    show_html(
+        render.note(
+            "No Sales & Traffic data in this period (Amazon publishes a day's report a day or two "
+            "later)."
+        )
+    )
 show_html(
     render.table_html(
         report.traffic,
@@ -84,6 +99,8 @@ if report.traffic_daily.height:
 # %%
 if report.skus.height:
     show_chart(charts.top_skus(report.skus))
+else:
+    show_html(render.note("No orders, refunds or fees in this period: no products to rank."))
 sku_columns = [
     ("rank", "#", "count"),
     ("currency", "Cur.", "text"),
@@ -103,6 +120,8 @@ show_html(render.table_html(report.skus, sku_columns, table_id="skus"))
 # ## Marketplaces (each in its own currency; never added together)
 
 # %%
+if not report.marketplaces.height:
+    show_html(render.note("No orders, refunds or fees in this period: no marketplace to split."))
 show_html(
     render.table_html(
         report.marketplaces,
@@ -125,3 +144,4 @@ show_html(
         "by the date Amazon posted them; net = sales - promotions - refunds - fees."
     )
 )
+show_html(render.note(day_rule([market] if market else None)))

@@ -25,9 +25,15 @@ from typing import Any
 import polars as pl
 
 from amzigo_lab.analysis import render
-from amzigo_lab.analysis.inventory import InventoryParams, inventory_table
+from amzigo_lab.analysis.inventory import (
+    STATUS_RULES,
+    InventoryParams,
+    InventoryReport,
+    build_inventory_report,
+    params_from_parameters,
+)
 from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, fmt_money
-from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.period import Period, day_rule, latest_complete_day
 from amzigo_lab.analysis.reviews import topic_changes, topic_trends
 from amzigo_lab.analysis.sales import (
     SalesScope,
@@ -52,7 +58,9 @@ DATASETS: dict[str, str] = {
 DEFAULT_DAYS = 30
 #: The longest period the pickers may select (a year, leap day included).
 MAX_DAYS = 366
-ALERT_STATUSES = ("out", "critical", "low")
+ALERT_STATUSES = ("out", "critical", "reorder")
+#: The most urgent alerts the stock section lists (the inventory report lists every SKU).
+ALERT_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -131,22 +139,41 @@ def require_tenant(tenant: str) -> str:
 class SellerDashboard:
     """One tenant's dashboard data (in memory) and its HTML sections."""
 
-    def __init__(self, tenant: str, source: ArrowSource, last_day: dt.date | None) -> None:
+    def __init__(
+        self,
+        tenant: str,
+        source: Any,
+        last_day: dt.date | None,
+        params: InventoryParams | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
         self.tenant = tenant
         self.source = source
         self.last_day = last_day
+        #: lead times and safety stock (the server injects the home's `[inventory]` settings)
+        self.params = params or InventoryParams()
+        #: the clock of "as of": the data's (its newest order) when older than the load time;
+        #: None: the current time
+        self.now = now
         self.marketplaces = self._marketplaces()
         self._cache: dict[tuple[object, ...], str] = {}
 
     @classmethod
-    def open(cls, tenant: str, home: str = "", token: str = "") -> SellerDashboard:
+    def open(
+        cls,
+        tenant: str,
+        home: str = "",
+        token: str = "",
+        inventory: dict[str, Any] | None = None,
+    ) -> SellerDashboard:
         """Load `tenant`'s data from the gateway as `svc:dashboard` (fail closed).
 
         `token`: the service token the dashboard server minted for this seller's tenant and
         injected with the tenant (a kernel holds nothing else). Without one (scripts, tests on a
         home that is not hardened) a token is minted with the gateway's operator credential,
         which only the service account can read. The token is revoked once the data is loaded:
-        widget updates compute on the kernel's copy.
+        widget updates compute on the kernel's copy. `inventory`: the stock-advice parameters
+        (`InventoryParams.as_parameters`), injected by the server from the home's config.
         """
         tenant = require_tenant(tenant)
         from amzigo_lab.client import protocol, service
@@ -172,21 +199,38 @@ class SellerDashboard:
             service.revoke(address, token)
         items = tables["order_items"]
         last = None
+        clock = dt.datetime.now(dt.UTC)
         if items.num_rows:
             import pyarrow.compute as pc
 
             newest = pc.max(items.column("purchase_date")).as_py()
             last = newest.date() if newest is not None else None
-        return cls(tenant, ArrowSource(tables, backend), last)
+            if newest is not None:  # a day is complete once it is over AND the data is past it
+                clock = min(clock, newest)
+        params = params_from_parameters(inventory or {})
+        return cls(tenant, ArrowSource(tables, backend), last, params, clock)
 
     # -- choices for the widgets -------------------------------------------------------------
     def _marketplaces(self) -> list[str]:
         ids = set(self.source.table("orders").marketplace_id.to_pyarrow().to_pylist())
         return [m.code for m in MARKETPLACES if m.marketplace_id in ids]
 
+    def markets(self, market: MarketplaceInfo | None = None) -> list[MarketplaceInfo]:
+        """The marketplaces a view covers: the chosen one, else the tenant's (else all)."""
+        if market is not None:
+            return [market]
+        mine = [m for m in MARKETPLACES if m.code in self.marketplaces]
+        return mine or list(MARKETPLACES)
+
+    def as_of(self) -> dt.date:
+        """The latest local day complete in every marketplace of the tenant (the reports'
+        "as of"), or the newest order's day when the data stops earlier."""
+        end = latest_complete_day(self.now, self.markets())
+        return min(end, self.last_day) if self.last_day else end
+
     def default_view(self, today: dt.date | None = None) -> View:
-        """The last 30 days of data (ending at the newest order, else yesterday)."""
-        end = self.last_day or (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+        """The 30 days ending "as of" (`as_of`); `today` instead ends them the day before."""
+        end = today - dt.timedelta(days=1) if today else self.as_of()
         return View(end - dt.timedelta(days=DEFAULT_DAYS - 1), end, "")
 
     # -- sections ----------------------------------------------------------------------------
@@ -206,20 +250,21 @@ class SellerDashboard:
             (
                 f"<div class='amz-head' id='amz-heading'><b>{html.escape(self.tenant)}</b> · "
                 f"{html.escape(period.label())} · {html.escape(where)}</div>"
+                + render.note(day_rule(self.markets(market)))
             ),
         )
         current = sales_totals(self.source, scope)
         before = sales_totals(self.source, SalesScope(previous, market))
         tiles = render.tiles_html(kpi_tiles(current, before), previous.label())
         if not current:
-            tiles += render.note("No sales in this period.")
+            tiles += render.note(f"No orders in this period ({period.label()}, {where}).")
         yield "tiles", f"<div id='amz-tiles' data-period='{period}'>{tiles}</div>"
         yield "sales_chart", self._sales_chart(scope)
         yield "traffic_chart", self._traffic_chart(scope)
         yield "products", self._products(scope)
         inv_key = ("inventory", period.end, view.marketplace)  # stock depends on the end only
         if inv_key not in self._cache:
-            self._cache[inv_key] = self._inventory(period, market)
+            self._cache[inv_key] = self._inventory(self.stock(period, market))
         yield "inventory", self._cache[inv_key]
         rev_key = ("reviews", period.start, period.end, view.marketplace)
         if rev_key not in self._cache:
@@ -231,7 +276,7 @@ class SellerDashboard:
     def _sales_chart(self, scope: SalesScope) -> str:
         daily = trend(self.source, scope, "day")
         if daily.height == 0:
-            return render.note("No sales to chart in this period.")
+            return render.note("No orders in this period: no sales to chart.")
         parts = []
         for cur in sorted(set(daily["currency"].to_list())):
             sub = daily.filter(pl.col("currency") == cur)
@@ -244,7 +289,10 @@ class SellerDashboard:
     def _traffic_chart(self, scope: SalesScope) -> str:
         td = traffic_daily(self.source, scope)
         if td.height == 0:
-            return render.note("No traffic data in this period.")
+            return render.note(
+                "No Sales & Traffic data in this period (Amazon publishes a day's report a day "
+                "or two later)."
+            )
         per_day = td.group_by("day").agg(pl.col("sessions").sum(), pl.col("units").sum())
         per_day = per_day.sort("day")
         bars = [(d, float(s)) for d, s in zip(per_day["day"], per_day["sessions"], strict=True)]
@@ -261,7 +309,7 @@ class SellerDashboard:
     def _products(self, scope: SalesScope) -> str:
         skus = sku_table(self.source, scope).filter(pl.col("rank") <= 10)
         if skus.height == 0:
-            return render.note("No products sold in this period.")
+            return render.note("No orders in this period: no products sold.")
         return render.table_html(
             skus,
             [
@@ -277,25 +325,44 @@ class SellerDashboard:
             table_id="amz-products",
         )
 
-    def _inventory(self, period: Period, market: MarketplaceInfo | None) -> str:
-        table = inventory_table(self.source, period.end, InventoryParams(), market)
+    def stock(self, period: Period, market: MarketplaceInfo | None) -> InventoryReport:
+        """The stock advice for a period ending at `period.end`: the inventory report's own
+        builder, parameters and clock (so the dashboard and the report agree)."""
+        return build_inventory_report(self.source, period.end, self.params, market, self.now)
+
+    def _inventory(self, report: InventoryReport) -> str:
+        table = report.table
+        if table.height == 0:
+            return f"<div id='amz-inventory-empty'>{render.note(report.reason)}</div>"
         alerts = table.filter(pl.col("status").is_in(ALERT_STATUSES))
+        label = render.note(
+            f"As of {report.as_of.isoformat()}: {report.stock_label()}; {table.height} SKUs "
+            f"tracked, {alerts.height} need action."
+        )
+        rules = render.note(STATUS_RULES.format(overstock=report.params.overstock_days))
         if alerts.height == 0:
-            return render.note(
-                f"No stock alerts as of {period.end.isoformat()} ({table.height} SKUs tracked)."
+            return (
+                label + render.note("No stock alerts: every SKU is healthy or overstocked.") + rules
             )
-        return render.table_html(
-            alerts,
-            [
-                ("status", "Status", "text"),
-                ("marketplace", "Mkt", "text"),
-                ("seller_sku", "SKU", "text"),
-                ("on_hand", "On hand", "count"),
-                ("inbound", "Inbound", "count"),
-                ("days_of_cover", "Days of cover", "float1"),
-                ("reorder_date", "Reorder by", "text"),
-            ],
-            table_id="amz-inventory",
+        return (
+            label
+            + render.table_html(
+                alerts,
+                [
+                    ("status", "Status", "text"),
+                    ("marketplace", "Mkt", "text"),
+                    ("seller_sku", "SKU", "text"),
+                    ("on_hand", "On hand", "count"),
+                    ("inbound", "Inbound", "count"),
+                    ("days_of_cover", "Days of cover", "float1"),
+                    ("lead_time", "Lead time", "count"),
+                    ("reorder_quantity", "Reorder qty", "count"),
+                    ("reorder_date", "Reorder by", "text"),
+                ],
+                max_rows=ALERT_ROWS,
+                table_id="amz-inventory",
+            )
+            + rules
         )
 
     def _reviews(self, period: Period, market: MarketplaceInfo | None) -> str:
@@ -493,12 +560,18 @@ class DashboardWidgets:
             picker.observe(self.refresh, names="value")
         self.refresh()
 
-    def attach_or_report(self, tenant: str, home: str = "", token: str = "") -> None:
+    def attach_or_report(
+        self,
+        tenant: str,
+        home: str = "",
+        token: str = "",
+        inventory: dict[str, Any] | None = None,
+    ) -> None:
         """Load `tenant`'s data and show it. On failure the seller sees that it failed and a
         reference id (no error type, message, path or value) and no data; the operator finds
         the details under that reference in the server's log (see `report_failure`)."""
         try:
-            self.attach(SellerDashboard.open(tenant, home, token))
+            self.attach(SellerDashboard.open(tenant, home, token, inventory))
         except Exception as exc:  # shown instead of an endless "loading"
             message = report_failure(f"load the data of {tenant}", exc)
             self.boxes["tiles"].value = render.note(
@@ -593,7 +666,9 @@ def _status(text: str, seq: int = 0) -> str:
     )
 
 
-def show(tenant: str, home: str = "", token: str = "") -> Any:
+def show(
+    tenant: str, home: str = "", token: str = "", inventory: dict[str, Any] | None = None
+) -> Any:
     """The seller dashboard for `tenant`, as the notebook displays it.
 
     Fails closed at once (an error, no widgets) when no tenant was injected. In a kernel, the
@@ -602,14 +677,15 @@ def show(tenant: str, home: str = "", token: str = "") -> Any:
     boots its scripts while the kernel reads the lake. The browser's first request reaches the
     kernel after that work (the kernel handles one thing at a time), so it finds the values
     set. Outside a kernel (tests, scripts) everything happens before returning.
+    `inventory`: stock-advice parameters the server injected from the home's config.
     """
     tenant = require_tenant(tenant)
     ui = DashboardWidgets()
     loop = _kernel_loop()
     if loop is None:
-        ui.attach(SellerDashboard.open(tenant, home, token))
+        ui.attach(SellerDashboard.open(tenant, home, token, inventory))
     else:
-        loop.call_later(0.01, ui.attach_or_report, tenant, home, token)
+        loop.call_later(0.01, ui.attach_or_report, tenant, home, token, inventory)
     return ui.root
 
 

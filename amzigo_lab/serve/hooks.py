@@ -77,6 +77,23 @@ def dashboard_token(home: Any, tenant: str) -> str:
         raise web.HTTPError(503, "the data service is unavailable; try again shortly") from None
 
 
+def inventory_settings(home: Any, tenant: str) -> dict[str, Any]:
+    """The stock-advice parameters of `tenant` from the home's `[inventory]` settings, as the
+    inventory report uses them (so the dashboard agrees). Unreadable or invalid settings are
+    logged and the defaults used: the dashboard still opens."""
+    from amzigo_lab.analysis.generate import inventory_parameters
+    from amzigo_lab.analysis.inventory import InventoryParams
+    from amzigo_lab.config import load_settings
+
+    try:
+        return inventory_parameters(load_settings(home), tenant)
+    except Exception as exc:  # advice falls back to the defaults; the operator sees why
+        import logging
+
+        logging.getLogger("amzigo.serve").error("[inventory] settings for %s: %s", tenant, exc)
+        return InventoryParams().as_parameters()
+
+
 def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
     """Return the notebook bound to the seller's tenant; raise 403 for anybody else."""
     user = req.current_user
@@ -96,7 +113,8 @@ def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
         )
         raise web.HTTPError(403, "this dashboard is for seller accounts bound to a tenant")
     token = dashboard_token(provider.directory.home, tenant)
-    nb = inject_parameters(notebook, {"tenant": tenant, "token": token})
+    inventory = inventory_settings(provider.directory.home, tenant)
+    nb = inject_parameters(notebook, {"tenant": tenant, "token": token, "inventory": inventory})
     REQUEST_USER.set(user.username)  # the owner of the kernel Voila starts next
     from amzigo_lab.serve.identity import COOKIE_NAME
 

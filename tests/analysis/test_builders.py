@@ -191,14 +191,16 @@ def test_reviews(acme) -> None:
 
 
 def test_inventory(acme) -> None:
-    params = InventoryParams(velocity_days=7, lead_times={"SKU-RED": 14})
+    params = InventoryParams(
+        velocity_days=7, lead_times={"SKU-RED": 14, "SKU-GREEN": 2}, safety_stock={"SKU-GREEN": 0}
+    )
     inv = build_inventory_report(acme, END, params)
     got = [(r["marketplace"], r["seller_sku"], r["status"]) for r in inv.table.to_dicts()]
     assert got == [
         ("US", "SKU-BLUE", "out"),
-        ("US", "SKU-RED", "critical"),
-        ("UK", "SKU-GREEN", "low"),
-        ("UK", "SKU-RED", "healthy"),
+        ("US", "SKU-RED", "critical"),  # 10 in position at 6/7 a day: 11.7 days < 14 lead
+        ("UK", "SKU-RED", "reorder"),  # 14 days >= 14 lead, below lead + 7 days safety
+        ("UK", "SKU-GREEN", "healthy"),  # 3.5 days >= 2 lead, no safety stock
         ("US", "SKU-OLD", "overstock"),
     ]
     rows = {(r["marketplace"], r["seller_sku"]): r for r in inv.table.to_dicts()}
@@ -206,18 +208,23 @@ def test_inventory(acme) -> None:
     assert (red["on_hand"], red["inbound"], red["reserved"], red["units_sold"]) == (2, 8, 1, 6)
     assert red["days_of_cover"] == pytest.approx(7 / 3)
     assert red["reorder_point"] == pytest.approx(18.0) and red["reorder_date"] == END
+    assert red["reorder_quantity"] == 34  # 18 + 30 days x 6/7 - 10, rounded up
     blue = rows[("US", "SKU-BLUE")]
-    assert blue["reorder_point"] == pytest.approx(37 / 7)
+    assert blue["reorder_point"] == pytest.approx(37 / 7) and blue["reorder_quantity"] == 0
     assert blue["reorder_date"] == dt.date(2026, 6, 18)  # 103 days after 7 March
+    uk_red = rows[("UK", "SKU-RED")]
+    assert uk_red["reorder_point"] == pytest.approx(3.0) and uk_red["reorder_quantity"] == 6
     assert rows[("UK", "SKU-GREEN")]["days_of_cover"] == pytest.approx(3.5)
     assert rows[("US", "SKU-OLD")]["reorder_date"] is None
     assert inv.counts.rows() == [
         ("out", 1),
         ("critical", 1),
-        ("low", 1),
+        ("reorder", 1),
         ("healthy", 1),
         ("overstock", 1),
     ]
+    # a period in the past takes the snapshot of its end (not the later one of 8 March)
+    assert inv.stock_date == END and inv.cutoff == END and not inv.current and not inv.reason
 
 
 def test_no_other_tenant_rows_reach_any_builder(acme) -> None:
