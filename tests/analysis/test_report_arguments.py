@@ -127,10 +127,16 @@ def test_cli_bounds_and_errors_as_plain_text(report_home: Path, tmp_path: Path) 
         res = runner.invoke(main, [*cmd, "--home", str(tmp_path / "home")])
         assert res.exit_code == 2 and "is not in the range" in res.output, (cmd, res.output)
     assert not (tmp_path / "home").exists()  # refused before anything was created
-    # `schedule --list` without jobs: "[schedule]" printed as written, not eaten as markup
-    res = runner.invoke(main, ["schedule", "--list", "--home", str(report_home)])
+    # an error naming a config table: "[schedule.jobs.nightly]" printed as written, not eaten
+    # as rich markup (every home has the default daily purge, so --list alone is no error)
+    home = tmp_path / "sched"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[schedule.jobs.nightly]\ncron = "61 * * * *"\ncommand = ["lake", "ls"]\n'
+    )
+    res = runner.invoke(main, ["schedule", "--list", "--home", str(home)])
     assert res.exit_code == 2
-    assert "no jobs in [schedule] of " in " ".join(res.output.split()), res.output
+    assert "[schedule.jobs.nightly]" in " ".join(res.output.split()), res.output
 
 
 @pytest.mark.slow
