@@ -86,10 +86,7 @@ def _require_home(home: Path) -> None:
     if os.environ.get(protocol.ADDRESS_ENV, "").strip() or hardened(home):
         return
     if not (home / "catalog.sqlite").exists():
-        raise ConfigError(
-            f"no amzigo home at {home}: run `amzigo demo --no-serve` or `amzigo init`, or set "
-            "AMZIGO_HOME"
-        )
+        raise ConfigError(f"no amzigo home at {home}: run `amzigo init` (or set AMZIGO_HOME)")
 
 
 def call(who: Caller, action: str, payload: dict[str, Any]) -> dict[str, Any]:
