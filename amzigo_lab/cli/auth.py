@@ -2,8 +2,10 @@
 
 Every administrative command acts as a person. $AMZIGO_SESSION (from `amzigo login NAME`) is
 presented to the home's gateway, which checks the session's roles against the policy (a denial
-is audited naming the user) and either performs the action (`users ...`) or answers with the
-user id that the command, run in-process, records as its actor (`admin.authorize`).
+is audited naming the user) and performs the action (`act`: `users ...`, `lake ls`, `hold ...`,
+`dsr ...`; see `amzigo_lab.gateway.commands`). `authorize` (`admin.authorize`) only answers
+with the acting user, for a command that must run in-process; the CLI's own commands no longer
+need it. This module, like every client command's, never imports the home's packages.
 
 The service account may instead pass `--break-glass REASON` where a command offers it: the CLI
 presents the gateway's operator credential (readable only by the account that runs the
