@@ -87,7 +87,10 @@ def demo_cmd(
     if not result.ok:
         raise SystemExit(1)
     if no_serve:
-        console.print("next     amzigo login admin-demo, then amzigo lake ls | amzigo dashboard | amzigo audit verify")
+        console.print(
+            "next     amzigo login admin-demo; amzigo lake ls | amzigo dashboard | "
+            "amzigo audit verify"
+        )
         return
     from amzigo_lab.serve.app import ServeOptions, run_dashboard
 

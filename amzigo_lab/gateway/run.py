@@ -35,6 +35,9 @@ from amzigo_lab.client.service import OPERATOR_TOKEN_FILE
 
 EXIT_LOCKED = 3
 REAP_EVERY = 30.0
+#: Seconds between deliveries of new alerts to the configured sinks (the gateway owns the log;
+#: `amzigo alerts` is a person's on-demand view, and a break-glass use is delivered at once).
+ALERTS_EVERY = 300.0
 
 
 class GatewayLocked(GatewayError):
@@ -184,7 +187,7 @@ def serve(
         )
         if ready is not None:
             ready.set()
-        last_reap = time.monotonic()
+        last_reap = last_alerts = time.monotonic()
         while not stop.wait(0.5) and not server.stopping.is_set():
             now = time.monotonic()
             if idle_exit and now - server.last_request > idle_exit:
@@ -197,6 +200,9 @@ def serve(
                 server.reap(max_idle=idle_exit or 3600.0)
                 server.tick_audit()  # time-based checkpoints (audit.checkpoint_every_seconds)
                 last_reap = now
+            if now - last_alerts > ALERTS_EVERY:
+                server.deliver_alerts()
+                last_alerts = now
         return 0
     finally:
         with contextlib.suppress(FileNotFoundError):

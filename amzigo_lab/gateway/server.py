@@ -296,6 +296,13 @@ class GatewayServer(flight.FlightServerBase):
             _log("audit_tick_failed", error=type(exc).__name__)
             return False
 
+    def deliver_alerts(self) -> None:
+        """Deliver new alerts to the configured sinks (the gateway's timer; failures logged)."""
+        try:
+            self._work.submit(self._deliver_alerts).result()
+        except Exception as exc:  # logged; the next round tries again
+            _log("alerts_failed", error=type(exc).__name__)
+
     def reap(self, max_idle: float) -> int:
         """Close governed sessions unused for `max_idle` seconds; how many."""
 
