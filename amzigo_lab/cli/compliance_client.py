@@ -18,8 +18,8 @@ from rich.table import Table
 
 from amzigo_lab.cli.auth import act
 from amzigo_lab.cli.common import console, handle_errors, home_option, json_option, print_json
-from amzigo_lab.cli.common import settings_for as _settings
 from amzigo_lab.client import protocol
+from amzigo_lab.client.workbench import home_path
 
 
 class DateType(click.ParamType):
@@ -43,7 +43,7 @@ DATE = DateType()
 def compliance_call(home: str | None, action: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Run `action` at the home's gateway as the logged-in compliance user ($AMZIGO_SESSION).
     No session: exit 2, nothing changed."""
-    return act(_settings(home).home, action, payload)
+    return act(home_path(home), action, payload)
 
 
 def write_files(out: Path, files: list[dict[str, str]]) -> list[Path]:

@@ -30,10 +30,9 @@ from amzigo_lab.cli.common import (
     home_option,
     json_option,
     print_json,
-    settings_for,
 )
 from amzigo_lab.client import protocol
-from amzigo_lab.client.workbench import SESSION_ENV
+from amzigo_lab.client.workbench import SESSION_ENV, home_path
 from amzigo_lab.errors import AmzigoError
 
 
@@ -88,7 +87,7 @@ def users_add(
 
         printf '%s\\n' "$PW" | amzigo users add alice --role analyst --password-stdin --qr alice.png
     """
-    who = caller(settings_for(home).home, break_glass)
+    who = caller(home_path(home), break_glass)
     password = _read_password(password_stdin, confirm=True)
     answer = call(
         who,
@@ -118,7 +117,7 @@ def users_list(break_glass: str | None, home: str | None, as_json: bool) -> None
 
         amzigo users list --json
     """
-    rows = act(settings_for(home).home, protocol.USERS_LIST, {}, break_glass)["users"]
+    rows = act(home_path(home), protocol.USERS_LIST, {}, break_glass)["users"]
     if as_json:
         print_json(rows)
         return
@@ -139,7 +138,7 @@ def _simple(action: str, verb: str) -> click.Command:
     @home_option
     @handle_errors
     def command(name: str, break_glass: str | None, home: str | None) -> None:
-        call(caller(settings_for(home).home, break_glass), action, {"name": name})
+        call(caller(home_path(home), break_glass), action, {"name": name})
         console.print(f"{name}: {verb}d" if verb != "unlock" else f"{name}: unlocked")
 
     return command
@@ -188,7 +187,7 @@ def users_grant(
 
         amzigo users grant alice --tenant acme
     """
-    who = caller(settings_for(home).home, break_glass)
+    who = caller(home_path(home), break_glass)
     answer = call(who, protocol.USERS_GRANT, {"name": name, "tenant": tenant, "revoke": revoke})
     state = "revoked" if revoke else "granted"
     console.print(
@@ -213,7 +212,7 @@ def users_passwd(
 
         printf '%s\\n' "$NEW" | amzigo users passwd alice --password-stdin
     """
-    who = caller(settings_for(home).home, break_glass)
+    who = caller(home_path(home), break_glass)
     password = _read_password(password_stdin, confirm=True)
     call(who, protocol.USERS_PASSWD, {"name": name, "password": password})
     console.print(f"{name}: password changed")
@@ -236,7 +235,6 @@ def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | Non
         eval "$(amzigo login alice)"
     """
     from amzigo_lab.client.directory import Directory
-    from amzigo_lab.client.workbench import home_path
 
     password = _read_password(password_stdin, confirm=False)
     otp = code or str(click.prompt("authenticator code", err=True))
@@ -258,7 +256,6 @@ def logout_cmd(home: str | None) -> None:
         amzigo logout && unset AMZIGO_SESSION
     """
     from amzigo_lab.client.directory import Directory
-    from amzigo_lab.client.workbench import home_path
 
     token = os.environ.get(SESSION_ENV)
     if not token:
@@ -288,7 +285,7 @@ def access_review_cmd(
         amzigo access-review --out reports/
     """
     answer = act(
-        settings_for(home).home,
+        home_path(home),
         protocol.ACCESS_REVIEW,
         {"today": dt.date.today().isoformat()},
         break_glass,
@@ -355,7 +352,7 @@ def audit_search(
         eval "$(amzigo login carol)"; amzigo audit search --action 'data.*' --since 2026-11-01
     """
     answer = act(
-        settings_for(home).home,
+        home_path(home),
         protocol.AUDIT_SEARCH,
         {"actor": actor, "action": action, "resource": resource, "limit": limit,
          "since": _iso(_when(since)), "until": _iso(_when(until))},
@@ -401,7 +398,7 @@ def alerts_cmd(
         amzigo alerts --json
     """
     answer = act(
-        settings_for(home).home,
+        home_path(home),
         protocol.ALERTS_RUN,
         {"since": _iso(_when(since)), "send": not no_send},
         break_glass,
@@ -453,7 +450,7 @@ def credentials_set(
 
         printf 'refresh_token=%s\\n' "$TOKEN" | amzigo credentials set --tenant acme --stdin
     """
-    who = caller(settings_for(home).home, break_glass)  # refused before anything is read
+    who = caller(home_path(home), break_glass)  # refused before anything is read
     values: dict[str, str] = {}
     if from_stdin:
         for line in sys.stdin.read().splitlines():
@@ -491,7 +488,7 @@ def credentials_list(break_glass: str | None, home: str | None, as_json: bool) -
 
         amzigo credentials list --json
     """
-    answer = act(settings_for(home).home, protocol.CREDENTIALS_LIST, {}, break_glass)
+    answer = act(home_path(home), protocol.CREDENTIALS_LIST, {}, break_glass)
     items: list[dict[str, Any]] = answer["credentials"]
     if as_json:
         print_json(items)

@@ -20,9 +20,9 @@ from amzigo_lab.cli.common import (
     human_bytes,
     json_option,
     print_json,
-    settings_for,
 )
 from amzigo_lab.client import protocol
+from amzigo_lab.client.workbench import home_path
 
 
 @click.group("lake")
@@ -73,7 +73,7 @@ def ls_cmd(
         amzigo lake ls --dataset orders --json
     """
     answer = act(
-        settings_for(home).home,
+        home_path(home),
         protocol.LAKE_LS,
         {"dataset": dataset, "tenant": tenant},
         break_glass,
@@ -125,5 +125,5 @@ def verify_cmd(break_glass: str | None, home: str | None, as_json: bool) -> None
 
         amzigo lake verify --json
     """
-    report = act(settings_for(home).home, protocol.LAKE_VERIFY, {}, break_glass)
+    report = act(home_path(home), protocol.LAKE_VERIFY, {}, break_glass)
     print_report(report, as_json, "lake verify")
