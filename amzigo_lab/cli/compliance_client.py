@@ -17,7 +17,13 @@ import click
 from rich.table import Table
 
 from amzigo_lab.cli.auth import act
-from amzigo_lab.cli.common import console, handle_errors, home_option, json_option, print_json
+from amzigo_lab.cli.common import (
+    client_home_option,
+    console,
+    handle_errors,
+    json_option,
+    print_json,
+)
 from amzigo_lab.client import protocol
 from amzigo_lab.client.workbench import home_path
 
@@ -76,7 +82,7 @@ def hold_group() -> None:
 @click.option("--to", "to_date", type=DATE, default=None, help="Last ingestion date.")
 @click.option("--reason", required=True, help="Why (case or request reference).")
 @click.option("--until", type=DATE, required=True, help="The hold expires after this date.")
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def hold_add_cmd(
@@ -110,7 +116,7 @@ def hold_add_cmd(
 
 @hold_group.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include released and expired holds.")
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def hold_list_cmd(show_all: bool, home: str | None, as_json: bool) -> None:
@@ -138,7 +144,7 @@ def hold_list_cmd(show_all: bool, home: str | None, as_json: bool) -> None:
 
 @hold_group.command("release")
 @click.argument("hold_id")
-@home_option
+@client_home_option
 @handle_errors
 def hold_release_cmd(hold_id: str, home: str | None) -> None:
     """Release a legal hold (a compliance user's session); the next purge drops what it kept.
@@ -155,7 +161,7 @@ def hold_release_cmd(hold_id: str, home: str | None) -> None:
 @click.option("--tenant", required=True, help="Tenant named in the notice.")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--notice", required=True, help="Amazon's notice reference.")
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def delete_cmd(
@@ -197,7 +203,7 @@ def certificate_group() -> None:
 
 
 @certificate_group.command("list")
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def certificate_list_cmd(home: str | None, as_json: bool) -> None:
@@ -224,7 +230,7 @@ def certificate_list_cmd(home: str | None, as_json: bool) -> None:
 
 @certificate_group.command("show")
 @click.argument("cert_id")
-@home_option
+@client_home_option
 @handle_errors
 def certificate_show_cmd(cert_id: str, home: str | None) -> None:
     """Print one certificate as JSON (a compliance user's session).
@@ -239,7 +245,7 @@ def certificate_show_cmd(cert_id: str, home: str | None) -> None:
 @certificate_group.command("export")
 @click.argument("cert_id")
 @click.option("--out", type=click.Path(file_okay=False), default=".", help="Output folder.")
-@home_option
+@client_home_option
 @handle_errors
 def certificate_export_cmd(cert_id: str, out: str, home: str | None) -> None:
     """Write the certificate as JSON and HTML, with the public key to check it.
@@ -255,7 +261,7 @@ def certificate_export_cmd(cert_id: str, out: str, home: str | None) -> None:
 
 @certificate_group.command("verify")
 @click.argument("cert_id")
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def certificate_verify_cmd(cert_id: str, home: str | None, as_json: bool) -> None:
@@ -281,7 +287,7 @@ def certificate_verify_cmd(cert_id: str, home: str | None, as_json: bool) -> Non
 
 @certificate_group.command("validate")
 @click.argument("cert_id")
-@home_option
+@client_home_option
 @handle_errors
 def certificate_validate_cmd(cert_id: str, home: str | None) -> None:
     """Validate a certificate as a second person (compliance session, not the performer).
@@ -296,7 +302,7 @@ def certificate_validate_cmd(cert_id: str, home: str | None) -> None:
 
 @click.command("ropa")
 @click.option("--out", type=click.Path(file_okay=False), default=".", help="Output folder.")
-@home_option
+@client_home_option
 @handle_errors
 def ropa_cmd(out: str, home: str | None) -> None:
     """Write the record of processing activities (ropa.json, ropa.html; compliance session).

@@ -19,7 +19,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from amzigo_lab.cli.common import console, handle_errors, home_option, json_option, print_json
+from amzigo_lab.cli.common import (
+    client_home_option,
+    console,
+    handle_errors,
+    json_option,
+    print_json,
+)
 from amzigo_lab.cli.compliance_client import compliance_call
 from amzigo_lab.client import protocol
 from amzigo_lab.errors import AmzigoError
@@ -117,7 +123,7 @@ def dsr_group() -> None:
 
 @dsr_group.command("export")
 @subject_options
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def export_cmd(
@@ -147,7 +153,7 @@ def export_cmd(
 
 @dsr_group.command("rectify")
 @subject_options
-@home_option
+@client_home_option
 @handle_errors
 def rectify_cmd(
     subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
@@ -168,7 +174,7 @@ def rectify_cmd(
 
 @dsr_group.command("erase")
 @subject_options
-@home_option
+@client_home_option
 @handle_errors
 def erase_cmd(
     subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
@@ -186,7 +192,7 @@ def erase_cmd(
 
 @dsr_group.command("object")
 @subject_options
-@home_option
+@client_home_option
 @handle_errors
 def object_cmd(
     subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
@@ -203,7 +209,7 @@ def object_cmd(
 
 
 @dsr_group.command("resume")
-@home_option
+@client_home_option
 @handle_errors
 def resume_cmd(home: str | None) -> None:
     """Finish requests a crash interrupted: staged rewrites, and erasures (then certified).
@@ -220,7 +226,7 @@ def resume_cmd(home: str | None) -> None:
 
 
 @dsr_group.command("list")
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def list_cmd(home: str | None, as_json: bool) -> None:

@@ -24,10 +24,10 @@ from rich.table import Table
 
 from amzigo_lab.cli.auth import act, break_glass_option, call, caller
 from amzigo_lab.cli.common import (
+    client_home_option,
     console,
     err_console,
     handle_errors,
-    home_option,
     json_option,
     print_json,
 )
@@ -67,7 +67,7 @@ def users_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--qr", type=click.Path(dir_okay=False), help="Also write the TOTP QR code (PNG).")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def users_add(
     name: str,
@@ -105,7 +105,7 @@ def users_add(
 
 @users_group.command("list")
 @break_glass_option
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def users_list(break_glass: str | None, home: str | None, as_json: bool) -> None:
@@ -135,7 +135,7 @@ def _simple(action: str, verb: str) -> click.Command:
     @click.command(action.split(".")[1])
     @click.argument("name")
     @break_glass_option
-    @home_option
+    @client_home_option
     @handle_errors
     def command(name: str, break_glass: str | None, home: str | None) -> None:
         call(caller(home_path(home), break_glass), action, {"name": name})
@@ -174,7 +174,7 @@ for _cmd in (users_disable, users_enable, users_unlock):
 @click.option("--tenant", required=True, help="Tenant to grant.")
 @click.option("--revoke", is_flag=True, help="Withdraw the grant instead.")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def users_grant(
     name: str, tenant: str, revoke: bool, break_glass: str | None, home: str | None
@@ -199,7 +199,7 @@ def users_grant(
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def users_passwd(
     name: str, password_stdin: bool, break_glass: str | None, home: str | None
@@ -225,7 +225,7 @@ def users_passwd(
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--code", help="The current TOTP code (prompted if absent).")
-@home_option
+@client_home_option
 @handle_errors
 def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | None) -> None:
     """Log in with password + TOTP code; print `export AMZIGO_SESSION=...` for eval.
@@ -246,7 +246,7 @@ def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | Non
 
 
 @click.command("logout")
-@home_option
+@client_home_option
 @handle_errors
 def logout_cmd(home: str | None) -> None:
     """End the session in $AMZIGO_SESSION.
@@ -271,7 +271,7 @@ def logout_cmd(home: str | None) -> None:
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True
 )
-@home_option
+@client_home_option
 @break_glass_option
 @json_option
 @handle_errors
@@ -332,7 +332,7 @@ def _when(value: str | None) -> dt.datetime | None:
 @click.option("--since", help="From this UTC time (YYYY-MM-DD[THH:MM]).")
 @click.option("--until", help="Before this UTC time.")
 @click.option("--limit", type=int, default=200, show_default=True)
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def audit_search(
@@ -379,7 +379,7 @@ def audit_search(
 @click.option("--since", help="Only events from this UTC time (YYYY-MM-DD[THH:MM]).")
 @click.option("--no-send", is_flag=True, help="List only; do not deliver to the sink.")
 @break_glass_option
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def alerts_cmd(
@@ -433,7 +433,7 @@ def credentials_group() -> None:
 @click.option("--tenant", help="The tenant a refresh token belongs to.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read key=value lines from stdin.")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def credentials_set(
     tenant: str | None, from_stdin: bool, break_glass: str | None, home: str | None
@@ -476,7 +476,7 @@ def credentials_set(
 
 @credentials_group.command("list")
 @break_glass_option
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def credentials_list(break_glass: str | None, home: str | None, as_json: bool) -> None:

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from amzigo_lab.cli.auth import act, break_glass_option
 from amzigo_lab.cli.common import (
+    client_home_option,
     console,
     handle_errors,
-    home_option,
     human_bytes,
     json_option,
     print_json,
@@ -53,7 +53,7 @@ def _summary(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @click.option("--tenant", help="Only this tenant (an unknown one is an error).")
 @click.option("--partitions", "each", is_flag=True, help="One line per partition.")
 @break_glass_option
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def ls_cmd(
@@ -110,7 +110,7 @@ def print_report(report: dict[str, Any], as_json: bool, what: str) -> None:
 
 @lake_group.command("verify")
 @break_glass_option
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def verify_cmd(break_glass: str | None, home: str | None, as_json: bool) -> None:

@@ -226,6 +226,11 @@ def test_kernel_user_cannot_open_the_lake_or_run_admin_commands(hw: Hardened) ->
     # the break-glass credential is the service account's alone
     glass = as_user(KERN, cli, "lake", "ls", "--break-glass", "x", "--home", str(hw.home))
     assert glass.returncode == 2 and "only the service account" in glass.stderr, glass.stderr
+    # with an admin's session, an OS user who cannot read the home lists the lake through it
+    adm = hw.world.tokens["adm"]
+    listed = as_user(KERN, cli, "lake", "ls", "--json", "--home", str(hw.home), AMZIGO_SESSION=adm)
+    assert listed.returncode == 0, listed.stderr
+    assert {r["tenant"] for r in json.loads(listed.stdout)} >= {"acme"}
     gateway = as_user(
         KERN, "from amzigo_lab.gateway.__main__ import main; raise SystemExit(main())",
         "--home", str(hw.home),
