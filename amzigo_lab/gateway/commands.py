@@ -132,9 +132,12 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             since=_moment(body, "since"),
             until=_moment(body, "until"),
         )
+        glass = actor.startswith("break-glass:")
+        session = None if glass else server._user_session(token, "audit.search", touch=False)
         gov.emit(
             "audit.search",
             actor=actor,
+            session="" if session is None else f"s{session.session_id}",
             resource="audit:log",
             purpose="compliance",
             row_count=len(events),
