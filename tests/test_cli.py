@@ -47,10 +47,11 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
     creds = Path(home, "demo-credentials.txt")
     assert creds.stat().st_mode & 0o777 == 0o600
     assert "seller-acme" in creds.read_text() and "password" not in result.output
-    ls = json.loads(runner.invoke(main, ["lake", "ls", "--json", "--home", home]).output)
+    glass = ["--break-glass", "test round", "--home", home]  # the service account, audited
+    ls = json.loads(runner.invoke(main, ["lake", "ls", "--json", *glass]).output)
     assert {r["tenant"] for r in ls} >= {"acme-outdoor", "bluebird-home"}
     assert all(r["rows"] > 0 and r["partitions"] >= 1 for r in ls)
-    verify = runner.invoke(main, ["lake", "verify", "--json", "--home", home])
+    verify = runner.invoke(main, ["lake", "verify", "--json", *glass])
     assert verify.exit_code == 0 and json.loads(verify.output)["ok"]
     assert runner.invoke(main, ["doctor", "--home", home]).exit_code == 0
     files = sorted(Path(home, "lake").rglob("*.parquet"))
@@ -59,7 +60,7 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
     data = bytearray(files[0].read_bytes())
     data[100] ^= 0xFF
     files[0].write_bytes(bytes(data))
-    bad = runner.invoke(main, ["lake", "verify", "--home", home])
+    bad = runner.invoke(main, ["lake", "verify", *glass])
     assert bad.exit_code == 1 and files[0].name in bad.output
     rotate = runner.invoke(main, ["keys", "rotate", "--home", home])
     assert rotate.exit_code == 0 and "re-wrapped" in rotate.output
@@ -69,3 +70,29 @@ def test_errors_are_one_clean_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["lake", "ls", "--home", str(tmp_path / "nothing")])
     assert result.exit_code == 2
     assert "amzigo init" in result.output and "Traceback" not in result.output
+
+
+def test_client_commands_do_not_load_the_home_packages() -> None:
+    """The CLI's gateway-client modules import no lake, home, compliance or governance code
+    (the identity errors the wire protocol maps back excepted), checked in a fresh interpreter
+    that loads them without the `amzigo` command group (which also holds operator commands)."""
+    import subprocess
+    import sys
+
+    cli_dir = Path(__file__).parents[1] / "amzigo_lab" / "cli"
+    code = f"""
+import sys, types
+pkg = types.ModuleType("amzigo_lab.cli")
+pkg.__path__ = [{str(cli_dir)!r}]
+sys.modules["amzigo_lab.cli"] = pkg
+import amzigo_lab.cli.lake_client, amzigo_lab.cli.compliance_client
+import amzigo_lab.cli.dsr, amzigo_lab.cli.governance, amzigo_lab.cli.auth
+loaded = [m for m in sys.modules if m.startswith("amzigo_lab.")]
+assert "amzigo_lab.cli.governance" in loaded and "amzigo_lab.cli.lake" not in loaded
+print(sorted(m for m in loaded if m.startswith(("amzigo_lab.lake", "amzigo_lab.home",
+      "amzigo_lab.compliance", "amzigo_lab.governance."))
+      and not m.startswith("amzigo_lab.governance.identity")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

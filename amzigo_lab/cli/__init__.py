@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import click
 
+from amzigo_lab.cli.audit import audit_verify
 from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
+from amzigo_lab.cli.compliance_client import COMMANDS as COMPLIANCE_CLIENT_COMMANDS
 from amzigo_lab.cli.config import config_group
 from amzigo_lab.cli.demo import demo_cmd
 from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.gateway import gateway_group
 from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
+from amzigo_lab.cli.governance import audit_group
 from amzigo_lab.cli.ingest import COMMANDS as INGEST_COMMANDS
-from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group, lake_group
+from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group
+from amzigo_lab.cli.lake_client import lake_group
 from amzigo_lab.cli.report import report_cmd
 from amzigo_lab.cli.schedule import schedule_cmd
 from amzigo_lab.cli.serve import dashboard_cmd, lab_cmd
@@ -61,7 +65,8 @@ def _drop_root(command: str | None) -> None:
 
 for command in (init_cmd, lake_group, doctor_cmd, keys_group, demo_cmd, *GOVERNANCE_COMMANDS):
     main.add_command(command)
-for command in (*COMPLIANCE_COMMANDS, dsr_group):
+audit_group.add_command(audit_verify)  # an operator command in a client group
+for command in (*COMPLIANCE_COMMANDS, *COMPLIANCE_CLIENT_COMMANDS, dsr_group):
     main.add_command(command)
 main.add_command(gateway_group)
 main.add_command(config_group)

@@ -2,8 +2,10 @@
 
 Every administrative command acts as a person. $AMZIGO_SESSION (from `amzigo login NAME`) is
 presented to the home's gateway, which checks the session's roles against the policy (a denial
-is audited naming the user) and either performs the action (`users ...`) or answers with the
-user id that the command, run in-process, records as its actor (`admin.authorize`).
+is audited naming the user) and performs the action (`act`: `users ...`, `lake ls`, `hold ...`,
+`dsr ...`; see `amzigo_lab.gateway.commands`). `authorize` (`admin.authorize`) only answers
+with the acting user, for a command that must run in-process; the CLI's own commands no longer
+need it. This module, like every client command's, never imports the home's packages.
 
 The service account may instead pass `--break-glass REASON` where a command offers it: the CLI
 presents the gateway's operator credential (readable only by the account that runs the
@@ -27,9 +29,9 @@ import click
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.service import operator_token
-from amzigo_lab.client.transport import GatewayClient, ensure_gateway
+from amzigo_lab.client.transport import GatewayClient, ensure_gateway, hardened
 from amzigo_lab.client.workbench import SESSION_ENV
-from amzigo_lab.errors import AccessDenied, AmzigoError
+from amzigo_lab.errors import AccessDenied, AmzigoError, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 NOT_LOGGED_IN = f"log in first: amzigo login NAME, then export {SESSION_ENV}=..."
@@ -76,8 +78,17 @@ def caller(home: Path, break_glass: str | None = None) -> Caller:
         extra = {"break_glass": reason, "os_user": getpass.getuser()}
         return Caller(address, operator_token(home), extra)
     if not token:
+        _require_home(home)  # "no home here" says more than "log in first"
         raise NotLoggedIn(NOT_LOGGED_IN)
     return Caller(ensure_gateway(home), token)
+
+
+def _require_home(home: Path) -> None:
+    """A ConfigError when `home` is plainly no home (as `ensure_gateway` would say)."""
+    if os.environ.get(protocol.ADDRESS_ENV, "").strip() or hardened(home):
+        return
+    if not (home / "catalog.sqlite").exists():
+        raise ConfigError(f"no amzigo home at {home}: run `amzigo init` (or set AMZIGO_HOME)")
 
 
 def call(who: Caller, action: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -103,3 +114,10 @@ def authorize(
         body["right"] = right
     answer = call(caller(home, break_glass), protocol.ADMIN_AUTHORIZE, body)
     return str(answer["user"])
+
+
+def act(
+    home: Path, action: str, payload: dict[str, Any], break_glass: str | None = None
+) -> dict[str, Any]:
+    """Run a client command's gateway action as the caller's session (or break-glass)."""
+    return call(caller(home, break_glass), action, payload)

@@ -32,6 +32,17 @@ def home_option(func: F) -> F:
     )(func)
 
 
+def client_home_option(func: F) -> F:
+    """`--home` for the gateway's client commands: only names the home (whose gateway to call),
+    which they never read (on a hardened home they cannot)."""
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, readable=False),
+        default=None,
+        help="Home folder (default: $AMZIGO_HOME or ./.amzigo).",
+    )(func)
+
+
 def json_option(func: F) -> F:
     """Add `--json` for machine-readable output."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)

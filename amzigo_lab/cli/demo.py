@@ -8,7 +8,7 @@ import click
 
 from amzigo_lab.cli.common import console, handle_errors, home_option, settings_for
 from amzigo_lab.cli.ingest import print_summary
-from amzigo_lab.cli.lake import _summary
+from amzigo_lab.cli.lake_client import _summary
 
 
 @click.command("demo")
@@ -60,7 +60,12 @@ def demo_cmd(
     from amzigo_lab.home import open_lake
 
     with open_lake(settings) as lake:
-        rows = _summary(lake.catalog.partitions())
+        parts = [
+            {"dataset": p.dataset, "tenant": p.tenant, "ingest_date": p.ingest_date,
+             "purge_date": p.purge_date, "rows": p.row_count, "bytes": p.bytes}
+            for p in lake.catalog.partitions()
+        ]  # fmt: skip
+        rows = _summary(parts)
     for r in rows:
         console.print(
             f"{r['dataset']:<24} {r['tenant']:<14} {r['partitions']:>4} partitions "
@@ -90,7 +95,10 @@ def demo_cmd(
     if not result.ok:
         raise SystemExit(1)
     if no_serve:
-        console.print("next     amzigo dashboard | amzigo lake ls | amzigo audit verify")
+        console.print(
+            "next     amzigo login admin-demo; amzigo lake ls | amzigo dashboard | "
+            "amzigo audit verify"
+        )
         return
     from amzigo_lab.serve.app import ServeOptions, run_dashboard
 

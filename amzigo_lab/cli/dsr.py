@@ -5,7 +5,8 @@ personal data: they are read from stdin (`--subject-stdin`) or a file (`--subjec
 never from argv (which other local users can see in `ps` and shells keep in history). The
 input is `key=value` lines: `email=...`, or `name=...` and `postcode=...`; for `rectify` also
 `set.FIELD=VALUE` lines. Every request acts as the logged-in compliance user of
-$AMZIGO_SESSION (checked by the home's gateway).
+$AMZIGO_SESSION: the home's gateway checks the role and runs the request (the subject travels
+in the action's body over its socket, never in its log); this module never opens the home.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
-from amzigo_lab.cli.common import console, handle_errors, home_option, json_option, print_json
-from amzigo_lab.cli.common import settings_for as _settings
-from amzigo_lab.cli.compliance import compliance_actor
-from amzigo_lab.compliance import dsr
+from amzigo_lab.cli.common import (
+    client_home_option,
+    console,
+    handle_errors,
+    json_option,
+    print_json,
+)
+from amzigo_lab.cli.compliance_client import compliance_call
+from amzigo_lab.client import protocol
 from amzigo_lab.errors import AmzigoError
-from amzigo_lab.home import open_lake
 
 _SUBJECT_KEYS = ("email", "name", "postcode")
 
@@ -60,6 +66,17 @@ def parse_subject(text: str, *, changes: bool = False) -> Subject:
     if changes and not subject.changes:
         raise AmzigoError("rectify needs at least one set.FIELD=VALUE line")
     return subject
+
+
+def _request(home: str | None, action: str, who: Subject, tenant: str | None) -> dict[str, Any]:
+    """Send a request about `who` to the home's gateway as the logged-in compliance user."""
+    body: dict[str, Any] = {
+        "tenant": tenant,
+        "subject": {"email": who.email, "name": who.name, "postcode": who.postcode},
+    }
+    if who.changes:
+        body["changes"] = dict(who.changes)
+    return compliance_call(home, action, body)
 
 
 def read_subject(stdin: bool, path: str | None, *, changes: bool = False) -> Subject:
@@ -106,7 +123,7 @@ def dsr_group() -> None:
 
 @dsr_group.command("export")
 @subject_options
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def export_cmd(
@@ -122,13 +139,8 @@ def export_cmd(
 
         printf 'email=%s\\n' "$BUYER" | amzigo dsr export --subject-stdin
     """
-    settings = _settings(home)
-    actor = compliance_actor(settings, "dsr.export")
     who = read_subject(subject_stdin, subject_file)
-    with open_lake(settings) as lake:
-        files = dsr.export_subject(
-            lake, actor=actor, tenant=tenant, email=who.email, name=who.name, postcode=who.postcode
-        )
+    files = _request(home, protocol.DSR_EXPORT, who, tenant)["files"]
     if as_json:
         print_json(files)
         return
@@ -141,7 +153,7 @@ def export_cmd(
 
 @dsr_group.command("rectify")
 @subject_options
-@home_option
+@client_home_option
 @handle_errors
 def rectify_cmd(
     subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
@@ -155,25 +167,14 @@ def rectify_cmd(
         printf 'email=%s\\nset.ship_city=%s\\n' "$BUYER" "$CITY" | \\
             amzigo dsr rectify --subject-stdin
     """
-    settings = _settings(home)
-    actor = compliance_actor(settings, "dsr.rectify")
     who = read_subject(subject_stdin, subject_file, changes=True)
-    with open_lake(settings) as lake:
-        n = dsr.rectify_subject(
-            lake,
-            actor=actor,
-            changes=who.changes,
-            tenant=tenant,
-            email=who.email,
-            name=who.name,
-            postcode=who.postcode,
-        )
+    n = _request(home, protocol.DSR_RECTIFY, who, tenant)["records"]
     console.print(f"rectified {n} record(s)")
 
 
 @dsr_group.command("erase")
 @subject_options
-@home_option
+@client_home_option
 @handle_errors
 def erase_cmd(
     subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
@@ -184,19 +185,14 @@ def erase_cmd(
 
         amzigo dsr erase --subject-file request-0042.txt
     """
-    settings = _settings(home)
-    actor = compliance_actor(settings, "dsr.erase")
     who = read_subject(subject_stdin, subject_file)
-    with open_lake(settings) as lake:
-        cert = dsr.erase_subject(
-            lake, actor=actor, tenant=tenant, email=who.email, name=who.name, postcode=who.postcode
-        )
-    console.print(f"erased; certificate {cert.id}" if cert else "nothing held: nothing erased")
+    cert_id = _request(home, protocol.DSR_ERASE, who, tenant)["certificate_id"]
+    console.print(f"erased; certificate {cert_id}" if cert_id else "nothing held: nothing erased")
 
 
 @dsr_group.command("object")
 @subject_options
-@home_option
+@client_home_option
 @handle_errors
 def object_cmd(
     subject_stdin: bool, subject_file: str | None, tenant: str | None, home: str | None
@@ -207,18 +203,13 @@ def object_cmd(
 
         amzigo dsr object --subject-stdin < request-0042.txt
     """
-    settings = _settings(home)
-    actor = compliance_actor(settings, "dsr.object")
     who = read_subject(subject_stdin, subject_file)
-    with open_lake(settings) as lake:
-        n = dsr.object_subject(
-            lake, actor=actor, tenant=tenant, email=who.email, name=who.name, postcode=who.postcode
-        )
+    n = _request(home, protocol.DSR_OBJECT, who, tenant)["orders"]
     console.print(f"objection recorded; {n} order(s) excluded")
 
 
 @dsr_group.command("resume")
-@home_option
+@client_home_option
 @handle_errors
 def resume_cmd(home: str | None) -> None:
     """Finish requests a crash interrupted: staged rewrites, and erasures (then certified).
@@ -230,26 +221,22 @@ def resume_cmd(home: str | None) -> None:
 
         amzigo dsr resume
     """
-    settings = _settings(home)
-    compliance_actor(settings, "dsr.resume")
-    with open_lake(settings) as lake:
-        done = dsr.resume_requests(lake)
+    done = compliance_call(home, protocol.DSR_RESUME, {})["done"]
     console.print(f"resumed {', '.join(done)}" if done else "nothing to resume")
 
 
 @dsr_group.command("list")
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def list_cmd(home: str | None, as_json: bool) -> None:
-    """List requests with received date, one-month deadline and status.
+    """List requests with received date, one-month deadline and status (compliance session).
 
     Example:
 
         amzigo dsr list --json
     """
-    with open_lake(_settings(home)) as lake:
-        rows = dsr.list_requests(lake)
+    rows = compliance_call(home, protocol.DSR_LIST, {})["requests"]
     if as_json:
         print_json(rows)
         return

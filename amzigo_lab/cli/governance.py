@@ -1,22 +1,21 @@
-"""`amzigo users|login|logout|access-review|audit|alerts|credentials`: governance from the shell.
+"""`amzigo users|login|logout|access-review|audit search|alerts|credentials`: gateway clients.
 
 Who may run what: administrative commands act as the user of $AMZIGO_SESSION (from `amzigo
 login`), whose roles must hold the right the command needs (manage_users, read_audit,
-access_review); the gateway checks it and audits a denial naming the user. `users add|grant|
-disable|enable|unlock|passwd` are gateway actions (no local access to the home needed);
-`access-review` and `credentials set` are authorised by the gateway, then run in-process. The
-service account may use `--break-glass REASON` instead (see `amzigo_lab.cli.auth`). Passwords
-are read from stdin or a hidden prompt, never from argv.
+access_review); the gateway checks it, audits a denial naming the user, and runs the command
+on the home: this module never opens the home itself. The service account may use
+`--break-glass REASON` instead (see `amzigo_lab.cli.auth`). Passwords and credentials are read
+from stdin, a hidden prompt or the environment, never from argv. `amzigo audit verify` is an
+operator command (`amzigo_lab.cli.audit`): it must work when the log is too damaged for the
+gateway to open it.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-import getpass
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,46 +23,27 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from amzigo_lab.cli.auth import authorize, break_glass_option, call, caller
+from amzigo_lab.cli.auth import act, break_glass_option, call, caller
 from amzigo_lab.cli.common import (
+    client_home_option,
     console,
     err_console,
     handle_errors,
-    home_option,
     json_option,
     print_json,
-    settings_for,
 )
 from amzigo_lab.client import protocol
-from amzigo_lab.errors import AccessDenied, AmzigoError
-from amzigo_lab.governance.identity import Session
-from amzigo_lab.governance.session import SESSION_ENV
+from amzigo_lab.client.workbench import SESSION_ENV, home_path
+from amzigo_lab.errors import AmzigoError
 
 
-@contextmanager
-def _gov(home: str | None) -> Iterator[object]:
-    from amzigo_lab.governance.context import Governance
-
-    gov = Governance.open(settings_for(home))
-    try:
-        yield gov
-    finally:
-        gov.close()
-
-
-def _session(gov: object) -> Session | None:
-    """The caller's session from $AMZIGO_SESSION, if set (an ended one is refused)."""
-    from amzigo_lab.governance.context import Governance
-    from amzigo_lab.governance.identity import SessionExpired
-
-    assert isinstance(gov, Governance)
-    token = os.environ.get(SESSION_ENV)
-    if not token:
-        return None
-    try:
-        return gov.identity.validate_session(token)
-    except SessionExpired as exc:
-        raise AccessDenied(f"{SESSION_ENV}: {exc} (run `amzigo login NAME`)") from None
+def _write_private(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` with mode 0600 (refusing a symlink there)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags, 0o600), "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # an existing file would keep its old mode otherwise
+        fh.write(data)
+    return path
 
 
 def _read_password(password_stdin: bool, confirm: bool) -> str:
@@ -88,7 +68,7 @@ def users_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--qr", type=click.Path(dir_okay=False), help="Also write the TOTP QR code (PNG).")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def users_add(
     name: str,
@@ -108,42 +88,38 @@ def users_add(
 
         printf '%s\\n' "$PW" | amzigo users add alice --role analyst --password-stdin --qr alice.png
     """
-    from amzigo_lab.governance.identity.users import Enrollment
-
-    who = caller(settings_for(home).home, break_glass)
+    who = caller(home_path(home), break_glass)
     password = _read_password(password_stdin, confirm=True)
     answer = call(
         who,
         protocol.USERS_ADD,
-        {"name": name, "roles": list(roles), "tenant": tenant, "password": password},
-    )
-    enrollment = Enrollment(name, str(answer["provisioning_uri"]))
+        {"name": name, "roles": list(roles), "tenant": tenant, "password": password,
+         "qr": bool(qr)},
+    )  # fmt: skip
     console.print(f"created {name} ({', '.join(roles)}{', tenant ' + tenant if tenant else ''})")
     console.print("the password is one-time: changed at first login, unused it expires in 72 h")
     console.print("TOTP provisioning URI (shown once; add it to an authenticator app):")
-    click.echo(enrollment.provisioning_uri)
+    click.echo(str(answer["provisioning_uri"]))
     if qr:
-        enrollment.write_qr(qr)
+        _write_private(Path(qr), base64.b64decode(str(answer["qr_png"])))
         console.print(f"QR code written to {qr} (mode 0600); delete it after enrolment")
 
 
 @users_group.command("list")
-@home_option
+@break_glass_option
+@client_home_option
 @json_option
 @handle_errors
-def users_list(home: str | None, as_json: bool) -> None:
+def users_list(break_glass: str | None, home: str | None, as_json: bool) -> None:
     """List users: roles, tenant, grants, status, last login, MFA.
+
+    Needs a session with access_review (admin or compliance).
 
     Example:
 
         amzigo users list --json
     """
-    from amzigo_lab.governance.admin import review_rows
-    from amzigo_lab.governance.context import Governance
-
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        rows = review_rows(g)
+    rows = act(home_path(home), protocol.USERS_LIST, {}, break_glass)["users"]
     if as_json:
         print_json(rows)
         return
@@ -161,10 +137,10 @@ def _simple(action: str, verb: str) -> click.Command:
     @click.command(action.split(".")[1])
     @click.argument("name")
     @break_glass_option
-    @home_option
+    @client_home_option
     @handle_errors
     def command(name: str, break_glass: str | None, home: str | None) -> None:
-        call(caller(settings_for(home).home, break_glass), action, {"name": name})
+        call(caller(home_path(home), break_glass), action, {"name": name})
         console.print(f"{name}: {verb}d" if verb != "unlock" else f"{name}: unlocked")
 
     return command
@@ -200,7 +176,7 @@ for _cmd in (users_disable, users_enable, users_unlock):
 @click.option("--tenant", required=True, help="Tenant to grant.")
 @click.option("--revoke", is_flag=True, help="Withdraw the grant instead.")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def users_grant(
     name: str, tenant: str, revoke: bool, break_glass: str | None, home: str | None
@@ -213,7 +189,7 @@ def users_grant(
 
         amzigo users grant alice --tenant acme
     """
-    who = caller(settings_for(home).home, break_glass)
+    who = caller(home_path(home), break_glass)
     answer = call(who, protocol.USERS_GRANT, {"name": name, "tenant": tenant, "revoke": revoke})
     state = "revoked" if revoke else "granted"
     console.print(
@@ -225,7 +201,7 @@ def users_grant(
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def users_passwd(
     name: str, password_stdin: bool, break_glass: str | None, home: str | None
@@ -238,7 +214,7 @@ def users_passwd(
 
         printf '%s\\n' "$NEW" | amzigo users passwd alice --password-stdin
     """
-    who = caller(settings_for(home).home, break_glass)
+    who = caller(home_path(home), break_glass)
     password = _read_password(password_stdin, confirm=True)
     call(who, protocol.USERS_PASSWD, {"name": name, "password": password})
     console.print(
@@ -254,7 +230,7 @@ def users_passwd(
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--code", help="The current TOTP code (prompted if absent).")
-@home_option
+@client_home_option
 @handle_errors
 def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | None) -> None:
     """Log in with password + TOTP code; print `export AMZIGO_SESSION=...` for eval.
@@ -268,15 +244,13 @@ def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | Non
         eval "$(amzigo login alice)"
     """
     from amzigo_lab.client.directory import Directory
-    from amzigo_lab.client.workbench import home_path
-    from amzigo_lab.governance.identity.errors import PasswordChangeRequired
 
     password = _read_password(password_stdin, confirm=False)
     otp = code or str(click.prompt("authenticator code", err=True))
     directory = Directory(home_path(home))
     try:
         session = directory.authenticate(name, password, otp)
-    except PasswordChangeRequired as exc:
+    except protocol.identity_errors.PasswordChangeRequired as exc:
         session = _change_password_at_login(directory, exc, password_stdin)
     days, warn = session.password_days, session.password_warn
     if warn and days is not None:
@@ -286,8 +260,7 @@ def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | Non
 
 def _change_password_at_login(directory: Any, exc: Any, password_stdin: bool) -> Any:
     """Ask for the new password (3 tries when typed) and finish the login with the ticket."""
-    from amzigo_lab.governance.identity.errors import IdentityError, SessionExpired
-
+    errors = protocol.identity_errors  # the gateway's refusals, re-raised by name
     err_console.print(f"{escape(str(exc))}")
     for attempt in range(1 if password_stdin else 3):
         if password_stdin:
@@ -303,9 +276,9 @@ def _change_password_at_login(directory: Any, exc: Any, password_stdin: bool) ->
             )
         try:
             session = directory.change_password(exc.ticket, new)
-        except SessionExpired:
+        except errors.SessionExpired:
             raise
-        except IdentityError as err:  # the policy refused it: say why, try again
+        except errors.IdentityError as err:  # the policy refused it: say why, try again
             if password_stdin or attempt == 2:
                 raise
             err_console.print(f"{escape(str(err))}")
@@ -316,7 +289,7 @@ def _change_password_at_login(directory: Any, exc: Any, password_stdin: bool) ->
 
 
 @click.command("logout")
-@home_option
+@client_home_option
 @handle_errors
 def logout_cmd(home: str | None) -> None:
     """End the session in $AMZIGO_SESSION.
@@ -326,7 +299,6 @@ def logout_cmd(home: str | None) -> None:
         amzigo logout && unset AMZIGO_SESSION
     """
     from amzigo_lab.client.directory import Directory
-    from amzigo_lab.client.workbench import home_path
 
     token = os.environ.get(SESSION_ENV)
     if not token:
@@ -342,7 +314,7 @@ def logout_cmd(home: str | None) -> None:
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True
 )
-@home_option
+@client_home_option
 @break_glass_option
 @json_option
 @handle_errors
@@ -355,17 +327,19 @@ def access_review_cmd(
 
         amzigo access-review --out reports/
     """
-    from amzigo_lab.governance.admin import write_access_review
-    from amzigo_lab.governance.context import Governance
-
-    settings = settings_for(home)
-    actor = authorize(
-        settings.home, "access.review", right="access_review", break_glass=break_glass
+    answer = act(
+        home_path(home),
+        protocol.ACCESS_REVIEW,
+        {"today": dt.date.today().isoformat()},
+        break_glass,
     )
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        csv_path, html_path, n = write_access_review(g, Path(out_dir), dt.date.today())
-        g.emit("access.review", actor=actor, resource="identity", row_count=n, reason="csv+html")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, html_path = (
+        _write_private(out / os.path.basename(f["name"]), str(f["text"]).encode("utf-8"))
+        for f in answer["files"]
+    )
+    n = int(answer["users"])
     if as_json:
         print_json({"csv": str(csv_path), "html": str(html_path), "users": n})
     else:
@@ -380,107 +354,8 @@ def audit_group() -> None:
     """Verify and search the tamper-evident audit log."""
 
 
-@audit_group.command("verify")
-@home_option
-@json_option
-@click.option(
-    "--record",
-    is_flag=True,
-    help="Also append the outcome to the audit log as an `audit.verified` event (for alerts).",
-)
-@handle_errors
-def audit_verify(home: str | None, as_json: bool, record: bool) -> None:
-    """Verify the hash chain, encryption and signed checkpoints. Exit 1 on any problem.
-
-    With an audit anchor configured (`[audit] anchor`), the log must also contain the newest
-    anchored checkpoint: a wiped, truncated, re-created or rolled-back log fails. Read-only:
-    nothing under the home or the anchor is created or changed (unless --record).
-
-    Example:
-
-        amzigo audit verify --json
-    """
-    from amzigo_lab.datasets import REGISTRY
-    from amzigo_lab.governance.audit import AuditKeyError, verify_log
-    from amzigo_lab.governance.audit.keys import public_key_path
-    from amzigo_lab.governance.auditing import AUDIT_SECRET, signing_key_path
-    from amzigo_lab.lake.catalog import Catalog
-    from amzigo_lab.lake.store import Lake, key_provider_for
-
-    settings = settings_for(home)
-    catalog = Catalog.read_only(settings.catalog_path)
-    try:  # no audit sink, a read-only catalog: verifying writes nothing
-        lake = Lake(settings, REGISTRY, key_provider_for(settings), catalog)
-    except BaseException:
-        catalog.close()
-        raise
-    try:
-        try:
-            key: bytes | None = lake.secret(AUDIT_SECRET, create=False)
-        except AmzigoError:
-            key = None  # no audit log was ever opened in this home
-
-        def provider() -> bytes:
-            if key is None:
-                raise AuditKeyError(f"this home has no {AUDIT_SECRET!r} secret")
-            return key
-
-        report = verify_log(  # read-only: works even when the log is too damaged to open
-            settings.audit_path,
-            settings.checkpoint_path,
-            provider,
-            public_key_path(signing_key_path(settings)),
-            anchor=settings.audit_anchor,
-        )
-    finally:
-        lake.close()
-    if record:
-        _record_verification(home, report.ok, report.problem, report.records_checked)
-    data = {
-        "ok": report.ok,
-        "records_checked": report.records_checked,
-        "checkpoints_checked": report.checkpoints_checked,
-        "first_bad_seq": report.first_bad_seq,
-        "problem": report.problem,
-        "torn_tail": report.torn_tail,
-        "anchored": report.anchored,
-        "warnings": list(report.warnings),
-    }
-    if as_json:
-        print_json(data)
-    else:
-        for warning in report.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}")
-        if report.ok:
-            console.print(
-                f"audit verify: [green]OK[/] ({report.records_checked} records, "
-                f"{report.checkpoints_checked} checkpoints"
-                + (f", extends the anchored {report.anchored})" if report.anchored else ")")
-            )
-        else:
-            at = "" if report.first_bad_seq is None else f" at record {report.first_bad_seq}"
-            console.print(f"audit verify: [red]FAILED[/]{at}: {report.problem}")
-    if not report.ok:
-        raise SystemExit(1)
-
-
-def _record_verification(home: str | None, ok: bool, problem: str, records: int) -> None:
-    """Append an `audit.verified` event (best effort: a broken log may refuse the append)."""
-    from amzigo_lab.governance.context import Governance
-
-    try:
-        with _gov(home) as g:
-            assert isinstance(g, Governance)
-            g.emit(
-                "audit.verified",
-                actor=f"local:{getpass.getuser()}",
-                resource="audit:log",
-                decision="allow" if ok else "deny",
-                reason=problem or f"{records} records ok",
-                row_count=records,
-            )
-    except Exception as exc:  # the report stands
-        err_console.print(f"warning: could not record the verification: {type(exc).__name__}")
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _when(value: str | None) -> dt.datetime | None:
@@ -500,7 +375,7 @@ def _when(value: str | None) -> dt.datetime | None:
 @click.option("--since", help="From this UTC time (YYYY-MM-DD[THH:MM]).")
 @click.option("--until", help="Before this UTC time.")
 @click.option("--limit", type=int, default=200, show_default=True)
-@home_option
+@client_home_option
 @json_option
 @handle_errors
 def audit_search(
@@ -519,30 +394,14 @@ def audit_search(
 
         eval "$(amzigo login carol)"; amzigo audit search --action 'data.*' --since 2026-11-01
     """
-    from amzigo_lab.governance.context import Governance
-
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        session = _session(g)
-        if session is None:
-            raise AccessDenied(
-                f"audit search needs a session of a compliance or admin user: run "
-                f'`eval "$(amzigo login NAME)"` first ({SESSION_ENV} is not set)'
-            )
-        g.require_right(session, "read_audit", "audit.search")
-        events = g.audit_log.search(
-            actor=actor, action=action, resource=resource, since=_when(since), until=_when(until)
-        )
-        g.emit(
-            "audit.search",
-            actor=session.user_id,
-            session=f"s{session.session_id}",
-            resource="audit:log",
-            purpose="compliance",
-            row_count=len(events),
-            decision="allow",
-        )
-    rows = [e.to_dict() for e in events[-limit:]]
+    answer = act(
+        home_path(home),
+        protocol.AUDIT_SEARCH,
+        {"actor": actor, "action": action, "resource": resource, "limit": limit,
+         "since": _iso(_when(since)), "until": _iso(_when(until))},
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = answer["events"]
+    total = int(answer["total"])
     if as_json:
         print_json(rows)
         return
@@ -553,9 +412,7 @@ def audit_search(
             "" if r["row_count"] is None else str(r["row_count"]), r["reason"],
         )  # fmt: skip
     console.print(table)
-    console.print(
-        f"{len(events)} event(s){' (last ' + str(limit) + ' shown)' if len(events) > limit else ''}"
-    )
+    console.print(f"{total} event(s){' (last ' + str(limit) + ' shown)' if total > limit else ''}")
 
 
 # -- alerts -----------------------------------------------------------------------------------
@@ -564,11 +421,16 @@ def audit_search(
 @click.command("alerts")
 @click.option("--since", help="Only events from this UTC time (YYYY-MM-DD[THH:MM]).")
 @click.option("--no-send", is_flag=True, help="List only; do not deliver to the sink.")
-@home_option
+@break_glass_option
+@client_home_option
 @json_option
 @handle_errors
-def alerts_cmd(since: str | None, no_send: bool, home: str | None, as_json: bool) -> None:
+def alerts_cmd(
+    since: str | None, no_send: bool, break_glass: str | None, home: str | None, as_json: bool
+) -> None:
     """Evaluate the alert rules over the audit log; deliver new alerts to the configured sink.
+
+    Needs a session with read_audit (admin or compliance).
 
     Thresholds and the sink come from `[alerts]` in <home>/config.toml, e.g.
     denials_count = 5, denials_window_minutes = 10, volume_factor = 10,
@@ -578,37 +440,25 @@ def alerts_cmd(since: str | None, no_send: bool, home: str | None, as_json: bool
 
         amzigo alerts --json
     """
-    from amzigo_lab.governance.alerting import (
-        DeliveryReport,
-        alert_rules,
-        audit_delivery,
-        collect_alerts,
-        deliver,
+    answer = act(
+        home_path(home),
+        protocol.ALERTS_RUN,
+        {"since": _iso(_when(since)), "send": not no_send},
+        break_glass,
     )
-    from amzigo_lab.governance.context import Governance
-
-    report = DeliveryReport()
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        alerts = collect_alerts(g, _when(since))
-        _rules, sinks = alert_rules(g)
-        if sinks and not no_send:  # once per (alert, sink); failed ones are retried now
-            report = deliver(g, alerts, sinks, retry_now=True)
-            audit_delivery(g, report, f"local:{getpass.getuser()}")
+    alerts: list[dict[str, Any]] = answer["alerts"]
     if as_json:
-        print_json([a.to_dict() for a in alerts])
+        print_json(alerts)
     elif not alerts:
         console.print("no alerts")
     else:
         for a in alerts:
-            console.print(f"[red]{a.rule}[/] {a.time} {a.actor}: {a.detail}")
-    for alert, sink, error in report.failed:
+            console.print(f"[red]{a['rule']}[/] {a['time']} {a['actor']}: {a['detail']}")
+    for failure in answer["failures"]:
+        err_console.print(f"error: alert delivery of {escape(failure)}")
+    if answer.get("failed_sinks"):
         err_console.print(
-            f"error: delivery of {alert.rule} {alert.alert_id} to {sink} failed: {error}"
-        )
-    if report.failed:
-        err_console.print(
-            f"alert delivery failed for {', '.join(report.failed_sinks)}; the other sinks "
+            f"alert delivery failed for {', '.join(answer['failed_sinks'])}; the other sinks "
             "have their alerts; the failed ones are retried by the gateway and the next run"
         )
         sys.exit(1)
@@ -632,7 +482,7 @@ def credentials_group() -> None:
 @click.option("--tenant", help="The tenant a refresh token belongs to.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read key=value lines from stdin.")
 @break_glass_option
-@home_option
+@client_home_option
 @handle_errors
 def credentials_set(
     tenant: str | None, from_stdin: bool, break_glass: str | None, home: str | None
@@ -649,13 +499,7 @@ def credentials_set(
 
         printf 'refresh_token=%s\\n' "$TOKEN" | amzigo credentials set --tenant acme --stdin
     """
-    from amzigo_lab.governance.admin import set_credentials
-    from amzigo_lab.governance.context import Governance
-
-    settings = settings_for(home)
-    actor = authorize(
-        settings.home, "credentials.set", right="manage_users", break_glass=break_glass
-    )
+    who = caller(home_path(home), break_glass)  # refused before anything is read
     values: dict[str, str] = {}
     if from_stdin:
         for line in sys.stdin.read().splitlines():
@@ -674,43 +518,35 @@ def credentials_set(
             "no credentials given: pipe key=value lines with --stdin, or set "
             + ", ".join(_ENV.values())
         )
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        names = set_credentials(g, tenant, values, actor)
+    answer = call(who, protocol.CREDENTIALS_SET, {"tenant": tenant, "values": values})
+    names = [str(n) for n in answer["names"]]
     console.print(f"stored {len(names)} credential(s): {', '.join(names)}")
 
 
 @credentials_group.command("list")
-@home_option
+@break_glass_option
+@client_home_option
 @json_option
 @handle_errors
-def credentials_list(home: str | None, as_json: bool) -> None:
+def credentials_list(break_glass: str | None, home: str | None, as_json: bool) -> None:
     """List stored credentials: names and ages only (warns at 365 days).
+
+    Needs a session with manage_users (admin).
 
     Example:
 
         amzigo credentials list --json
     """
-    from amzigo_lab.governance.admin import WARN_AGE_DAYS, list_credentials
-    from amzigo_lab.governance.context import Governance
-
-    with _gov(home) as g:
-        assert isinstance(g, Governance)
-        items = list_credentials(g, dt.datetime.now(dt.UTC))
+    answer = act(home_path(home), protocol.CREDENTIALS_LIST, {}, break_glass)
+    items: list[dict[str, Any]] = answer["credentials"]
     if as_json:
-        print_json(
-            [
-                {"name": c.name, "created_at": c.created_at, "rotated_at": c.rotated_at,
-                 "age_days": c.age_days, "rotate": c.stale}
-                for c in items
-            ]
-        )  # fmt: skip
+        print_json(items)
         return
     if not items:
         console.print("no SP-API credentials stored: `amzigo credentials set --help`")
     for c in items:
-        flag = f"  [red]older than {WARN_AGE_DAYS} days: rotate[/]" if c.stale else ""
-        console.print(f"{c.name:<40} {c.age_days:>5} days{flag}")
+        flag = f"  [red]older than {answer['warn_age_days']} days: rotate[/]" if c["rotate"] else ""
+        console.print(f"{c['name']:<40} {c['age_days']:>5} days{flag}")
 
 
 COMMANDS = (

@@ -1,18 +1,20 @@
-"""`amzigo init`, `amzigo lake ...`, `amzigo doctor`, `amzigo keys rotate`."""
+"""`amzigo init`, `amzigo doctor`, `amzigo keys rotate`: operator commands (the service account).
+
+They open the home in-process (they hold the master key legitimately); `amzigo lake ls|verify`
+are gateway clients (`amzigo_lab.cli.lake_client`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import click
-from rich.table import Table
 
 from amzigo_lab.cli.common import (
     console,
     err_console,
     handle_errors,
     home_option,
-    human_bytes,
     json_option,
     print_json,
     settings_for,
@@ -75,68 +77,6 @@ def init_cmd(service_user: str | None, kernel_user: str | None, home: str | None
     console.print("ready: next, `amzigo demo --no-serve` or `amzigo lake ls`")
 
 
-@click.group("lake")
-def lake_group() -> None:
-    """Inspect and verify the encrypted lake."""
-
-
-def _summary(parts: list[Any]) -> list[dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}  # values are Any: mixed columns
-    for p in parts:
-        r = rows.setdefault(
-            (p.dataset, p.tenant),
-            {"dataset": p.dataset, "tenant": p.tenant, "partitions": 0, "rows": 0, "bytes": 0,
-             "first_ingest": p.ingest_date, "last_ingest": p.ingest_date,
-             "next_purge": p.purge_date},
-        )  # fmt: skip
-        r["partitions"] += 1
-        r["rows"] += p.row_count
-        r["bytes"] += p.bytes
-        r["first_ingest"] = min(r["first_ingest"], p.ingest_date)
-        r["last_ingest"] = max(r["last_ingest"], p.ingest_date)
-        r["next_purge"] = min(r["next_purge"], p.purge_date)
-    return list(rows.values())
-
-
-@lake_group.command("ls")
-@click.option("--dataset", help="Only this dataset.")
-@click.option("--tenant", help="Only this tenant.")
-@click.option("--partitions", "each", is_flag=True, help="One line per partition.")
-@home_option
-@json_option
-@handle_errors
-def ls_cmd(
-    dataset: str | None, tenant: str | None, each: bool, home: str | None, as_json: bool
-) -> None:
-    """List datasets, tenants, partitions, rows, bytes and purge dates.
-
-    Example:
-
-        amzigo lake ls --dataset orders --json
-    """
-    with open_lake(settings_for(home)) as lake:
-        parts = lake.catalog.partitions(dataset, [tenant] if tenant else None)
-    rows: list[dict[str, Any]]
-    if each:
-        rows = [
-            {"id": p.id, "dataset": p.dataset, "tenant": p.tenant, "ingest_date": p.ingest_date,
-             "purge_date": p.purge_date, "rows": p.row_count, "bytes": p.bytes}
-            for p in parts
-        ]  # fmt: skip
-    else:
-        rows = _summary(parts)
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        console.print("the lake is empty: run `amzigo ingest` or `amzigo demo --no-serve`")
-        return
-    table = Table(*rows[0].keys(), title=f"lake ({len(parts)} partitions)")
-    for r in rows:
-        table.add_row(*(human_bytes(v) if k == "bytes" else str(v) for k, v in r.items()))
-    console.print(table)
-
-
 def _print_report(report: VerifyReport, as_json: bool, what: str) -> None:
     if as_json:
         print_json(report.to_dict())
@@ -149,25 +89,6 @@ def _print_report(report: VerifyReport, as_json: bool, what: str) -> None:
         )
     if not report.ok:
         raise SystemExit(1)
-
-
-@lake_group.command("verify")
-@home_option
-@json_option
-@handle_errors
-def verify_cmd(home: str | None, as_json: bool) -> None:
-    """Check every catalog row's MAC, then read every committed file. Exit 1 on any problem.
-
-    Names each catalog row edited outside amzigo-lab (dataset, tenant, ingest date, failed
-    check), then checks each file's presence, SHA-256, decryption and row count.
-
-    Example:
-
-        amzigo lake verify --json
-    """
-    with open_lake(settings_for(home)) as lake:
-        report = lake.verify()
-    _print_report(report, as_json, "lake verify")
 
 
 @click.command("doctor")

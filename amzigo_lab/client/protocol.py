@@ -57,6 +57,34 @@ USERS_DISABLE = "users.disable"
 USERS_ENABLE = "users.enable"
 USERS_UNLOCK = "users.unlock"
 USERS_PASSWD = "users.passwd"  # noqa: S105 - an action name
+#: The CLI's client commands (`amzigo lake ls`, `hold ...`, `dsr ...`, ...): each acts as the
+#: session's user holding a right (read_audit, access_review, manage_users) or the compliance
+#: role; the rights ones also take break-glass. Answers are JSON; files to write (certificate
+#: export, ROPA, access review) come back as their text and the CLI writes them.
+LAKE_LS = "lake.ls"
+LAKE_VERIFY = "lake.verify"
+USERS_LIST = "users.list"
+ACCESS_REVIEW = "access.review"
+AUDIT_SEARCH = "audit.search"
+ALERTS_RUN = "alerts.run"
+CREDENTIALS_LIST = "credentials.list"
+CREDENTIALS_SET = "credentials.set"
+HOLD_ADD = "hold.add"
+HOLD_LIST = "hold.list"
+HOLD_RELEASE = "hold.release"
+NOTICE_DELETE = "notice.delete"
+CERTIFICATE_LIST = "certificate.list"
+CERTIFICATE_SHOW = "certificate.show"
+CERTIFICATE_EXPORT = "certificate.export"
+CERTIFICATE_VERIFY = "certificate.verify"
+CERTIFICATE_VALIDATE = "certificate.validate"
+ROPA = "compliance.ropa"
+DSR_EXPORT = "dsr.export"
+DSR_RECTIFY = "dsr.rectify"
+DSR_ERASE = "dsr.erase"
+DSR_OBJECT = "dsr.object"
+DSR_RESUME = "dsr.resume"
+DSR_LIST = "dsr.list"
 #: The audit action of a break-glass use (an alert rule fires on it).
 BREAK_GLASS = "admin.break_glass"
 

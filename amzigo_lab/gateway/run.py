@@ -157,6 +157,9 @@ def serve(
             sock.unlink()  # stale: we hold the lock, so nobody else serves it
         secret = secrets.token_urlsafe(32)
         address = f"grpc+unix://{sock}"
+        # the credential first: the server answers `health` as soon as it is built, and a
+        # client that saw it answer (ensure_gateway) may read the credential at once
+        _write_secret(token_file, secret)
         old_umask = os.umask(0o077)
         try:
             server = GatewayServer(settings, address, operator_token=secret)
@@ -171,7 +174,6 @@ def serve(
             location = f"grpc+tls://{host or '127.0.0.1'}:{int(port)}"
             front = TlsFront(server, location, tls_files[0].read_bytes(), tls_files[1].read_bytes())
             log.info("listening", extra={"fields": {"address": location}})
-        _write_secret(token_file, secret)
         stop = stop or threading.Event()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):

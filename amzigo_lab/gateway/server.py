@@ -10,6 +10,8 @@ Actions and tickets are listed in `amzigo_lab.client.protocol`. Refusals are aud
 Administrative actions (`users.*`, `admin.authorize`) act as the session's user, checked for
 a policy right or role (denials audited by Governance), or, for the operator credential with a
 reason, as `break-glass:<os user>` (audited as `admin.break_glass`; alerts delivered at once).
+The CLI's client commands (`lake ls`, `hold ...`, `dsr ...`, `certificate ...`, `users list`,
+`audit search`, `alerts`, ...) are actions of the same kind, in `amzigo_lab.gateway.commands`.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ class GatewayServer(flight.FlightServerBase):
             protocol.USERS_UNLOCK: self._users_state("unlock"),
             protocol.USERS_PASSWD: self._users_passwd,
         }
+        from amzigo_lab.gateway.commands import handlers
+
+        self._actions.update(handlers(self))  # the CLI's client commands
 
     # -- plumbing ------------------------------------------------------------------------------
     def _on_home(self, fn: Callable[[], T], what: str) -> T:
@@ -671,7 +676,14 @@ class GatewayServer(flight.FlightServerBase):
         enrollment = self._gov.identity.add_user(
             name, roles, tenant, password=str(body.get("password", "")), actor=actor, one_time=True
         )
-        return {"user": name, "actor": actor, "provisioning_uri": enrollment.provisioning_uri}
+        answer = {"user": name, "actor": actor, "provisioning_uri": enrollment.provisioning_uri}
+        if body.get("qr") is True:  # the CLI writes the PNG where its user asked
+            import base64
+
+            from amzigo_lab.governance.identity.qr import qr_png
+
+            answer["qr_png"] = base64.b64encode(qr_png(enrollment.provisioning_uri)).decode()
+        return answer
 
     def _users_grant(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = self._admin_actor(token, body, protocol.USERS_GRANT, right="manage_users")

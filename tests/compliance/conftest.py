@@ -99,6 +99,20 @@ def canary_hits(home: Path, needles: list[str]) -> list[Path]:
     return scan_for(home, needles)
 
 
+def compliance_session(home: Path, user: str = "dora") -> str:
+    """A new compliance user `user` created through the home's governance (its real TOTP key),
+    logged in: the $AMZIGO_SESSION token for a CLI run of a compliance command."""
+    import pyotp
+
+    from amzigo_lab.governance.context import Governance
+
+    password = "Zq8!Violet-Tundra-Kettle"
+    hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    with Governance.open(load_settings(home, env={}), hasher=hasher) as gov:
+        uri = gov.identity.add_user(user, ["compliance"], password=password).provisioning_uri
+        return gov.identity.authenticate(user, password, pyotp.parse_uri(uri).now()).token
+
+
 def cli_sessions(home: Path) -> dict[str, str]:
     """alice and bob (compliance), carol (analyst) created through the home's governance (its
     real TOTP key), each logged in: user -> $AMZIGO_SESSION token for CLI runs."""

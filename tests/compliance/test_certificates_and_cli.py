@@ -132,18 +132,21 @@ def test_cli_round(tmp_path: Path) -> None:
     for extra in (["--as", "alice"], ["--by", "alice"], ["--break-glass", "case 1"]):
         out = run([*HOLD, *extra])
         assert out.exit_code == 2 and "No such option" in out.output
-    assert json.loads(run(["hold", "list", "--json"]).output) == []
-    # an analyst is denied, audited under their name
+    assert json.loads(alice(["hold", "list", "--json"]).output) == []
+    # an analyst is denied, audited under their name (listing too: holds are compliance data)
     out = carol([*HOLD, "--json"])
     assert out.exit_code == 2 and "compliance" in out.output
-    assert json.loads(run(["hold", "list", "--json"]).output) == []
+    assert carol(["hold", "list"]).exit_code == 2
+    assert json.loads(alice(["hold", "list", "--json"]).output) == []
     denied = _events(home, actor="carol", action="hold.add")
     assert [e.decision for e in denied] == ["deny"]
     out = alice([*HOLD, "--json"])
     assert out.exit_code == 0, out.output
     hold_id = json.loads(out.output)["id"]
-    listed = json.loads(run(["hold", "list", "--json"]).output)
+    listed = json.loads(alice(["hold", "list", "--json"]).output)
     assert [(h["id"], h["created_by"]) for h in listed] == [(hold_id, "alice")]
+    out = alice(["hold", "list"])
+    assert out.exit_code == 0 and "tenant=acme dataset=*" in out.output, out.output
     out = run(["purge", "--as-of", "2026-04-15"])
     assert out.exit_code == 0 and hold_id in out.output
     assert carol(["hold", "release", hold_id]).exit_code == 2
@@ -151,12 +154,18 @@ def test_cli_round(tmp_path: Path) -> None:
     out = run(["purge", "--as-of", "2026-04-15", "--json"])
     cert_id = json.loads(out.output)["certificate_id"]
     assert cert_id
-    listed = json.loads(run(["certificate", "list", "--json"]).output)
+    listed = json.loads(alice(["certificate", "list", "--json"]).output)
     assert [c["id"] for c in listed] == [cert_id]
-    assert run(["certificate", "verify", cert_id]).exit_code == 0
-    assert '"method_type": "Purge"' in run(["certificate", "show", cert_id]).output
-    out = run(["certificate", "export", cert_id, "--out", str(tmp_path / "c")])
+    for args in (["certificate", "list"], ["certificate", "show", cert_id], ["dsr", "list"]):
+        out = run(args)  # nobody logged in
+        assert out.exit_code == 2 and "log in first" in out.output, out.output
+        out = carol(args)  # an analyst
+        assert out.exit_code == 2 and "compliance role" in out.output, out.output
+    assert alice(["certificate", "verify", cert_id]).exit_code == 0
+    assert '"method_type": "Purge"' in alice(["certificate", "show", cert_id]).output
+    out = alice(["certificate", "export", cert_id, "--out", str(tmp_path / "c")])
     assert out.exit_code == 0 and (tmp_path / "c" / f"{cert_id}.html").exists()
+    assert (tmp_path / "c" / "certificate-signing.pub.pem").read_text().startswith("-----BEGIN")
     assert carol(["delete", "--tenant", "acme", "--notice", "AMZ-1"]).exit_code == 2
     out = alice(["delete", "--tenant", "acme", "--notice", "AMZ-1", "--json"])
     assert out.exit_code == 0, out.output
@@ -165,9 +174,11 @@ def test_cli_round(tmp_path: Path) -> None:
     assert out.exit_code == 2
     out = bob(["certificate", "validate", notice_cert])
     assert out.exit_code == 0 and "validated by bob" in out.output, out.output
-    out = run(["ropa", "--out", str(tmp_path / "r")])
+    out = alice(["ropa", "--out", str(tmp_path / "r")])
     assert out.exit_code == 0 and (tmp_path / "r" / "ropa.html").exists()
-    assert json.loads(run(["dsr", "list", "--json"]).output) == []
+    assert json.loads(alice(["dsr", "list", "--json"]).output) == []
+    denied = {e.action for e in _events(home, actor="carol") if e.decision == "deny"}
+    assert {"certificate.list", "certificate.show", "dsr.list", "hold.list"} <= denied
     actors = {e.actor for e in _events(home) if e.action.startswith(("compliance.", "hold."))}
     assert not any(a.startswith("local:") for a in actors)
 
@@ -189,7 +200,7 @@ def test_cli_dsr(tmp_path: Path) -> None:
     assert run(["dsr", "export", "--subject-stdin"], stdin="email=b0@example.com\n").exit_code == 2
     out = carol(["dsr", "export", "--subject-stdin"], stdin="email=b0@example.com\n")
     assert out.exit_code == 2 and "compliance" in out.output
-    assert json.loads(run(["dsr", "list", "--json"]).output) == []
+    assert json.loads(alice(["dsr", "list", "--json"]).output) == []
     assert [e.decision for e in _events(home, actor="carol", action="dsr.export")] == ["deny"]
     # a compliance session works, from stdin or a file
     out = alice(["dsr", "export", "--subject-stdin", "--json"], stdin="email=b0@example.com\n")
@@ -207,7 +218,7 @@ def test_cli_dsr(tmp_path: Path) -> None:
     out = alice(["dsr", "erase", "--subject-stdin"], stdin="email=b0@example.com\n")
     assert out.exit_code == 0 and "certificate" in out.output, out.output
     assert alice(["dsr", "resume"]).exit_code == 0 and run(["dsr", "resume"]).exit_code == 2
-    rows = json.loads(run(["dsr", "list", "--json"]).output)
+    rows = json.loads(alice(["dsr", "list", "--json"]).output)
     assert [r["kind"] for r in rows] == ["export", "rectification", "objection", "erasure"]
     from amzigo_lab.retention_rules import add_months
 
@@ -217,6 +228,11 @@ def test_cli_dsr(tmp_path: Path) -> None:
     dsr_events = _events(home, action="dsr.*")
     assert {e.actor for e in dsr_events if e.decision != "deny"} == {"alice"}
     assert "b0@example.com" not in repr([e.to_dict() for e in _events(home)])
+    # the requests ran in the gateway: its log names actions and error classes, never a subject
+    log = (home / "state" / "gateway" / "gateway.log").read_text()
+    assert "dsr." in log or "ready" in log
+    for pii in ("b0@example.com", "Canary Buyer", "SW1A", "Shelbyville"):
+        assert pii not in log
 
 
 def test_certificate_still_verifies_after_audit_retention_removed_its_events(

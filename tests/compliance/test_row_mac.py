@@ -21,7 +21,7 @@ from amzigo_lab.compliance.certificates import (
 )
 from amzigo_lab.lake import Lake
 from amzigo_lab.lake.rowmac import TamperedRow
-from tests.compliance.conftest import Clock, buyers
+from tests.compliance.conftest import Clock, buyers, compliance_session
 
 D0 = dt.date(2026, 3, 1)
 
@@ -96,8 +96,11 @@ def test_edited_certificate_row_fails_verify(lake: Lake, clock: Clock, tmp_path:
     with pytest.raises(TamperedRow, match="refusing to validate"):
         validate_certificate(lake, cert_id, "bob")
     lake.audit.close()  # type: ignore[attr-defined]
+    session = compliance_session(lake.settings.home)  # a compliance command: a named person
     cli = CliRunner().invoke(
-        main, ["certificate", "verify", cert_id, "--home", str(lake.settings.home)]
+        main,
+        ["certificate", "verify", cert_id, "--home", str(lake.settings.home)],
+        env={"AMZIGO_SESSION": session},
     )
     assert cli.exit_code == 1 and "row MAC mismatch" in cli.output
 

@@ -261,3 +261,46 @@ def test_the_gateway_writes_time_based_audit_checkpoints(
         assert len(after) == len(before) + 1
     finally:
         server.stop()
+
+
+def test_the_gateway_delivers_new_alerts_on_its_timer(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """`amzigo alerts` is a person's command now (read_audit): the gateway, which owns the log,
+    delivers new alerts to the configured sink itself (run.py calls this every ALERTS_EVERY s),
+    once each."""
+    import json
+
+    from amzigo_lab.gateway.server import GatewayServer
+
+    w = build_world(tmp_path_factory.mktemp("gw-alerts"))
+    out = tmp_path / "alerts.jsonl"
+    sink = [
+        sys.executable,
+        "-c",
+        f"import sys; open({str(out)!r}, 'a').write(sys.stdin.read() + '\\n')",
+    ]
+    with open(w.settings.home / "config.toml", "a", encoding="utf-8") as fh:
+        fh.write(f"\n[alerts]\ncommand = {json.dumps(sink)}\n")
+    server = GatewayServer(
+        w.settings, f"grpc+unix://{tmp_path}/alerts.sock", operator_token="operator-secret"
+    )
+    try:
+        server._work.submit(
+            lambda: server._gov.emit(
+                "audit.verified",
+                actor="system:check",
+                resource="audit:log",
+                decision="deny",
+                reason="chain broken at 7",
+            )
+        ).result()
+        server.deliver_alerts()
+        server.deliver_alerts()  # nothing new: not sent twice
+    finally:
+        server.stop()
+    sent = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    assert [a["rule"] for a in sent] == ["audit_verification_failed"], sent
+    assert [(e.actor, e.decision) for e in _audit(w, action="alerts.sent")] == [
+        ("system:gateway", "info")
+    ]

@@ -453,8 +453,11 @@ def test_cli_audit_verify_fails_on_a_wiped_log_and_is_read_only(tmp_path: Path) 
         return CliRunner().invoke(main, list(args), env=env)
 
     assert run("init").exit_code == 0
-    res = run("users", "list")  # opens the governance: the audit log records the policy
-    assert list(anchor.glob("checkpoint-*.json")), res.output
+    from amzigo_lab.governance.context import Governance
+
+    settings = load_settings(home, env={"AMZIGO_AUDIT_ANCHOR": str(anchor)})
+    Governance.open(settings).close()  # the audit log records the policy, checkpoints, anchors
+    assert list(anchor.glob("checkpoint-*.json"))
     before = files_and_mtimes(home, anchor)
     ok = run("audit", "verify")
     assert ok.exit_code == 0, ok.output

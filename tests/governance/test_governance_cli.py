@@ -84,7 +84,8 @@ def test_users_login_audit_verify_and_search(home: Path, admin: str, tmp_path: P
     assert qr.read_bytes().startswith(b"\x89PNG") and (qr.stat().st_mode & 0o777) == 0o600
     cora = add_user(home, "cora", "--role", "compliance", session=admin)
     assert run(home, "users", "grant", "alice", "--tenant", "acme", session=admin).exit_code == 0
-    listed = json.loads(run(home, "users", "list", "--json").output)
+    assert run(home, "users", "list").exit_code == 2  # nobody logged in
+    listed = json.loads(run(home, "users", "list", "--json", session=admin).output)
     alice = next(u for u in listed if u["user"] == "alice")
     assert alice["grants"] == ["acme"] and alice["mfa_enrolled"] is True
     token = login(home, "alice", secret)
@@ -185,7 +186,7 @@ def test_credentials_access_review_and_alerts(home: Path, admin: str, tmp_path: 
         stdin="refresh_token=Atzr|new\n", session=admin,
     )  # fmt: skip
     assert again.exit_code == 0
-    listed = json.loads(run(home, "credentials", "list", "--json").output)
+    listed = json.loads(run(home, "credentials", "list", "--json", session=admin).output)
     assert {c["name"] for c in listed} == {
         "spapi.lwa_client_id", "spapi.lwa_client_secret", "spapi.refresh_token.acme"
     }  # fmt: skip
@@ -206,8 +207,8 @@ def test_credentials_access_review_and_alerts(home: Path, admin: str, tmp_path: 
     assert {e.actor for e in events if e.action in ("credentials.rotated", "access.review")} == {
         "admin1"
     }
-    alerts = run(home, "alerts", "--json")
-    assert alerts.exit_code == 0
+    alerts = run(home, "alerts", "--json", session=admin)
+    assert alerts.exit_code == 0, alerts.output
     assert [a["rule"] for a in json.loads(alerts.output)] == ["break_glass"]  # the bootstrap
 
 
@@ -311,7 +312,7 @@ def test_break_glass_is_for_the_service_account_audited_and_alerted(
     ]
     unlock = events(home, action="auth.unlock", resource="user:admin1")
     assert unlock[-1].actor == f"break-glass:{me}"
-    alerts = json.loads(run(home, "alerts", "--json", "--no-send").output)
+    alerts = json.loads(run(home, "alerts", "--json", "--no-send", session=admin).output)
     assert [a["rule"] for a in alerts] == ["break_glass", "break_glass"]
     assert "INC-7 admin locked out" in alerts[-1]["detail"]
     # a caller who cannot read the gateway's operator credential is not the service account
@@ -364,3 +365,32 @@ def test_a_policy_refused_new_password_gives_no_session(home: Path, admin: str) 
     res = run(home, "login", "piet", "--password-stdin", "--code", code, stdin=stdin)
     assert res.exit_code == 2 and "password rejected" in res.output, res.output
     assert "AMZIGO_SESSION=" not in res.output
+
+
+def test_lake_ls_and_verify_are_gateway_clients(home: Path, admin: str) -> None:
+    ana = login(home, "ana", add_user(home, "ana", "--role", "analyst", session=admin))
+    # an analyst lacks read_audit: refused by the gateway, audited under her name
+    for args in (("lake", "ls"), ("lake", "verify")):
+        res = run(home, *args, session=ana)
+        assert res.exit_code == 2 and "read_audit" in res.output, res.output
+        assert run(home, *args).exit_code == 2  # nobody logged in
+    denied = {e.action for e in events(home, actor="ana") if e.decision == "deny"}
+    assert {"lake.ls", "lake.verify"} <= denied
+    res = run(home, "lake", "ls", "--json", session=admin)
+    assert res.exit_code == 0 and json.loads(res.output) == [], res.output
+    res = run(home, "lake", "verify", "--json", session=admin)
+    assert res.exit_code == 0 and json.loads(res.output)["ok"] is True, res.output
+    # an unknown or malformed tenant is an error naming it, not "the lake is empty"
+    for tenant in ("../x", "nobody"):
+        res = run(home, "lake", "ls", "--tenant", tenant, session=admin)
+        assert res.exit_code == 2, res.output
+        assert repr(tenant) in res.output and "amzigo lake ls" in res.output
+        assert "empty" not in res.output and "Traceback" not in res.output
+        assert len(res.output.strip().splitlines()) == 1, res.output
+    res = run(home, "lake", "ls", "--dataset", "nope", session=admin)
+    assert res.exit_code == 2 and "nope" in res.output
+    # the service account may list with break-glass (audited)
+    res = run(home, "lake", "ls", "--break-glass", "INC-9 nobody can log in")
+    assert res.exit_code == 0, res.output
+    glass = events(home, action="admin.break_glass")
+    assert glass[-1].resource == "lake.ls" and glass[-1].reason == "INC-9 nobody can log in"

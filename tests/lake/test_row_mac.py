@@ -73,7 +73,9 @@ def test_tampered_partition_row_is_named_and_refused(
     )
     assert f"{check} row" in macs[0].detail and "MAC mismatch" in macs[0].detail
     # the CLI exits non-zero and prints the row
-    result = CliRunner().invoke(cli, ["lake", "verify", "--home", str(settings.home)])
+    result = CliRunner().invoke(
+        cli, ["lake", "verify", "--break-glass", "test", "--home", str(settings.home)]
+    )
     assert result.exit_code == 1 and f"partition {written}" in result.output
     # a scan of the dataset refuses, naming the row and what to do
     with pytest.raises(TamperedRow, match=rf"partition {written} .*amzigo lake verify.*backup"):

@@ -1,0 +1,377 @@
+"""The CLI's client commands, served by the gateway (`amzigo lake ls`, `hold ...`, `dsr ...`).
+
+Each action runs on the gateway's home thread, as the person whose login session the CLI
+presents, checked for a policy right or the compliance role by `GatewayServer._admin_actor`
+(a denial is audited naming the user). Rights-based actions also accept the operator
+credential with a `--break-glass` reason (audited, alerted); compliance actions never do: they
+need a named person with the compliance role, as the in-process commands did.
+
+The bodies carry no secret but a DSR's subject and a credential's value, which stay in memory:
+the gateway's log names the action and the error class only, never a body or a message.
+Results are JSON; files a command writes (certificate export, ROPA, access review) come back as
+their text, and the CLI writes them where its user asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from amzigo_lab.client import protocol
+from amzigo_lab.client.protocol import GatewayProtocolError
+from amzigo_lab.errors import InvalidName, UnknownTenant
+from amzigo_lab.names import tenant_id
+
+if TYPE_CHECKING:
+    from amzigo_lab.gateway.server import GatewayServer
+
+Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
+COMPLIANCE = "compliance"  # the role (amzigo_lab.compliance.roles.COMPLIANCE)
+LIST_TENANTS = "list the lake's tenants with `amzigo lake ls`"
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    return None if value in (None, "") else str(value)
+
+
+def _date(body: dict[str, Any], key: str) -> dt.date | None:
+    value = _text(body, key)
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise GatewayProtocolError(f"{key} must be a date (YYYY-MM-DD)") from None
+
+
+def _moment(body: dict[str, Any], key: str) -> dt.datetime | None:
+    value = _text(body, key)
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise GatewayProtocolError(f"{key} must be an ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _files(paths: list[Path]) -> list[dict[str, str]]:
+    return [{"name": p.name, "text": p.read_text(encoding="utf-8")} for p in paths]
+
+
+def handlers(server: GatewayServer) -> dict[str, Handler]:
+    """The CLI's client actions of `server`, by name."""
+    gov = server._gov
+
+    def person(token: str, body: dict[str, Any], action: str) -> str:
+        return server._admin_actor(token, body, action, role=COMPLIANCE)
+
+    def right(token: str, body: dict[str, Any], action: str, name: str) -> str:
+        return server._admin_actor(token, body, action, right=name)
+
+    # -- the lake ------------------------------------------------------------------------------
+    def lake_ls(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        right(token, body, protocol.LAKE_LS, "read_audit")
+        lake = gov.lake
+        dataset, tenant = _text(body, "dataset"), _text(body, "tenant")
+        if tenant is not None:
+            try:
+                tenant_id(tenant)
+            except InvalidName:
+                raise UnknownTenant(
+                    f"invalid tenant {tenant!r} (a-z, 0-9, '-', '_'): {LIST_TENANTS}"
+                ) from None
+            if not lake.catalog.partitions(tenants=[tenant]):
+                raise UnknownTenant(
+                    f"unknown tenant {tenant!r}: no data in the lake; {LIST_TENANTS}"
+                )
+        if dataset is not None:
+            dataset = lake.spec(dataset).name  # UnknownDataset names the known ones
+        parts = lake.catalog.partitions(dataset, [tenant] if tenant else None)
+        return {
+            "partitions": [
+                {"id": p.id, "dataset": p.dataset, "tenant": p.tenant,
+                 "ingest_date": p.ingest_date.isoformat(), "purge_date": p.purge_date.isoformat(),
+                 "rows": p.row_count, "bytes": p.bytes}
+                for p in parts
+            ]
+        }  # fmt: skip
+
+    def lake_verify(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        right(token, body, protocol.LAKE_VERIFY, "read_audit")
+        return gov.lake.verify().to_dict()
+
+    # -- people and the audit log --------------------------------------------------------------
+    def users_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.governance.admin import review_rows
+
+        right(token, body, protocol.USERS_LIST, "access_review")
+        return {"users": review_rows(gov)}
+
+    def access_review(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.governance.admin import write_access_review
+
+        actor = right(token, body, protocol.ACCESS_REVIEW, "access_review")
+        today = _date(body, "today") or dt.date.today()
+        with tempfile.TemporaryDirectory(prefix="amzigo-review-") as tmp:
+            csv_path, html_path, n = write_access_review(gov, Path(tmp), today)
+            files = _files([csv_path, html_path])
+        gov.emit("access.review", actor=actor, resource="identity", row_count=n, reason="csv+html")
+        return {"files": files, "users": n}
+
+    def audit_search(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        actor = right(token, body, protocol.AUDIT_SEARCH, "read_audit")
+        events = gov.audit_log.search(
+            actor=_text(body, "actor"),
+            action=_text(body, "action"),
+            resource=_text(body, "resource"),
+            since=_moment(body, "since"),
+            until=_moment(body, "until"),
+        )
+        glass = actor.startswith("break-glass:")
+        session = None if glass else server._user_session(token, "audit.search", touch=False)
+        gov.emit(
+            "audit.search",
+            actor=actor,
+            session="" if session is None else f"s{session.session_id}",
+            resource="audit:log",
+            purpose="compliance",
+            row_count=len(events),
+            decision="allow",
+        )
+        limit = max(int(body.get("limit", 200)), 0)
+        return {"total": len(events), "events": [e.to_dict() for e in events[-limit:]]}
+
+    def alerts_run(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.governance.alerting import (
+            DeliveryReport,
+            alert_rules,
+            audit_delivery,
+            collect_alerts,
+            deliver,
+        )
+
+        actor = right(token, body, protocol.ALERTS_RUN, "read_audit")
+        alerts = collect_alerts(gov, _moment(body, "since"))
+        _rules, sinks = alert_rules(gov)
+        report = DeliveryReport()
+        if sinks and body.get("send", True) is not False:  # once per (alert, sink); failed
+            report = deliver(gov, alerts, sinks, retry_now=True)  # ones are retried now
+            audit_delivery(gov, report, actor)
+        failures = [
+            f"{alert.rule} {alert.alert_id} to {sink}: {error}"
+            for alert, sink, error in report.failed
+        ]
+        return {
+            "alerts": [a.to_dict() for a in alerts],
+            "failures": failures,
+            "failed_sinks": report.failed_sinks,
+        }
+
+    def credentials_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.governance.admin import WARN_AGE_DAYS, list_credentials
+
+        right(token, body, protocol.CREDENTIALS_LIST, "manage_users")
+        items = list_credentials(gov, dt.datetime.now(dt.UTC))
+        return {
+            "warn_age_days": WARN_AGE_DAYS,
+            "credentials": [
+                {"name": c.name, "created_at": c.created_at, "rotated_at": c.rotated_at,
+                 "age_days": c.age_days, "rotate": c.stale}
+                for c in items
+            ],
+        }  # fmt: skip
+
+    def credentials_set(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.governance.admin import set_credentials
+
+        actor = right(token, body, protocol.CREDENTIALS_SET, "manage_users")
+        values = body.get("values") or {}
+        if not isinstance(values, dict):
+            raise GatewayProtocolError("credentials.set takes values as an object")
+        clean = {str(k): str(v) for k, v in values.items()}
+        return {"names": set_credentials(gov, _text(body, "tenant"), clean, actor)}
+
+    # -- compliance ----------------------------------------------------------------------------
+    def hold_add(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance.holds import add_hold
+
+        actor = person(token, body, protocol.HOLD_ADD)
+        until = _date(body, "until")
+        if until is None:
+            raise GatewayProtocolError("hold.add needs until")
+        hold = add_hold(
+            gov.lake,
+            tenant=str(body.get("tenant", "")),
+            dataset=_text(body, "dataset"),
+            from_date=_date(body, "from_date"),
+            to_date=_date(body, "to_date"),
+            reason=str(body.get("reason", "")),
+            until=until,
+            actor=actor,
+        )
+        return {"hold": hold.to_dict(), "scope": hold.scope}
+
+    def hold_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance.holds import list_holds
+
+        person(token, body, protocol.HOLD_LIST)
+        holds = list_holds(gov.lake, include_inactive=body.get("all") is True)
+        return {"holds": [h.to_dict() for h in holds], "scopes": [h.scope for h in holds]}
+
+    def hold_release(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance.holds import release_hold
+
+        actor = person(token, body, protocol.HOLD_RELEASE)
+        hold = release_hold(gov.lake, str(body.get("hold_id", "")), actor=actor)
+        return {"id": hold.id, "scope": hold.scope}
+
+    def notice_delete(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance.notices import delete_scope
+
+        actor = person(token, body, protocol.NOTICE_DELETE)
+        datasets = [str(d) for d in body.get("datasets") or []]
+        result = delete_scope(
+            gov.lake,
+            tenant=str(body.get("tenant", "")),
+            notice=str(body.get("notice", "")),
+            actor=actor,
+            datasets=datasets or None,
+        )
+        return {"result": result.to_dict()}
+
+    def certificate_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import certificates as certs
+
+        person(token, body, protocol.CERTIFICATE_LIST)
+        return {
+            "certificates": [
+                {
+                    "id": c.id,
+                    "kind": c.body["kind"],
+                    "reference": c.body["reference"],
+                    "date": c.body["date"],
+                    "items": len(c.body["items"]),
+                    "result": c.body["sanitization"]["verification_result"],
+                    "validated_by": (c.validation or {}).get("validated_by"),
+                }
+                for c in certs.list_certificates(gov.lake)
+            ]
+        }
+
+    def certificate_show(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import certificates as certs
+
+        person(token, body, protocol.CERTIFICATE_SHOW)
+        return {"json": certs.get_certificate(gov.lake, str(body.get("id", ""))).to_json()}
+
+    def certificate_export(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import certificates as certs
+
+        person(token, body, protocol.CERTIFICATE_EXPORT)
+        with tempfile.TemporaryDirectory(prefix="amzigo-cert-") as tmp:
+            paths = certs.export_certificate(gov.lake, str(body.get("id", "")), Path(tmp))
+            return {"files": _files(paths)}
+
+    def certificate_verify(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import certificates as certs
+
+        person(token, body, protocol.CERTIFICATE_VERIFY)
+        return {"report": certs.verify_certificate(gov.lake, str(body.get("id", "")))}
+
+    def certificate_validate(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import certificates as certs
+
+        actor = person(token, body, protocol.CERTIFICATE_VALIDATE)
+        cert = certs.validate_certificate(gov.lake, str(body.get("id", "")), actor)
+        return {"id": cert.id, "actor": actor}
+
+    def ropa(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance.ropa import installation_facts, write_ropa
+
+        person(token, body, protocol.ROPA)
+        facts = installation_facts(gov.lake, gov.policy)  # what this home holds (counts only)
+        with tempfile.TemporaryDirectory(prefix="amzigo-ropa-") as tmp:
+            return {"files": _files(write_ropa(Path(tmp), server.settings.pii_purposes, facts))}
+
+    # -- data-subject requests (the subject is in the body; never logged or echoed) ------------
+    def subject(body: dict[str, Any]) -> dict[str, Any]:
+        who = body.get("subject") or {}
+        if not isinstance(who, dict):
+            raise GatewayProtocolError("the subject must be an object")
+        ident = {k: (str(who[k]) if who.get(k) else None) for k in ("email", "name", "postcode")}
+        return {"tenant": _text(body, "tenant"), **ident}
+
+    def dsr_export(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import dsr
+
+        actor = person(token, body, protocol.DSR_EXPORT)
+        return {"files": dsr.export_subject(gov.lake, actor=actor, **subject(body))}
+
+    def dsr_rectify(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import dsr
+
+        actor = person(token, body, protocol.DSR_RECTIFY)
+        changes = body.get("changes") or {}
+        if not isinstance(changes, dict):
+            raise GatewayProtocolError("the changes must be an object")
+        clean = {str(k): str(v) for k, v in changes.items()}
+        return {
+            "records": dsr.rectify_subject(gov.lake, actor=actor, changes=clean, **subject(body))
+        }
+
+    def dsr_erase(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import dsr
+
+        actor = person(token, body, protocol.DSR_ERASE)
+        cert = dsr.erase_subject(gov.lake, actor=actor, **subject(body))
+        return {"certificate_id": cert.id if cert else None}
+
+    def dsr_object(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import dsr
+
+        actor = person(token, body, protocol.DSR_OBJECT)
+        return {"orders": dsr.object_subject(gov.lake, actor=actor, **subject(body))}
+
+    def dsr_resume(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import dsr
+
+        person(token, body, protocol.DSR_RESUME)
+        return {"done": dsr.resume_requests(gov.lake)}
+
+    def dsr_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance import dsr
+
+        person(token, body, protocol.DSR_LIST)
+        return {"requests": dsr.list_requests(gov.lake)}
+
+    return {
+        protocol.LAKE_LS: lake_ls,
+        protocol.LAKE_VERIFY: lake_verify,
+        protocol.USERS_LIST: users_list,
+        protocol.ACCESS_REVIEW: access_review,
+        protocol.AUDIT_SEARCH: audit_search,
+        protocol.ALERTS_RUN: alerts_run,
+        protocol.CREDENTIALS_LIST: credentials_list,
+        protocol.CREDENTIALS_SET: credentials_set,
+        protocol.HOLD_ADD: hold_add,
+        protocol.HOLD_LIST: hold_list,
+        protocol.HOLD_RELEASE: hold_release,
+        protocol.NOTICE_DELETE: notice_delete,
+        protocol.CERTIFICATE_LIST: certificate_list,
+        protocol.CERTIFICATE_SHOW: certificate_show,
+        protocol.CERTIFICATE_EXPORT: certificate_export,
+        protocol.CERTIFICATE_VERIFY: certificate_verify,
+        protocol.CERTIFICATE_VALIDATE: certificate_validate,
+        protocol.ROPA: ropa,
+        protocol.DSR_EXPORT: dsr_export,
+        protocol.DSR_RECTIFY: dsr_rectify,
+        protocol.DSR_ERASE: dsr_erase,
+        protocol.DSR_OBJECT: dsr_object,
+        protocol.DSR_RESUME: dsr_resume,
+        protocol.DSR_LIST: dsr_list,
+    }
