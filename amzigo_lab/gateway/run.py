@@ -32,6 +32,7 @@ from typing import IO, Any
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayError
 from amzigo_lab.client.service import OPERATOR_TOKEN_FILE
+from amzigo_lab.governance.audit.errors import AuditError
 
 EXIT_LOCKED = 3
 REAP_EVERY = 30.0
@@ -163,6 +164,11 @@ def serve(
         old_umask = os.umask(0o077)
         try:
             server = GatewayServer(settings, address, operator_token=secret)
+        except AuditError as exc:  # a damaged log: say so to the alert sinks, then refuse
+            from amzigo_lab.governance.alerting import alert_unopenable_log
+
+            alert_unopenable_log(settings, exc)
+            raise
         finally:
             os.umask(old_umask)
         if hardened_dir is not None:  # the kernel user's group may connect (setgid directory)

@@ -54,6 +54,7 @@ from amzigo_lab.governance.audit.keys import public_key_path
 from amzigo_lab.governance.policy import archived_policy
 
 if TYPE_CHECKING:
+    from amzigo_lab.config import Settings
     from amzigo_lab.governance.context import Governance
 
 LEDGER_DB = "alerts.sqlite"
@@ -129,6 +130,11 @@ def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
         PolicyChanged(),
         ScheduledJobFailed(),
     ]
+    return rules, configured_sinks(cfg)
+
+
+def configured_sinks(cfg: dict[str, Any]) -> list[Sink]:
+    """The sinks of an `[alerts]` section (a command and/or a webhook)."""
     sinks: list[Sink] = []
     command = cfg.get("command")
     if command:
@@ -140,7 +146,7 @@ def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
             sinks.append(WebhookSink(str(url)))
         except ValueError as exc:
             raise ConfigError(f"[alerts] webhook_url: {exc}") from None
-    return rules, sinks
+    return sinks
 
 
 # -- reading and verifying the log without ever raising ---------------------------------------
@@ -403,14 +409,29 @@ def deliver(
 ) -> DeliveryReport:
     """Record new alerts for every sink, then send what is due (everything pending with
     `retry_now`, as `amzigo alerts` does); a sink's failure never stops the others."""
+    if not sinks:
+        return DeliveryReport()
+    legacy = gov.grants.get_meta("alerts_sent_until") or ""
+    return deliver_to(gov.settings.home, alerts, sinks, now=now, retry_now=retry_now, legacy=legacy)
+
+
+def deliver_to(
+    home: Path,
+    alerts: Sequence[Alert],
+    sinks: Sequence[Sink],
+    *,
+    now: dt.datetime | None = None,
+    retry_now: bool = False,
+    legacy: str = "",
+) -> DeliveryReport:
+    """`deliver` through the ledger of `home` (needs no open governance)."""
     now = now or dt.datetime.now(dt.UTC)
     report = DeliveryReport()
     if not sinks:
         return report
     by_name = {sink_name(s): s for s in sinks}
-    ledger = DeliveryLedger.of(gov)
+    ledger = DeliveryLedger(home / LEDGER_DB)
     try:
-        legacy = gov.grants.get_meta("alerts_sent_until") or ""
         ledger.add(alerts, list(by_name), now, legacy)
         down: set[str] = set()
         for alert, name, attempts in ledger.due(list(by_name), now, all_pending=retry_now):
@@ -429,6 +450,23 @@ def deliver(
     finally:
         ledger.close()
     return report
+
+
+def alert_unopenable_log(settings: Settings, exc: BaseException) -> DeliveryReport:
+    """Page the configured sinks (once per sink, through the ledger) that the audit log cannot
+    be opened: the gateway refuses to start on such a log, so no timer would ever say it.
+    Never raises: a bad `[alerts]` section or a dead sink must not hide the original error."""
+    try:
+        cfg = dict(config_sections(settings).get("alerts", {}))
+        alert = Alert(
+            rule="audit_verification_failed",
+            actor="system:gateway",
+            time=_iso(dt.datetime.now(dt.UTC)),
+            detail=f"the gateway cannot open the audit log: {_describe(exc)}",
+        )
+        return deliver_to(settings.home, [alert], configured_sinks(cfg))
+    except Exception:  # the caller reports `exc` itself
+        return DeliveryReport()
 
 
 def audit_delivery(gov: Governance, report: DeliveryReport, actor: str) -> None:

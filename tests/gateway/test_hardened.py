@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -586,6 +587,14 @@ def test_the_red_team_probe_fails_in_a_real_lab_kernel(hw: Hardened, tmp_path: P
         form = {"_xsrf": s.cookies.get("_xsrf"), "username": "ria", "password": PASSWORD,
                 "code": pyotp.TOTP(secret).now(), "next": "/"}  # fmt: skip
         r = s.post(f"{_Lab.base}/login", data=form, allow_redirects=False)
+        # users.add gives a one-time password: the lab asks for a new one before any session
+        assert r.status_code == 200 and 'id="change-form"' in r.text, r.text[-500:]
+        ticket = re.search(r'name="ticket" value="([^"]+)"', r.text)
+        assert ticket
+        new = "Fresh-Orchard-Lantern-31"
+        change = {"_xsrf": s.cookies.get("_xsrf"), "ticket": ticket.group(1), "user": "ria",
+                  "next": "/", "new_password": new, "new_password2": new}  # fmt: skip
+        r = s.post(f"{_Lab.base}/login", data=change, allow_redirects=False)
         assert r.status_code == 302, r.text[-500:]
         headers = {"X-XSRFToken": s.cookies.get("_xsrf"), "Referer": f"{_Lab.base}/lab"}
         created = s.post(

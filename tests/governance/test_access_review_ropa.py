@@ -50,11 +50,16 @@ def test_the_ropa_lists_the_pii_rows_held_and_where_copies_live(world: World) ->
     assert not [s for s in world.pii if s in text]  # counts only, never a value
 
 
-def test_the_ropa_command_writes_the_installation_facts(world: World, tmp_path: Path) -> None:
+def test_the_ropa_command_writes_the_installation_facts(tmp_path: Path) -> None:
+    from tests.compliance.conftest import compliance_session
+
+    world = build_world(tmp_path / "own")  # its own home: the command adds a user
+
+    session = compliance_session(world.settings.home, "ropa-officer")  # a named person
     res = CliRunner().invoke(
         main,
         ["ropa", "--out", str(tmp_path / "r"), "--home", str(world.settings.home)],
-        env={"AMZIGO_SESSION": None},
+        env={"AMZIGO_SESSION": session},
     )
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "r" / "ropa.json").read_text())
