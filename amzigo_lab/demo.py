@@ -68,7 +68,7 @@ def run_demo(
     today = settings.sandbox_today or dt.datetime.now(dt.UTC).date()
     settings = dataclasses.replace(settings, sandbox_today=today)
     result = DemoResult(today)
-    with init_home(settings) as lake:
+    with init_home(settings, sandbox=True) as lake:  # = `amzigo init --sandbox`
         pii = dataclasses.replace(settings, pii_purposes=(PII_PURPOSE,))
         state = settings.state_dir / "sandbox"
         state.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -6,7 +6,15 @@ import dataclasses
 
 import click
 
-from amzigo_lab.cli.common import console, handle_errors, home_option, settings_for
+from amzigo_lab.cli.common import (
+    MAX_LOOKBACK_DAYS,
+    PORT,
+    SEED,
+    console,
+    handle_errors,
+    home_option,
+    settings_for,
+)
 from amzigo_lab.cli.ingest import print_summary
 from amzigo_lab.cli.lake import _summary
 
@@ -16,17 +24,21 @@ from amzigo_lab.cli.lake import _summary
     "--days",
     default=60,
     show_default=True,
+    type=click.IntRange(1, MAX_LOOKBACK_DAYS),
     help="Days of history to ingest (reports compare the last 30 days with the 30 before).",
 )
 @click.option(
     "--pii-weeks",
     default=5,
     show_default=True,
+    type=click.IntRange(0, 52),
     help="Weekly PII ingestions before today for the PII demo tenant.",
 )
 @click.option("--no-serve", is_flag=True, help="Run the whole job and return (no server).")
-@click.option("--port", default=8866, show_default=True, help="Dashboard port when serving.")
-@click.option("--seed", type=int, default=None, help="Sandbox world seed (default: the home's).")
+@click.option(
+    "--port", default=8866, show_default=True, type=PORT, help="Dashboard port when serving."
+)
+@click.option("--seed", type=SEED, default=None, help="Sandbox world seed (default: the home's).")
 @home_option
 @handle_errors
 def demo_cmd(

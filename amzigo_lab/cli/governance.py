@@ -83,6 +83,7 @@ def users_group() -> None:
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, help="A policy role (repeatable).")
 @click.option("--tenant", help="The tenant a seller is bound to.")
+@click.option("--new-tenant", is_flag=True, help="--tenant is not ingested yet (else: an error).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--qr", type=click.Path(dir_okay=False), help="Also write the TOTP QR code (PNG).")
 @break_glass_option
@@ -92,6 +93,7 @@ def users_add(
     name: str,
     roles: tuple[str, ...],
     tenant: str | None,
+    new_tenant: bool,
     password_stdin: bool,
     qr: str | None,
     break_glass: str | None,
@@ -113,7 +115,13 @@ def users_add(
     answer = call(
         who,
         protocol.USERS_ADD,
-        {"name": name, "roles": list(roles), "tenant": tenant, "password": password},
+        {
+            "name": name,
+            "roles": list(roles),
+            "tenant": tenant,
+            "password": password,
+            "new_tenant": new_tenant,
+        },
     )
     enrollment = Enrollment(name, str(answer["provisioning_uri"]))
     console.print(f"created {name} ({', '.join(roles)}{', tenant ' + tenant if tenant else ''})")
@@ -196,11 +204,17 @@ for _cmd in (users_disable, users_enable, users_unlock):
 @click.argument("name")
 @click.option("--tenant", required=True, help="Tenant to grant.")
 @click.option("--revoke", is_flag=True, help="Withdraw the grant instead.")
+@click.option("--new-tenant", is_flag=True, help="The tenant is not ingested yet (else: an error).")
 @break_glass_option
 @home_option
 @handle_errors
 def users_grant(
-    name: str, tenant: str, revoke: bool, break_glass: str | None, home: str | None
+    name: str,
+    tenant: str,
+    revoke: bool,
+    new_tenant: bool,
+    break_glass: str | None,
+    home: str | None,
 ) -> None:
     """Grant (or with --revoke withdraw) a tenant to an analyst or PII processor.
 
@@ -211,7 +225,11 @@ def users_grant(
         amzigo users grant alice --tenant acme
     """
     who = caller(settings_for(home).home, break_glass)
-    answer = call(who, protocol.USERS_GRANT, {"name": name, "tenant": tenant, "revoke": revoke})
+    answer = call(
+        who,
+        protocol.USERS_GRANT,
+        {"name": name, "tenant": tenant, "revoke": revoke, "new_tenant": new_tenant},
+    )
     state = "revoked" if revoke else "granted"
     console.print(
         f"{name}: tenant {tenant} {state}" + ("" if answer["changed"] else " (no change)")
@@ -453,7 +471,7 @@ def _when(value: str | None) -> dt.datetime | None:
 @click.option("--resource")
 @click.option("--since", help="From this UTC time (YYYY-MM-DD[THH:MM]).")
 @click.option("--until", help="Before this UTC time.")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)
 @home_option
 @json_option
 @handle_errors

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from amzigo_lab.cli.common import (
+    MAX_LOOKBACK_DAYS,
     console,
     handle_errors,
     home_option,
@@ -22,7 +23,11 @@ from amzigo_lab.cli.common import (
 @click.option("--start", default=None, help="First day, YYYY-MM-DD (default: see --days).")
 @click.option("--end", default=None, help="Last day, YYYY-MM-DD (inventory: the as-of date).")
 @click.option(
-    "--days", default=30, show_default=True, help="Without --start/--end: the last N full days."
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, MAX_LOOKBACK_DAYS),
+    help="Without --start/--end: the last N full days.",
 )
 @click.option("--marketplace", default="", help="US, UK or DE (default: all, per currency).")
 @click.option(
@@ -45,7 +50,11 @@ from amzigo_lab.cli.common import (
     help="Output folder (default: ./reports, or reports_dir in config).",
 )
 @click.option(
-    "--timeout", default=600, show_default=True, help="Seconds allowed per notebook cell."
+    "--timeout",
+    default=600,
+    show_default=True,
+    type=click.IntRange(1, 86400),
+    help="Seconds allowed per notebook cell.",
 )
 @home_option
 @json_option

@@ -281,6 +281,22 @@ def issue_certificate(
     return DestructionCertificate(cert_id, body, signature)
 
 
+def existing_certificate(
+    lake: Lake, kind: str, reference: str, records: list[dict[str, Any]]
+) -> str | None:
+    """The id of a certificate of this operation that already covers exactly `records` (a run
+    killed after signing but before it was marked finished is not certified twice)."""
+    wanted = {r["record_id"] for r in records}
+    rows = lake.catalog.db.execute(
+        "SELECT id, body_json FROM certificates WHERE kind = ? AND reference = ?",
+        (kind, reference),
+    ).fetchall()
+    for cert_id, body in rows:
+        if set(json.loads(body).get("destruction_records", {})) == wanted:
+            return str(cert_id)
+    return None
+
+
 def _from_row(row: Any) -> DestructionCertificate:
     validation = json.loads(row["validation_json"]) if row["validation_json"] else None
     return DestructionCertificate(
@@ -355,6 +371,14 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
             audit += f"; {len(missing)} older than the retained log (audit retention)"
         elif missing:
             problems.append(f"{len(missing)} audit event(s) not found in the audit log")
+    # the certificates together must cover every destroyed partition: one finished outside its
+    # compliance run (an old `doctor --fix`, a raw drop) is named here
+    from amzigo_lab.compliance.recovery import uncovered_partitions
+
+    uncovered = uncovered_partitions(lake)
+    problems += [u.message() for u in uncovered[:20]]
+    if len(uncovered) > 20:
+        problems.append(f"... and {len(uncovered) - 20} more destroyed partition(s) uncovered")
     if cert.validation is not None:
         statement = _validation_statement(cert.body, cert.validation)
         try:
@@ -370,6 +394,7 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
         "destruction_records": len(cert.body.get("destruction_records", {})),
         "audit": audit,
         "validated_by": (cert.validation or {}).get("validated_by"),
+        "uncovered_partitions": [u.partition_id for u in uncovered],
         "problems": problems,
     }
 

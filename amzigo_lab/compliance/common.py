@@ -142,7 +142,8 @@ CANARY_COLUMNS = ("buyer_email", "buyer_name", "ship_address_line1")
 
 
 def sample_canaries(lake: Lake, parts: Iterable[Partition], per_partition: int = 3) -> list[str]:
-    """A few PII values read from each live PII partition before it is dropped.
+    """A few PII values read from each PII partition whose key is still present (live, or
+    `dropping` when an interrupted drop is resumed) before it is dropped.
 
     The drop's verification then proves these values appear nowhere in the lake. The values are
     returned to the caller only to hand to `drop_partitions`: never print or log them.
@@ -155,12 +156,14 @@ def sample_canaries(lake: Lake, parts: Iterable[Partition], per_partition: int =
     for p in parts:
         spec = lake.spec(p.dataset)
         cols = [c for c in CANARY_COLUMNS if c in {x.name for x in spec.columns}]
-        if not spec.pii or not cols or p.state != "live":
+        if not spec.pii or not cols or p.state not in ("live", "dropping"):
             continue
         keys = lake.partition_keys([p.key_id])
         if not keys:
             continue
         for f in lake.catalog.files([p.id])[:1]:
+            if not lake.path(f.rel_path).exists():
+                continue
             table = read_file(str(lake.path(f.rel_path)), keys).read(columns=cols)
             for col in cols:
                 values = [v for v in table.column(col).to_pylist()[:per_partition] if v]

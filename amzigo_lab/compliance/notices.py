@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.compliance.certificates import issue_certificate
+from amzigo_lab.compliance.certificates import existing_certificate, issue_certificate
 from amzigo_lab.compliance.common import (
     EventLog,
     finish_run,
@@ -155,6 +155,11 @@ def delete_scope(
         f" {len(result.kept_under_hold)} kept under hold",
     )
     records = run_records(lake, run_id)
+    done = existing_certificate(lake, "deletion_notice", notice, records)
+    if done is not None:
+        result.certificate_id = done
+        finish_run(lake, run_id, done)
+        return result
     cert = issue_certificate(
         lake,
         kind="deletion_notice",

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.compliance.certificates import issue_certificate
+from amzigo_lab.compliance.certificates import existing_certificate, issue_certificate
 from amzigo_lab.compliance.common import (
     SYSTEM_ACTOR,
     EventLog,
@@ -44,6 +43,7 @@ from amzigo_lab.compliance.common import (
 from amzigo_lab.compliance.derived import (
     DerivedOutput,
     delete_outputs,
+    output_path,
     output_rows,
     outputs,
     tamper_safe_path,
@@ -307,7 +307,7 @@ def purge(
     doomed = [  # rows failing their MAC: due now, whatever they say (files still present)
         o
         for o, _rp in plan.outputs_refused
-        if Path(o.path).exists() and tamper_safe_path(lake, o.path)
+        if output_path(lake, o.path).exists() and tamper_safe_path(lake, o.path)
     ]
     if doomed:
         delete_outputs(lake, doomed, reason + " (derived row failed its MAC: due now)")
@@ -326,7 +326,9 @@ def purge(
         reason=f"{result.partitions_dropped} partitions, {result.outputs_deleted} "
         f"outputs, {result.audit_segments_dropped} audit segments",
     )
-    if records:
+    if records and (done := existing_certificate(lake, "purge", run_id, records)):
+        result.certificate_id = done
+    elif records:
         cert = issue_certificate(
             lake,
             kind="purge",

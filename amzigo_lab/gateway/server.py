@@ -39,6 +39,7 @@ from amzigo_lab.errors import AccessDenied, AmzigoError, UnknownTenant
 from amzigo_lab.gateway.tokens import ServiceGrant, ServiceTokens, same_secret
 from amzigo_lab.gateway.tokens import digest as _digest
 from amzigo_lab.governance.identity.errors import IdentityError, SessionExpired
+from amzigo_lab.governance.tenants import require_known_tenant
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -639,6 +640,8 @@ class GatewayServer(flight.FlightServerBase):
             raise AmzigoError(f"role {exclusive[0]!r} cannot be combined with other roles")
         if any(policy.roles[r].tenants == "bound" for r in roles) and not tenant:
             raise AmzigoError("a seller must be bound to a tenant: add --tenant TENANT")
+        if tenant:
+            require_known_tenant(self._gov.lake, tenant, new_tenant=body.get("new_tenant") is True)
         enrollment = self._gov.identity.add_user(
             name, roles, tenant, password=str(body.get("password", "")), actor=actor
         )
@@ -652,6 +655,8 @@ class GatewayServer(flight.FlightServerBase):
             body.get("revoke") is True,
         )
         self._gov.identity.get(name)  # UnknownUser if absent
+        if not revoke:  # a revoke of a mistyped grant must stay possible
+            require_known_tenant(self._gov.lake, tenant, new_tenant=body.get("new_tenant") is True)
         grants = self._gov.grants
         changed = grants.revoke(name, tenant) if revoke else grants.grant(name, tenant, actor=actor)
         if changed:
