@@ -46,6 +46,9 @@ def demo_cmd(
 ) -> None:
     """Run the main job on the local SP-API sandbox, then serve the seller dashboards.
 
+    Initialises the home as a sandbox home first (as `amzigo init --sandbox`; refused on a
+    home connected to Amazon).
+
     Ingests every sandbox tenant (and weekly buyer-PII snapshots for one tenant), purges what is
     past its deadline with a verified destruction certificate, writes the sales, reviews and
     inventory reports, creates demo users, and serves the dashboards until Ctrl-C.

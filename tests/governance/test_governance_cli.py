@@ -77,7 +77,13 @@ def test_users_login_audit_verify_and_search(home: Path, admin: str, tmp_path: P
     secret = add_user(home, "alice", "--role", "analyst", "--qr", str(qr), session=admin)
     assert qr.read_bytes().startswith(b"\x89PNG") and (qr.stat().st_mode & 0o777) == 0o600
     cora = add_user(home, "cora", "--role", "compliance", session=admin)
-    assert run(home, "users", "grant", "alice", "--tenant", "acme", session=admin).exit_code == 0
+    refused = run(home, "users", "grant", "alice", "--tenant", "acme", session=admin)
+    assert refused.exit_code == 2 and "unknown tenant 'acme'" in refused.output
+    assert "--new-tenant" in refused.output
+    granted = run(
+        home, "users", "grant", "alice", "--tenant", "acme", "--new-tenant", session=admin
+    )
+    assert granted.exit_code == 0, granted.output
     listed = json.loads(run(home, "users", "list", "--json").output)
     alice = next(u for u in listed if u["user"] == "alice")
     assert alice["grants"] == ["acme"] and alice["mfa_enrolled"] is True
@@ -231,7 +237,7 @@ def test_policy_override_is_validated_and_changes_are_audited(home: Path) -> Non
 CREDS = "refresh_token=Atzr|tok\n"
 ADMIN_COMMANDS: list[tuple[tuple[str, ...], str | None]] = [
     (("users", "add", "zed", "--role", "analyst", "--password-stdin"), PASSWORD + "\n"),
-    (("users", "grant", "ana", "--tenant", "bluebird-home"), None),
+    (("users", "grant", "ana", "--tenant", "bluebird-home", "--new-tenant"), None),
     (("users", "grant", "ana", "--tenant", "bluebird-home", "--revoke"), None),
     (("users", "disable", "ana"), None),
     (("users", "enable", "ana"), None),
@@ -250,7 +256,12 @@ def _state(home: Path) -> tuple[object, ...]:
 
 def test_admin_commands_without_a_session_change_nothing(home: Path, admin: str) -> None:
     add_user(home, "ana", "--role", "analyst", session=admin)
-    assert run(home, "users", "grant", "ana", "--tenant", "acme", session=admin).exit_code == 0
+    assert (
+        run(
+            home, "users", "grant", "ana", "--tenant", "acme", "--new-tenant", session=admin
+        ).exit_code
+        == 0
+    )
     before = _state(home)
     for args, stdin in [*ADMIN_COMMANDS, (("access-review", "--out", str(home / "r")), None)]:
         res = run(home, *args, stdin=stdin)
@@ -318,3 +329,28 @@ def test_break_glass_is_for_the_service_account_audited_and_alerted(
     res = run(home, "users", "grant", "admin1", "--tenant", "acme", "--break-glass", "x")
     assert res.exit_code == 2 and "only the service account" in res.output
     assert len(events(home, action="admin.break_glass")) == 2
+
+
+def test_unknown_tenants_are_refused_for_grants_and_sellers(home: Path, admin: str) -> None:
+    """A tenant the lake has never seen is a typo until --new-tenant says otherwise; a stored
+    refresh token (or ingested data) makes it known."""
+    add_user(home, "ana", "--role", "analyst", session=admin)
+    res = run(home, "users", "grant", "ana", "--tenant", "acme-outdor", session=admin)
+    assert res.exit_code == 2 and "unknown tenant 'acme-outdor'" in res.output
+    res = run(
+        home, "users", "add", "sal", "--role", "seller", "--tenant", "acme", "--password-stdin",
+        stdin=PASSWORD + "\n", session=admin,
+    )  # fmt: skip
+    assert res.exit_code == 2 and "unknown tenant 'acme'" in res.output
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as gov:
+        assert gov.grants.tenants_of("ana") == frozenset()
+        assert "sal" not in {u.user_id for u in gov.identity.list_users()}
+    creds = run(
+        home, "credentials", "set", "--tenant", "acme", "--stdin", stdin=CREDS, session=admin
+    )
+    assert creds.exit_code == 0, creds.output
+    assert run(home, "users", "grant", "ana", "--tenant", "acme", session=admin).exit_code == 0
+    revoke = run(
+        home, "users", "grant", "ana", "--tenant", "acme-outdor", "--revoke", session=admin
+    )
+    assert revoke.exit_code == 0  # withdrawing a mistyped grant is always possible
