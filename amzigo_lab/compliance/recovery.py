@@ -77,18 +77,47 @@ def _certificate_of(lake: Lake, run_id: str) -> str | None:
 
 
 def resume_interrupted(lake: Lake) -> Recovery:
-    """Finish every interrupted destruction inside its own compliance run and certify it."""
-    from amzigo_lab.compliance.dsr import resume_requests
-    from amzigo_lab.compliance.notices import delete_scope
+    """Finish every interrupted destruction inside its own compliance run and certify it.
+
+    Deletion notices and erasures first (a purge would otherwise take their `dropping`
+    partitions into its own run), then purges, then partitions no operation claims."""
     from amzigo_lab.compliance.retention import purge
 
-    out = Recovery()
+    out = resume_scoped(lake)
     for run_id, _ref, actor, scope in _unfinished(lake, "purge"):
         as_of = dt.date.fromisoformat(scope["as_of"]) if scope.get("as_of") else None
         result = purge(lake, as_of, actor=actor or SYSTEM_ACTOR)
         out.purges.append(result.run_id or run_id)
         if result.certificate_id:
             out.certificates.append(result.certificate_id)
+    orphaned = lake.catalog.partitions(states=("dropping",))
+    if orphaned or _unfinished(lake, "recovery"):
+        cert_id, run_id = _recover_orphaned(lake)
+        out.recovered_run = run_id
+        if cert_id:
+            out.certificates.append(cert_id)
+    return out
+
+
+def pending_scoped(lake: Lake) -> bool:
+    """Whether a deletion notice or an erasure/rectification was interrupted."""
+    if _unfinished(lake, "deletion_notice"):
+        return True
+    row = lake.catalog.db.execute(
+        "SELECT count(*) FROM dsr_requests WHERE status = 'in_progress'"
+    ).fetchone()
+    stage = lake.settings.state_dir / "dsr-staging"
+    return bool(row[0]) or (stage.exists() and any(stage.glob("*.bin")))
+
+
+def resume_scoped(lake: Lake) -> Recovery:
+    """Finish interrupted deletion notices and data-subject requests (each in its own run)."""
+    from amzigo_lab.compliance.dsr import resume_requests
+    from amzigo_lab.compliance.notices import delete_scope
+
+    out = Recovery()
+    if not pending_scoped(lake):
+        return out
     for run_id, notice, actor, scope in _unfinished(lake, "deletion_notice"):
         res = delete_scope(
             lake, tenant=scope["tenant"], notice=notice, actor=actor, datasets=scope.get("datasets")
@@ -104,12 +133,6 @@ def resume_interrupted(lake: Lake) -> Recovery:
         cert = json.loads(row[0]).get("certificate") if row else None
         if cert:
             out.certificates.append(cert)
-    orphaned = lake.catalog.partitions(states=("dropping",))
-    if orphaned or _unfinished(lake, "recovery"):
-        cert_id, run_id = _recover_orphaned(lake)
-        out.recovered_run = run_id
-        if cert_id:
-            out.certificates.append(cert_id)
     return out
 
 

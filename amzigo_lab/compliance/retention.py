@@ -258,6 +258,12 @@ def purge(
 ) -> PurgeResult:
     """Run (or, with `dry_run`, only plan) the retention purge as of a date."""
     as_of = as_of or today(lake)
+    if not dry_run and lake.catalog.partitions(states=("dropping",)):
+        # an interrupted deletion notice or erasure finishes in its own run (and certificate)
+        # before this purge would take its `dropping` partitions into the purge's run
+        from amzigo_lab.compliance.recovery import resume_scoped
+
+        resume_scoped(lake)
     plan = plan_purge(lake, as_of)
     events = EventLog(lake, actor)
     if dry_run:

@@ -154,6 +154,8 @@ def ingest(
     if connection is not None:
         if connection.kind == "amazon":
             mode.mark_amazon(lake)
+        elif home_mode == mode.AMAZON:
+            mode.set_sandbox(lake)  # raises: a sandbox connection never feeds an Amazon home
         return _run(lake, settings, connection, None, **kwargs)
     if home_mode == mode.AMAZON:
         raise ConfigError(

@@ -208,3 +208,44 @@ def test_random_kill_sweep_ends_fully_certified(template: Path, tmp_path: Path) 
         code, again = _doctor(home, fix=False)
         assert code == 0, (i, again["problems"])
         shutil.rmtree(home)
+
+
+def test_a_purge_leaves_an_interrupted_notice_to_its_own_certificate(
+    lake: Lake, clock: Clock
+) -> None:
+    from amzigo_lab.compliance import delete_scope
+
+    day = dt.date(2026, 3, 1)
+    for i in range(3):
+        lake.write(
+            "orders", "acme", day + dt.timedelta(days=i), orders(2, prefix=f"a{i}-"), f"a{i}"
+        )
+    lake.write("orders", "beta", day, orders(2), "b0")
+
+    class Killed(Exception):
+        pass
+
+    def hook(step: str) -> None:
+        if step == "keys_destroyed":
+            raise Killed
+
+    lake.fault_hook = hook
+    with pytest.raises(Killed):
+        delete_scope(lake, tenant="acme", notice="N-1", actor="alice")
+    lake.fault_hook = lambda _s: None
+    assert len(lake.catalog.partitions(states=("dropping",))) == 3
+    clock.set_day(dt.date(2028, 1, 1))  # beta's partition is due too
+    result = purge(lake)
+    notice_cert = lake.catalog.db.execute(
+        "SELECT body_json FROM certificates WHERE kind = 'deletion_notice' AND reference = 'N-1'"
+    ).fetchone()
+    assert notice_cert is not None
+    notice_items = json.loads(notice_cert[0])["items"]
+    assert {i["tenant"] for i in notice_items} == {"acme"} and len(notice_items) == 3
+    purge_body = json.loads(
+        lake.catalog.db.execute(
+            "SELECT body_json FROM certificates WHERE id = ?", (result.certificate_id,)
+        ).fetchone()[0]
+    )
+    assert [i["tenant"] for i in purge_body["items"]] == ["beta"]
+    assert uncovered_partitions(lake) == []
