@@ -34,8 +34,11 @@ def init_home(settings: Settings, *, sandbox: bool = False, **kwargs: Any) -> La
         cfg = settings.home / "config.toml"
         if not cfg.exists() and not cfg.is_symlink():
             tmp = cfg.with_name("config.toml.tmp")
-            tmp.write_text(DEFAULT_CONFIG, encoding="utf-8")
-            tmp.replace(cfg)
+            try:
+                tmp.write_text(DEFAULT_CONFIG, encoding="utf-8")
+                tmp.replace(cfg)
+            finally:
+                tmp.unlink(missing_ok=True)
     except BaseException:
         lake.close()
         raise

@@ -151,3 +151,22 @@ def test_a_full_disk_for_the_catalog(tmp_path: Path) -> None:
         filler.unlink()
         result = CliRunner().invoke(main, ["doctor", "--home", str(home)], env=ENV)
         assert result.exit_code == 0, result.output
+
+
+def test_init_on_a_full_disk_leaves_no_truncated_key(tmp_path: Path) -> None:
+    with _tmpfs(tmp_path / "mnt", "1m") as mnt:
+        filler = mnt / "filler"
+        with contextlib.suppress(OSError), open(filler, "wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+        home = mnt / "h"
+        result = CliRunner().invoke(main, ["init", "--sandbox", "--home", str(home)], env=ENV)
+        _one_line_error(result, "no space left on the device", "free space")
+        keys = home / "keys"
+        assert not keys.exists() or list(keys.iterdir()) == []  # no truncated or temporary key
+        assert not (home / "config.toml.tmp").exists()
+        filler.unlink()
+        _init(home)
+        listed = CliRunner().invoke(main, ["lake", "ls", "--home", str(home)], env=ENV)
+        assert listed.exit_code == 0 and "mode sandbox" in listed.output, listed.output

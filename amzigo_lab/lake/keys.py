@@ -98,14 +98,22 @@ def _decode(raw: bytes, where: str) -> MasterKey:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Write a new 0600 file durably (fails if it exists)."""
+    """Write a new 0600 file durably (fails if it exists). The key is written to a temporary
+    name and linked into place complete: a full disk never leaves a truncated key file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)  # fails if `path` exists, like O_EXCL
     finally:
-        os.close(fd)
+        tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
 
 
