@@ -34,6 +34,7 @@ from amzigo_lab.compliance.common import (
     SYSTEM_ACTOR,
     EventLog,
     finish_run,
+    forget_canaries,
     open_run,
     run_records,
     sample_canaries,
@@ -237,6 +238,7 @@ def drop_batch(
     """Drop one batch with PII canaries, forget its blind-index entries, audit it."""
     canaries = sample_canaries(lake, batch)
     record = lake.drop_partitions(batch, canaries=canaries, reason=reason)
+    forget_canaries(lake, [p.id for p in batch])
     forget_partitions(lake, [p.id for p in batch])
     events.emit(
         action,

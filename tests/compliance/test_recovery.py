@@ -249,3 +249,28 @@ def test_a_purge_leaves_an_interrupted_notice_to_its_own_certificate(
     )
     assert [i["tenant"] for i in purge_body["items"]] == ["beta"]
     assert uncovered_partitions(lake) == []
+
+
+def test_a_drop_killed_after_its_keys_are_destroyed_resumes_with_the_same_canaries(
+    template: Path, tmp_path: Path
+) -> None:
+    home = _copy(template, tmp_path)
+    proc = _purge_process(home, "keys_destroyed", 1)  # first (PII) batch: keys gone, files left
+    proc.communicate(timeout=300)
+    assert proc.returncode == -9
+    with open_lake(load_settings(home, env={})) as lake:
+        dropping = lake.catalog.partitions(states=("dropping",))
+        assert len(dropping) == 4 and lake.partition_keys(p.key_id for p in dropping) == {}
+        resume_interrupted(lake)
+        rec = json.loads(
+            lake.catalog.db.execute(
+                "SELECT record_json FROM destructions ORDER BY created_at LIMIT 1"
+            ).fetchone()[0]
+        )
+        assert {p.id for p in dropping} <= {p["partition_id"] for p in rec["partitions"]}
+        # 3 canaries (name, e-mail, address) from each of the 32 PII partitions: the 4 whose
+        # keys were already destroyed contribute theirs, kept (wrapped) since the sampling
+        assert rec["verification"]["canaries_checked"] == 3 * 32
+        names = [n for n, _c, _r in lake.secret_names() if n.startswith("drop-canaries-")]
+        assert names == []  # destroyed once the drop completed
+    _assert_fully_certified(home)
