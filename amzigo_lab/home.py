@@ -31,6 +31,9 @@ def init_home(settings: Settings, *, sandbox: bool = False, **kwargs: Any) -> La
             from amzigo_lab.source.mode import set_sandbox
 
             set_sandbox(lake)
+        from amzigo_lab.compliance.certificates import signing_key
+
+        signing_key(lake)  # created here, with the master key; later commands only load it
         cfg = settings.home / "config.toml"
         if not cfg.exists() and not cfg.is_symlink():
             tmp = cfg.with_name("config.toml.tmp")

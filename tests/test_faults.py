@@ -170,3 +170,34 @@ def test_init_on_a_full_disk_leaves_no_truncated_key(tmp_path: Path) -> None:
         _init(home)
         listed = CliRunner().invoke(main, ["lake", "ls", "--home", str(home)], env=ENV)
         assert listed.exit_code == 0 and "mode sandbox" in listed.output, listed.output
+
+
+def test_a_lost_certificate_signing_key_is_never_replaced(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from amzigo_lab.compliance import purge
+    from amzigo_lab.compliance.certificates import key_path, published_key_path
+    from amzigo_lab.config import load_settings
+    from amzigo_lab.errors import AmzigoError
+    from amzigo_lab.home import open_lake
+    from tests.lake.helpers import orders
+
+    home = tmp_path / "h"
+    _init(home)
+    settings = load_settings(home, env={})
+    assert (home / "keys" / "certificate-signing.pem").exists()  # created by init
+    with open_lake(settings) as lake:
+        lake.write("orders", "acme", dt.date(2020, 1, 1), orders(2), "o1")
+        cert_id = purge(lake).certificate_id
+        assert cert_id
+        lake.write("orders", "beta", dt.date(2020, 1, 1), orders(2), "o2")  # due too
+        published = published_key_path(lake).read_bytes()
+        key_path(lake).rename(tmp_path / "stolen.pem")
+    result = CliRunner().invoke(main, ["certificate", "verify", cert_id, "--home", str(home)])
+    _one_line_error(result, "certificate-signing key", "restore it from backup")
+    with open_lake(settings) as lake:
+        with pytest.raises(AmzigoError):
+            purge(lake)
+        assert [p.state for p in lake.catalog.partitions(None, ["beta"])] == ["live"]
+        assert published_key_path(lake).read_bytes() == published
+        assert not key_path(lake).exists()

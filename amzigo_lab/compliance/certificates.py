@@ -36,6 +36,7 @@ from amzigo_lab.compliance.common import (
 )
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.keys import write_private
 from amzigo_lab.lake.rowmac import TamperedRow, check_certificates, seal_certificates
 
 if TYPE_CHECKING:
@@ -56,8 +57,25 @@ def key_path(lake: Lake) -> Path:
 
 
 def signing_key(lake: Lake) -> Ed25519PrivateKey:
-    """Load the signing key, creating it (0600) on first use."""
+    """Load the signing key, creating it (0600) on first use (`amzigo init` creates it).
+
+    A missing key is never replaced once it has signed anything (a certificate exists, or its
+    public key was published): a new key would not verify those certificates and would
+    overwrite the published public key. Restore it from backup instead."""
     path = key_path(lake)
+    if path.is_symlink() and not path.exists():
+        raise ComplianceError(
+            f"the certificate-signing key path {path} is a symlink to {os.readlink(path)}, which "
+            "does not exist: mount or restore the key's storage (or fix the link)"
+        )
+    if not path.exists():
+        signed = lake.catalog.db.execute("SELECT count(*) FROM certificates").fetchone()[0]
+        if signed or published_key_path(lake).exists():
+            raise ComplianceError(
+                f"the certificate-signing key {path} is missing but has signed {signed} "
+                "certificate(s) (its public key is published): restore it from backup; a new "
+                "key would not verify them"
+            )
     if path.exists():
         if path.stat().st_mode & 0o077:
             raise ComplianceError(f"{path} is readable by others: chmod 600 it")
@@ -70,9 +88,7 @@ def signing_key(lake: Lake) -> Ed25519PrivateKey:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    write_private(path, pem)  # complete or not at all, even on a full disk
     public_pem(key.public_key(), published_key_path(lake))
     return key
 

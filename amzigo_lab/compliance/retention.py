@@ -29,7 +29,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.compliance.certificates import existing_certificate, issue_certificate
+from amzigo_lab.compliance.certificates import (
+    existing_certificate,
+    issue_certificate,
+    signing_key,
+)
 from amzigo_lab.compliance.common import (
     SYSTEM_ACTOR,
     EventLog,
@@ -260,6 +264,8 @@ def purge(
 ) -> PurgeResult:
     """Run (or, with `dry_run`, only plan) the retention purge as of a date."""
     as_of = as_of or today(lake)
+    if not dry_run:
+        signing_key(lake)  # nothing is destroyed that could not be certified
     if not dry_run and lake.catalog.partitions(states=("dropping",)):
         # an interrupted deletion notice or erasure finishes in its own run (and certificate)
         # before this purge would take its `dropping` partitions into the purge's run

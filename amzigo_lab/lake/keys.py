@@ -117,6 +117,10 @@ def _write_private(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+#: Public name for other layers' private key files (certificate signing).
+write_private = _write_private
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
