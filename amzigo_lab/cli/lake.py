@@ -189,14 +189,22 @@ def verify_cmd(home: str | None, as_json: bool) -> None:
     """Check every catalog row's MAC, then read every committed file. Exit 1 on any problem.
 
     Names each catalog row edited outside amzigo-lab (dataset, tenant, ingest date, failed
-    check), then checks each file's presence, SHA-256, decryption and row count.
+    check), then checks each file's presence, SHA-256, decryption and row count, and names
+    each destroyed partition no destruction certificate covers.
 
     Example:
 
         amzigo lake verify --json
     """
+    from amzigo_lab.compliance.recovery import uncovered_partitions
+    from amzigo_lab.lake.integrity import Problem
+
     with open_lake(settings_for(home)) as lake:
         report = lake.verify()
+        report.problems.extend(  # destroyed, but no destruction certificate covers it
+            Problem("uncertified", f"partition {u.partition_id}", u.message())
+            for u in uncovered_partitions(lake)
+        )
     _print_report(report, as_json, "lake verify")
 
 

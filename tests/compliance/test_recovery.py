@@ -159,6 +159,14 @@ def test_verify_names_destroyed_partitions_no_certificate_covers(lake: Lake, clo
     report = verify_certificate(lake, result.certificate_id)
     assert not report["ok"] and report["uncovered_partitions"] == [beta.id]
     assert any("no certificate covers it" in p for p in report["problems"])
+    lake.audit.close()  # type: ignore[attr-defined]
+    for command in (["lake", "verify"], ["doctor"]):
+        result = CliRunner().invoke(main, [*command, "--json", "--home", str(lake.settings.home)])
+        assert result.exit_code == 1
+        problems = json.loads(result.stdout)["problems"]
+        assert [p["subject"] for p in problems if p["kind"] == "uncertified"] == [
+            f"partition {beta.id}"
+        ]
 
 
 def test_orphaned_dropping_partitions_get_a_recovery_certificate(lake: Lake) -> None:
