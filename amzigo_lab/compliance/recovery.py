@@ -96,7 +96,57 @@ def resume_interrupted(lake: Lake) -> Recovery:
         out.recovered_run = run_id
         if cert_id:
             out.certificates.append(cert_id)
+    late = _certify_late(lake)
+    if late:
+        out.certificates.append(late)
     return out
+
+
+def _certify_late(lake: Lake) -> str | None:
+    """Certify destruction records no certificate covers (partitions dropped outside any
+    compliance run, e.g. by an older `doctor --fix`), from their stored records, noted as such."""
+    from amzigo_lab.compliance.certificates import issue_certificate
+
+    db = lake.catalog.db
+    # records of an operation still running (another process) are its own to certify
+    busy = [
+        f"[{r[0]}]" for r in db.execute("SELECT id FROM compliance_runs WHERE finished_at IS NULL")
+    ]
+    busy += [
+        f"[{r[0]}]" for r in db.execute("SELECT id FROM dsr_requests WHERE status = 'in_progress'")
+    ]
+    records = []
+    for rid in sorted({u.record_id for u in uncovered_partitions(lake) if u.record_id}):
+        kind, rec_json = db.execute(
+            "SELECT kind, record_json FROM destructions WHERE id = ?", (rid,)
+        ).fetchone()
+        rec = json.loads(rec_json)
+        if any(tag in str(rec.get("reason", "")) for tag in busy):
+            continue
+        rec["record_id"], rec["kind"] = rid, kind
+        records.append(rec)
+    if not records:
+        return None
+    ids = [r["record_id"] for r in records]
+    events = EventLog(lake, RECOVERY_ACTOR)
+    events.emit(
+        "compliance.late_certification",
+        resource="destructions",
+        row_count=sum(len(r.get("partitions", [])) for r in records),
+        reason=f"{len(records)} destruction record(s) no certificate covered",
+    )
+    cert = issue_certificate(
+        lake,
+        kind="recovery",
+        reference="late-" + "-".join(ids)[:60],
+        actor=RECOVERY_ACTOR,
+        records=records,
+        event_ids=events.ids,
+        notes="certified late from the stored destruction records: these partitions were "
+        "destroyed outside a compliance run (e.g. by an older `amzigo doctor --fix`), without "
+        "canaries; the verification shown is the one recorded at destruction time",
+    )
+    return cert.id
 
 
 def pending_scoped(lake: Lake) -> bool:

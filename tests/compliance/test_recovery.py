@@ -167,6 +167,22 @@ def test_verify_names_destroyed_partitions_no_certificate_covers(lake: Lake, clo
         assert [p["subject"] for p in problems if p["kind"] == "uncertified"] == [
             f"partition {beta.id}"
         ]
+    fixed = CliRunner().invoke(
+        main, ["doctor", "--fix", "--json", "--home", str(lake.settings.home)]
+    )
+    assert fixed.exit_code == 0, fixed.stdout  # certified late, from its destruction record
+    late = json.loads(fixed.stdout)["recovered"]["certificates"]
+    with open_lake(lake.settings) as again:
+        assert uncovered_partitions(again) == [] and verify_certificate(again, late[0])["ok"]
+        assert (
+            "certified late"
+            in json.loads(
+                again.catalog.db.execute(
+                    "SELECT body_json FROM certificates WHERE id = ?", (late[0],)
+                ).fetchone()[0]
+            )["notes"]
+        )
+        again.audit.close()  # type: ignore[attr-defined]
 
 
 def test_orphaned_dropping_partitions_get_a_recovery_certificate(lake: Lake) -> None:
