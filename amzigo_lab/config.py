@@ -213,11 +213,8 @@ def explain_settings(
     root = resolve_home(home, env)
     values: dict[str, tuple[Any, str]] = {}
     cfg = root / "config.toml"
-    if cfg.exists():
-        try:
-            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{cfg}: not valid TOML ({exc}); fix or remove the file") from None
+    data = read_config(cfg)
+    if data:
         for key, value in data.items():
             if key == "audit" and isinstance(value, dict):  # [audit] anchor = ... -> audit_anchor
                 for sub, v in value.items():
@@ -255,8 +252,36 @@ def explain_settings(
 
 def config_sections(settings: Settings) -> dict[str, Any]:
     """The table sections of `<home>/config.toml` (e.g. `[schedule]`), for their features."""
-    cfg = settings.home / "config.toml"
-    if not cfg.exists():
-        return {}
-    data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+    data = read_config(settings.home / "config.toml")
     return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def read_config(cfg: Path) -> dict[str, Any]:
+    """The parsed config file ({} if there is none); a `ConfigError` naming the cause and the
+    fix if it is a directory, a dangling link, unreadable, not UTF-8 or not TOML."""
+    if not cfg.exists() and not cfg.is_symlink():
+        return {}
+    if cfg.is_symlink() and not cfg.exists():
+        raise ConfigError(
+            f"{cfg} is a symlink to {os.readlink(cfg)}, which does not exist: fix the link or "
+            "remove it"
+        )
+    if not cfg.is_file():
+        raise ConfigError(
+            f"{cfg} is a directory, not a file: remove it (`rmdir {cfg}`) or replace it with a "
+            "TOML file"
+        )
+    try:
+        text = cfg.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{cfg} is not UTF-8 text (byte {exc.start}): save it as UTF-8 or remove it"
+        ) from None
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise
+        raise ConfigError(f"cannot read {cfg}: {exc.strerror}; fix or remove the file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg}: not valid TOML ({exc}); fix or remove the file") from None

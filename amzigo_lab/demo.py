@@ -1,5 +1,7 @@
 """The main job on the embedded default: what `amzigo demo` does, step by step.
 
+0. initialise the home as a sandbox home (`amzigo init --sandbox`: refused on a home connected
+   to Amazon, so a seller's lake never receives synthetic orders);
 1. ingest weekly snapshots of the last weeks for one tenant with a PII purpose enabled (so
    partitions carry different ingestion dates and buyer PII has different deadlines);
 2. ingest every stream of every sandbox tenant as of today (no PII);
@@ -68,7 +70,7 @@ def run_demo(
     today = settings.sandbox_today or dt.datetime.now(dt.UTC).date()
     settings = dataclasses.replace(settings, sandbox_today=today)
     result = DemoResult(today)
-    with init_home(settings) as lake:
+    with init_home(settings, sandbox=True) as lake:  # = `amzigo init --sandbox`
         pii = dataclasses.replace(settings, pii_purposes=(PII_PURPOSE,))
         state = settings.state_dir / "sandbox"
         state.mkdir(parents=True, exist_ok=True, mode=0o700)

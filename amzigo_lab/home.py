@@ -19,12 +19,32 @@ def _with_audit(lake: Lake, settings: Settings, given: bool) -> Lake:
     return lake
 
 
-def init_home(settings: Settings, **kwargs: Any) -> Lake:
-    """Create or re-open a home and write a commented config file if there is none."""
+def init_home(settings: Settings, *, sandbox: bool = False, **kwargs: Any) -> Lake:
+    """Create or re-open a home and write a commented config file if there is none.
+
+    This (`amzigo init`, and the demo) is the only place a master key is created. With
+    `sandbox` the home becomes a sandbox home (source/mode.py): refused on a home ever
+    connected to Amazon."""
     lake = Lake.init(settings, REGISTRY, **kwargs)
-    cfg = settings.home / "config.toml"
-    if not cfg.exists():
-        cfg.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    try:
+        if sandbox:
+            from amzigo_lab.source.mode import set_sandbox
+
+            set_sandbox(lake)
+        from amzigo_lab.compliance.certificates import signing_key
+
+        signing_key(lake)  # created here, with the master key; later commands only load it
+        cfg = settings.home / "config.toml"
+        if not cfg.exists() and not cfg.is_symlink():
+            tmp = cfg.with_name("config.toml.tmp")
+            try:
+                tmp.write_text(DEFAULT_CONFIG, encoding="utf-8")
+                tmp.replace(cfg)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except BaseException:
+        lake.close()
+        raise
     return _with_audit(lake, settings, kwargs.get("audit") is not None)
 
 

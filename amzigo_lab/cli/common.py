@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +18,14 @@ from amzigo_lab.config import Settings, load_settings
 from amzigo_lab.errors import AmzigoError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Bounds of the numeric options: a value outside is a usage error (exit 2) before anything runs.
+#: Days of history an ingest may reach back (SP-API serves about two years of orders).
+MAX_BACKFILL_DAYS = 730
+#: Days a report or the demo may look back.
+MAX_LOOKBACK_DAYS = 730
+PORT = click.IntRange(1, 65535)
+SEED = click.IntRange(0, 2**31 - 1)
 
 _WIDTH = None if sys.stdout.isatty() else 140
 console = Console(highlight=False, width=_WIDTH)
@@ -59,7 +69,8 @@ def print_json(data: Any) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Turn AmzigoError into a one-line message and exit code 2 (no traceback)."""
+    """Turn AmzigoError, a permission error and a full disk (ENOSPC from any writer, SQLite
+    "database or disk is full") into a one-line message and exit code 2 (no traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -67,18 +78,49 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except AmzigoError as exc:
             # messages are plain text: "[schedule]" in one must not be read as rich markup
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             sys.exit(2)
         except PermissionError as exc:  # typically a hardened home and the wrong OS user
             where = f" {exc.filename}" if exc.filename else ""
             err_console.print(
                 f"[bold red]error:[/] permission denied{where}: if this home is hardened, only "
                 "its service user (or root) may use it directly; notebooks use "
-                "amzigo_lab.connect()"
+                "amzigo_lab.connect()",
+                soft_wrap=True,
             )
+            sys.exit(2)
+        except Exception as exc:  # a full disk surfaces from many writers and wrappers
+            if not is_disk_full(exc):
+                raise
+            name = getattr(exc, "filename", None)
+            where = f" (writing {name})" if name else ""
+            err_console.print(f"[bold red]error:[/] {disk_full_message(where)}", soft_wrap=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC / EDQUOT from any writer, or SQLite's "database or disk is full" (also when a
+    library wrapped it: the cause chain is followed)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(seen, sqlite3.OperationalError) and "disk is full" in str(seen):
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def disk_full_message(where: str) -> str:
+    """The one-line message for a full disk (ENOSPC, quota, SQLite "disk is full")."""
+    return (
+        f"no space left on the device{where}: nothing half-written was kept (catalog "
+        "transactions roll back); free space, then re-run the command and `amzigo doctor --fix`"
+    )
 
 
 def human_bytes(n: int) -> str:

@@ -6,7 +6,15 @@ import dataclasses
 
 import click
 
-from amzigo_lab.cli.common import console, handle_errors, home_option, settings_for
+from amzigo_lab.cli.common import (
+    MAX_LOOKBACK_DAYS,
+    PORT,
+    SEED,
+    console,
+    handle_errors,
+    home_option,
+    settings_for,
+)
 from amzigo_lab.cli.ingest import print_summary
 from amzigo_lab.cli.lake_client import _summary
 
@@ -14,33 +22,32 @@ from amzigo_lab.cli.lake_client import _summary
 @click.command("demo")
 @click.option(
     "--days",
-    type=click.IntRange(1, 731),
     default=60,
     show_default=True,
+    type=click.IntRange(1, MAX_LOOKBACK_DAYS),
     help="Days of history to ingest (reports compare the last 30 days with the 30 before).",
 )
 @click.option(
     "--pii-weeks",
-    type=click.IntRange(0, 52),
     default=5,
     show_default=True,
+    type=click.IntRange(0, 52),
     help="Weekly PII ingestions before today for the PII demo tenant.",
 )
 @click.option("--no-serve", is_flag=True, help="Run the whole job and return (no server).")
 @click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=8866,
-    show_default=True,
-    help="Dashboard port when serving.",
+    "--port", default=8866, show_default=True, type=PORT, help="Dashboard port when serving."
 )
-@click.option("--seed", type=int, default=None, help="Sandbox world seed (default: the home's).")
+@click.option("--seed", type=SEED, default=None, help="Sandbox world seed (default: the home's).")
 @home_option
 @handle_errors
 def demo_cmd(
     days: int, pii_weeks: int, no_serve: bool, port: int, seed: int | None, home: str | None
 ) -> None:
     """Run the main job on the local SP-API sandbox, then serve the seller dashboards.
+
+    Initialises the home as a sandbox home first (as `amzigo init --sandbox`; refused on a
+    home connected to Amazon).
 
     Ingests every sandbox tenant (and weekly buyer-PII snapshots for one tenant), purges what is
     past its deadline with a verified destruction certificate, writes the sales, reviews and

@@ -20,7 +20,7 @@ from amzigo_lab.cli.common import (
 @home_option
 @click.option(
     "--idle-exit",
-    type=float,
+    type=click.FloatRange(0, 7 * 86400),
     default=0.0,
     show_default=True,
     help="Exit after this many seconds without a request (0: never).",

@@ -65,6 +65,7 @@ def users_group() -> None:
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, help="A policy role (repeatable).")
 @click.option("--tenant", help="The tenant a seller is bound to.")
+@click.option("--new-tenant", is_flag=True, help="--tenant is not ingested yet (else: an error).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--qr", type=click.Path(dir_okay=False), help="Also write the TOTP QR code (PNG).")
 @break_glass_option
@@ -74,6 +75,7 @@ def users_add(
     name: str,
     roles: tuple[str, ...],
     tenant: str | None,
+    new_tenant: bool,
     password_stdin: bool,
     qr: str | None,
     break_glass: str | None,
@@ -94,7 +96,7 @@ def users_add(
         who,
         protocol.USERS_ADD,
         {"name": name, "roles": list(roles), "tenant": tenant, "password": password,
-         "qr": bool(qr)},
+         "qr": bool(qr), "new_tenant": new_tenant},
     )  # fmt: skip
     console.print(f"created {name} ({', '.join(roles)}{', tenant ' + tenant if tenant else ''})")
     console.print("the password is one-time: changed at first login, unused it expires in 72 h")
@@ -175,11 +177,17 @@ for _cmd in (users_disable, users_enable, users_unlock):
 @click.argument("name")
 @click.option("--tenant", required=True, help="Tenant to grant.")
 @click.option("--revoke", is_flag=True, help="Withdraw the grant instead.")
+@click.option("--new-tenant", is_flag=True, help="The tenant is not ingested yet (else: an error).")
 @break_glass_option
 @client_home_option
 @handle_errors
 def users_grant(
-    name: str, tenant: str, revoke: bool, break_glass: str | None, home: str | None
+    name: str,
+    tenant: str,
+    revoke: bool,
+    new_tenant: bool,
+    break_glass: str | None,
+    home: str | None,
 ) -> None:
     """Grant (or with --revoke withdraw) a tenant to an analyst or PII processor.
 
@@ -190,7 +198,11 @@ def users_grant(
         amzigo users grant alice --tenant acme
     """
     who = caller(home_path(home), break_glass)
-    answer = call(who, protocol.USERS_GRANT, {"name": name, "tenant": tenant, "revoke": revoke})
+    answer = call(
+        who,
+        protocol.USERS_GRANT,
+        {"name": name, "tenant": tenant, "revoke": revoke, "new_tenant": new_tenant},
+    )
     state = "revoked" if revoke else "granted"
     console.print(
         f"{name}: tenant {tenant} {state}" + ("" if answer["changed"] else " (no change)")
@@ -374,7 +386,7 @@ def _when(value: str | None) -> dt.datetime | None:
 @click.option("--resource")
 @click.option("--since", help="From this UTC time (YYYY-MM-DD[THH:MM]).")
 @click.option("--until", help="Before this UTC time.")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)
 @client_home_option
 @json_option
 @handle_errors

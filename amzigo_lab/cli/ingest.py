@@ -10,6 +10,9 @@ from rich.live import Live
 from rich.table import Table
 
 from amzigo_lab.cli.common import (
+    MAX_BACKFILL_DAYS,
+    PORT,
+    SEED,
     console,
     handle_errors,
     home_option,
@@ -18,8 +21,9 @@ from amzigo_lab.cli.common import (
     settings_for,
 )
 from amzigo_lab.compliance.dsr import index_buyers
-from amzigo_lab.home import init_home, open_lake
+from amzigo_lab.home import open_lake
 from amzigo_lab.source import IngestReport, ingest, sync_status
+from amzigo_lab.source.mode import describe
 from amzigo_lab.source.streams import STREAMS, ProgressEvent
 
 
@@ -98,7 +102,13 @@ def print_summary(report: IngestReport) -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Fetch from this date instead of from the stored cursors.",
 )
-@click.option("--backfill-days", default=30, show_default=True, help="First-run history.")
+@click.option(
+    "--backfill-days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, MAX_BACKFILL_DAYS),
+    help=f"First-run history, 1 to {MAX_BACKFILL_DAYS} days (SP-API keeps about two years).",
+)
 @home_option
 @json_option
 @handle_errors
@@ -110,7 +120,10 @@ def ingest_cmd(
     home: str | None,
     as_json: bool,
 ) -> None:
-    """Ingest SP-API streams into the lake (the local sandbox when no Amazon credentials are set).
+    """Ingest SP-API streams into the lake: from Amazon, or the local sandbox on a sandbox home.
+
+    The home must exist (`amzigo init`) and have a source: `amzigo init --sandbox` or
+    `amzigo credentials set`; otherwise this says what to do and exits 2.
 
     Resumes from the stored cursors and pending reports; a second run adds nothing new.
 
@@ -123,7 +136,8 @@ def ingest_cmd(
     board = ProgressBoard()
     start = since.date() if since else None
     chosen = list(tenants) or None
-    with init_home(settings) as lake:
+    with open_lake(settings) as lake:  # never creates a home or a key: `amzigo init` does
+        mode = describe(lake)
         if as_json:
             report = ingest(lake, settings, chosen, names, start, backfill_days=backfill_days)
         else:
@@ -138,9 +152,10 @@ def ingest_cmd(
                 )
         index_buyers(lake)  # keep the data-subject blind index current (PII datasets only)
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "mode": mode})
     else:
         print_summary(report)
+        console.print(f"mode: {mode}")
     if not report.ok:
         raise SystemExit(1)
 
@@ -188,10 +203,16 @@ def sandbox_group() -> None:
 
 
 @sandbox_group.command("serve")
-@click.option("--port", default=8443, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", default=8443, show_default=True, type=PORT, help="Port on 127.0.0.1.")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), help="Simulated today.")
-@click.option("--seed", type=int, help="World seed (default: the home's sandbox_seed).")
-@click.option("--time-scale", default=1.0, show_default=True, help="Rate-limit clock speed-up.")
+@click.option("--seed", type=SEED, help="World seed (default: the home's sandbox_seed).")
+@click.option(
+    "--time-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01, 10_000),
+    help="Rate-limit clock speed-up (0.01 to 10000).",
+)
 @click.option("--pii-role", is_flag=True, help="Grant the PII role (BUYER/RECIPIENT data).")
 @home_option
 @handle_errors

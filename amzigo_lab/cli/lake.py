@@ -36,10 +36,21 @@ from amzigo_lab.lake.integrity import VerifyReport, doctor
     help="With --service-user: the unprivileged OS user notebook and dashboard kernels run as "
     "(created if missing; default <service-user>-kernel).",
 )
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Make this a sandbox home: `amzigo ingest` then reads the local synthetic SP-API. "
+    "Without it, connect Amazon with `amzigo credentials set` (a home is one or the other).",
+)
 @home_option
 @handle_errors
-def init_cmd(service_user: str | None, kernel_user: str | None, home: str | None) -> None:
+def init_cmd(
+    service_user: str | None, kernel_user: str | None, sandbox: bool, home: str | None
+) -> None:
     """Create a home: folders, master key (0600), catalog. Safe to re-run.
+
+    The only command that creates a master key. A home ingests either from the local sandbox
+    (--sandbox, synthetic data) or from Amazon (`amzigo credentials set`), never both.
 
     With --service-user (as root) the home is hardened: owned by that user (0700, files 0600),
     its gateway socket in /run/amzigo, kernels run as --kernel-user. Re-run it after a reboot
@@ -47,7 +58,8 @@ def init_cmd(service_user: str | None, kernel_user: str | None, home: str | None
 
     Example:
 
-        amzigo init --home ~/seller-home
+        amzigo init --home ~/seller-home        # then: amzigo credentials set ...
+        amzigo init --sandbox --home ~/demo     # synthetic data only
         sudo amzigo init --home /srv/amzigo --service-user amzigo --kernel-user amzigo-kernel
     """
     from amzigo_lab import hardening
@@ -57,9 +69,11 @@ def init_cmd(service_user: str | None, kernel_user: str | None, home: str | None
     settings = settings_for(home)
     if service_user:
         hardening._require_root("amzigo init --service-user")
-    lake = init_home(settings)
+    lake = init_home(settings, sandbox=sandbox)
+    mode = home_mode(lake)["mode"]
     lake.close()
     console.print(f"home      {settings.home}")
+    console.print(f"mode      {mode}")
     console.print(f"catalog   {settings.catalog_path}")
     console.print(f"lake      {settings.lake_dir}")
     console.print(f"keys      {lake.keys.description}")
@@ -74,7 +88,20 @@ def init_cmd(service_user: str | None, kernel_user: str | None, home: str | None
             " (or the systemd unit in docs/operations.md)"
         )
         return
-    console.print("ready: next, `amzigo demo --no-serve` or `amzigo lake ls`")
+    if sandbox:
+        console.print("ready: next, `amzigo ingest` (sandbox) or `amzigo lake ls`")
+    else:
+        console.print(
+            "ready: next, `amzigo credentials set` then `amzigo ingest` (or, for synthetic "
+            "data, `amzigo init --sandbox` on another home / `amzigo demo --no-serve`)"
+        )
+
+
+def home_mode(lake: Any) -> dict[str, str]:
+    """The home's source mode for summaries (source/mode.py)."""
+    from amzigo_lab.source.mode import describe, mode
+
+    return {"mode": describe(lake), "mode_name": mode(lake)}
 
 
 def _print_report(report: VerifyReport, as_json: bool, what: str) -> None:
@@ -103,14 +130,26 @@ def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
 
         amzigo doctor --fix
     """
+    from amzigo_lab.compliance.recovery import resume_interrupted, uncovered_partitions
     from amzigo_lab.hardening import inspect
+    from amzigo_lab.lake.integrity import Problem
 
     settings = settings_for(home)
     hardening = inspect(settings)
+    resumed: dict[str, Any] = {}
+
+    def resume(lake: Any) -> None:
+        resumed.update(resume_interrupted(lake).to_dict())
+
     with open_lake(settings) as lake:
-        report = doctor(lake, fix=fix)
+        report = doctor(lake, fix=fix, resume=resume)
+        report.problems.extend(
+            Problem("uncertified", f"partition {u.partition_id}", u.message())
+            for u in uncovered_partitions(lake)
+        )
+        mode = home_mode(lake)
     if as_json:
-        print_json({**report.to_dict(), "hardening": hardening})
+        print_json({**report.to_dict(), "hardening": hardening, "recovered": resumed, **mode})
         if not (report.ok and hardening["ok"]):
             raise SystemExit(1)
         return
@@ -118,6 +157,12 @@ def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
         from amzigo_lab.governance.audit.anchor import NO_ANCHOR_WARNING
 
         err_console.print(f"[yellow]warning:[/] {NO_ANCHOR_WARNING}")
+    console.print(f"mode: {mode['mode']}")
+    if resumed.get("certificates"):
+        console.print(
+            "recovered interrupted destruction(s) inside their compliance runs; certificate(s) "
+            + ", ".join(resumed["certificates"])
+        )
     _print_hardening(hardening)
     _print_report(report, as_json, "doctor")
     if not hardening["ok"]:

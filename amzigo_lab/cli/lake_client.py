@@ -83,10 +83,13 @@ def ls_cmd(
     if as_json:
         print_json(rows)
         return
+    mode = answer.get("mode", "unknown")
     if not rows:
-        console.print("the lake is empty: run `amzigo ingest` or `amzigo demo --no-serve`")
+        console.print(
+            f"the lake is empty (mode {mode}): run `amzigo ingest` or `amzigo demo --no-serve`"
+        )
         return
-    table = Table(*rows[0].keys(), title=f"lake ({len(parts)} partitions)")
+    table = Table(*rows[0].keys(), title=f"lake ({len(parts)} partitions), mode {mode}")
     for r in rows:
         table.add_row(*(human_bytes(v) if k == "bytes" else str(v) for k, v in r.items()))
     console.print(table)
@@ -117,7 +120,8 @@ def verify_cmd(break_glass: str | None, home: str | None, as_json: bool) -> None
     """Check every catalog row's MAC, then read every committed file. Exit 1 on any problem.
 
     Names each catalog row edited outside amzigo-lab (dataset, tenant, ingest date, failed
-    check), then checks each file's presence, SHA-256, decryption and row count. Needs a
+    check), then checks each file's presence, SHA-256, decryption and row count, and names
+    each destroyed partition no destruction certificate covers. Needs a
     session with read_audit (admin or compliance); `amzigo doctor` (the service account) runs
     the same checks in-process.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from amzigo_lab.cli.common import (
+    MAX_LOOKBACK_DAYS,
     console,
     handle_errors,
     home_option,
@@ -23,10 +24,10 @@ from amzigo_lab.cli.common import (
 @click.option("--end", default=None, help="Last day, YYYY-MM-DD (inventory: the as-of date).")
 @click.option(
     "--days",
-    type=click.IntRange(1, 731),
     default=30,
     show_default=True,
-    help="Without --start/--end: the last N full days (1-731).",
+    type=click.IntRange(1, MAX_LOOKBACK_DAYS),
+    help="Without --start/--end: the last N full days.",
 )
 @click.option("--marketplace", default="", help="US, UK or DE (default: all, per currency).")
 @click.option(
@@ -50,9 +51,9 @@ from amzigo_lab.cli.common import (
 )
 @click.option(
     "--timeout",
-    type=click.IntRange(1, 86400),
     default=600,
     show_default=True,
+    type=click.IntRange(1, 86400),
     help="Seconds allowed per notebook cell.",
 )
 @home_option

@@ -30,6 +30,7 @@ from amzigo_lab.cli.common import (
     "--max-wait",
     default=3600.0,
     show_default=True,
+    type=click.FloatRange(0, 7 * 86400),
     help="With --once: jobs not due within this many seconds are reported and not run.",
 )
 @home_option

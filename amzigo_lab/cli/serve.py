@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from amzigo_lab.cli.common import console, handle_errors, home_option, settings_for
+from amzigo_lab.cli.common import (
+    PORT,
+    console,
+    handle_errors,
+    home_option,
+    settings_for,
+)
 from amzigo_lab.serve.warmup import DEFAULT_WARM_KERNELS
 
 
@@ -14,7 +20,7 @@ def _server_options(default_port: int):  # type: ignore[no-untyped-def]
     def decorate(func):  # type: ignore[no-untyped-def]
         for option in reversed(
             [
-                click.option("--port", default=default_port, show_default=True, type=int),
+                click.option("--port", default=default_port, show_default=True, type=PORT),
                 click.option("--host", default="127.0.0.1", show_default=True),
                 click.option(
                     "--certfile",
@@ -31,7 +37,7 @@ def _server_options(default_port: int):  # type: ignore[no-untyped-def]
                     "--address-max-failures",
                     default=30,
                     show_default=True,
-                    type=click.IntRange(0),
+                    type=click.IntRange(0, 1_000_000),
                     help="Failed logins from one client address (within --address-window) "
                     "before that address gets 429 for a while; 0: no per-address limit.",
                 ),
@@ -39,7 +45,7 @@ def _server_options(default_port: int):  # type: ignore[no-untyped-def]
                     "--address-window",
                     default=900.0,
                     show_default=True,
-                    type=click.FloatRange(1.0),
+                    type=click.FloatRange(1.0, 30 * 86400),
                     help="Seconds the per-address failed-login count looks back.",
                 ),
             ]

@@ -36,6 +36,7 @@ from amzigo_lab.compliance.common import (
 )
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.keys import write_private
 from amzigo_lab.lake.rowmac import TamperedRow, check_certificates, seal_certificates
 
 if TYPE_CHECKING:
@@ -56,8 +57,25 @@ def key_path(lake: Lake) -> Path:
 
 
 def signing_key(lake: Lake) -> Ed25519PrivateKey:
-    """Load the signing key, creating it (0600) on first use."""
+    """Load the signing key, creating it (0600) on first use (`amzigo init` creates it).
+
+    A missing key is never replaced once it has signed anything (a certificate exists, or its
+    public key was published): a new key would not verify those certificates and would
+    overwrite the published public key. Restore it from backup instead."""
     path = key_path(lake)
+    if path.is_symlink() and not path.exists():
+        raise ComplianceError(
+            f"the certificate-signing key path {path} is a symlink to {os.readlink(path)}, which "
+            "does not exist: mount or restore the key's storage (or fix the link)"
+        )
+    if not path.exists():
+        signed = lake.catalog.db.execute("SELECT count(*) FROM certificates").fetchone()[0]
+        if signed or published_key_path(lake).exists():
+            raise ComplianceError(
+                f"the certificate-signing key {path} is missing but has signed {signed} "
+                "certificate(s) (its public key is published): restore it from backup; a new "
+                "key would not verify them"
+            )
     if path.exists():
         if path.stat().st_mode & 0o077:
             raise ComplianceError(f"{path} is readable by others: chmod 600 it")
@@ -70,9 +88,7 @@ def signing_key(lake: Lake) -> Ed25519PrivateKey:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    write_private(path, pem)  # complete or not at all, even on a full disk
     public_pem(key.public_key(), published_key_path(lake))
     return key
 
@@ -281,6 +297,22 @@ def issue_certificate(
     return DestructionCertificate(cert_id, body, signature)
 
 
+def existing_certificate(
+    lake: Lake, kind: str, reference: str, records: list[dict[str, Any]]
+) -> str | None:
+    """The id of a certificate of this operation that already covers exactly `records` (a run
+    killed after signing but before it was marked finished is not certified twice)."""
+    wanted = {r["record_id"] for r in records}
+    rows = lake.catalog.db.execute(
+        "SELECT id, body_json FROM certificates WHERE kind = ? AND reference = ?",
+        (kind, reference),
+    ).fetchall()
+    for cert_id, body in rows:
+        if set(json.loads(body).get("destruction_records", {})) == wanted:
+            return str(cert_id)
+    return None
+
+
 def _from_row(row: Any) -> DestructionCertificate:
     validation = json.loads(row["validation_json"]) if row["validation_json"] else None
     return DestructionCertificate(
@@ -355,6 +387,14 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
             audit += f"; {len(missing)} older than the retained log (audit retention)"
         elif missing:
             problems.append(f"{len(missing)} audit event(s) not found in the audit log")
+    # the certificates together must cover every destroyed partition: one finished outside its
+    # compliance run (an old `doctor --fix`, a raw drop) is named here
+    from amzigo_lab.compliance.recovery import uncovered_partitions
+
+    uncovered = uncovered_partitions(lake)
+    problems += [u.message() for u in uncovered[:20]]
+    if len(uncovered) > 20:
+        problems.append(f"... and {len(uncovered) - 20} more destroyed partition(s) uncovered")
     if cert.validation is not None:
         statement = _validation_statement(cert.body, cert.validation)
         try:
@@ -378,6 +418,7 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
         "destruction_records": len(cert.body.get("destruction_records", {})),
         "audit": audit,
         "validated_by": (cert.validation or {}).get("validated_by"),
+        "uncovered_partitions": [u.partition_id for u in uncovered],
         "problems": problems,
     }
 

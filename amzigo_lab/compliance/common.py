@@ -142,30 +142,89 @@ CANARY_COLUMNS = ("buyer_email", "buyer_name", "ship_address_line1")
 
 
 def sample_canaries(lake: Lake, parts: Iterable[Partition], per_partition: int = 3) -> list[str]:
-    """A few PII values read from each live PII partition before it is dropped.
+    """A few PII values read from each PII partition before it is dropped.
 
     The drop's verification then proves these values appear nowhere in the lake. The values are
-    returned to the caller only to hand to `drop_partitions`: never print or log them.
+    returned to the caller only to hand to `drop_partitions`: never print or log them. They are
+    also kept, until `forget_canaries` after the drop, as lake secrets (wrapped by the master
+    key): a drop killed after its keys were destroyed is resumed with the same canaries, as the
+    original command would have verified them.
     """
     from amzigo_lab.lake.pme import read_file
 
     out: list[str] = []
     parts = list(parts)
     lake.require_intact([p.id for p in parts], "drop")
+    fresh: dict[int, list[str]] = {}
     for p in parts:
+        kept = _kept_canaries(lake, p.id)
+        if kept is not None:
+            out.extend(kept)
+            continue
         spec = lake.spec(p.dataset)
         cols = [c for c in CANARY_COLUMNS if c in {x.name for x in spec.columns}]
-        if not spec.pii or not cols or p.state != "live":
+        if not spec.pii or not cols or p.state not in ("live", "dropping"):
             continue
         keys = lake.partition_keys([p.key_id])
         if not keys:
             continue
+        found: list[str] = []
         for f in lake.catalog.files([p.id])[:1]:
+            if not lake.path(f.rel_path).exists():
+                continue
             table = read_file(str(lake.path(f.rel_path)), keys).read(columns=cols)
             for col in cols:
                 values = [v for v in table.column(col).to_pylist()[:per_partition] if v]
-                out.extend(v for v in values if len(v) >= 6)
+                found.extend(v for v in values if len(v) >= 6)
+        if found:
+            fresh[p.id] = found
+            out.extend(found)
+    _keep_canaries(lake, fresh)
     return sorted(set(out))
+
+
+def _canary_secret(partition_id: int) -> str:
+    return f"drop-canaries-{partition_id}"
+
+
+def _kept_canaries(lake: Lake, partition_id: int) -> list[str] | None:
+    from amzigo_lab.errors import KeyProviderError
+
+    try:
+        raw = lake.secret(_canary_secret(partition_id), create=False)
+    except KeyProviderError:
+        return None
+    return [str(v) for v in json.loads(raw)]
+
+
+def _keep_canaries(lake: Lake, by_partition: dict[int, list[str]]) -> None:
+    """Store each partition's canaries wrapped by the master key (one transaction)."""
+    from amzigo_lab.lake.keys import wrap
+
+    if not by_partition:
+        return
+    master = lake.master()
+    now = iso(lake.clock())
+    rows = []
+    for pid, values in by_partition.items():
+        name = _canary_secret(pid)
+        blob = wrap(master.secret, json.dumps(sorted(set(values))).encode(), f"secret:{name}")
+        rows.append((name, blob, master.key_id, now, now))
+    with lake.catalog.transaction() as db:
+        db.executemany(
+            "INSERT INTO secrets(name, ciphertext, master_key_id, created_at, rotated_at) VALUES "
+            "(?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+            rows,
+        )
+
+
+def forget_canaries(lake: Lake, partition_ids: Iterable[int]) -> None:
+    """Destroy the kept canaries of dropped partitions (secure_delete, WAL truncated)."""
+    names = [(_canary_secret(i),) for i in partition_ids]
+    with lake.catalog.transaction() as db:
+        n = db.executemany("DELETE FROM secrets WHERE name = ?", names).rowcount
+    if n:
+        lake.catalog.checkpoint()
 
 
 def scan_for(root: Path, needles: Iterable[str]) -> list[Path]:

@@ -12,6 +12,10 @@ its file and certifies that, alerts and fails naming it. Its row is left as foun
 re-sealed). Because its path cannot be trusted either, a tampered row never makes amzigo-lab
 delete the home's own files: inside the home only `reports/` and `exports/` are deleted for one
 (`tamper_safe_path`); anything else is refused and named.
+
+Paths inside the home are stored relative to it (`stored_path`), so purging a copy of a home
+never deletes the original's files; rows written as absolute paths by older versions are
+rewritten once when the lake opens (`Lake._migrate_output_paths`).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def register_output(
     tenant_id(tenant)
     lake.spec(dataset)
     out_id = new_id("out")
-    resolved = str(Path(path).resolve())
+    resolved = stored_path(lake, path)
     mac_key = lake.row_mac_key()
     with lake.catalog.transaction() as db:
         old = db.execute("SELECT id FROM derived_outputs WHERE path = ?", (resolved,)).fetchone()
@@ -161,11 +165,27 @@ def output_rows(lake: Lake, ids: Iterable[str]) -> list[DerivedOutput]:
     ]
 
 
+def stored_path(lake: Lake, path: Path | str) -> str:
+    """The path as the catalog stores it: relative to the home when inside it (so a copied or
+    moved home never points at the original's files), else absolute."""
+    resolved = Path(path).resolve()
+    home = lake.settings.home.resolve()
+    if resolved.is_relative_to(home) and resolved != home:
+        return resolved.relative_to(home).as_posix()
+    return str(resolved)
+
+
+def output_path(lake: Lake, path: str) -> Path:
+    """The file of a stored path (relative ones are under the home)."""
+    p = Path(path)
+    return p if p.is_absolute() else lake.settings.home / p
+
+
 def tamper_safe_path(lake: Lake, path: str) -> bool:
     """Whether the file of a row that fails its MAC may be deleted: outside the home, or in its
     `reports/` or `exports/` (never the lake, keys, catalog, state or audit log)."""
     home = lake.settings.home.resolve()
-    target = Path(path).resolve()
+    target = output_path(lake, path).resolve()
     if not target.is_relative_to(home):
         return True
     return any(
@@ -210,8 +230,8 @@ def _delete(
     lake: Lake, items: list[DerivedOutput], reason: str, bad: set[str], mac_key: bytes
 ) -> str:
     for o in items:
-        _remove(Path(o.path))
-    remaining = [o.path for o in items if Path(o.path).exists()]
+        _remove(output_path(lake, o.path))
+    remaining = [o.path for o in items if output_path(lake, o.path).exists()]
     if remaining:
         raise ComplianceError(f"{len(remaining)} derived output(s) could not be deleted")
     now = iso(lake.clock())

@@ -471,7 +471,11 @@ def _complete_erasure(
 ) -> DestructionCertificate | None:
     """Rewrite the subject's partitions (resuming staged ones), delete their outputs, certify
     every destruction of the request (this attempt's and any earlier one's), complete it."""
-    from amzigo_lab.compliance.certificates import issue_certificate
+    from amzigo_lab.compliance.certificates import (
+        existing_certificate,
+        get_certificate,
+        issue_certificate,
+    )
     from amzigo_lab.compliance.derived import delete_outputs, outputs
 
     events = EventLog(lake, actor)
@@ -490,7 +494,10 @@ def _complete_erasure(
         row_count=len(subject.hits),
     )
     cert = None
-    if records:
+    done = existing_certificate(lake, "dsr_erasure", req_id, records) if records else None
+    if done is not None:
+        cert = get_certificate(lake, done)
+    elif records:
         cert = issue_certificate(
             lake,
             kind="dsr_erasure",

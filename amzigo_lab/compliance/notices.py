@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.compliance.certificates import issue_certificate
+from amzigo_lab.compliance.certificates import (
+    existing_certificate,
+    issue_certificate,
+    signing_key,
+)
 from amzigo_lab.compliance.common import (
     EventLog,
     finish_run,
@@ -79,6 +83,7 @@ def delete_scope(
     tenant_id(tenant)
     for d in datasets or []:
         lake.spec(d)
+    signing_key(lake)  # nothing is destroyed that could not be certified
     run_id = open_run(
         lake, "deletion_notice", notice, actor, {"tenant": tenant, "datasets": datasets}
     )
@@ -155,6 +160,11 @@ def delete_scope(
         f" {len(result.kept_under_hold)} kept under hold",
     )
     records = run_records(lake, run_id)
+    done = existing_certificate(lake, "deletion_notice", notice, records)
+    if done is not None:
+        result.certificate_id = done
+        finish_run(lake, run_id, done)
+        return result
     cert = issue_certificate(
         lake,
         kind="deletion_notice",

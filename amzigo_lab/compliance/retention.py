@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.compliance.certificates import issue_certificate
+from amzigo_lab.compliance.certificates import (
+    existing_certificate,
+    issue_certificate,
+    signing_key,
+)
 from amzigo_lab.compliance.common import (
     SYSTEM_ACTOR,
     EventLog,
     finish_run,
+    forget_canaries,
     open_run,
     run_records,
     sample_canaries,
@@ -44,6 +48,7 @@ from amzigo_lab.compliance.common import (
 from amzigo_lab.compliance.derived import (
     DerivedOutput,
     delete_outputs,
+    output_path,
     output_rows,
     outputs,
     tamper_safe_path,
@@ -237,6 +242,7 @@ def drop_batch(
     """Drop one batch with PII canaries, forget its blind-index entries, audit it."""
     canaries = sample_canaries(lake, batch)
     record = lake.drop_partitions(batch, canaries=canaries, reason=reason)
+    forget_canaries(lake, [p.id for p in batch])
     forget_partitions(lake, [p.id for p in batch])
     events.emit(
         action,
@@ -258,6 +264,14 @@ def purge(
 ) -> PurgeResult:
     """Run (or, with `dry_run`, only plan) the retention purge as of a date."""
     as_of = as_of or today(lake)
+    if not dry_run:
+        signing_key(lake)  # nothing is destroyed that could not be certified
+    if not dry_run and lake.catalog.partitions(states=("dropping",)):
+        # an interrupted deletion notice or erasure finishes in its own run (and certificate)
+        # before this purge would take its `dropping` partitions into the purge's run
+        from amzigo_lab.compliance.recovery import resume_scoped
+
+        resume_scoped(lake)
     plan = plan_purge(lake, as_of)
     events = EventLog(lake, actor)
     if dry_run:
@@ -307,7 +321,7 @@ def purge(
     doomed = [  # rows failing their MAC: due now, whatever they say (files still present)
         o
         for o, _rp in plan.outputs_refused
-        if Path(o.path).exists() and tamper_safe_path(lake, o.path)
+        if output_path(lake, o.path).exists() and tamper_safe_path(lake, o.path)
     ]
     if doomed:
         delete_outputs(lake, doomed, reason + " (derived row failed its MAC: due now)")
@@ -326,7 +340,9 @@ def purge(
         reason=f"{result.partitions_dropped} partitions, {result.outputs_deleted} "
         f"outputs, {result.audit_segments_dropped} audit segments",
     )
-    if records:
+    if records and (done := existing_certificate(lake, "purge", run_id, records)):
+        result.certificate_id = done
+    elif records:
         cert = issue_certificate(
             lake,
             kind="purge",

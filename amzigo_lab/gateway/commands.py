@@ -92,7 +92,10 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         if dataset is not None:
             dataset = lake.spec(dataset).name  # UnknownDataset names the known ones
         parts = lake.catalog.partitions(dataset, [tenant] if tenant else None)
+        from amzigo_lab.source.mode import describe
+
         return {
+            "mode": describe(lake),
             "partitions": [
                 {"id": p.id, "dataset": p.dataset, "tenant": p.tenant,
                  "ingest_date": p.ingest_date.isoformat(), "purge_date": p.purge_date.isoformat(),
@@ -102,8 +105,16 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         }  # fmt: skip
 
     def lake_verify(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.compliance.recovery import uncovered_partitions
+        from amzigo_lab.lake.integrity import Problem
+
         right(token, body, protocol.LAKE_VERIFY, "read_audit")
-        return gov.lake.verify().to_dict()
+        report = gov.lake.verify()
+        report.problems.extend(  # destroyed, but no destruction certificate covers it
+            Problem("uncertified", f"partition {u.partition_id}", u.message())
+            for u in uncovered_partitions(gov.lake)
+        )
+        return report.to_dict()
 
     # -- people and the audit log --------------------------------------------------------------
     def users_list(token: str, body: dict[str, Any]) -> dict[str, Any]:

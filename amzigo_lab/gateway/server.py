@@ -45,6 +45,7 @@ from amzigo_lab.governance.identity.errors import (
     PasswordChangeRequired,
     SessionExpired,
 )
+from amzigo_lab.governance.tenants import require_known_tenant
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -673,6 +674,8 @@ class GatewayServer(flight.FlightServerBase):
             raise AmzigoError(f"role {exclusive[0]!r} cannot be combined with other roles")
         if any(policy.roles[r].tenants == "bound" for r in roles) and not tenant:
             raise AmzigoError("a seller must be bound to a tenant: add --tenant TENANT")
+        if tenant:
+            require_known_tenant(self._gov.lake, tenant, new_tenant=body.get("new_tenant") is True)
         enrollment = self._gov.identity.add_user(
             name, roles, tenant, password=str(body.get("password", "")), actor=actor, one_time=True
         )
@@ -693,6 +696,8 @@ class GatewayServer(flight.FlightServerBase):
             body.get("revoke") is True,
         )
         self._gov.identity.get(name)  # UnknownUser if absent
+        if not revoke:  # a revoke of a mistyped grant must stay possible
+            require_known_tenant(self._gov.lake, tenant, new_tenant=body.get("new_tenant") is True)
         grants = self._gov.grants
         changed = grants.revoke(name, tenant) if revoke else grants.grant(name, tenant, actor=actor)
         if changed:

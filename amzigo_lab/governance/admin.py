@@ -221,7 +221,13 @@ def credential_names(tenant: str | None) -> dict[str, str]:
 def set_credentials(
     gov: Governance, tenant: str | None, values: Mapping[str, str], actor: str
 ) -> list[str]:
-    """Store the given credential fields encrypted in the catalog; audit each; return names."""
+    """Store the given credential fields encrypted in the catalog; audit each; return names.
+
+    Connects the home to Amazon for good (source/mode.py): refused on a sandbox home, whose
+    lake holds synthetic data."""
+    from amzigo_lab.source.mode import mark_amazon, require_not_sandbox
+
+    require_not_sandbox(gov.lake)
     names = credential_names(tenant)
     existing = {n for n, _c, _r in gov.lake.secret_names()}
     stored = []
@@ -241,6 +247,8 @@ def set_credentials(
             reason="replaced" if rotated else "created",
         )
         stored.append(name)
+    if stored:
+        mark_amazon(gov.lake)
     return stored
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,6 +213,10 @@ def iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: Below this many free bytes a failure to open the catalog is reported as a full disk.
+_FULL_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class Partition:
     """A committed (or dropping/dropped) partition as the catalog knows it."""
@@ -272,6 +277,12 @@ class Catalog:
             self.db.execute("PRAGMA secure_delete=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            free = shutil.disk_usage(path.parent).free
+            if free < _FULL_BYTES or "disk is full" in str(exc):
+                raise CatalogError(
+                    f"cannot open catalog {path}: no space left on the device ({free} bytes "
+                    f"free; SQLite: {exc}); free space, then re-run (the catalog is unchanged)"
+                ) from None
             raise CatalogError(
                 f"cannot open catalog {path}: {exc}. Restore it from backup or run `amzigo doctor`"
             ) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,8 +125,14 @@ def sweep_orphans(lake: Lake) -> list[Path]:
     return orphans
 
 
-def doctor(lake: Lake, fix: bool = False) -> VerifyReport:
-    """Key-file permissions, catalog integrity, orphans, then a full verification."""
+def doctor(
+    lake: Lake, fix: bool = False, resume: Callable[[Lake], object] | None = None
+) -> VerifyReport:
+    """Key-file permissions, catalog integrity, orphans, then a full verification.
+
+    Partitions left `dropping` by an interrupted drop are never finished here: with `fix`,
+    `resume` (the compliance layer's `resume_interrupted`) finishes them inside their own
+    compliance run so that they are certified; without it they are reported."""
     problems: list[Problem] = []
     key_file = lake.settings.master_key_file
     if lake.settings.key_provider == "file" and key_file.exists():
@@ -148,12 +155,16 @@ def doctor(lake: Lake, fix: bool = False) -> VerifyReport:
     for path in orphans:
         detail = "removed" if fix else "no committed partition owns it; `amzigo doctor --fix`"
         problems.append(Problem("orphan", path.relative_to(lake.root).as_posix(), detail))
+    if fix and resume is not None:
+        resume(lake)
     dropping = lake.catalog.partitions(states=("dropping",))
-    if dropping and fix:
-        lake.drop_partitions(dropping, reason="resume interrupted drop")
-    elif dropping:
+    if dropping:
         problems.append(
-            Problem("catalog", f"{len(dropping)} partition(s)", "drop interrupted; --fix resumes")
+            Problem(
+                "catalog",
+                f"{len(dropping)} partition(s)",
+                "drop interrupted; `amzigo doctor --fix` resumes it inside its compliance run",
+            )
         )
     report = verify_lake(lake)
     report.problems[:0] = [p for p in problems if not (fix and p.kind == "orphan")]

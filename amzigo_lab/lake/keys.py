@@ -143,14 +143,22 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Write a new 0600 file durably (fails if it exists)."""
+    """Write a new 0600 file durably (fails if it exists). The key is written to a temporary
+    name and linked into place complete: a full disk never leaves a truncated key file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)  # fails if `path` exists, like O_EXCL
     finally:
-        os.close(fd)
+        tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
 
 
@@ -183,7 +191,22 @@ class FileKeyProvider:
         self.staged = path.with_name(path.name + ".next")
         self.description = f"key file {path}"
 
+    def _check_path(self, path: Path) -> None:
+        """A dangling link or a non-file at the key path: an error naming the cause and fix."""
+        if path.is_symlink() and not path.exists():
+            raise KeyProviderError(
+                f"the master key path {path} is a symlink to {os.readlink(path)}, which does not "
+                "exist: mount or restore the key's storage (or fix the link); a new key cannot "
+                "read this home"
+            )
+        if path.exists() and not path.is_file():
+            raise KeyProviderError(
+                f"the master key path {path} is not a file: restore the key file there (or set "
+                "key_file / AMZIGO_KEY_FILE to where it is)"
+            )
+
     def _read(self, path: Path) -> MasterKey:
+        self._check_path(path)
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyProviderError(
@@ -206,18 +229,21 @@ class FileKeyProvider:
         """Every master key currently held, by id."""
         keys: dict[str, MasterKey] = {}
         for path in (self.path, self.staged):
+            self._check_path(path)
             if path.exists():
                 key = self._read(path)
                 keys[key.key_id] = key
         if not keys:
             raise KeyProviderError(
-                f"no master key at {self.path}: run `amzigo init` to create one, or point "
-                "AMZIGO_KEY_FILE / AMZIGO_HOME at the right place"
+                f"no master key at {self.path}: restore it from backup (an existing home's key "
+                "cannot be re-created), or point AMZIGO_KEY_FILE / AMZIGO_HOME at the right "
+                "place; a new home is created with `amzigo init`"
             )
         return keys
 
     def create(self) -> MasterKey:
         """Create the key file if absent; return the current key."""
+        self._check_path(self.path)
         if not self.path.exists():
             _write_private(self.path, self._dump(MasterKey.generate()))
         return self._read(self.path)

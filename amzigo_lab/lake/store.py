@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from amzigo_lab.lake.writer import WriteResult
 
 _CHECK = b"amzigo-lab master key check"
+#: Catalog meta: the home the catalog was last opened in, and the derived-path format.
+HOME_PATH_META = "home_path"
+PATHS_META = "derived_paths"
 
 #: A test seam: called with the name of each step of the commit protocol.
 FaultHook = Callable[[str], None]
@@ -84,6 +87,7 @@ class Lake:
         self._migrate_master_ids()
         self._check_master()
         self._migrate_row_macs()
+        self._migrate_output_paths()
         if audit is not None:
             self.emit_deferred()
 
@@ -96,6 +100,23 @@ class Lake:
         for d in (settings.home, settings.lake_dir, settings.state_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         provider = key_provider_for(settings)
+        if settings.catalog_path.exists():
+            # an existing catalog is wrapped under its own master key: never create a new one
+            # in place of a missing key (it could not read this lake); say where it went
+            existing = Catalog(settings.catalog_path)
+            try:
+                wanted = existing.get_meta("master_key_id")
+            finally:
+                existing.close()
+            if wanted is not None:
+                try:
+                    provider.load()
+                except KeyProviderError as exc:
+                    raise KeyProviderError(
+                        f"this home's catalog is wrapped under master key {wanted}, which "
+                        f"cannot be loaded ({exc}); restore that key from backup: a new key "
+                        "would not read this lake"
+                    ) from None
         master = provider.create()
         catalog = Catalog(settings.catalog_path)
         if catalog.get_meta("master_key_id") is None:
@@ -294,6 +315,48 @@ class Lake:
                         },
                     )
                 )
+
+    def _migrate_output_paths(self) -> None:
+        """Once: derived-output paths stored absolute inside the home (older versions) become
+        relative to it, re-sealed (rows that fail their MAC are left as found). Paths under the
+        home the catalog last lived in (it was copied or moved) are rebased the same way, so a
+        purge of the copy never deletes the original home's files."""
+        from amzigo_lab.lake.rowmac import check_derived, seal_derived
+
+        home = self.settings.home.resolve()
+        last = self.catalog.get_meta(HOME_PATH_META)
+        if last == str(home) and self.catalog.get_meta(PATHS_META) is not None:
+            return
+        roots = [home] + ([Path(last)] if last and last != str(home) else [])
+        key = self.row_mac_key()
+        moved: list[str] = []
+        with self.catalog.transaction() as db:
+            rows = db.execute("SELECT id, path FROM derived_outputs").fetchall()
+            bad = {p.row_id for p in check_derived(db, key, [r[0] for r in rows])}
+            for row_id, path in rows:
+                p = Path(path)
+                if row_id in bad or not p.is_absolute():
+                    continue
+                root = next((r for r in roots if p.is_relative_to(r) and p != r), None)
+                if root is None:
+                    continue
+                rel = p.relative_to(root).as_posix()
+                db.execute("UPDATE derived_outputs SET path = ? WHERE id = ?", (rel, row_id))
+                moved.append(row_id)
+            seal_derived(db, key, moved)
+            self.catalog.set_meta(HOME_PATH_META, str(home))
+            self.catalog.set_meta(PATHS_META, "relative")
+        if moved:
+            self._deferred_events.append(
+                (
+                    "catalog.output_path_migration",
+                    {
+                        "resource": "catalog",
+                        "row_count": len(moved),
+                        "reason": "derived-output paths made relative to the home",
+                    },
+                )
+            )
 
     def emit_deferred(self) -> None:
         """Emit audit events recorded before the audit sink was wired (the MAC migration)."""

@@ -1,8 +1,9 @@
 """`ingest()`: every stream of every tenant, into the lake, from Amazon or the embedded sandbox.
 
-With Amazon credentials configured (encrypted store or environment) it talks to Amazon; without,
-it starts the sandbox in-process (state under `<home>/state/sandbox`, world from
-`sandbox_seed`/`sandbox_today`) and ingests from it: the embedded default.
+With Amazon credentials configured (encrypted store or environment) it talks to Amazon; on a
+sandbox home (`amzigo init --sandbox`, source/mode.py) it starts the sandbox in-process (state
+under `<home>/state/sandbox`, world from `sandbox_seed`/`sandbox_today`) and ingests from it.
+A home with neither is refused: the sandbox is never used implicitly.
 
 Tenants run in parallel worker threads (Amazon's limits are per selling partner); the streams of
 one tenant run in order. The lake stays on the calling thread (see `sync.LakeGateway`).
@@ -129,7 +130,8 @@ def ingest(
     """Ingest the chosen streams (default all) of the chosen tenants (default all configured).
 
     `server` ingests from a running sandbox; `connection` from an explicit connection; otherwise
-    Amazon if credentials are configured, else a sandbox started here.
+    Amazon if credentials are configured, else (on a sandbox home only: `amzigo init
+    --sandbox`) a sandbox started here. A home with neither is refused (source/mode.py).
     """
     unknown = [s for s in streams or [] if s not in STREAMS]
     if unknown:
@@ -139,13 +141,31 @@ def ingest(
         backfill_days=backfill_days, report_wait=report_wait,
         max_solicitation_checks=max_solicitation_checks,
     )  # fmt: skip
-    if server is not None:
+    from amzigo_lab.source import mode
+
+    home_mode = mode.mode(lake)
+    if server is not None:  # an explicit sandbox: never into a home connected to Amazon
+        if home_mode == mode.AMAZON:
+            mode.set_sandbox(lake)  # raises, naming the fix
         scale = float(server.limiter.time_scale or sandbox_time_scale)
         return _run(lake, settings, sandbox_connection(server, scale), server, **kwargs)
-    if connection is None:
+    if connection is None and home_mode != mode.SANDBOX:
         connection = amazon_connection(lake, env, tenants)
     if connection is not None:
+        if connection.kind == "amazon":
+            mode.mark_amazon(lake)
+        elif home_mode == mode.AMAZON:
+            mode.set_sandbox(lake)  # raises: a sandbox connection never feeds an Amazon home
         return _run(lake, settings, connection, None, **kwargs)
+    if home_mode == mode.AMAZON:
+        raise ConfigError(
+            f"{settings.home} is connected to Amazon but no Amazon credentials were found"
+            + (f" for {', '.join(tenants)}" if tenants else "")
+            + ": it never falls back to the sandbox; run `amzigo credentials set` "
+            "(see `amzigo credentials list`)"
+        )
+    if home_mode != mode.SANDBOX:
+        raise ConfigError(mode.NO_SOURCE.format(home=f" --home {settings.home}"))
     with embedded_sandbox(settings, sandbox_time_scale) as running:
         return _run(
             lake, settings, sandbox_connection(running, sandbox_time_scale), running, **kwargs

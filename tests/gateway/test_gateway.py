@@ -207,7 +207,7 @@ def test_large_results_stream_in_bounded_batches(world: World, address: str) -> 
 
 
 def test_admin_actions_act_as_the_session_user_or_break_glass(world: World, address: str) -> None:
-    grant = {"name": "nog", "tenant": "initech"}
+    grant = {"name": "nog", "tenant": "initech", "new_tenant": True}
     with (
         GatewayClient(address, world.tokens["ana"]) as ana,
         pytest.raises(AccessDenied, match="manage_users"),

@@ -83,7 +83,13 @@ def test_users_login_audit_verify_and_search(home: Path, admin: str, tmp_path: P
     secret = add_user(home, "alice", "--role", "analyst", "--qr", str(qr), session=admin)
     assert qr.read_bytes().startswith(b"\x89PNG") and (qr.stat().st_mode & 0o777) == 0o600
     cora = add_user(home, "cora", "--role", "compliance", session=admin)
-    assert run(home, "users", "grant", "alice", "--tenant", "acme", session=admin).exit_code == 0
+    refused = run(home, "users", "grant", "alice", "--tenant", "acme", session=admin)
+    assert refused.exit_code == 2 and "unknown tenant 'acme'" in refused.output
+    assert "--new-tenant" in refused.output
+    granted = run(
+        home, "users", "grant", "alice", "--tenant", "acme", "--new-tenant", session=admin
+    )
+    assert granted.exit_code == 0, granted.output
     assert run(home, "users", "list").exit_code == 2  # nobody logged in
     listed = json.loads(run(home, "users", "list", "--json", session=admin).output)
     alice = next(u for u in listed if u["user"] == "alice")
@@ -239,7 +245,7 @@ def test_policy_override_is_validated_and_changes_are_audited(home: Path) -> Non
 CREDS = "refresh_token=Atzr|tok\n"
 ADMIN_COMMANDS: list[tuple[tuple[str, ...], str | None]] = [
     (("users", "add", "zed", "--role", "analyst", "--password-stdin"), PASSWORD + "\n"),
-    (("users", "grant", "ana", "--tenant", "bluebird-home"), None),
+    (("users", "grant", "ana", "--tenant", "bluebird-home", "--new-tenant"), None),
     (("users", "grant", "ana", "--tenant", "bluebird-home", "--revoke"), None),
     (("users", "disable", "ana"), None),
     (("users", "enable", "ana"), None),
@@ -258,7 +264,12 @@ def _state(home: Path) -> tuple[object, ...]:
 
 def test_admin_commands_without_a_session_change_nothing(home: Path, admin: str) -> None:
     add_user(home, "ana", "--role", "analyst", session=admin)
-    assert run(home, "users", "grant", "ana", "--tenant", "acme", session=admin).exit_code == 0
+    assert (
+        run(
+            home, "users", "grant", "ana", "--tenant", "acme", "--new-tenant", session=admin
+        ).exit_code
+        == 0
+    )
     before = _state(home)
     for args, stdin in [*ADMIN_COMMANDS, (("access-review", "--out", str(home / "r")), None)]:
         res = run(home, *args, stdin=stdin)
@@ -394,3 +405,28 @@ def test_lake_ls_and_verify_are_gateway_clients(home: Path, admin: str) -> None:
     assert res.exit_code == 0, res.output
     glass = events(home, action="admin.break_glass")
     assert glass[-1].resource == "lake.ls" and glass[-1].reason == "INC-9 nobody can log in"
+
+
+def test_unknown_tenants_are_refused_for_grants_and_sellers(home: Path, admin: str) -> None:
+    """A tenant the lake has never seen is a typo until --new-tenant says otherwise; a stored
+    refresh token (or ingested data) makes it known."""
+    add_user(home, "ana", "--role", "analyst", session=admin)
+    res = run(home, "users", "grant", "ana", "--tenant", "acme-outdor", session=admin)
+    assert res.exit_code == 2 and "unknown tenant 'acme-outdor'" in res.output
+    res = run(
+        home, "users", "add", "sal", "--role", "seller", "--tenant", "acme", "--password-stdin",
+        stdin=PASSWORD + "\n", session=admin,
+    )  # fmt: skip
+    assert res.exit_code == 2 and "unknown tenant 'acme'" in res.output
+    with Governance.open(load_settings(home, env={}), hasher=cheap_hasher()) as gov:
+        assert gov.grants.tenants_of("ana") == frozenset()
+        assert "sal" not in {u.user_id for u in gov.identity.list_users()}
+    creds = run(
+        home, "credentials", "set", "--tenant", "acme", "--stdin", stdin=CREDS, session=admin
+    )
+    assert creds.exit_code == 0, creds.output
+    assert run(home, "users", "grant", "ana", "--tenant", "acme", session=admin).exit_code == 0
+    revoke = run(
+        home, "users", "grant", "ana", "--tenant", "acme-outdor", "--revoke", session=admin
+    )
+    assert revoke.exit_code == 0  # withdrawing a mistyped grant is always possible

@@ -169,10 +169,15 @@ def store(cp: Checkpoint, directory: Path) -> Path:
     tmp = directory / f".{cp.file_name}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, cp.to_bytes())
+        data = memoryview(cp.to_bytes())
+        while data:  # a nearly full disk may take part of a write
+            data = data[os.write(fd, data) :]
         os.fsync(fd)
-    finally:
+    except BaseException:  # ENOSPC and the like: no half-written checkpoint is left behind
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     try:
         os.link(tmp, final)
     except FileExistsError as exc:

@@ -1,0 +1,269 @@
+"""Recovery of interrupted destructions, always inside a compliance run (issue 12, item 3).
+
+A purge, deletion notice or erasure killed mid-run leaves its compliance run (or DSR request)
+unfinished and perhaps partitions `dropping`. `amzigo doctor --fix` must not finish those drops
+on its own: the destruction would then be certified by nobody (or by a later certificate that
+only covers part of it). `resume_interrupted` instead resumes each unfinished operation exactly
+as re-running its command would (same run id, same reason, canaries sampled from every
+partition whose key is still present) so the operation's own certificate covers everything it
+destroyed. Partitions left `dropping` by no known operation (a raw `Lake.drop_partitions`
+killed mid-way) are finished in a `recovery` run of their own and certified as such.
+
+`uncovered_partitions` lists destroyed partitions that no certificate covers, for
+`amzigo certificate verify` and `amzigo doctor`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from amzigo_lab.compliance.common import (
+    SYSTEM_ACTOR,
+    EventLog,
+    finish_run,
+    open_run,
+    run_records,
+)
+
+if TYPE_CHECKING:
+    from amzigo_lab.lake.store import Lake
+
+RECOVERY_ACTOR = "system:recovery"
+
+
+@dataclass
+class Recovery:
+    """What `resume_interrupted` finished."""
+
+    purges: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    dsr_requests: list[str] = field(default_factory=list)
+    recovered_run: str | None = None
+    certificates: list[str] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        """Whether anything was resumed."""
+        return bool(self.purges or self.notices or self.dsr_requests or self.recovered_run)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "purge_runs": self.purges,
+            "deletion_notice_runs": self.notices,
+            "dsr_requests": self.dsr_requests,
+            "recovery_run": self.recovered_run,
+            "certificates": self.certificates,
+        }
+
+
+def _unfinished(lake: Lake, kind: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    rows = lake.catalog.db.execute(
+        "SELECT id, reference, actor, scope_json FROM compliance_runs WHERE kind = ? AND "
+        "finished_at IS NULL ORDER BY started_at",
+        (kind,),
+    ).fetchall()
+    return [(r[0], r[1], r[2], json.loads(r[3] or "{}")) for r in rows]
+
+
+def _certificate_of(lake: Lake, run_id: str) -> str | None:
+    row = lake.catalog.db.execute(
+        "SELECT certificate_id FROM compliance_runs WHERE id = ?", (run_id,)
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def resume_interrupted(lake: Lake) -> Recovery:
+    """Finish every interrupted destruction inside its own compliance run and certify it.
+
+    Deletion notices and erasures first (a purge would otherwise take their `dropping`
+    partitions into its own run), then purges, then partitions no operation claims."""
+    from amzigo_lab.compliance.retention import purge
+
+    out = resume_scoped(lake)
+    for run_id, _ref, actor, scope in _unfinished(lake, "purge"):
+        as_of = dt.date.fromisoformat(scope["as_of"]) if scope.get("as_of") else None
+        result = purge(lake, as_of, actor=actor or SYSTEM_ACTOR)
+        out.purges.append(result.run_id or run_id)
+        if result.certificate_id:
+            out.certificates.append(result.certificate_id)
+    orphaned = lake.catalog.partitions(states=("dropping",))
+    if orphaned or _unfinished(lake, "recovery"):
+        cert_id, run_id = _recover_orphaned(lake)
+        out.recovered_run = run_id
+        if cert_id:
+            out.certificates.append(cert_id)
+    late = _certify_late(lake)
+    if late:
+        out.certificates.append(late)
+    return out
+
+
+def _certify_late(lake: Lake) -> str | None:
+    """Certify destruction records no certificate covers (partitions dropped outside any
+    compliance run, e.g. by an older `doctor --fix`), from their stored records, noted as such."""
+    from amzigo_lab.compliance.certificates import issue_certificate
+
+    db = lake.catalog.db
+    # records of an operation still running (another process) are its own to certify
+    busy = [
+        f"[{r[0]}]" for r in db.execute("SELECT id FROM compliance_runs WHERE finished_at IS NULL")
+    ]
+    busy += [
+        f"[{r[0]}]" for r in db.execute("SELECT id FROM dsr_requests WHERE status = 'in_progress'")
+    ]
+    records = []
+    for rid in sorted({u.record_id for u in uncovered_partitions(lake) if u.record_id}):
+        kind, rec_json = db.execute(
+            "SELECT kind, record_json FROM destructions WHERE id = ?", (rid,)
+        ).fetchone()
+        rec = json.loads(rec_json)
+        if any(tag in str(rec.get("reason", "")) for tag in busy):
+            continue
+        rec["record_id"], rec["kind"] = rid, kind
+        records.append(rec)
+    if not records:
+        return None
+    ids = [r["record_id"] for r in records]
+    events = EventLog(lake, RECOVERY_ACTOR)
+    events.emit(
+        "compliance.late_certification",
+        resource="destructions",
+        row_count=sum(len(r.get("partitions", [])) for r in records),
+        reason=f"{len(records)} destruction record(s) no certificate covered",
+    )
+    cert = issue_certificate(
+        lake,
+        kind="recovery",
+        reference="late-" + "-".join(ids)[:60],
+        actor=RECOVERY_ACTOR,
+        records=records,
+        event_ids=events.ids,
+        notes="certified late from the stored destruction records: these partitions were "
+        "destroyed outside a compliance run (e.g. by an older `amzigo doctor --fix`), without "
+        "canaries; the verification shown is the one recorded at destruction time",
+    )
+    return cert.id
+
+
+def pending_scoped(lake: Lake) -> bool:
+    """Whether a deletion notice or an erasure/rectification was interrupted."""
+    if _unfinished(lake, "deletion_notice"):
+        return True
+    row = lake.catalog.db.execute(
+        "SELECT count(*) FROM dsr_requests WHERE status = 'in_progress'"
+    ).fetchone()
+    stage = lake.settings.state_dir / "dsr-staging"
+    return bool(row[0]) or (stage.exists() and any(stage.glob("*.bin")))
+
+
+def resume_scoped(lake: Lake) -> Recovery:
+    """Finish interrupted deletion notices and data-subject requests (each in its own run)."""
+    from amzigo_lab.compliance.dsr import resume_requests
+    from amzigo_lab.compliance.notices import delete_scope
+
+    out = Recovery()
+    if not pending_scoped(lake):
+        return out
+    for run_id, notice, actor, scope in _unfinished(lake, "deletion_notice"):
+        res = delete_scope(
+            lake, tenant=scope["tenant"], notice=notice, actor=actor, datasets=scope.get("datasets")
+        )
+        out.notices.append(run_id)
+        if res.certificate_id:
+            out.certificates.append(res.certificate_id)
+    out.dsr_requests = resume_requests(lake)
+    for req in out.dsr_requests:
+        row = lake.catalog.db.execute(
+            "SELECT detail_json FROM dsr_requests WHERE id = ?", (req,)
+        ).fetchone()
+        cert = json.loads(row[0]).get("certificate") if row else None
+        if cert:
+            out.certificates.append(cert)
+    return out
+
+
+def _recover_orphaned(lake: Lake) -> tuple[str | None, str]:
+    """Drop partitions left `dropping` by no known operation, in a certified `recovery` run."""
+    from amzigo_lab.compliance.certificates import existing_certificate, issue_certificate
+    from amzigo_lab.compliance.retention import batches, drop_batch
+
+    run_id = open_run(lake, "recovery", "interrupted-drop", RECOVERY_ACTOR, {})
+    events = EventLog(lake, RECOVERY_ACTOR, run_id=run_id)
+    parts = lake.catalog.partitions(states=("dropping",))
+    events.emit(
+        "compliance.recovery_started",
+        resource=f"run:{run_id}",
+        reason=f"{len(parts)} partition(s) left dropping by an interrupted drop",
+    )
+    reason = f"resume interrupted drop [{run_id}]"
+    for batch in batches(lake, parts, 500):
+        drop_batch(lake, batch, reason, events, "compliance.recovery_batch")
+    records = run_records(lake, run_id)
+    cert_id = existing_certificate(lake, "recovery", run_id, records) if records else None
+    if records and cert_id is None:
+        cert = issue_certificate(
+            lake,
+            kind="recovery",
+            reference=run_id,
+            actor=RECOVERY_ACTOR,
+            records=records,
+            event_ids=events.run_event_ids(),
+            notes="partitions left `dropping` by an interrupted drop outside any compliance run",
+        )
+        cert_id = cert.id
+    finish_run(lake, run_id, cert_id)
+    return cert_id, run_id
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """A destroyed partition that no destruction certificate covers."""
+
+    partition_id: int
+    dataset: str
+    tenant: str
+    ingest_date: str
+    record_id: str | None  # its destruction record, if one exists
+
+    def message(self) -> str:
+        """One line naming the partition and what to do."""
+        where = f"record {self.record_id}" if self.record_id else "no destruction record"
+        return (
+            f"partition {self.partition_id} ({self.dataset}, {self.tenant}, ingest "
+            f"{self.ingest_date}) was destroyed but no certificate covers it ({where}); run "
+            "`amzigo doctor --fix` to finish interrupted runs, else restore the catalog from "
+            "backup"
+        )
+
+
+def uncovered_partitions(lake: Lake) -> list[Uncovered]:
+    """Dropped partitions not covered by any certificate (a rectification's rewrite of a
+    partition is not a destruction of its data and needs none)."""
+    db = lake.catalog.db
+    record_of: dict[int, str] = {}
+    rectified: set[str] = set()
+    for (req,) in db.execute("SELECT id FROM dsr_requests WHERE kind = 'rectification'"):
+        rectified.add(f"dsr [{req}]")
+    exempt: set[int] = set()
+    for rid, rec_json in db.execute(
+        "SELECT id, record_json FROM destructions WHERE kind = 'partition_drop'"
+    ):
+        rec = json.loads(rec_json)
+        for p in rec.get("partitions", []):
+            record_of[int(p["partition_id"])] = rid
+            if rec.get("reason") in rectified:
+                exempt.add(int(p["partition_id"]))
+    covered_records: set[str] = set()
+    for (body,) in db.execute("SELECT body_json FROM certificates"):
+        covered_records.update(json.loads(body).get("destruction_records", {}))
+    out = []
+    for p in lake.catalog.partitions(states=("dropped",)):
+        rid = record_of.get(p.id)
+        if p.id in exempt or (rid is not None and rid in covered_records):
+            continue
+        out.append(Uncovered(p.id, p.dataset, p.tenant, p.ingest_date.isoformat(), rid))
+    return out
