@@ -60,9 +60,15 @@ class DemoResult:
 
 
 def run_demo(
-    settings: Settings, days: int = 60, pii_weeks: int = 5, say: Say = print
+    settings: Settings,
+    days: int = 60,
+    pii_weeks: int = 5,
+    say: Say = print,
+    progress: Callable[[Any], None] | None = None,
+    on_report: Callable[[int, int, Path], None] | None = None,
 ) -> DemoResult:
-    """Run steps 1-5 on the home of `settings` (created if needed)."""
+    """Run steps 1-5 on the home of `settings` (created if needed). `progress` receives the
+    ingestion's `ProgressEvent`s; `on_report(done, total, path)` follows the reports."""
     from amzigo_lab.compliance.dsr import index_buyers
     from amzigo_lab.sandbox import SandboxServer, World
     from amzigo_lab.source import embedded_sandbox, ingest
@@ -85,21 +91,21 @@ def run_demo(
             with SandboxServer(world, state, time_scale=1000, pii_role=True) as server:
                 report = ingest(
                     lake, pii, tenants=[PII_TENANT], streams=["orders"], server=server,
-                    backfill_days=backfill,
+                    backfill_days=backfill, progress=progress,
                 )  # fmt: skip
             result.ingest_reports.append(report)
         say(f"ingesting every stream of every tenant as of {today} ({days} days of history)")
         with embedded_sandbox(settings) as server:
             report = ingest(
                 lake, settings, server=server, backfill_days=days,
-                max_solicitation_checks=DEMO_SOLICITATION_CHECKS,
+                max_solicitation_checks=DEMO_SOLICITATION_CHECKS, progress=progress,
             )  # fmt: skip
             result.ingest_reports.append(report)
         index_buyers(lake)  # the data-subject blind index, as `amzigo ingest` keeps it
         say(f"purging everything past its deadline as of {today}")
         result.purge, result.certificate = _purge(lake, today)
     say("generating reports")
-    result.reports = _reports(settings, today, say)
+    result.reports = _reports(settings, today, say, on_report)
     result.users, result.credentials = _demo_users(settings)
     return result
 
@@ -116,7 +122,12 @@ def _purge(lake: Any, today: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
     return summary, verified
 
 
-def _reports(settings: Settings, today: dt.date, say: Say) -> list[Path]:
+def _reports(
+    settings: Settings,
+    today: dt.date,
+    say: Say,
+    on_report: Callable[[int, int, Path], None] | None = None,
+) -> list[Path]:
     from amzigo_lab.analysis.generate import generate
     from amzigo_lab.analysis.period import Period
     from amzigo_lab.sandbox import SELLERS
@@ -127,12 +138,15 @@ def _reports(settings: Settings, today: dt.date, say: Say) -> list[Path]:
     now = dt.datetime.combine(today, dt.time(0, 0), tzinfo=dt.UTC)
     period = Period.last_days(30, now=now)
     paths: list[Path] = []
+    total = len(SELLERS) * len(REPORTS)
     for seller in SELLERS:
         for report in REPORTS:
             extra = {"now": now.isoformat()} if report in ("sales", "inventory") else {}
             done = generate(settings, report, seller.tenant, period, extra=extra)
             say(f"  {done.html}")
             paths.append(done.html)
+            if on_report is not None:
+                on_report(len(paths), total, done.html)
     return paths
 
 

@@ -28,12 +28,18 @@ _SERVER_COMMANDS = frozenset({"lab", "dashboard"})
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="amzigo-lab")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and requested output.")
+@click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug).")
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, quiet: bool, verbose: int) -> None:
     """amzigo-lab: governed analytics over Amazon seller data.
 
-    Start with `amzigo demo --no-serve`, then `amzigo lake ls`.
+    Start with `amzigo demo --no-serve`, then `amzigo lake ls`. Long steps show progress on
+    a terminal; `-q` silences it.
     """
+    from amzigo_lab.cli.common import set_verbosity
+
+    set_verbosity(quiet, verbose)
     _drop_root(ctx.invoked_subcommand)
 
 

@@ -32,6 +32,22 @@ console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
+def set_verbosity(quiet: bool, verbose: int) -> None:
+    """`amzigo -q`: only errors and requested output (JSON, tokens, files) are printed;
+    `amzigo -v`/`-vv`: the package's log records (INFO/DEBUG) go to stderr."""
+    import logging
+
+    console.quiet = quiet
+    log = logging.getLogger("amzigo_lab")
+    if verbose and not any(getattr(h, "amzigo_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.amzigo_cli = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+    if verbose:
+        log.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+
+
 def home_option(func: F) -> F:
     """Add `--home` (default: $AMZIGO_HOME, else ~/.local/share/amzigo/home)."""
     return click.option(

@@ -62,7 +62,14 @@ def demo_cmd(
     settings = settings_for(home)
     if seed is not None:
         settings = dataclasses.replace(settings, sandbox_seed=seed)
-    result = run_demo(settings, days=days, pii_weeks=pii_weeks, say=console.print)
+    from amzigo_lab.cli.progress import DemoProgress
+
+    view = DemoProgress(console)
+    with view.shown():
+        result = run_demo(
+            settings, days=days, pii_weeks=pii_weeks, say=console.print,
+            progress=view.ingest, on_report=view.report,
+        )  # fmt: skip
     print_summary(result.ingest_reports[-1])
     from amzigo_lab.home import open_lake
 

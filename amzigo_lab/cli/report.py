@@ -99,7 +99,10 @@ def report_cmd(
         period = Period.parse(start, end) if start and end else Period.last_days(days)
     except ValueError as exc:
         raise ReportError(str(exc)) from None
-    with open_lake(settings) as lake:
+    from amzigo_lab.cli.progress import busy
+
+    running = f"running the {report} notebook for {tenant} ({period.label()})"
+    with open_lake(settings) as lake, busy(console, running):
         result = generate(
             settings,
             report,
