@@ -42,7 +42,7 @@ def test_a_dangling_symlink_at_the_key_path(tmp_path: Path) -> None:
     key.rename(tmp_path / "backup.key")
     target = tmp_path / "unmounted" / "master.key"
     key.symlink_to(target)
-    for args in (["lake", "ls"], ["ingest"], ["init"], ["doctor", "--fix"]):
+    for args in (["doctor"], ["ingest"], ["init"], ["doctor", "--fix"]):
         result = CliRunner().invoke(main, [*args, "--home", str(home)], env=ENV)
         _one_line_error(result, "is a symlink to", "does not exist", "restore")
     assert not target.exists() and not target.parent.exists()  # no key written through it
@@ -55,7 +55,7 @@ def test_a_directory_at_the_key_path(tmp_path: Path) -> None:
     key = home / "keys" / "master.key"
     key.rename(tmp_path / "backup.key")
     key.mkdir()
-    result = CliRunner().invoke(main, ["lake", "ls", "--home", str(home)], env=ENV)
+    result = CliRunner().invoke(main, ["doctor", "--home", str(home)], env=ENV)
     _one_line_error(result, "is not a file", "restore the key file")
 
 
@@ -63,7 +63,7 @@ def test_a_non_utf8_config(tmp_path: Path) -> None:
     home = tmp_path / "h"
     _init(home)
     (home / "config.toml").write_bytes(b"sandbox_seed = 7\n# caf\xe9\n")
-    for args in (["lake", "ls"], ["ingest"], ["init"], ["doctor"]):
+    for args in (["purge", "--dry-run"], ["ingest"], ["init"], ["doctor"]):
         result = CliRunner().invoke(main, [*args, "--home", str(home)], env=ENV)
         _one_line_error(result, "is not UTF-8", "save it as UTF-8")
     assert (home / "config.toml").read_bytes().endswith(b"\xe9\n")  # left as found
@@ -128,8 +128,8 @@ def test_a_full_disk_during_ingest(tmp_path: Path) -> None:
         subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
         doctor = CliRunner().invoke(main, ["doctor", "--fix", "--home", str(home)], env=ENV)
         assert doctor.exit_code == 0, doctor.output
-        verify = CliRunner().invoke(main, ["lake", "verify", "--home", str(home)], env=ENV)
-        assert verify.exit_code == 0, verify.output
+        verify = CliRunner().invoke(main, ["doctor", "--home", str(home)], env=ENV)
+        assert verify.exit_code == 0, verify.output  # doctor re-reads the catalog and files
         again = CliRunner().invoke(main, args, env=ENV)
         assert again.exit_code == 0, again.output
 
@@ -145,7 +145,7 @@ def test_a_full_disk_for_the_catalog(tmp_path: Path) -> None:
             while True:
                 fh.write(b"\0" * 4096)
                 fh.flush()
-        for args in (["lake", "ls"], ["ingest"], ["doctor"]):
+        for args in (["purge", "--dry-run"], ["ingest"], ["doctor"]):
             result = CliRunner().invoke(main, [*args, "--home", str(home)], env=ENV)
             _one_line_error(result, "no space left on the device", "free space")
         filler.unlink()
@@ -168,8 +168,8 @@ def test_init_on_a_full_disk_leaves_no_truncated_key(tmp_path: Path) -> None:
         assert not (home / "config.toml.tmp").exists()
         filler.unlink()
         _init(home)
-        listed = CliRunner().invoke(main, ["lake", "ls", "--home", str(home)], env=ENV)
-        assert listed.exit_code == 0 and "mode sandbox" in listed.output, listed.output
+        listed = CliRunner().invoke(main, ["doctor", "--home", str(home)], env=ENV)
+        assert listed.exit_code == 0 and "sandbox" in listed.output, listed.output
 
 
 def test_a_lost_certificate_signing_key_is_never_replaced(tmp_path: Path) -> None:
@@ -193,7 +193,7 @@ def test_a_lost_certificate_signing_key_is_never_replaced(tmp_path: Path) -> Non
         lake.write("orders", "beta", dt.date(2020, 1, 1), orders(2), "o2")  # due too
         published = published_key_path(lake).read_bytes()
         key_path(lake).rename(tmp_path / "stolen.pem")
-    result = CliRunner().invoke(main, ["certificate", "verify", cert_id, "--home", str(home)])
+    result = CliRunner().invoke(main, ["purge", "--home", str(home)])  # would sign: refused
     _one_line_error(result, "certificate-signing key", "restore it from backup")
     with open_lake(settings) as lake:
         with pytest.raises(AmzigoError):

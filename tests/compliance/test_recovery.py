@@ -160,7 +160,7 @@ def test_verify_names_destroyed_partitions_no_certificate_covers(lake: Lake, clo
     assert not report["ok"] and report["uncovered_partitions"] == [beta.id]
     assert any("no certificate covers it" in p for p in report["problems"])
     lake.audit.close()  # type: ignore[attr-defined]
-    for command in (["lake", "verify"], ["doctor"]):
+    for command in (["lake", "verify", "--break-glass", "test: coverage"], ["doctor"]):
         result = CliRunner().invoke(main, [*command, "--json", "--home", str(lake.settings.home)])
         assert result.exit_code == 1
         problems = json.loads(result.stdout)["problems"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +36,13 @@ def tls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worl
                 c.health()
             break
         except protocol.GatewayUnavailable:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+    while True:  # the TLS listener starts just after the socket answers: wait for it too
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
             time.sleep(0.1)
     yield world, port

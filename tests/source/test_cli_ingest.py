@@ -99,7 +99,9 @@ def test_a_plain_home_ingests_nothing_and_says_what_to_do(tmp_path: Path) -> Non
     assert "init --sandbox" in result.output and "credentials set" in result.output
     with open_lake(load_settings(home, env={})) as lake:
         assert lake.catalog.partitions() == []
-    ls = CliRunner().invoke(main, ["lake", "ls", "--home", str(home)])
+    ls = CliRunner().invoke(  # a gateway client: the operator's break-glass, audited
+        main, ["lake", "ls", "--break-glass", "test: mode", "--home", str(home)]
+    )
     assert "mode unset" in ls.output
 
 

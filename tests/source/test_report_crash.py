@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -45,7 +46,7 @@ def _settings(home: Path) -> Settings:
 
 def _home(tmp: Path, name: str) -> Settings:
     settings = _settings(tmp / name)
-    init_home(settings, audit=MemorySink()).close()
+    init_home(settings, audit=MemorySink(), sandbox=True).close()
     return settings
 
 
@@ -99,13 +100,39 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Figures:
     return figures
 
 
+class ReportClock:
+    """The outside sandbox's report clock: real time, or held still (a report stays in flight
+    however slow the machine is, until the test lets it run again)."""
+
+    def __init__(self) -> None:
+        self._held: float | None = None
+        self._lost = 0.0  # time spent held, taken out of the clock
+
+    def __call__(self) -> float:
+        return self._held if self._held is not None else time.monotonic() - self._lost
+
+    def hold(self) -> None:
+        self._held = self()
+
+    def run(self) -> None:
+        if self._held is not None:
+            self._lost = time.monotonic() - self._held
+            self._held = None
+
+
 @pytest.fixture
-def outside_server(tmp_path: Path) -> Iterator[SandboxServer]:
-    """A sandbox that outlives the child; reports take 0.3 s of processing."""
+def report_clock() -> ReportClock:
+    return ReportClock()
+
+
+@pytest.fixture
+def outside_server(tmp_path: Path, report_clock: ReportClock) -> Iterator[SandboxServer]:
+    """A sandbox that outlives the child; reports take 0.3 s of processing (on its clock)."""
     world = World(seed=SEED, today=TODAY)
     server = SandboxServer(
-        world, tmp_path / "sandbox", time_scale=1000, report_timings=ReportTimings(0, 300)
-    ).start()
+        world, tmp_path / "sandbox", time_scale=1000, report_timings=ReportTimings(0, 300),
+        report_clock=report_clock,
+    ).start()  # fmt: skip
     yield server
     server.stop()
 
@@ -117,9 +144,15 @@ def _where(server: SandboxServer) -> str:
     )  # fmt: skip
 
 
-def _crash_and_rerun(tmp: Path, step: str, server: SandboxServer | None) -> tuple[Figures, Any]:
+def _crash_and_rerun(
+    tmp: Path, step: str, server: SandboxServer | None, clock: ReportClock | None = None
+) -> tuple[Figures, Any]:
     settings = _home(tmp, f"home-{step}")
+    if clock is not None and step == "in_flight":
+        clock.hold()  # the child sees its reports in flight, never done, then dies
     killed = _child(settings, step, "embedded" if server is None else _where(server))
+    if clock is not None:
+        clock.run()
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
     with open_lake(settings) as lake:
         assert lake.catalog.get_sync_state(ACME, "sales_traffic").get("pending"), step
@@ -150,10 +183,14 @@ def test_sigkill_at_each_step_then_rerun_embedded(
 @pytest.mark.slow
 @pytest.mark.parametrize("step", STEPS)
 def test_sigkill_at_each_step_then_resume_on_a_live_sandbox(
-    tmp_path: Path, baseline: Figures, outside_server: SandboxServer, step: str
+    tmp_path: Path,
+    baseline: Figures,
+    outside_server: SandboxServer,
+    report_clock: ReportClock,
+    step: str,
 ) -> None:
     created = outside_server.stats.requests["createReport"]
-    figures, result = _crash_and_rerun(tmp_path, step, outside_server)
+    figures, result = _crash_and_rerun(tmp_path, step, outside_server, report_clock)
     assert figures == baseline
     assert result.reports_discarded == 0  # the same reports, resumed
     assert outside_server.stats.requests["createReport"] - created == 4  # none asked twice
