@@ -37,7 +37,7 @@ REQUIRED = ("sku", "unit_cost", "currency")
 OPTIONAL = ("marketplace", "valid_from")
 #: Header spellings accepted for a column (compared lower-case, spaces as underscores).
 ALIASES = {"seller_sku": "sku", "marketplace_id": "marketplace", "cost": "unit_cost"}
-MAX_BYTES = 5 * 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024  # base64 on the wire stays well under gRPC's 4 MiB
 MAX_ROWS = 100_000
 MAX_SKU = 200
 UNIT_COST_PLACES = 4
