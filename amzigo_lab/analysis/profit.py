@@ -202,8 +202,9 @@ def _sum(col: pl.Series) -> Decimal:
     return sum((Decimal(str(v)) for v in col.drop_nulls().to_list()), Decimal("0"))
 
 
-def cost_notes(profits: Mapping[str, CurrencyProfit], have_costs: bool, override: bool) -> list[str]:
-    """What the report says about costs: none imported, or units without a cost."""
+def cost_notes(profits: Mapping[str, Any], have_costs: bool, override: bool = False) -> list[str]:
+    """What the report says about costs: none imported, or units without a cost. `profits`:
+    per currency, anything with `uncosted_units` and `profit` (`CurrencyProfit`, `Totals`)."""
     if not profits:
         return []
     if not have_costs:
@@ -215,15 +216,17 @@ def cost_notes(profits: Mapping[str, CurrencyProfit], have_costs: bool, override
     notes = []
     for cur, p in profits.items():
         if p.uncosted_units:
-            skus = ", ".join(p.uncosted_skus[:10]) + (" ..." if len(p.uncosted_skus) > 10 else "")
+            names: tuple[str, ...] = getattr(p, "uncosted_skus", ())
+            skus = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+            skus = f" (SKU {skus})" if skus else ""
             scope = (
                 "no profit or margin is shown"
                 if p.profit is None
                 else "profit and margin cover the costed SKUs only"
             )
             notes.append(
-                f"{cur}: {p.uncosted_units} units have no cost {where} on their sale day "
-                f"(SKU {skus}); {scope}."
+                f"{cur}: {p.uncosted_units} units have no cost {where} on their sale day"
+                f"{skus}; {scope}."
             )
     return notes
 

@@ -256,6 +256,34 @@ def sales_totals(
     return out
 
 
+def profit_table(totals: Mapping[str, Totals]) -> pl.DataFrame:
+    """One row per currency: sales, refunds, fees, net proceeds, then sales, COGS, gross profit
+    and margin of the costed SKUs, and the units without a cost (null profit: none costed)."""
+    rows = [
+        {"currency": cur, "sales": t.sales, "refunds": t.refunds, "fees": t.fees,
+         "net": t.net_proceeds, "costed_sales": t.costed_sales, "cogs": t.cogs,
+         "profit": t.profit, "margin": None if t.margin is None else float(t.margin),
+         "uncosted_units": t.uncosted_units}
+        for cur, t in totals.items()
+    ]  # fmt: skip
+    money_type = pl.Decimal(38, 2)
+    return pl.DataFrame(
+        rows,
+        schema={"currency": pl.String, "sales": money_type, "refunds": money_type,
+                "fees": money_type, "net": money_type, "costed_sales": money_type,
+                "cogs": money_type, "profit": money_type, "margin": pl.Float64,
+                "uncosted_units": pl.Int64},
+    )  # fmt: skip
+
+
+PROFIT_DEFINITIONS = (
+    "Gross profit = net proceeds (sales - promotions - refunds - fees) - cost of goods, over "
+    "the SKUs whose every unit sold has a cost on its sale day (product costs: the latest "
+    "valid_from on or before that day, the marketplace's own cost first); margin = gross "
+    "profit / sales of those SKUs. Units without a cost are counted, never costed at zero."
+)
+
+
 @dataclass(frozen=True)
 class Tile:
     """One KPI tile: value, comparison value and relative change."""

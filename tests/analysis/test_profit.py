@@ -242,3 +242,25 @@ def test_uk_costs_stay_in_their_marketplace(lake: Lake) -> None:
     costs = cost_rows(source)
     uk = costs.filter(pl.col("marketplace_id") == UK)
     assert sorted(uk["sku"].to_list()) == ["SKU-GREEN", "SKU-RED"]
+
+
+def test_dashboard_shows_gross_profit_and_what_lacks_a_cost(lake: Lake) -> None:
+    from amzigo_lab.serve.dashboard import DATASETS, ArrowSource, SellerDashboard, View
+
+    assert DATASETS["product_costs"] == "sales_analysis"
+    lakesrc = LakeTableSource(lake, ACME)
+    tables = {name: lakesrc.table(name).to_pyarrow() for name in DATASETS}
+    board = SellerDashboard(ACME, ArrowSource(tables), END)
+    sections = board.sections(View(START, END))
+    tiles = sections.tiles
+    assert "data-metric='profit' data-currency='USD'><div class='l'>Gross profit</div>" in tiles
+    assert "<div class='v'>$35.40</div>" in tiles
+    assert "data-metric='margin' data-currency='GBP'" in tiles
+    assert "USD: 1 units have no cost in product_costs on their sale day" in tiles
+    assert "Amazon fees" in tiles and "Refunds" in tiles
+    assert "Gross profit" in sections.products and "$35.40" in sections.products
+    # no costs: no profit tile, and the dashboard says how to add them
+    tables["product_costs"] = tables["product_costs"].slice(0, 0)
+    bare = SellerDashboard(ACME, ArrowSource(tables), END).sections(View(START, END))
+    assert "data-metric='profit'" not in bare.tiles
+    assert "amzigo costs import" in bare.tiles and "Gross profit" not in bare.products
