@@ -83,13 +83,17 @@ def parse_cost_file(
     """Every row of the file `name` (its bytes `data`), validated; CostFileError naming each bad
     row otherwise."""
     if len(data) > MAX_BYTES:
-        raise CostFileError(f"{name}: {len(data):,} bytes; a cost file may have at most {MAX_BYTES:,}")
+        raise CostFileError(
+            f"{name}: {len(data):,} bytes; a cost file may have at most {MAX_BYTES:,}"
+        )
     if name.lower().endswith(XLSX_SUFFIXES):
         table = _xlsx_rows(name, data)
     else:
         table = _csv_rows(name, data)
     if not table:
-        raise CostFileError(f"{name}: the file is empty; it needs a header row: {', '.join(REQUIRED)}")
+        raise CostFileError(
+            f"{name}: the file is empty; it needs a header row: {', '.join(REQUIRED)}"
+        )
     columns = _header(name, table[0])
     errors: list[str] = []
     out: list[CostRow] = []
@@ -103,7 +107,9 @@ def parse_cost_file(
         if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):
             errors.append(f"row {n}: {len(cells)} values but the header has {len(columns)} columns")
             continue
-        values = {col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(columns)}
+        values = {
+            col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(columns)
+        }
         row, problems = _row(n, values, default_valid_from)
         errors.extend(problems)
         if row is None:
@@ -182,7 +188,9 @@ def _header(name: str, cells: list[str]) -> list[str]:
     expected = ", ".join(known)
     for col in columns:
         if col and col not in known:
-            raise CostFileError(f"{name}: unknown column {col!r} in the header; columns: {expected}")
+            raise CostFileError(
+                f"{name}: unknown column {col!r} in the header; columns: {expected}"
+            )
     if dup := sorted({c for c in columns if c and columns.count(c) > 1}):
         raise CostFileError(f"{name}: column {dup[0]!r} appears more than once in the header")
     if missing := [c for c in REQUIRED if c not in columns]:

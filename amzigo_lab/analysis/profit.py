@@ -38,14 +38,14 @@ if TYPE_CHECKING:
 COST_DATASET = "product_costs"
 #: (seller_sku, currency) -> unit cost (the `--costs FILE` override).
 Costs = Mapping[tuple[str, str], Decimal]
-_COST_SCHEMA = {
+_COST_SCHEMA: dict[str, Any] = {
     "sku": pl.String,
     "marketplace_id": pl.String,
     "currency": pl.String,
     "unit_cost": pl.Decimal(18, 4),
     "valid_from": pl.Date,
 }
-_EMPTY_SKU_COSTS = {
+_EMPTY_SKU_COSTS: dict[str, Any] = {
     "currency": pl.String,
     "seller_sku": pl.String,
     "costed_units": pl.Int64,
@@ -66,7 +66,7 @@ def cost_rows(source: TableSource, override: Costs | None = None) -> pl.DataFram
         return pl.DataFrame(rows, schema=_COST_SCHEMA)
     table = source.table(COST_DATASET)
     df = table.select(*_COST_SCHEMA).to_polars()
-    return df.cast(_COST_SCHEMA)  # type: ignore[arg-type]
+    return df.cast(_COST_SCHEMA)
 
 
 def sku_costs(lines: ir.Table, costs: pl.DataFrame) -> pl.DataFrame:

@@ -18,7 +18,13 @@ import click
 from rich.table import Table
 
 from amzigo_lab.cli.auth import act, break_glass_option
-from amzigo_lab.cli.common import client_home_option, console, handle_errors, json_option, print_json
+from amzigo_lab.cli.common import (
+    client_home_option,
+    console,
+    handle_errors,
+    json_option,
+    print_json,
+)
 from amzigo_lab.client import protocol
 from amzigo_lab.client.workbench import home_path
 

@@ -210,7 +210,9 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         return {"names": set_credentials(gov, _text(body, "tenant"), clean, actor)}
 
     # -- product costs (tenant data: the tenant's sales_analysis access) ------------------------
-    def costs_actor(token: str, body: dict[str, Any], action: str, *, write: bool) -> tuple[str, str]:
+    def costs_actor(
+        token: str, body: dict[str, Any], action: str, *, write: bool
+    ) -> tuple[str, str]:
         """(actor, tenant): a person with sales_analysis access to the tenant's product_costs
         (not a seller account when `write`), or break-glass; denials audited naming the user."""
         raw = _text(body, "tenant")
@@ -226,7 +228,9 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             actor = right(token, body, action, "manage_users")  # break-glass path only
         else:
             if token.startswith("knl_"):
-                server._deny(f"{action}: a kernel token reads data only; use `amzigo login`", action)
+                server._deny(
+                    f"{action}: a kernel token reads data only; use `amzigo login`", action
+                )
             session = server._user_session(token, action)
             who = gov.principal_of(session)
             decision = gov.policy.decide(who, gov.lake.spec(COSTS), tenant, COSTS_PURPOSE)
@@ -312,7 +316,9 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             key = (r["sku"], r["marketplace_id"], r["currency"])
             if r["valid_from"] <= today and r["valid_from"] > in_effect.get(key, dt.date.min):
                 in_effect[key] = r["valid_from"]
-        rows.sort(key=lambda r: (r["sku"], r["marketplace_id"] or "", r["currency"], r["valid_from"]))
+        rows.sort(
+            key=lambda r: (r["sku"], r["marketplace_id"] or "", r["currency"], r["valid_from"])
+        )
         gov.emit(
             "data.read", actor=actor, tenant=tenant, resource=f"dataset:{COSTS}",
             purpose=COSTS_PURPOSE, decision="allow", row_count=len(rows), reason="amzigo costs ls",
@@ -322,7 +328,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             "today": today.isoformat(),
             "costs": [
                 {"sku": r["sku"],
-                 "marketplace": marketplace_code(r["marketplace_id"]) if r["marketplace_id"] else "ALL",
+                 "marketplace": marketplace_code(r["marketplace_id"] or "ALL"),
                  "currency": r["currency"], "unit_cost": str(r["unit_cost"]),
                  "valid_from": r["valid_from"].isoformat(),
                  "in_effect": in_effect.get((r["sku"], r["marketplace_id"], r["currency"]))

@@ -34,8 +34,8 @@ from amzigo_lab.analysis.inventory import (
 )
 from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, fmt_money
 from amzigo_lab.analysis.period import Period, day_rule, latest_complete_day
-from amzigo_lab.analysis.reviews import topic_changes, topic_trends
 from amzigo_lab.analysis.profit import cost_notes, cost_rows
+from amzigo_lab.analysis.reviews import topic_changes, topic_trends
 from amzigo_lab.analysis.sales import (
     SalesScope,
     kpi_tiles,

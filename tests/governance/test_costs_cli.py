@@ -60,7 +60,9 @@ def test_import_and_list_as_a_granted_analyst(home: Path, admin: str, tmp_path: 
     res = run(home, "costs", "import", str(f), "--tenant", TENANT, session=ana)
     assert res.exit_code == 2 and "sales_analysis access" in res.output, res.output
     assert "amzigo users grant" in res.output
-    assert any(e.action == "costs.import" and e.decision == "deny" for e in events(home, actor="ana"))
+    assert any(
+        e.action == "costs.import" and e.decision == "deny" for e in events(home, actor="ana")
+    )
     # an admin (manage_users) reads no seller data: refused too
     res = run(home, "costs", "ls", "--tenant", TENANT, session=admin)
     assert res.exit_code == 2 and "sales_analysis access" in res.output, res.output
@@ -99,7 +101,9 @@ def test_import_and_list_as_a_granted_analyst(home: Path, admin: str, tmp_path: 
     ]  # fmt: skip
 
 
-def test_a_bad_file_names_its_rows_and_writes_nothing(home: Path, admin: str, tmp_path: Path) -> None:
+def test_a_bad_file_names_its_rows_and_writes_nothing(
+    home: Path, admin: str, tmp_path: Path
+) -> None:
     ana = login(home, "ana", add_user(home, "ana", "--role", "analyst", session=admin))
     assert run(home, "users", "grant", "ana", "--tenant", TENANT, session=admin).exit_code == 0
     f = tmp_path / "bad.csv"
