@@ -47,7 +47,10 @@ FIRST_IMPORT = [
     _cost("SKU-RED", UK, "GBP", "7.00", "2026-01-01", FIRST),
     _cost("SKU-GREEN", UK, "GBP", "5.00", "2026-03-07", FIRST),
 ]
-CORRECTION = [_cost("SKU-RED", US, "USD", "9.50", "2026-03-02", LATER)]
+CORRECTION = [
+    _cost("SKU-RED", US, "USD", "9.50", "2026-03-02", LATER),
+    _cost("SKU-RED", None, "USD", "8.90", "2026-03-02", LATER),  # a null key is corrected too
+]
 OTHER_COSTS = [_cost("SKU-RED", None, "USD", "1.00", "2026-01-01", FIRST)]
 
 
@@ -71,7 +74,9 @@ def report(lake: Lake):  # type: ignore[no-untyped-def]
 def test_effective_cost_follows_valid_from_and_the_latest_import(lake: Lake) -> None:
     source = LakeTableSource(lake, ACME)
     costs = cost_rows(source)
-    assert costs.height == 6  # the correction replaced the US row of 2 March, history kept
+    assert costs.height == 6  # the correction replaced two rows of 2 March, history kept
+    corrected = costs.filter(pl.col("valid_from") == dt.date(2026, 3, 2)).sort("unit_cost")
+    assert corrected["unit_cost"].to_list() == [D("8.9000"), D("9.5000")]
     per_sku = sku_costs(order_lines(source, SalesScope(PERIOD)), costs)
     rows = {(r["currency"], r["seller_sku"]): r for r in per_sku.to_dicts()}
     # RED USD: 2 units on 1 March at 8.00, 1 + 3 units on 2-3 March at 9.50 (US row, corrected)
