@@ -227,11 +227,17 @@ def sales_totals(
     scope: SalesScope,
     costs: Costs | None = None,
     tables: tuple[ir.Table, ir.Table] | None = None,
+    skus: pl.DataFrame | None = None,
 ) -> dict[str, Totals]:
     """KPI totals per currency (sorted by currency), with gross profit from the tenant's
-    `product_costs` (`costs`: an override). `tables`: from `scope_tables`."""
+    `product_costs` (`costs`: an override). `tables`: from `scope_tables`; `skus`: the
+    scope's `sku_table` when the caller has it."""
     lines, fin = tables or (order_lines(source, scope), finance_lines(source, scope))
-    profits = currency_profit(sku_table(source, scope, costs, (lines, fin)))
+    profits = {}
+    if skus is not None:
+        profits = currency_profit(skus)
+    elif _cost_rows(source, costs).height:  # no costs at all: no per-SKU pass needed
+        profits = currency_profit(sku_table(source, scope, costs, (lines, fin)))
     line_rows = {r["currency"]: r for r in _rows(_line_totals(lines, ["currency"]))}
     fin_rows = {r["currency"]: r for r in _rows(_finance_totals(fin, ["currency"]))}
     out: dict[str, Totals] = {}
@@ -570,12 +576,12 @@ def build_sales_report(
 ) -> SalesReport:
     """Compute every table of the sales report."""
     tables = scope_tables(source, scope)
-    totals = sales_totals(source, scope, costs, tables)
+    skus = sku_table(source, scope, costs, tables)
+    totals = sales_totals(source, scope, costs, tables, skus)
     previous = None
     if comparison is not None:
         prev_scope = SalesScope(comparison, scope.marketplace, scope.currency)
         previous = sales_totals(source, prev_scope, costs)
-    skus = sku_table(source, scope, costs, tables)
     have_costs = _cost_rows(source, costs).height > 0
     notes = cost_notes(currency_profit(skus), have_costs, override=costs is not None)
     return SalesReport(
