@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from amzigo_lab.retention_rules import DaysAfterDelivery, MonthsAfterIngestion
+from amzigo_lab.retention_rules import DaysAfterDelivery, MonthsAfterIngestion, WhileTenantActive
 from amzigo_lab.schema import Column, DatasetSpec
 
 AMAZON_NON_PII = MonthsAfterIngestion(18)
@@ -286,6 +286,31 @@ QUARANTINE = DatasetSpec(
     ),
 )
 
+#: Unit costs have fractions of a cent (a case of 12 at 10.00 is 0.8333 a unit).
+UNIT_COST = pa.decimal128(18, 4)
+
+PRODUCT_COSTS = DatasetSpec(
+    name="product_costs",
+    origin="internal",
+    description=(
+        "Cost of goods per SKU, imported by the seller's staff (`amzigo costs import`): "
+        "history kept, one row per SKU, marketplace (null = every marketplace), currency and "
+        "first day of validity; a later import of the same key corrects it. No PII."
+    ),
+    retention=WhileTenantActive(),
+    natural_key=("sku", "marketplace_id", "currency", "valid_from"),
+    version_column="imported_at",
+    columns=(
+        _c("sku", S, "id", False),
+        _c("marketplace_id", S, "category"),
+        _c("currency", S, "currency", False),
+        _c("unit_cost", UNIT_COST, "money", False),
+        _c("valid_from", pa.date32(), "date", False),
+        _c("imported_at", TS, "timestamp", False),
+        _c("source_sha256", S, "id", False),
+    ),
+)
+
 REGISTRY: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -301,5 +326,6 @@ REGISTRY: dict[str, DatasetSpec] = {
         REVIEW_TRENDS,
         SOLICITATION_ELIGIBILITY,
         QUARANTINE,
+        PRODUCT_COSTS,
     )
 }

@@ -85,4 +85,43 @@ class DaysAfterDelivery:
         )
 
 
-RetentionRule = MonthsAfterIngestion | DaysAfterDelivery
+@dataclass(frozen=True)
+class WhileTenantActive:
+    """Internal data the seller gave us (e.g. product costs): kept while the tenant is active.
+
+    Not Amazon data, so the 18-month rule does not apply: the purge date is the far future
+    (`KEPT_UNTIL`) and the retention purge never picks it. It goes with the tenant: a deletion
+    of the whole tenant (`amzigo delete --tenant T` without --dataset, run when a seller
+    leaves) or of this dataset (`--dataset NAME`) drops it, certified like any other drop.
+    """
+
+    @property
+    def name(self) -> str:
+        """The rule's name in the catalog and the record of processing."""
+        return "while_tenant_active"
+
+    @property
+    def row_dependent(self) -> bool:
+        """Whether rows of one ingestion day can have different purge dates."""
+        return False
+
+    def purge_dates(self, table: pa.Table, ingest_date: dt.date) -> pa.Array:
+        """One purge date per row (all the far future)."""
+        return pa.repeat(pa.scalar(self.purge_date(ingest_date), pa.date32()), table.num_rows)
+
+    def purge_date(self, ingest_date: dt.date) -> dt.date:
+        """`KEPT_UNTIL`: no date-based purge."""
+        return KEPT_UNTIL
+
+    def describe(self) -> str:
+        """Human-readable rule."""
+        return (
+            "internal data, kept while the tenant is active; deleted with the tenant "
+            "(amzigo delete --tenant T) or on request (--dataset), never by the Amazon purge"
+        )
+
+
+#: The purge date of data kept while its tenant is active (never reached by a purge).
+KEPT_UNTIL = dt.date(9999, 12, 31)
+
+RetentionRule = MonthsAfterIngestion | DaysAfterDelivery | WhileTenantActive

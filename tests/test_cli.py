@@ -87,6 +87,7 @@ pkg.__path__ = [{str(cli_dir)!r}]
 sys.modules["amzigo_lab.cli"] = pkg
 import amzigo_lab.cli.lake_client, amzigo_lab.cli.compliance_client
 import amzigo_lab.cli.dsr, amzigo_lab.cli.governance, amzigo_lab.cli.auth
+import amzigo_lab.cli.costs_client
 loaded = [m for m in sys.modules if m.startswith("amzigo_lab.")]
 assert "amzigo_lab.cli.governance" in loaded and "amzigo_lab.cli.lake" not in loaded
 print(sorted(m for m in loaded if m.startswith(("amzigo_lab.lake", "amzigo_lab.home",

@@ -7,8 +7,10 @@ Definitions (the notebooks print them under the tables):
 - refunds and fees come from `financial_events` POSTED in the period (money moves on that date):
   refunds = minus the principal of refund events, fees = minus every fee amount (commission
   refunded with a refund lowers the fees), refunded orders = distinct orders with a refund.
-- net proceeds = sales - promotions - refunds - fees; with a cost file, COGS = units x unit cost,
-  profit = net proceeds - COGS, margin = profit / sales.
+- net proceeds = sales - promotions - refunds - fees. Gross profit, COGS and margin come from
+  the tenant's `product_costs` (or a `--costs FILE` override) through `analysis.profit`: the
+  cost of each unit on its sale day, profit and margin over costed units only, and the number
+  of units without a cost.
 - Every money figure is per currency: amounts in different currencies are never added.
 - Days are marketplace-local (`period` module): purchase and posting times are converted to the
   zone of their marketplace before taking the date; unknown marketplaces count in UTC.
@@ -36,6 +38,8 @@ from amzigo_lab.analysis.money import (
     ratio,
 )
 from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.profit import Costs, cost_notes, currency_profit, with_profit
+from amzigo_lab.analysis.profit import cost_rows as _cost_rows
 from amzigo_lab.analysis.source import ReportError, TableSource
 
 if TYPE_CHECKING:
@@ -47,8 +51,7 @@ FEE_KIND = "fee"
 PRINCIPAL = "principal"
 CANCELED = "canceled"
 
-#: (seller_sku, currency) -> unit cost in that currency.
-Costs = Mapping[tuple[str, str], Decimal]
+__all__ = ["Costs"]  # (seller_sku, currency) -> unit cost: the `--costs FILE` override
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,12 @@ class Totals:
     refunds: Decimal = Decimal("0.00")
     refunded_orders: int = 0
     fees: Decimal = Decimal("0.00")
+    #: COGS, sales and net proceeds of the costed (currency, SKU) rows (`analysis.profit`);
+    #: cogs is None when no unit of the currency has a cost
     cogs: Decimal | None = None
     uncosted_units: int = 0
+    costed_sales: Decimal | None = None
+    costed_net: Decimal | None = None
 
     @property
     def average_order_value(self) -> Decimal | None:
@@ -170,13 +177,16 @@ class Totals:
 
     @property
     def profit(self) -> Decimal | None:
-        """net proceeds - COGS (None without a cost file)."""
-        return None if self.cogs is None else self.net_proceeds - self.cogs
+        """Gross profit: net proceeds - COGS of the costed SKUs (None when no unit has a
+        cost; never a profit that takes a missing cost as zero)."""
+        if self.cogs is None or self.costed_net is None:
+            return None
+        return self.costed_net - self.cogs
 
     @property
     def margin(self) -> Decimal | None:
-        """profit / sales (a fraction)."""
-        return None if self.profit is None else ratio(self.profit, self.sales)
+        """profit / sales of the costed SKUs (a fraction)."""
+        return None if self.profit is None else ratio(self.profit, self.costed_sales)
 
 
 def _rows(expr: ir.Table) -> list[dict[str, Any]]:
@@ -217,21 +227,24 @@ def sales_totals(
     scope: SalesScope,
     costs: Costs | None = None,
     tables: tuple[ir.Table, ir.Table] | None = None,
+    skus: pl.DataFrame | None = None,
 ) -> dict[str, Totals]:
-    """KPI totals per currency (sorted by currency). `tables`: from `scope_tables`."""
+    """KPI totals per currency (sorted by currency), with gross profit from the tenant's
+    `product_costs` (`costs`: an override). `tables`: from `scope_tables`; `skus`: the
+    scope's `sku_table` when the caller has it."""
     lines, fin = tables or (order_lines(source, scope), finance_lines(source, scope))
-    skus = sku_table(source, scope, costs, (lines, fin)) if costs is not None else None
+    profits = {}
+    if skus is not None:
+        profits = currency_profit(skus)
+    elif _cost_rows(source, costs).height:  # no costs at all: no per-SKU pass needed
+        profits = currency_profit(sku_table(source, scope, costs, (lines, fin)))
     line_rows = {r["currency"]: r for r in _rows(_line_totals(lines, ["currency"]))}
     fin_rows = {r["currency"]: r for r in _rows(_finance_totals(fin, ["currency"]))}
     out: dict[str, Totals] = {}
     for cur in sorted(set(line_rows) | set(fin_rows)):
         lr, fr = line_rows.get(cur, {}), fin_rows.get(cur, {})
-        cogs: Decimal | None = None
-        uncosted = 0
-        if skus is not None:
-            sub = skus.filter(pl.col("currency") == cur)
-            cogs = money(sum(sub["cogs"].drop_nulls().to_list(), Decimal("0")))
-            uncosted = int(sub.filter(pl.col("cogs").is_null())["units"].sum())
+        p = profits.get(cur)
+        costed = p is not None and p.profit is not None
         out[cur] = Totals(
             currency=cur,
             sales=money(lr.get("sales")),
@@ -241,10 +254,40 @@ def sales_totals(
             refunds=money(fr.get("refunds")),
             refunded_orders=int(fr.get("refunded_orders") or 0),
             fees=money(fr.get("fees")),
-            cogs=cogs,
-            uncosted_units=uncosted,
+            cogs=p.cogs if p is not None and costed else None,
+            uncosted_units=p.uncosted_units if p is not None else 0,
+            costed_sales=p.costed_sales if p is not None and costed else None,
+            costed_net=p.costed_net if p is not None and costed else None,
         )
     return out
+
+
+def profit_table(totals: Mapping[str, Totals]) -> pl.DataFrame:
+    """One row per currency: sales, refunds, fees, net proceeds, then sales, COGS, gross profit
+    and margin of the costed SKUs, and the units without a cost (null profit: none costed)."""
+    rows = [
+        {"currency": cur, "sales": t.sales, "refunds": t.refunds, "fees": t.fees,
+         "net": t.net_proceeds, "costed_sales": t.costed_sales, "cogs": t.cogs,
+         "profit": t.profit, "margin": None if t.margin is None else float(t.margin),
+         "uncosted_units": t.uncosted_units}
+        for cur, t in totals.items()
+    ]  # fmt: skip
+    money_type = pl.Decimal(38, 2)
+    return pl.DataFrame(
+        rows,
+        schema={"currency": pl.String, "sales": money_type, "refunds": money_type,
+                "fees": money_type, "net": money_type, "costed_sales": money_type,
+                "cogs": money_type, "profit": money_type, "margin": pl.Float64,
+                "uncosted_units": pl.Int64},
+    )  # fmt: skip
+
+
+PROFIT_DEFINITIONS = (
+    "Gross profit = net proceeds (sales - promotions - refunds - fees) - cost of goods, over "
+    "the SKUs whose every unit sold has a cost on its sale day (product costs: the latest "
+    "valid_from on or before that day, the marketplace's own cost first); margin = gross "
+    "profit / sales of those SKUs. Units without a cost are counted, never costed at zero."
+)
 
 
 @dataclass(frozen=True)
@@ -275,18 +318,18 @@ TILE_METRICS: tuple[tuple[str, str, str], ...] = (
     ("refund_rate", "Refund rate", "pct"),
     ("fees", "Amazon fees", "money"),
     ("net_proceeds", "Net proceeds", "money"),
-    ("profit", "Profit", "money"),
+    ("profit", "Gross profit", "money"),
     ("margin", "Margin", "pct"),
 )
 
 
 def kpi_tiles(current: dict[str, Totals], previous: dict[str, Totals] | None) -> list[Tile]:
-    """Tiles per currency; profit and margin only when a cost file was given."""
+    """Tiles per currency; profit and margin only where some unit has a cost."""
     tiles = []
     for cur, t in current.items():
         p = None if previous is None else previous.get(cur, Totals(cur))
         for metric, label, kind in TILE_METRICS:
-            if metric in ("profit", "margin") and t.cogs is None:
+            if metric in ("profit", "margin") and t.profit is None:
                 continue
             prev = None if p is None else getattr(p, metric)
             tiles.append(Tile(cur, metric, label, kind, getattr(t, metric), prev))
@@ -303,7 +346,9 @@ def sku_table(
     costs: Costs | None = None,
     tables: tuple[ir.Table, ir.Table] | None = None,
 ) -> pl.DataFrame:
-    """Per currency and SKU: sales, units, orders, refunds, fees, net, COGS, profit, margin, rank.
+    """Per currency and SKU: sales, units, orders, refunds, fees, net, unit cost, COGS,
+    profit, margin (`analysis.profit`: from `product_costs`, or `costs` as an override),
+    costed and uncosted units, rank.
 
     Sorted by currency, then rank (1 = highest sales in that currency).
     """
@@ -330,26 +375,14 @@ def sku_table(
     df = df.with_columns(
         net=pl.col("sales") - pl.col("promotions") - pl.col("refunds") - pl.col("fees")
     )
-    cost_rows = [
-        {"seller_sku": sku, "currency": cur, "unit_cost": money(c)}
-        for (sku, cur), c in (costs or {}).items()
-    ]
-    cost_df = pl.DataFrame(
-        cost_rows,
-        schema={"seller_sku": pl.String, "currency": pl.String, "unit_cost": pl.Decimal(18, 2)},
-    )
-    df = df.join(cost_df, on=["seller_sku", "currency"], how="left")
-    df = df.with_columns(cogs=(pl.col("unit_cost") * pl.col("units")).cast(pl.Decimal(38, 2)))
-    df = df.with_columns(profit=(pl.col("net") - pl.col("cogs")).cast(pl.Decimal(38, 2)))
+    df = with_profit(df, _cost_rows(source, costs), lines)
     df = df.with_columns(
-        margin=pl.when(pl.col("sales") != 0)
-        .then(pl.col("profit").cast(pl.Float64) / pl.col("sales").cast(pl.Float64))
-        .otherwise(None),
         rank=pl.col("sales").rank(method="min", descending=True).over("currency").cast(pl.Int64),
     )
     cols = [
         "currency", "rank", "seller_sku", "asin", "title", "sales", "units", "orders",
         "promotions", "refunds", "fees", "net", "unit_cost", "cogs", "profit", "margin",
+        "costed_units", "uncosted_units",
     ]  # fmt: skip
     return df.select(cols).sort(["currency", "rank", "seller_sku"])
 
@@ -543,15 +576,14 @@ def build_sales_report(
 ) -> SalesReport:
     """Compute every table of the sales report."""
     tables = scope_tables(source, scope)
-    totals = sales_totals(source, scope, costs, tables)
+    skus = sku_table(source, scope, costs, tables)
+    totals = sales_totals(source, scope, costs, tables, skus)
     previous = None
     if comparison is not None:
         prev_scope = SalesScope(comparison, scope.marketplace, scope.currency)
         previous = sales_totals(source, prev_scope, costs)
-    notes = []
-    for cur, t in totals.items():
-        if t.uncosted_units:
-            notes.append(f"{cur}: {t.uncosted_units} units have no cost in the cost file")
+    have_costs = _cost_rows(source, costs).height > 0
+    notes = cost_notes(currency_profit(skus), have_costs, override=costs is not None)
     return SalesReport(
         scope=scope,
         comparison=comparison,
@@ -560,7 +592,7 @@ def build_sales_report(
         tiles=kpi_tiles(totals, previous),
         daily=trend(source, scope, "day", tables),
         weekly=trend(source, scope, "week", tables),
-        skus=sku_table(source, scope, costs, tables),
+        skus=skus,
         marketplaces=marketplace_split(source, scope, tables),
         traffic=traffic(source, scope),
         traffic_daily=traffic_daily(source, scope),

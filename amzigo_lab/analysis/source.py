@@ -32,6 +32,7 @@ REPORT_DATASETS = frozenset(
         "review_topics",
         "review_trends",
         "solicitation_eligibility",
+        "product_costs",
     }
 )
 

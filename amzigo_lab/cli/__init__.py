@@ -8,6 +8,7 @@ from amzigo_lab.cli.audit import audit_verify
 from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
 from amzigo_lab.cli.compliance_client import COMMANDS as COMPLIANCE_CLIENT_COMMANDS
 from amzigo_lab.cli.config import config_group
+from amzigo_lab.cli.costs_client import costs_group
 from amzigo_lab.cli.demo import demo_cmd
 from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.gateway import gateway_group
@@ -76,6 +77,7 @@ for command in (*COMPLIANCE_COMMANDS, *COMPLIANCE_CLIENT_COMMANDS, dsr_group):
     main.add_command(command)
 main.add_command(gateway_group)
 main.add_command(config_group)
+main.add_command(costs_group)
 main.add_command(dashboard_cmd)
 main.add_command(lab_cmd)
 main.add_command(report_cmd)

@@ -40,7 +40,8 @@ from amzigo_lab.cli.common import (
     "--costs",
     type=click.Path(dir_okay=False, exists=True),
     default=None,
-    help="Sales: CSV sku,currency,unit_cost for profit and margin.",
+    help="Sales: CSV sku,currency,unit_cost replacing the tenant's product costs (amzigo "
+    "costs import) for this run only.",
 )
 @click.option("--pdf", is_flag=True, help="Also print a PDF with Debian's chromium.")
 @click.option(

@@ -85,6 +85,10 @@ DSR_ERASE = "dsr.erase"
 DSR_OBJECT = "dsr.object"
 DSR_RESUME = "dsr.resume"
 DSR_LIST = "dsr.list"
+#: Product costs (`amzigo costs import|ls`): a person with sales_analysis access to the tenant's
+#: `product_costs` (an analyst granted the tenant; import: not a seller account), or break-glass.
+COSTS_IMPORT = "costs.import"
+COSTS_LIST = "costs.list"
 #: The audit action of a break-glass use (an alert rule fires on it).
 BREAK_GLASS = "admin.break_glass"
 

@@ -10,11 +10,21 @@ The bodies carry no secret but a DSR's subject and a credential's value, which s
 the gateway's log names the action and the error class only, never a body or a message.
 Results are JSON; files a command writes (certificate export, ROPA, access review) come back as
 their text, and the CLI writes them where its user asked.
+
+Product costs (`costs.import`, `costs.list`) are tenant data, not administration: they need the
+least right that already reaches the tenant's sales figures, the policy's `sales_analysis`
+access to the tenant's `product_costs` (an analyst granted the tenant: `amzigo users grant`).
+manage_users is not used (admins read no seller data and it spans every tenant). Importing
+also refuses a seller account (an exclusive, dashboard-only role); listing allows it for its
+own tenant. The operator may use both with --break-glass (audited, alerted).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import InvalidName, UnknownTenant
+from amzigo_lab.gateway.tokens import same_secret
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -30,6 +41,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 COMPLIANCE = "compliance"  # the role (amzigo_lab.compliance.roles.COMPLIANCE)
+COSTS = "product_costs"
+COSTS_PURPOSE = "sales_analysis"
 LIST_TENANTS = "list the lake's tenants with `amzigo lake ls`"
 
 
@@ -206,6 +219,135 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             raise GatewayProtocolError("credentials.set takes values as an object")
         clean = {str(k): str(v) for k, v in values.items()}
         return {"names": set_credentials(gov, _text(body, "tenant"), clean, actor)}
+
+    # -- product costs (tenant data: the tenant's sales_analysis access) ------------------------
+    def costs_actor(
+        token: str, body: dict[str, Any], action: str, *, write: bool
+    ) -> tuple[str, str]:
+        """(actor, tenant): a person with sales_analysis access to the tenant's product_costs
+        (not a seller account when `write`), or break-glass; denials audited naming the user."""
+        raw = _text(body, "tenant")
+        if raw is None:
+            raise GatewayProtocolError(f"{action} needs a tenant")
+        try:
+            tenant = tenant_id(raw)
+        except InvalidName:
+            raise UnknownTenant(
+                f"invalid tenant {raw!r} (a-z, 0-9, '-', '_'): {LIST_TENANTS}"
+            ) from None
+        if token and same_secret(token, server._operator):
+            actor = right(token, body, action, "manage_users")  # break-glass path only
+        else:
+            if token.startswith("knl_"):
+                server._deny(
+                    f"{action}: a kernel token reads data only; use `amzigo login`", action
+                )
+            session = server._user_session(token, action)
+            who = gov.principal_of(session)
+            decision = gov.policy.decide(who, gov.lake.spec(COSTS), tenant, COSTS_PURPOSE)
+            if not decision:
+                gov._refuse(
+                    session, who, action,
+                    f"{action} needs {COSTS_PURPOSE} access to tenant {tenant!r} "
+                    f"({decision.reason})",
+                    "an analyst needs a grant: amzigo users grant NAME --tenant TENANT",
+                )  # fmt: skip
+            roles = gov.policy.effective_roles(who)
+            if write and any(r.exclusive for r in roles):
+                gov._refuse(
+                    session, who, action,
+                    f"{action} is for staff with {COSTS_PURPOSE} access: a seller account "
+                    "reads its dashboard",
+                    "ask an analyst granted the tenant to import the costs",
+                )  # fmt: skip
+            actor = str(session.user_id)
+        if not gov.lake.catalog.partitions(tenants=[tenant]):
+            raise UnknownTenant(f"unknown tenant {tenant!r}: no data in the lake; {LIST_TENANTS}")
+        return actor, tenant
+
+    def costs_import(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        import pyarrow as pa
+
+        from amzigo_lab.analysis.cost_file import CostFileError, digest, parse_cost_file
+        from amzigo_lab.datasets import PRODUCT_COSTS
+
+        actor, tenant = costs_actor(token, body, protocol.COSTS_IMPORT, write=True)
+        name = os.path.basename(str(body.get("name") or "costs.csv"))[:200]
+        try:
+            data = base64.b64decode(str(body.get("data_b64", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise GatewayProtocolError("costs.import takes the file as base64 (data_b64)") from None
+        default = _date(body, "valid_from")
+        sha = digest(data)
+        try:
+            rows = parse_cost_file(name, data, default)
+        except CostFileError as exc:
+            gov.emit(
+                "costs.import_failed", actor=actor, tenant=tenant,
+                resource=f"dataset:{COSTS}", decision="error",
+                reason=f"file sha256 {sha[:16]}: {str(exc).splitlines()[0][:300]}",
+            )  # fmt: skip
+            raise
+        now = server._clock()
+        table = pa.table(
+            {
+                "sku": [r.sku for r in rows],
+                "marketplace_id": [r.marketplace_id for r in rows],
+                "currency": [r.currency for r in rows],
+                "unit_cost": [r.unit_cost for r in rows],
+                "valid_from": [r.valid_from for r in rows],
+                "imported_at": [now] * len(rows),
+                "source_sha256": [sha] * len(rows),
+            },
+            schema=PRODUCT_COSTS.schema,
+        )
+        batch = f"costs-{sha[:40]}-{default.isoformat() if default else 'file'}"
+        result = gov.lake.write(COSTS, tenant, now.date(), table, batch)
+        gov.emit(
+            "costs.imported", actor=actor, tenant=tenant, resource=f"dataset:{COSTS}",
+            row_count=0 if result.already_committed else len(rows),
+            reason=f"file sha256 {sha[:16]}"
+            + ("; already imported, nothing written" if result.already_committed else ""),
+        )  # fmt: skip
+        return {
+            "tenant": tenant, "rows": len(rows), "skus": len({r.sku for r in rows}),
+            "sha256": sha, "already_imported": result.already_committed,
+            "imported_at": now.isoformat(), "actor": actor,
+        }  # fmt: skip
+
+    def costs_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from amzigo_lab.analysis.money import marketplace_code
+
+        actor, tenant = costs_actor(token, body, protocol.COSTS_LIST, write=False)
+        scan = gov.lake.scan(COSTS, [tenant])
+        rows = scan.latest(server._con).to_pylist() if scan.paths else []
+        today = _date(body, "today") or server._clock().date()
+        in_effect: dict[tuple[Any, ...], dt.date] = {}
+        for r in rows:
+            key = (r["sku"], r["marketplace_id"], r["currency"])
+            if r["valid_from"] <= today and r["valid_from"] > in_effect.get(key, dt.date.min):
+                in_effect[key] = r["valid_from"]
+        rows.sort(
+            key=lambda r: (r["sku"], r["marketplace_id"] or "", r["currency"], r["valid_from"])
+        )
+        gov.emit(
+            "data.read", actor=actor, tenant=tenant, resource=f"dataset:{COSTS}",
+            purpose=COSTS_PURPOSE, decision="allow", row_count=len(rows), reason="amzigo costs ls",
+        )  # fmt: skip
+        return {
+            "tenant": tenant,
+            "today": today.isoformat(),
+            "costs": [
+                {"sku": r["sku"],
+                 "marketplace": marketplace_code(r["marketplace_id"] or "ALL"),
+                 "currency": r["currency"], "unit_cost": str(r["unit_cost"]),
+                 "valid_from": r["valid_from"].isoformat(),
+                 "in_effect": in_effect.get((r["sku"], r["marketplace_id"], r["currency"]))
+                 == r["valid_from"],
+                 "imported_at": r["imported_at"].isoformat(), "source_sha256": r["source_sha256"]}
+                for r in rows
+            ],
+        }  # fmt: skip
 
     # -- compliance ----------------------------------------------------------------------------
     def hold_add(token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -385,4 +527,6 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         protocol.DSR_OBJECT: dsr_object,
         protocol.DSR_RESUME: dsr_resume,
         protocol.DSR_LIST: dsr_list,
+        protocol.COSTS_IMPORT: costs_import,
+        protocol.COSTS_LIST: costs_list,
     }

@@ -26,7 +26,7 @@ from amzigo_lab.errors import InvalidName, SchemaMismatch, WriteError
 from amzigo_lab.lake.catalog import iso
 from amzigo_lab.lake.pme import encryption_properties
 from amzigo_lab.names import iso_date, tenant_id
-from amzigo_lab.retention_rules import MonthsAfterIngestion
+from amzigo_lab.retention_rules import MonthsAfterIngestion, WhileTenantActive
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
@@ -112,7 +112,7 @@ def _durable_write(target: Path, data: pa.Buffer, lake: Lake) -> None:
 
 
 def _split_by_purge(spec: DatasetSpec, table: pa.Table, ingest: dt.date) -> dict[dt.date, pa.Table]:
-    if isinstance(spec.retention, MonthsAfterIngestion):
+    if isinstance(spec.retention, MonthsAfterIngestion | WhileTenantActive):
         return {spec.retention.purge_date(ingest): table} if table.num_rows else {}
     dates = spec.retention.purge_dates(table, ingest)
     expired = pc.sum(pc.less(dates, pa.scalar(ingest, pa.date32()))).as_py() or 0

@@ -29,7 +29,13 @@ from amzigo_lab.analysis import charts, render
 from amzigo_lab.analysis.money import marketplace as find_marketplace
 from amzigo_lab.analysis.notebook import header, open_source, show_chart, show_html
 from amzigo_lab.analysis.period import Period, comparison_period, day_rule, parse_now
-from amzigo_lab.analysis.sales import SalesScope, build_sales_report, load_costs
+from amzigo_lab.analysis.sales import (
+    PROFIT_DEFINITIONS,
+    SalesScope,
+    build_sales_report,
+    load_costs,
+    profit_table,
+)
 
 source = open_source(tenant, home, access, purpose)
 market = find_marketplace(marketplace)
@@ -54,6 +60,32 @@ else:
     show_html(render.note(f"No orders in this period ({period.label()}, {where})."))
 for text in report.notes:
     show_html(render.note(text))
+
+# %% [markdown]
+# ## Gross profit (per currency, from the product costs)
+
+# %%
+has_profit = any(t.profit is not None for t in report.totals.values())
+if report.totals:
+    show_html(
+        render.table_html(
+            profit_table(report.totals),
+            [
+                ("currency", "Currency", "text"),
+                ("sales", "Sales", "money"),
+                ("refunds", "Refunds", "money"),
+                ("fees", "Fees", "money"),
+                ("net", "Net proceeds", "money"),
+                ("costed_sales", "Sales of costed SKUs", "money"),
+                ("cogs", "COGS", "money"),
+                ("profit", "Gross profit", "money"),
+                ("margin", "Margin", "pct"),
+                ("uncosted_units", "Units without cost", "count"),
+            ],
+            table_id="profit",
+        )
+    )
+show_html(render.note(PROFIT_DEFINITIONS))
 
 # %% [markdown]
 # ## Trends
@@ -112,8 +144,14 @@ sku_columns = [
     ("fees", "Fees", "money"),
     ("net", "Net", "money"),
 ]
-if costs is not None:
-    sku_columns += [("cogs", "COGS", "money"), ("profit", "Profit", "money"), ("margin", "Margin", "pct")]
+if has_profit:
+    sku_columns += [
+        ("unit_cost", "Unit cost", "money"),
+        ("cogs", "COGS", "money"),
+        ("profit", "Gross profit", "money"),
+        ("margin", "Margin", "pct"),
+        ("uncosted_units", "Units without cost", "count"),
+    ]
 show_html(render.table_html(report.skus, sku_columns, table_id="skus"))
 
 # %% [markdown]

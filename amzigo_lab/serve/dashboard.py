@@ -34,6 +34,7 @@ from amzigo_lab.analysis.inventory import (
 )
 from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, fmt_money
 from amzigo_lab.analysis.period import Period, day_rule, latest_complete_day
+from amzigo_lab.analysis.profit import cost_notes, cost_rows
 from amzigo_lab.analysis.reviews import topic_changes, topic_trends
 from amzigo_lab.analysis.sales import (
     SalesScope,
@@ -52,6 +53,7 @@ DATASETS: dict[str, str] = {
     "order_items": "sales_analysis",
     "financial_events": "sales_analysis",
     "sales_traffic_by_date": "sales_analysis",
+    "product_costs": "sales_analysis",
     "inventory_snapshots": "inventory_tracking",
     "review_trends": "review_management",
 }
@@ -157,6 +159,7 @@ class SellerDashboard:
         self.now = now
         self.marketplaces = self._marketplaces()
         self._cache: dict[tuple[object, ...], str] = {}
+        self._facts: dict[str, bool] = {}
 
     @classmethod
     def open(
@@ -258,6 +261,8 @@ class SellerDashboard:
         tiles = render.tiles_html(kpi_tiles(current, before), previous.label())
         if not current:
             tiles += render.note(f"No orders in this period ({period.label()}, {where}).")
+        for text in cost_notes(current, self._have_costs()):  # gross profit's coverage
+            tiles += render.note(text)
         yield "tiles", f"<div id='amz-tiles' data-period='{period}'>{tiles}</div>"
         yield "sales_chart", self._sales_chart(scope)
         yield "traffic_chart", self._traffic_chart(scope)
@@ -306,24 +311,29 @@ class SellerDashboard:
             + "</div>"
         )
 
+    def _have_costs(self) -> bool:
+        if "have_costs" not in self._facts:
+            self._facts["have_costs"] = cost_rows(self.source).height > 0
+        return self._facts["have_costs"]
+
     def _products(self, scope: SalesScope) -> str:
         skus = sku_table(self.source, scope).filter(pl.col("rank") <= 10)
         if skus.height == 0:
             return render.note("No orders in this period: no products sold.")
-        return render.table_html(
-            skus,
-            [
-                ("rank", "#", "count"),
-                ("currency", "Cur.", "text"),
-                ("seller_sku", "SKU", "text"),
-                ("asin", "ASIN", "text"),
-                ("sales", "Sales", "money"),
-                ("units", "Units", "count"),
-                ("refunds", "Refunds", "money"),
-                ("net", "Net", "money"),
-            ],
-            table_id="amz-products",
-        )
+        columns = [
+            ("rank", "#", "count"),
+            ("currency", "Cur.", "text"),
+            ("seller_sku", "SKU", "text"),
+            ("asin", "ASIN", "text"),
+            ("sales", "Sales", "money"),
+            ("units", "Units", "count"),
+            ("refunds", "Refunds", "money"),
+            ("net", "Net", "money"),
+        ]
+        if self._have_costs():  # empty cells: the SKU sold units without a cost that day
+            columns += [("cogs", "COGS", "money"), ("profit", "Gross profit", "money"),
+                        ("margin", "Margin", "pct")]  # fmt: skip
+        return render.table_html(skus, columns, table_id="amz-products")
 
     def stock(self, period: Period, market: MarketplaceInfo | None) -> InventoryReport:
         """The stock advice for a period ending at `period.end`: the inventory report's own
