@@ -7,7 +7,9 @@
 2. ingest every stream of every sandbox tenant as of today (no PII);
 3. purge as of today: expired PII partitions are crypto-erased, deleted and verified, and a
    signed destruction certificate is issued and verified; analytic data stays;
-4. generate the sales, reviews and inventory reports of the last 30 days for every tenant;
+4. import product costs for every tenant from the sandbox catalogue (`<home>/demo-costs/`,
+   as `amzigo costs import` would; one product in ten left uncosted), so reports show profit;
+   generate the sales, reviews and inventory reports of the last 30 days for every tenant;
 5. create demo users (one seller per tenant, an admin, an analyst, a compliance officer; the
    demo is the operator of its own home, so it creates them in-process) whose one-time
    credentials go to a 0600 file in the home, never to the terminal or git.
@@ -102,12 +104,52 @@ def run_demo(
             )  # fmt: skip
             result.ingest_reports.append(report)
         index_buyers(lake)  # the data-subject blind index, as `amzigo ingest` keeps it
+        say("importing demo product costs (as `amzigo costs import` does)")
+        _demo_costs(lake, settings, today, days)
         say(f"purging everything past its deadline as of {today}")
         result.purge, result.certificate = _purge(lake, today)
     say("generating reports")
     result.reports = _reports(settings, today, say, on_report)
     result.users, result.credentials = _demo_users(settings)
     return result
+
+
+#: Every this-many-th product of a demo catalogue gets no cost, so the reports show how
+#: uncosted units are reported (margin only over costed units).
+UNCOSTED_EVERY = 10
+
+
+def _demo_costs(lake: Any, settings: Settings, today: dt.date, days: int) -> None:
+    """A cost file per tenant from the sandbox catalogue's landed unit costs (one row per SKU
+    and marketplace, valid from the start of the history), written to `<home>/demo-costs/` and
+    imported like `amzigo costs import`; every UNCOSTED_EVERY-th product is left out."""
+    from amzigo_lab.analysis.cost_file import cost_table, digest, parse_cost_file
+    from amzigo_lab.datasets import PRODUCT_COSTS
+    from amzigo_lab.sandbox import SELLERS, World
+
+    world = World(seed=settings.sandbox_seed, today=today)
+    folder = settings.home / "demo-costs"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    # valid for a year back: before every order the demo ingests (the weekly PII snapshots
+    # reach further back than `days`), so every sale of a costed product has its cost
+    start = today - dt.timedelta(days=max(days, 365))
+    for seller in SELLERS:
+        lines = ["sku,marketplace,unit_cost,currency,valid_from"]
+        for i, product in enumerate(world.catalog(seller.tenant)):
+            if i % UNCOSTED_EVERY == UNCOSTED_EVERY - 1:
+                continue
+            for market in seller.marketplaces:
+                cost = product.unit_cost_in(market)
+                lines.append(f"{product.sku},{market.code},{cost},{market.currency},{start}")
+        data = ("\n".join(lines) + "\n").encode()
+        path = folder / f"{seller.tenant}.csv"
+        path.write_bytes(data)
+        rows = parse_cost_file(path.name, data)
+        now = dt.datetime.now(dt.UTC)
+        table = cost_table(rows, digest(data), now)
+        lake.write(
+            PRODUCT_COSTS.name, seller.tenant, today, table, f"demo-costs-{digest(data)[:40]}"
+        )
 
 
 def _purge(lake: Any, today: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:

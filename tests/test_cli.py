@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -44,6 +45,17 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
     reports = sorted(Path(home, "reports").rglob("*.html"))
     assert len(reports) == 9  # 3 tenants x (sales, reviews, inventory), inside the home
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h"]  # not ./reports, not ./.amzigo
+    # no empty inventory (the bug of the first round) and profit from the demo's product costs
+    for html in (p for p in reports if p.parent.name == "inventory"):
+        counts = [int(n) for n in re.findall(r"data-rows=[\"'](\d+)", html.read_text())]
+        assert counts and max(counts) > 0, f"{html}: every stock table is empty"
+    for html in (p for p in reports if p.parent.name == "sales"):
+        text = html.read_text()
+        start = re.search(r"id=[\"']profit[\"']", text)  # nbconvert rewrites the quotes
+        assert start, f"{html}: no profit table"
+        table = text[start.start() :].split("</table>", 1)[0]
+        assert re.search(r">-?\d+\.\d%<", table), f"{html}: no margin in the profit table"
+        assert "Units without cost" in table  # one product in ten is left uncosted
     creds = Path(home, "demo-credentials.txt")
     assert creds.stat().st_mode & 0o777 == 0o600
     assert "seller-acme" in creds.read_text() and "password" not in result.output

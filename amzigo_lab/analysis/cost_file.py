@@ -29,6 +29,7 @@ import io
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from amzigo_lab.analysis.money import MARKETPLACES, marketplace
 from amzigo_lab.errors import AmzigoError
@@ -267,3 +268,23 @@ def _row(
     if problems or cost is None or day is None:
         return None, problems
     return CostRow(sku, market_id, currency, cost, day), []
+
+
+def cost_table(rows: list[CostRow], sha256: str, imported_at: dt.datetime) -> Any:
+    """The `product_costs` rows of one import (a pyarrow table in the dataset's schema)."""
+    import pyarrow as pa
+
+    from amzigo_lab.datasets import PRODUCT_COSTS
+
+    return pa.table(
+        {
+            "sku": [r.sku for r in rows],
+            "marketplace_id": [r.marketplace_id for r in rows],
+            "currency": [r.currency for r in rows],
+            "unit_cost": [r.unit_cost for r in rows],
+            "valid_from": [r.valid_from for r in rows],
+            "imported_at": [imported_at] * len(rows),
+            "source_sha256": [sha256] * len(rows),
+        },
+        schema=PRODUCT_COSTS.schema,
+    )

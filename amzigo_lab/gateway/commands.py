@@ -266,10 +266,12 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         return actor, tenant
 
     def costs_import(token: str, body: dict[str, Any]) -> dict[str, Any]:
-        import pyarrow as pa
-
-        from amzigo_lab.analysis.cost_file import CostFileError, digest, parse_cost_file
-        from amzigo_lab.datasets import PRODUCT_COSTS
+        from amzigo_lab.analysis.cost_file import (
+            CostFileError,
+            cost_table,
+            digest,
+            parse_cost_file,
+        )
 
         actor, tenant = costs_actor(token, body, protocol.COSTS_IMPORT, write=True)
         name = os.path.basename(str(body.get("name") or "costs.csv"))[:200]
@@ -289,18 +291,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             )  # fmt: skip
             raise
         now = server._clock()
-        table = pa.table(
-            {
-                "sku": [r.sku for r in rows],
-                "marketplace_id": [r.marketplace_id for r in rows],
-                "currency": [r.currency for r in rows],
-                "unit_cost": [r.unit_cost for r in rows],
-                "valid_from": [r.valid_from for r in rows],
-                "imported_at": [now] * len(rows),
-                "source_sha256": [sha] * len(rows),
-            },
-            schema=PRODUCT_COSTS.schema,
-        )
+        table = cost_table(rows, sha, now)
         batch = f"costs-{sha[:40]}-{default.isoformat() if default else 'file'}"
         result = gov.lake.write(COSTS, tenant, now.date(), table, batch)
         gov.emit(
