@@ -61,6 +61,7 @@ def run_demo(
     settings: Settings, days: int = 60, pii_weeks: int = 5, say: Say = print
 ) -> DemoResult:
     """Run steps 1-5 on the home of `settings` (created if needed)."""
+    from amzigo_lab.campaigns.rules import add_demo_rules
     from amzigo_lab.compliance.dsr import index_buyers
     from amzigo_lab.sandbox import SandboxServer, World
     from amzigo_lab.source import embedded_sandbox, ingest
@@ -69,6 +70,7 @@ def run_demo(
     settings = dataclasses.replace(settings, sandbox_today=today)
     result = DemoResult(today)
     with init_home(settings) as lake:
+        add_demo_rules(settings)  # `amzigo campaign plan --dry-run` has a campaign to show
         pii = dataclasses.replace(settings, pii_purposes=(PII_PURPOSE,))
         state = settings.state_dir / "sandbox"
         state.mkdir(parents=True, exist_ok=True, mode=0o700)

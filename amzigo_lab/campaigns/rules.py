@@ -98,3 +98,22 @@ def load_rules(settings: Settings) -> dict[str, Rules]:
 def rules_for(rules: Mapping[str, Rules], tenant: str) -> Rules:
     """The tenant's rules, or the disabled default."""
     return rules.get(tenant) or Rules(tenant)
+
+
+DEMO_RULES = """
+# review-request campaigns (amzigo campaign plan --dry-run | run | status)
+[campaigns."acme-outdoor"]
+enable = true
+delay_days = 7
+exclude_refunded = true
+"""
+
+
+def add_demo_rules(settings: Settings) -> bool:
+    """Give a demo home a campaign for acme-outdoor (unless its config declares campaigns)."""
+    cfg = settings.home / "config.toml"
+    text = cfg.read_text(encoding="utf-8") if cfg.exists() else ""
+    if "campaigns" in config_sections(settings):
+        return False
+    cfg.write_text(text + DEMO_RULES, encoding="utf-8")
+    return True

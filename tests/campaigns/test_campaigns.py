@@ -403,3 +403,15 @@ def test_ropa_declares_the_review_management_activity(lake: Lake) -> None:
     assert activity["personal_data"] is False and "objected" in activity["safeguards"]
     loc = next(x for x in ropa["installation"]["locations"] if x["name"] == "campaign state")
     assert loc["path"].endswith("campaigns.sqlite") and loc["personal_data"] is False
+
+
+def test_demo_homes_get_a_campaign_once(tmp_path: Path) -> None:
+    from amzigo_lab.campaigns.rules import add_demo_rules
+
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text("# mine\nsandbox_seed = 7\n")
+    settings = _settings(home)
+    assert add_demo_rules(settings) and not add_demo_rules(settings)
+    assert load_rules(settings)[ACME].enable
+    assert (home / "config.toml").read_text().startswith("# mine\n")
