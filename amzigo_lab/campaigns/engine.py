@@ -465,7 +465,7 @@ def run(
         scale = conn.time_scale
         sched = scheduler or Scheduler(limits=LIMITS, backoff=0.5 / scale, max_backoff=30.0 / scale)
         report = RunReport(f"cmp-{secrets.token_hex(6)}", conn.kind, now.isoformat())
-        with CampaignStore.for_home(settings.state_dir) as store:
+        with CampaignStore.for_home(settings.state_dir) as store, store.exclusive():
             store.start_run(report.run_id, conn.kind)
             for tenant in chosen:
                 factory.forget_token(tenant)
@@ -560,7 +560,9 @@ def _run_tenant(
         except Exception as exc:
             report.errors.append(f"{tenant} {oid}: {GET_OP} failed: {type(exc).__name__}")
             continue
-        store.record_intent(tenant, oid, mp, report.run_id)
+        if not store.record_intent(tenant, oid, mp, report.run_id):
+            report.errors.append(f"{tenant} {oid}: already has a campaign row; not sent")
+            continue
         hook("intent", oid)
         try:
             sender.create(oid, mp)

@@ -19,9 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from amzigo_lab.errors import AmzigoError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
@@ -43,6 +47,10 @@ CREATE TABLE IF NOT EXISTS runs (
     summary_json TEXT NOT NULL DEFAULT '{}'
 );
 """
+
+
+class CampaignBusy(AmzigoError):
+    """Another campaign run of this home is in progress."""
 
 
 def _now() -> str:
@@ -125,14 +133,36 @@ class CampaignStore:
         """The tenant's rows by order id."""
         return {s.amazon_order_id: s for s in self.sends(tenant)}
 
-    def record_intent(self, tenant: str, order_id: str, marketplace_id: str, run_id: str) -> None:
-        """Commit the intent to send (before the call). Fails if the order has a row."""
-        with self.db:
-            self.db.execute(
-                "INSERT INTO sends(tenant, amazon_order_id, marketplace_id, state, run_id, "
-                "intent_at) VALUES (?, ?, ?, 'intent', ?, ?)",
-                (tenant, order_id, marketplace_id, run_id, _now()),
-            )
+    def record_intent(self, tenant: str, order_id: str, marketplace_id: str, run_id: str) -> bool:
+        """Commit the intent to send (before the call); False if the order already has a row."""
+        try:
+            with self.db:
+                self.db.execute(
+                    "INSERT INTO sends(tenant, amazon_order_id, marketplace_id, state, run_id, "
+                    "intent_at) VALUES (?, ?, ?, 'intent', ?, ?)",
+                    (tenant, order_id, marketplace_id, run_id, _now()),
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the home's campaign lock (`flock`, across processes) or raise CampaignBusy."""
+        import fcntl
+
+        lock = self.path.with_suffix(".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise CampaignBusy(
+                    f"another `campaign run` holds {lock}: wait for it to finish"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
 
     def record_outcome(self, tenant: str, order_id: str, state: str, how: str) -> None:
         """Commit the outcome of an intent (`sent` or `refused`)."""

@@ -1,9 +1,9 @@
 """Child process of the campaign crash sweep: `campaign run`, SIGKILL itself at one step.
 
-    python -m tests.campaigns.crash_child HOME STEP SANDBOX
+    python -m tests.campaigns.crash_child HOME STEP SANDBOX [NTH]
 
 STEP: intent (the intent row committed, create not yet called) or called (create answered 201,
-the outcome not yet recorded); the kill comes at the first order reaching the step.
+the outcome not yet recorded); the kill comes at the NTH order (default 1) reaching the step.
 SANDBOX: a JSON object locating the sandbox the test runs (it outlives this process, as Amazon
 does).
 """
@@ -42,10 +42,14 @@ def main(argv: list[str]) -> int:
     from amzigo_lab.config import load_settings
     from amzigo_lab.home import open_lake
 
-    home, step, sandbox = argv
+    home, step, sandbox = argv[:3]
+    nth = int(argv[3]) if len(argv) > 3 else 1
+    seen = [0]
 
     def hook(at: str, order_id: str) -> None:
         if at == step:
+            seen[0] += 1
+        if at == step and seen[0] == nth:
             print(json.dumps({"killed_at": at, "order": order_id}), flush=True)
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush, no atexit
 

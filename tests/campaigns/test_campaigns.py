@@ -304,7 +304,7 @@ def test_sends_stay_within_the_rate_limit(
 
 
 # -- crash sweep -------------------------------------------------------------------------------
-def _child(settings: Settings, step: str, server: SandboxServer) -> dict[str, Any]:
+def _child(settings: Settings, step: str, server: SandboxServer, nth: int = 1) -> dict[str, Any]:
     where = {
         "time_scale": server.limiter.time_scale, "lwa_url": server.lwa_url,
         "endpoint": server.endpoint, "ca_path": str(server.ca_path),
@@ -313,7 +313,7 @@ def _child(settings: Settings, step: str, server: SandboxServer) -> dict[str, An
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "tests.campaigns.crash_child", str(settings.home), step,
-         json.dumps(where)],
+         json.dumps(where), str(nth)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == -9, proc.stderr[-2000:]
@@ -347,6 +347,37 @@ def test_sigkill_at_each_step_never_sends_twice(
             assert [r["finished_at"] for r in store.runs()][1] is None  # the killed run
     assert ledger.attempts[order] == 1
     _assert_once_and_in_window(server, world)
+
+
+def test_crash_sweep_kills_again_and_again_and_no_order_is_asked_twice(
+    settings: Settings, server: SandboxServer, world: World
+) -> None:
+    killed = [
+        _child(settings, step, server, nth)["order"]
+        for step, nth in (("called", 3), ("intent", 2), ("intent", 1), ("called", 1))
+    ]
+    # the order killed after its intent is planned again first: it is killed again, at each step
+    assert killed[1] == killed[2] == killed[3] != killed[0]
+    with open_lake(settings, audit=MemorySink()) as lake:
+        report = run(lake, settings, [ACME], server=server, limit=10)
+        assert report.ok and len(report.reconciled) == 1  # each child reconciled the one before
+    attempts = _ledger(server).attempts
+    assert all(attempts[o] == 1 for o in killed)
+    _assert_once_and_in_window(server, world)
+    with CampaignStore.for_home(settings.state_dir) as store:
+        rows = store.sends(ACME)
+        assert not [r for r in rows if r.state != "sent"]
+        assert {r.amazon_order_id for r in rows} == set(attempts)
+
+
+def test_one_campaign_run_at_a_time(lake: Lake, settings: Settings, server: SandboxServer) -> None:
+    from amzigo_lab.campaigns.store import CampaignBusy
+
+    busy = pytest.raises(CampaignBusy, match="another `campaign run`")
+    with CampaignStore.for_home(settings.state_dir) as held, held.exclusive(), busy:
+        run(lake, settings, [ACME], server=server, limit=1)
+    assert not _ledger(server).attempts
+    assert run(lake, settings, [ACME], server=server, limit=1).sent
 
 
 # -- CLI, scheduler, ROPA ------------------------------------------------------------------------
