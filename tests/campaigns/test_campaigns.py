@@ -446,3 +446,13 @@ def test_demo_homes_get_a_campaign_once(tmp_path: Path) -> None:
     assert add_demo_rules(settings) and not add_demo_rules(settings)
     assert load_rules(settings)[ACME].enable
     assert (home / "config.toml").read_text().startswith("# mine\n")
+
+
+def test_sandbox_ledger_remembers_across_restarts_and_counts_attempts(tmp_path: Path) -> None:
+    path = tmp_path / "solicitations.sent"
+    ledger = SolicitationLedger(path)
+    ledger.attempt("o-1")
+    assert ledger.record("o-1") and not ledger.record("o-1")
+    again = SolicitationLedger(path)
+    assert again.was_sent("o-1") and not again.was_sent("o-2") and not again.attempts
+    assert ledger.attempts["o-1"] == 1
