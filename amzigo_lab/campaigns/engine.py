@@ -553,6 +553,9 @@ def _run_tenant(
     for d in due:
         oid, mp = d.amazon_order_id, d.marketplace_id
         entry = {"tenant": tenant, "amazon_order_id": oid, "marketplace_id": mp}
+        objected, erased = _excluded_orders(lake, tenant)  # again: a long run meets new DSRs
+        if oid in objected or oid in erased:
+            continue
         try:
             if not sender.is_offered(oid, mp):
                 report.not_offered.append(entry)

@@ -241,6 +241,19 @@ def test_objected_and_erased_buyers_are_never_asked(
     report = run(lake, settings, [ACME], server=server, limit=10)
     asked = set(_ledger(server).attempts)
     assert report.ok and len(asked) == 10 and not asked & {objected, erased, later}
+    # an objection recorded while a run is under way stops the orders not yet sent
+    due = [d.amazon_order_id for d in _send_plan(lake, settings)]
+
+    def object_mid_run(step: str, order_id: str) -> None:
+        if step == "called" and order_id == due[0]:
+            with lake.catalog.transaction() as db:
+                db.execute(
+                    "INSERT INTO dsr_objected_orders VALUES (?, ?, 'dsr-o-2')", (ACME, due[1])
+                )
+
+    mid = run(lake, settings, [ACME], server=server, limit=3, fault_hook=object_mid_run)
+    assert [s["amazon_order_id"] for s in mid.sent] == [due[0], due[2]]
+    assert due[1] not in _ledger(server).attempts
 
 
 def test_refund_and_sku_exclusions(lake: Lake, settings: Settings) -> None:
