@@ -513,6 +513,14 @@ def _audit(lake: Lake, action: str, tenant: str, order_id: str, reason: str, run
     )
 
 
+def _still_offered(sender: Sender, order_id: str, marketplace_id: str) -> bool:
+    """Whether the action is still offered after a 4xx (False if that cannot be asked)."""
+    try:
+        return sender.is_offered(order_id, marketplace_id)
+    except Exception:
+        return False
+
+
 def _run_tenant(
     lake: Lake,
     store: CampaignStore,
@@ -581,6 +589,12 @@ def _run_tenant(
             status_code = _status_of(exc)
             if status_code is not None and 400 <= status_code < 500:
                 how = f"HTTP {status_code} {getattr(exc, 'message', '') or type(exc).__name__}"
+                if _still_offered(sender, oid, mp):
+                    # refused, yet the order is still eligible: the refusal is about us (a role,
+                    # the credentials), not the order. Nothing was sent: clear, stop this tenant.
+                    store.clear_intent(tenant, oid)
+                    report.errors.append(f"{tenant} {oid}: {how[:150]}; not sent, tenant stopped")
+                    break
                 store.record_outcome(tenant, oid, "refused", how)
                 entry["detail"] = how[:200]
                 report.refused.append(entry)

@@ -300,6 +300,27 @@ def test_not_offered_is_not_sent_and_a_refusal_is_final(
     assert _ledger(server).attempts[raced] == 1
 
 
+def test_a_refusal_while_still_offered_sends_nothing_and_stops_the_tenant(
+    lake: Lake, settings: Settings, server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sp_api.api import Solicitations
+    from sp_api.base.exceptions import SellingApiForbiddenException
+
+    def forbidden(self: Any, order_id: str, **kwargs: Any) -> Any:
+        raise SellingApiForbiddenException([{"code": "Unauthorized", "message": "no role"}])
+
+    monkeypatch.setattr(
+        Solicitations, "create_product_review_and_seller_feedback_solicitation", forbidden
+    )
+    report = run(lake, settings, [ACME], server=server, limit=3)
+    assert not report.ok and not report.sent and not report.refused
+    assert len(report.errors) == 1 and "HTTP 403" in report.errors[0]
+    with CampaignStore.for_home(settings.state_dir) as store:
+        assert not store.sends(ACME)  # nothing recorded as sent or refused: planned again later
+    monkeypatch.undo()
+    assert len(run(lake, settings, [ACME], server=server, limit=3).sent) == 3
+
+
 def test_sends_stay_within_the_rate_limit(
     lake: Lake, settings: Settings, world: World, sandbox_state: Path
 ) -> None:
