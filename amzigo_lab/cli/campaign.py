@@ -21,6 +21,9 @@ from amzigo_lab.cli.common import (
 )
 from amzigo_lab.home import open_lake
 
+#: Due orders listed by the text output of `campaign plan` (all with --all or --json).
+TEXT_ROWS = 40
+
 
 @click.group("campaign")
 def campaign_group() -> None:
@@ -75,16 +78,21 @@ def plan_cmd(
         counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts().items())) or "no orders"
         console.print(f"{p.tenant} as of {p.now:%Y-%m-%d %H:%M} UTC: {counts}")
         table = Table("order", "marketplace", "decision", "reason", title=f"plan: {p.tenant}")
-        for d in p.decisions:
-            if show_all or d.decision == "send":
-                table.add_row(d.amazon_order_id, d.marketplace_id, d.decision, d.reason)
+        shown = [d for d in p.decisions if show_all or d.decision == "send"]
+        for d in shown if show_all else shown[:TEXT_ROWS]:
+            table.add_row(d.amazon_order_id, d.marketplace_id, d.decision, d.reason)
         if table.row_count:
             console.print(table)
+        if len(shown) > table.row_count:
+            console.print(
+                f"  ... and {len(shown) - table.row_count} more due (--all lists every order, "
+                "--json gives every decision)"
+            )
         if not show_all:
             reasons: dict[str, int] = {}
             for d in p.decisions:
                 if d.decision != "send":
-                    key = d.reason.split(":")[0]
+                    key = d.reason.split(":")[0] if d.decision == "skip" else d.decision
                     reasons[key] = reasons.get(key, 0) + 1
             for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
                 console.print(f"  out: {n} x {reason}")
