@@ -460,7 +460,7 @@ def test_campaign_run_is_a_schedulable_job() -> None:
 
 
 def test_ropa_declares_the_review_management_activity(lake: Lake) -> None:
-    from amzigo_lab.compliance.ropa import build_ropa, installation_facts
+    from amzigo_lab.compliance.ropa import build_ropa, installation_facts, render_html
 
     ropa = build_ropa((), installation_facts(lake))
     activity = next(a for a in ropa["activities"] if a["purpose"] == "review_management")
@@ -468,6 +468,8 @@ def test_ropa_declares_the_review_management_activity(lake: Lake) -> None:
     assert activity["personal_data"] is False and "objected" in activity["safeguards"]
     loc = next(x for x in ropa["installation"]["locations"] if x["name"] == "campaign state")
     assert loc["path"].endswith("campaigns.sqlite") and loc["personal_data"] is False
+    page = render_html(ropa)
+    assert "Activity: review-request campaigns (purpose review_management)" in page
 
 
 def test_demo_homes_get_a_campaign_once(tmp_path: Path) -> None:
