@@ -492,3 +492,36 @@ def test_sandbox_ledger_remembers_across_restarts_and_counts_attempts(tmp_path: 
     again = SolicitationLedger(path)
     assert again.was_sent("o-1") and not again.was_sent("o-2") and not again.attempts
     assert ledger.attempts["o-1"] == 1
+
+
+def test_an_erasure_records_its_orders_and_catches_the_buyers_later_orders(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+
+    from amzigo_lab.compliance.dsr import erase_subject, erased_order_ids, index_buyers
+    from tests.compliance.conftest import Clock, buyers, make_users
+
+    d0 = dt.date(2026, 3, 1)
+    settings = load_settings(tmp_path / "home", env={}, reports_dir=tmp_path / "home" / "r")
+    lake = init_home(settings, clock=Clock())
+    make_users(settings.home)
+    try:
+        lake.write("order_buyers", ACME, d0, buyers([d0, d0, None], prefix="a"), "b1")
+        index_buyers(lake)
+        erase_subject(lake, actor="alice", email="a1@example.com")
+        assert erased_order_ids(lake, ACME) == {"a1"} and erased_order_ids(lake, "other") == set()
+        later = buyers([None, None], prefix="a").slice(1)  # a1 again, with a new order
+        later = later.set_column(0, "amazon_order_id", pa.array(["a1-later"]))
+        lake.write("order_buyers", ACME, d0 + dt.timedelta(days=1), later, "b2")
+        index_buyers(lake)
+        assert erased_order_ids(lake, ACME) == {"a1", "a1-later"}
+        detail = lake.catalog.db.execute(
+            "SELECT detail_json FROM dsr_requests WHERE kind = 'erasure'"
+        ).fetchone()[0]
+        assert "@" not in detail and json.loads(detail)["orders"] == [[ACME, "a1"]]
+    finally:
+        close = getattr(lake.audit, "close", None)
+        if close is not None:
+            close()
+        lake.close()
