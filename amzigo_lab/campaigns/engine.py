@@ -129,6 +129,7 @@ class RunReport:
     planned: dict[str, dict[str, int]] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     throttled_429: int = 0
+    marked_in_lake: int = 0  # solicitation_eligibility rows written with requested = true
     seconds: float = 0.0
 
     @property
@@ -513,6 +514,48 @@ def _audit(lake: Lake, action: str, tenant: str, order_id: str, reason: str, run
     )
 
 
+def mark_requested_in_lake(
+    lake: Lake, store: CampaignStore, tenant: str, now: dt.datetime, run_id: str
+) -> int:
+    """Write `solicitation_eligibility` rows with `requested` true for every order the state
+    says was sent and the lake does not show as requested yet (so the reviews report and
+    dashboard count them as already_requested); the rows written. Self-healing: a run killed
+    before this step leaves them to the next run."""
+    import pyarrow as pa
+
+    from amzigo_lab.datasets import REGISTRY
+
+    sent = {s.amazon_order_id for s in store.sends(tenant, "sent")}
+    if not sent:
+        return 0
+    scan = lake.scan("solicitation_eligibility", [tenant])
+    if scan.files:
+        done = scan.arrow_dataset().to_table(columns=["amazon_order_id", "requested"])
+        done = done.filter(done.column("requested"))
+        sent -= set(done.column("amazon_order_id").to_pylist())
+    if not sent:
+        return 0
+    rows = [
+        {
+            "amazon_order_id": o["amazon_order_id"],
+            "marketplace_id": o["marketplace_id"],
+            # after ingestion's check at the same API time, so this version wins
+            "checked_at": now + dt.timedelta(seconds=1),
+            "earliest_delivery_date": o["earliest_delivery_date"],
+            "latest_delivery_date": o["latest_delivery_date"],
+            "eligible": False,  # no longer offered: the request went out
+            "requested": True,
+        }
+        for o in _orders(lake, tenant)
+        if o["amazon_order_id"] in sent
+    ]
+    if not rows:
+        return 0
+    table = pa.Table.from_pylist(rows, schema=REGISTRY["solicitation_eligibility"].schema)
+    lake.write("solicitation_eligibility", tenant, now.date(), table, f"{run_id}-{tenant}")
+    return len(rows)
+
+
 def _still_offered(sender: Sender, order_id: str, marketplace_id: str) -> bool:
     """Whether the action is still offered after a 4xx (False if that cannot be asked)."""
     try:
@@ -553,6 +596,26 @@ def _run_tenant(
             entry["outcome"] = "sent"
         report.reconciled.append(entry)
     # 2. plan, 3. send
+    try:
+        _send_due(lake, store, sender, rules, now, report, limit, hook)
+    finally:
+        try:
+            report.marked_in_lake += mark_requested_in_lake(lake, store, tenant, now, report.run_id)
+        except Exception as exc:  # the state file stays the truth; the next run tries again
+            report.errors.append(f"{tenant}: marking requests in the lake failed: {exc!r}"[:300])
+
+
+def _send_due(
+    lake: Lake,
+    store: CampaignStore,
+    sender: Sender,
+    rules: Rules,
+    now: dt.datetime,
+    report: RunReport,
+    limit: int | None,
+    hook: FaultHook,
+) -> None:
+    tenant = rules.tenant
     tplan = plan_tenant(lake, store, rules, now)
     report.planned[tenant] = tplan.counts()
     due = [d for d in tplan.decisions if d.decision == "send"]

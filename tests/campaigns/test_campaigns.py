@@ -209,6 +209,11 @@ def test_run_sends_each_due_order_once_and_audits_without_buyer_data(
     assert all(e["purpose"] == "review_management" and e["tenant"] == ACME for e in sent_events)
     text = json.dumps(lake.audit.events)  # type: ignore[attr-defined]
     assert "@" not in text and "buyer_email" not in text
+    # the lake shows them as requested (the reviews report's already_requested), once
+    assert first.marked_in_lake == 6 and second.marked_in_lake == 6
+    scan = lake.scan("solicitation_eligibility", [ACME]).latest().to_pylist()
+    requested = {r["amazon_order_id"] for r in scan if r["requested"]}
+    assert requested == {s["amazon_order_id"] for s in first.sent + second.sent}
     # the plan now shows them as sent, never as due
     states = {
         d.amazon_order_id: d.decision for d in plan(lake, settings, [ACME], now=NOW)[0].decisions
@@ -525,3 +530,37 @@ def test_an_erasure_records_its_orders_and_catches_the_buyers_later_orders(
         if close is not None:
             close()
         lake.close()
+
+
+def test_the_lake_shows_the_request_over_ingestions_check_of_the_same_time(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    import pyarrow as pa
+
+    from amzigo_lab.datasets import REGISTRY
+
+    oid = _send_plan(lake, settings)[0].amazon_order_id
+    order = next(
+        o for o in lake.scan("orders", [ACME]).latest().to_pylist() if o["amazon_order_id"] == oid
+    )
+    checked = {
+        "amazon_order_id": oid, "marketplace_id": order["marketplace_id"], "checked_at": NOW,
+        "earliest_delivery_date": order["earliest_delivery_date"],
+        "latest_delivery_date": order["latest_delivery_date"], "eligible": True,
+        "requested": False,
+    }  # fmt: skip
+    schema = REGISTRY["solicitation_eligibility"].schema
+    lake.write(
+        "solicitation_eligibility",
+        ACME,
+        TODAY,
+        pa.Table.from_pylist([checked], schema=schema),
+        "i1",
+    )
+    report = run(lake, settings, [ACME], server=server, limit=1)
+    assert [s["amazon_order_id"] for s in report.sent] == [oid] and report.marked_in_lake == 1
+    latest = lake.scan("solicitation_eligibility", [ACME]).latest().to_pylist()
+    assert [(r["requested"], r["eligible"]) for r in latest if r["amazon_order_id"] == oid] == [
+        (True, False)
+    ]
+    assert run(lake, settings, [ACME], server=server, limit=0).marked_in_lake == 0  # once
