@@ -71,6 +71,7 @@ def run_demo(
 ) -> DemoResult:
     """Run steps 1-5 on the home of `settings` (created if needed). `progress` receives the
     ingestion's `ProgressEvent`s; `on_report(done, total, path)` follows the reports."""
+    from amzigo_lab.campaigns.rules import add_demo_rules
     from amzigo_lab.compliance.dsr import index_buyers
     from amzigo_lab.sandbox import SandboxServer, World
     from amzigo_lab.source import embedded_sandbox, ingest
@@ -79,6 +80,7 @@ def run_demo(
     settings = dataclasses.replace(settings, sandbox_today=today)
     result = DemoResult(today)
     with init_home(settings, sandbox=True) as lake:  # = `amzigo init --sandbox`
+        add_demo_rules(settings)  # `amzigo campaign plan --dry-run` has a campaign to show
         pii = dataclasses.replace(settings, pii_purposes=(PII_PURPOSE,))
         state = settings.state_dir / "sandbox"
         state.mkdir(parents=True, exist_ok=True, mode=0o700)

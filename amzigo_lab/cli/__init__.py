@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from amzigo_lab.cli.audit import audit_verify
+from amzigo_lab.cli.campaign import campaign_group
 from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
 from amzigo_lab.cli.compliance_client import COMMANDS as COMPLIANCE_CLIENT_COMMANDS
 from amzigo_lab.cli.config import config_group
@@ -82,6 +83,7 @@ main.add_command(dashboard_cmd)
 main.add_command(lab_cmd)
 main.add_command(report_cmd)
 main.add_command(schedule_cmd)
+main.add_command(campaign_group)
 for command in INGEST_COMMANDS:
     main.add_command(command)
 

@@ -461,8 +461,16 @@ def erase_subject(
     resume_requests(lake)
     subject = find_subject(lake, tenant=tenant, **ident)
     req_id = open_request(lake, "erasure", subject, actor)
-    # the token (a keyed hash, not PII) lets a crashed erasure be finished and certified later
-    _update(lake, req_id, partitions=subject.partitions(), tenant=tenant, token=subject.token)
+    # the token (a keyed hash, not PII) lets a crashed erasure be finished and certified later;
+    # the order ids (not PII) keep review requests away from the erased buyer's orders
+    _update(
+        lake,
+        req_id,
+        partitions=subject.partitions(),
+        tenant=tenant,
+        token=subject.token,
+        orders=sorted([h[0], h[2]] for h in subject.hits),
+    )
     return _complete_erasure(lake, req_id, subject, actor)
 
 
@@ -601,6 +609,28 @@ def objected_order_ids(lake: Lake, tenant: str) -> set[str]:
         "SELECT amazon_order_id FROM dsr_objected_orders WHERE tenant = ?", (tenant,)
     )
     return {r[0] for r in rows}
+
+
+def erased_order_ids(lake: Lake, tenant: str) -> set[str]:
+    """Order ids of buyers who had their data erased: review requests skip them.
+
+    The orders the erasure found (recorded with the request), and orders indexed later under
+    the erased subject's blind-index token (the same buyer ordering again)."""
+    out: set[str] = set()
+    tokens: list[str] = []
+    rows = lake.catalog.db.execute("SELECT detail_json FROM dsr_requests WHERE kind = 'erasure'")
+    for (detail_json,) in rows.fetchall():
+        detail = json.loads(detail_json)
+        out.update(o for t, o in detail.get("orders", []) if t == tenant)
+        if detail.get("token"):
+            tokens.append(detail["token"])
+    for token in tokens:
+        hits = lake.catalog.db.execute(
+            "SELECT amazon_order_id FROM dsr_index WHERE token = ? AND tenant = ?",
+            (token, tenant),
+        )
+        out.update(r[0] for r in hits)
+    return out
 
 
 def resume_requests(lake: Lake) -> list[str]:

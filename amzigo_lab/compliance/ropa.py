@@ -35,6 +35,28 @@ LEGAL_BASIS = {
     "legal": "legal obligation / legal claims (Art. 6(1)(c), 17(3)(e))",
 }
 NON_PII_BASIS = "legitimate interest of the seller (Art. 6(1)(f)) under the Amazon data policy"
+#: Processing activities beyond storing and analysing the datasets (each with its own purpose).
+ACTIVITIES: tuple[dict[str, Any], ...] = (
+    {
+        "name": "review-request campaigns",
+        "purpose": "review_management",
+        "description": "Asks Amazon to send its templated review request for eligible orders "
+        "(Solicitations API createProductReviewAndSellerFeedbackSolicitation), once per order, "
+        "5-30 days after delivery, per the seller's rules (`amzigo campaign`).",
+        "data": "order ids, marketplace, order status, delivery dates, SKUs, refund events, "
+        "DSR objection/erasure order lists; no buyer contact data: Amazon, not the seller, "
+        "addresses the buyer",
+        "personal_data": False,
+        "legal_basis": NON_PII_BASIS,
+        "recipients": "Amazon (Selling Partner API), which sends the message to the buyer",
+        "safeguards": "never for orders whose buyer objected or was erased (DSR); only when "
+        "Amazon offers the action; at most once per order (intent before the call, "
+        "reconciliation after a crash); every send audited",
+        "storage": "<home>/state/campaigns.sqlite (order id, marketplace, state, times)",
+        "retention": "kept as the record that an order was asked (no buyer data); removed "
+        "with the home",
+    },
+)
 
 
 def _dataset(spec: DatasetSpec, configured: tuple[str, ...]) -> dict[str, Any]:
@@ -202,6 +224,17 @@ def installation_facts(lake: Lake, policy: Policy | None = None) -> dict[str, An
             "retention": "until revoked",
         },
         {
+            "name": "campaign state",
+            "path": str(settings.state_dir / "campaigns.sqlite"),
+            "holds": "review-request intents and outcomes: order id, marketplace, state, times "
+            "(purpose review_management; no buyer data)",
+            "personal_data": False,
+            "count": _count_rows(
+                settings.state_dir / "campaigns.sqlite", "SELECT COUNT(*) FROM sends"
+            ),
+            "retention": "while the home exists (the record that an order was asked once)",
+        },
+        {
             "name": "alert delivery ledger",
             "path": str(home / "alerts.sqlite"),
             "holds": "raised alerts (rule, staff user id, event ids, counts) and their delivery",
@@ -268,6 +301,7 @@ def build_ropa(
         "security": "encryption at rest, role- and purpose-based access, tamper-evident audit "
         "log, MFA (see docs/architecture.md and governance)",
         "datasets": datasets,
+        "activities": [dict(a) for a in ACTIVITIES],
     }
     if facts is not None:
         ropa["pii_purposes_enabled"] = sorted(
@@ -321,6 +355,12 @@ def render_html(ropa: dict[str, Any]) -> str:
                 f"<td>{'' if loc['count'] is None else loc['count']}</td>"
                 f"<td>{e(loc['retention'])}</td></tr>"
             )
+        parts.append("</table>")
+    for a in ropa.get("activities", []):
+        parts.append(f"<h2>Activity: {e(a['name'])} (purpose {e(a['purpose'])})</h2><table>")
+        for k in ("description", "data", "legal_basis", "recipients", "safeguards", "storage",
+                  "retention"):  # fmt: skip
+            parts.append(f"<tr><th>{e(k)}</th><td>{e(str(a[k]))}</td></tr>")
         parts.append("</table>")
     for d in ropa["datasets"]:
         parts.append(

@@ -69,7 +69,9 @@ def get_solicitation_actions(call: Call) -> Response:
 def create_review_solicitation(call: Call) -> Response:
     """``POST .../orders/{amazonOrderId}/solicitations/productReviewAndSellerFeedback``."""
     order = _order(call)
-    if not eligible(call, order) or not call.services.solicitations.record(order.order_id):
+    ledger = call.services.solicitations
+    ledger.attempt(order.order_id)
+    if not eligible(call, order) or not ledger.record(order.order_id):
         raise invalid_input(
             "The order is not eligible for a productReviewAndSellerFeedback solicitation."
         )
