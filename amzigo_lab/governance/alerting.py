@@ -514,6 +514,9 @@ class AlertPipeline:
         self._last_verify: float | None = None
         self._last_size: int | None = None
         self.last_report: DeliveryReport | None = None
+        #: Called (on the home thread) with every evaluation's alerts, sinks or not: the
+        #: gateway opens incidents from them (`[incident] auto_open`).
+        self.on_alerts: list[Callable[[list[Alert]], Any]] = []
 
     def attach(self, gov: Governance) -> None:
         """Watch the events `gov` writes: security-relevant ones make the pipeline due."""
@@ -544,7 +547,7 @@ class AlertPipeline:
         self.evaluate_every = _num(cfg, "evaluate_every_seconds", self.evaluate_every)
         self.verify_every = 60 * _num(cfg, "verify_every_minutes", self.verify_every / 60)
         rules, sinks = alert_rules(gov)
-        if not sinks:  # nowhere to push: `amzigo alerts` still lists them on demand
+        if not sinks and not self.on_alerts:  # nowhere to push: `amzigo alerts` lists them
             self.last_report = DeliveryReport()
             return self.last_report
         verify = self._last_verify is None or now - self._last_verify >= self.verify_every
@@ -558,6 +561,11 @@ class AlertPipeline:
             self._last_size = size
             if verify:
                 self._last_verify = now
+            for hook in self.on_alerts:
+                hook(alerts)
+        if not sinks:
+            self.last_report = DeliveryReport()
+            return self.last_report
         report = deliver(gov, alerts, sinks)
         audit_delivery(gov, report, actor)
         if report.attempted and size is not None and self._last_size == size:
