@@ -31,19 +31,18 @@ import secrets
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.client import evidence
 from amzigo_lab.config import config_sections
 from amzigo_lab.errors import AccessDenied, AmzigoError
+from amzigo_lab.incident_pauses import pauses_path
 
 if TYPE_CHECKING:
     from amzigo_lab.governance.audit import Alert
     from amzigo_lab.governance.context import Governance
 
 DB_NAME = "incidents.sqlite"
-PAUSES_FILE = "incident-pauses.json"
 NOTIFY_HOURS = 24
 SEVERITIES = ("low", "medium", "high", "critical")
 MODES = ("normal", "read-only", "deny-all")
@@ -417,9 +416,8 @@ class IncidentStore:
 
     def write_pauses(self) -> None:
         """Publish the pauses for the scheduler and `amzigo ingest` (0600 JSON, atomic)."""
-        state = self.home / "state"
-        state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = state / PAUSES_FILE
+        path = pauses_path(self.home)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -1013,14 +1011,3 @@ def custody_entry(
             {"manifest_sha256": manifest_sha256, "to": body["to"], "event": event},
         )  # fmt: skip
     return body
-
-
-def paused_tenants(home: Path) -> set[str]:
-    """Tenants whose ingestion/schedules an open incident paused ('*': all). Read by the
-    scheduler and `amzigo ingest` (no governance needed: the gateway publishes the file)."""
-    path = home / "state" / PAUSES_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    return {str(t) for p in data.get("pauses", []) for t in p.get("tenants", [])}

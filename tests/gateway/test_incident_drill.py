@@ -208,3 +208,44 @@ def test_deny_all_mode_and_token_scope(drill_world: World) -> None:
         assert mixed.action(protocol.SESSION_CHECK, {})["user"] == "mixed"
     closed = _json(world, sec, "incident", "close", inc["id"], "--note", "tabletop done")
     assert closed["status"] == "closed" and closed["notification"] == "overdue"
+
+
+def test_tenant_scope_pauses_revokes_and_read_only(drill_world: World) -> None:
+    from amzigo_lab.client.service import operator_token
+    from amzigo_lab.incident_pauses import job_paused, paused_tenants
+
+    world = drill_world
+    home = world.settings.home
+    sec = world.tokens["sec"]
+    address = ensure_gateway(home)
+    with GatewayClient(address, operator_token(home)) as op:
+        svc = op.action(
+            protocol.SERVICE_MINT,
+            {"actor": "svc:reports", "tenant": "acme", "purposes": ["sales_analysis"]},
+        )["token"]
+    inc = _json(world, sec, "incident", "open", "--title", "acme SP-API credential leaked",
+                "--severity", "critical")  # fmt: skip
+    iso = _json(world, sec, "incident", "isolate", inc["id"], "--scope", "tenant:acme",
+                "--mode", "read-only")  # fmt: skip
+    summaries = " | ".join(a["summary"] for a in iso["actions"])
+    assert "account sam disabled" in summaries and "service token(s) revoked" in summaries
+    assert paused_tenants(home) == {"acme": inc["id"]}
+    assert job_paused(home, ["report", "--tenant", "acme"])
+    assert job_paused(home, ["report", "--tenant", "globex"]) is None
+    with GatewayClient(address, svc) as s, pytest.raises(AccessDenied, match="revoked"):
+        s.table({"op": "latest", "dataset": "orders", "purpose": "sales_analysis"})
+    with (
+        GatewayClient(address, world.tokens["adm"]) as adm,
+        pytest.raises(AccessDenied, match="read-only"),
+    ):
+        adm.action(protocol.USERS_ENABLE, {"name": "sam"})
+    assert "account mixed disabled" in summaries  # bound to acme too
+    wb = amzigo_lab.connect("sales_analysis", home=world.settings, token=world.tokens["nog"])
+    assert wb.sql("SELECT 1 AS n", arrow=True).num_rows == 1  # reads go on in read-only
+    restored = _json(world, sec, "incident", "restore", inc["id"])
+    assert restored["mode"] == "normal" and paused_tenants(home) == {}
+    assert any("sam re-enabled" in r for r in restored["restored"])
+    with GatewayClient(address, world.tokens["adm"]) as adm:  # writes work again
+        adm.action(protocol.USERS_UNLOCK, {"name": "sam"})
+    closed = _json(world, sec, "incident", "close", inc["id"], "--note", "credential rotated")
+    assert closed["status"] == "closed"

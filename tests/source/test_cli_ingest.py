@@ -59,3 +59,18 @@ def test_commands_have_examples() -> None:
     for path in (["ingest"], ["sync", "status"], ["sandbox", "serve"]):
         result = runner.invoke(main, [*path, "--help"])
         assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_ingest_refuses_what_an_open_incident_paused(tmp_path: Path) -> None:
+    from amzigo_lab.incident_pauses import pauses_path
+
+    home = tmp_path / "home"
+    assert CliRunner().invoke(main, ["init", "--home", str(home)]).exit_code == 0
+    path = pauses_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pauses": [{"incident": "INC-7", "tenants": ["acme"]}]}))
+    result = CliRunner().invoke(
+        main, ["ingest", "--tenant", "acme", "--home", str(home), "--json"],
+        env={"AMZIGO_HOME": str(home)},
+    )  # fmt: skip
+    assert result.exit_code != 0 and "paused by incident INC-7" in result.output
