@@ -341,7 +341,7 @@ class GatewayServer(flight.FlightServerBase):
     # -- alerts: evaluated where the events are written (amzigo_lab.governance.alerting) --------
     def _alert_pipeline(self) -> Any:
         from amzigo_lab.governance.alerting import AlertPipeline
-        from amzigo_lab.governance.incidents import auto_open
+        from amzigo_lab.governance.incidents import auto_open, auto_open_rules
 
         pipeline = AlertPipeline()
         pipeline.attach(self._gov)  # security-relevant events make it due at once
@@ -356,7 +356,15 @@ class GatewayServer(flight.FlightServerBase):
             if opened:
                 _log("incident_auto_opened", incidents=sorted(set(opened)))
 
+        def wanted(gov: Governance) -> bool:
+            try:
+                return bool(auto_open_rules(gov)[0])
+            except Exception as exc:  # a bad [incident] section: logged, alerts go on
+                _log("incident_config_invalid", error=type(exc).__name__)
+                return False
+
         pipeline.on_alerts.append(open_incidents)
+        pipeline.wants_alerts = wanted
         return pipeline
 
     def tick_alerts(self) -> bool:
