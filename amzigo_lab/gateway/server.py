@@ -121,7 +121,6 @@ class GatewayServer(flight.FlightServerBase):
         from amzigo_lab.governance.incidents import IncidentStore
 
         self._incidents = self._work.submit(lambda: IncidentStore(self._gov)).result()
-        self._mode: str = self._work.submit(self._incidents.mode).result()
         self._alerts = self._alert_pipeline()
         self.started = time.monotonic()
         self.last_request = time.monotonic()
@@ -218,16 +217,18 @@ class GatewayServer(flight.FlightServerBase):
     def _check_mode(self, action: str) -> None:
         """(Home thread.) Refuse, audited, what an incident's gateway mode does not allow:
         deny-all leaves login, responders' incident and audit actions and revocations;
-        read-only refuses actions that change data, users or credentials."""
-        if self._mode == "normal":
+        read-only refuses actions that change data, users or credentials. Read from the
+        incident table on every call (one MAC'd row): a forged row fails closed."""
+        mode = self._incidents.mode()
+        if mode == "normal":
             return
-        if self._mode == "deny-all":
+        if mode == "deny-all":
             allowed = action in protocol.DENY_ALL_ALLOWED or action.startswith("incident.")
         else:
             allowed = action not in protocol.READ_ONLY_REFUSED
         if not allowed:
             self._deny(
-                f"the gateway is in {self._mode} mode (incident isolation): {action} is "
+                f"the gateway is in {mode} mode (incident isolation): {action} is "
                 "refused until a responder runs `amzigo incident restore`",
                 action,
             )

@@ -52,6 +52,11 @@ RESPONDER_ROLES = frozenset({"compliance", "security_officer"})
 KEEP_ROLES = RESPONDER_ROLES | {"admin"}
 HOLD_DAYS = 365
 DEFAULT_AUTO_OPEN: tuple[str, ...] = ()
+#: The alert rules `[incident] auto_open` may name (amzigo_lab.governance.alerting).
+ALERT_RULES = (
+    "repeated_denials", "unusual_volume", "pii_outside_purpose", "locked_account_attempts",
+    "audit_verification_failed", "break_glass", "policy_changed", "scheduled_job_failed",
+)  # fmt: skip
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -231,15 +236,20 @@ class IncidentStore:
         *,
         tenant: str = "",
     ) -> dict[str, Any]:
-        """Append one timeline row and its audit event (`incident.<kind>`)."""
-        event_id = self.gov.emit(
-            f"incident.{kind}",
-            actor=actor,
-            resource=f"incident:{incident_id}",
-            tenant=tenant,
-            purpose="security",
-            reason=summary[:240],
-        )
+        """Append one timeline row and its audit event (`incident.<kind>`). An audit log that
+        cannot be written (the incident may be about it) does not stop the response: the row
+        says `unaudited:<error>` and `show` flags it."""
+        try:
+            event_id = self.gov.emit(
+                f"incident.{kind}",
+                actor=actor,
+                resource=f"incident:{incident_id}",
+                tenant=tenant,
+                purpose="security",
+                reason=summary[:240],
+            )
+        except Exception as exc:  # recorded in the row; the evidence bundle shows the log's state
+            event_id = f"unaudited:{type(exc).__name__}"
         seq = int(
             self.db.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM actions WHERE incident = ?", (incident_id,)
@@ -551,7 +561,6 @@ class Isolator:
                 raise IncidentError(f"unknown mode {mode!r}; use read-only or deny-all")
             before = self.store.mode()
             self.store._set_mode(mode, inc)
-            self.server._mode = mode
             self.store.record(
                 inc, actor, "mode",
                 f"gateway mode {before} -> {mode}",
@@ -672,7 +681,6 @@ class Isolator:
             elif how == "mode":
                 before = a["detail"]["before"]
                 self.store._set_mode(before, inc)
-                self.server._mode = before
                 what = f"gateway mode {a['detail']['mode']} -> {before}"
             else:  # pragma: no cover - written by this module only
                 continue
@@ -695,6 +703,12 @@ def auto_open_rules(gov: Governance) -> tuple[set[str], str]:
     rules = cfg.get("auto_open", list(DEFAULT_AUTO_OPEN))
     if not isinstance(rules, list):
         raise IncidentError("[incident] auto_open must be a list of alert rule names")
+    unknown = sorted({str(r) for r in rules} - set(ALERT_RULES))
+    if unknown:
+        raise IncidentError(
+            f"[incident] auto_open names unknown alert rule(s) {', '.join(unknown)}; rules: "
+            + ", ".join(ALERT_RULES)
+        )
     severity = str(cfg.get("auto_severity", "high"))
     return {str(r) for r in rules}, severity if severity in SEVERITIES else "high"
 
@@ -885,14 +899,19 @@ def collect_evidence(store: IncidentStore, incident_id: str, actor: str) -> dict
     inc = store.get(incident_id)
     files: dict[str, str] = {}
     files["incident.json"] = _text({"incident": inc, "timeline": store.timeline(incident_id)})
+    schedule_log = gov.settings.state_dir / "schedule.log"
+    if schedule_log.exists():  # job outcomes (names, status, exit codes, stderr tails)
+        files["schedule.log"] = schedule_log.read_text(encoding="utf-8")
     log = gov.audit_log
-    events = [e.to_dict() for e in log.search()]
+    cfg = config_sections(gov.settings).get("incident", {})
+    since = _at(inc["detected_at"]) - dt.timedelta(hours=float(cfg.get("lookback_hours", 72)))
+    events = [e.to_dict() for e in log.search(since=since)]  # the incident's window
     files["audit/events.jsonl"] = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events)
     report = log.verify()
     files["audit/verify.json"] = _text(
         {"ok": report.ok, "report": getattr(report, "to_dict", lambda: str(report))()}
     )
-    for ck in sorted(log.checkpoint_dir.glob("*.json"))[-50:]:
+    for ck in sorted(log.checkpoint_dir.glob("*.json")):  # hashes and signatures only
         files[f"audit/checkpoints/{ck.name}"] = ck.read_text(encoding="utf-8")
     files["audit/public-key.pem"] = log.public_key_path.read_text(encoding="utf-8")
     if log.anchor is not None and (log.anchor / "anchor.log").exists():

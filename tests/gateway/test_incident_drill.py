@@ -249,3 +249,36 @@ def test_tenant_scope_pauses_revokes_and_read_only(drill_world: World) -> None:
         adm.action(protocol.USERS_UNLOCK, {"name": "sam"})
     closed = _json(world, sec, "incident", "close", inc["id"], "--note", "credential rotated")
     assert closed["status"] == "closed"
+
+
+def test_edited_incident_rows_are_flagged_and_a_forged_mode_fails_closed(
+    drill_world: World,
+) -> None:
+    import sqlite3
+
+    world = drill_world
+    home = world.settings.home
+    sec = world.tokens["sec"]
+    inc = _json(world, sec, "incident", "open", "--title", "row MAC check", "--severity", "low")
+    db = sqlite3.connect(home / "incidents.sqlite")
+    with db:
+        db.execute("UPDATE incidents SET severity = 'low', title = 'nothing' WHERE id = ?",
+                   (inc["id"],))  # fmt: skip
+    shown = _json(world, sec, "incident", "show", inc["id"])
+    assert shown["incident"]["intact"] is False
+    refused = _cli(world, sec, "incident", "isolate", inc["id"], "--scope", "user:nog")
+    assert refused.exit_code != 0 and "fails its MAC" in refused.output
+    with db:  # a mode row written outside amzigo: the gateway denies everything
+        db.execute("INSERT OR REPLACE INTO gateway_mode VALUES (1, 'normal', 'x', 'now', 'f')")
+    with GatewayClient(ensure_gateway(home), sec) as client:
+        listing = client.action(protocol.INCIDENT_LIST, {})
+    assert listing["mode"] == "deny-all"
+    with pytest.raises(AccessDenied, match="deny-all"):
+        amzigo_lab.connect("sales_analysis", home=world.settings, token=world.tokens["nog"])
+    with world.governance() as gov:
+        ids = {e.resource for e in gov.audit_log.search(action="incident.opened")}
+    assert f"incident:{inc['id']}" in ids
+    with db:
+        db.execute("DELETE FROM gateway_mode")
+        db.execute("DELETE FROM incidents WHERE id = ?", (inc["id"],))
+    db.close()
