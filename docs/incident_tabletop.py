@@ -114,7 +114,7 @@ def main() -> None:
 
     say("1. Inject: someone uses the analyst's session token, reads, then probes for PII")
     wb = connect("sales_analysis", home=home, token=stolen)
-    rows = wb.sql("SELECT * FROM orders", arrow=True).num_rows
+    rows = len(wb.sql("SELECT * FROM orders"))
     print(f"attacker read {rows} order rows")
     for _ in range(3):
         try:
