@@ -600,8 +600,9 @@ class Isolator:
                 raise IncidentError(
                     f"no SP-API credential {scope.target!r}; see `amzigo credentials list`"
                 )
-            parts = scope.target.split(".")
-            tenant = parts[1] if len(parts) > 2 else "*"
+            # a tenant's refresh token reaches that tenant; the LWA app credentials reach all
+            prefix = "spapi.refresh_token."
+            tenant = scope.target.removeprefix(prefix) if scope.target.startswith(prefix) else "*"
             held = {tenant} if tenant != "*" else self._all_tenants()
             self._revoke_services(inc, actor, None if tenant == "*" else {tenant})
             self._pause(inc, actor, [tenant], f"credential:{scope.target} (rotate it)")

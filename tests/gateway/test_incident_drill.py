@@ -282,3 +282,50 @@ def test_edited_incident_rows_are_flagged_and_a_forged_mode_fails_closed(
         db.execute("DELETE FROM gateway_mode")
         db.execute("DELETE FROM incidents WHERE id = ?", (inc["id"],))
     db.close()
+
+
+def test_kernel_tokens_credentials_analysts_and_everything(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from amzigo_lab.client.service import operator_token
+    from amzigo_lab.incident_pauses import paused_tenants
+
+    world = build_world(tmp_path_factory.mktemp("incident-scopes"))
+    home = world.settings.home
+    cora = world.tokens["cora"]  # compliance may respond too
+    address = ensure_gateway(home)
+    with GatewayClient(address, world.tokens["ana"]) as ana:
+        kernel = ana.action(protocol.KERNEL_MINT, {})["token"]
+    with GatewayClient(address, world.tokens["adm"]) as adm:
+        adm.action(protocol.CREDENTIALS_SET, {"tenant": "globex", "values": {
+            "client_id": "id", "client_secret": "s", "refresh_token": "r"}})  # fmt: skip
+
+    inc = _json(world, cora, "incident", "open", "--title", "scopes", "--severity", "high")
+    iso = _json(world, cora, "incident", "isolate", inc["id"],
+                "--scope", "credential:spapi.refresh_token.globex")  # fmt: skip
+    assert [a["detail"].get("tenant") for a in iso["actions"] if a["kind"] == "hold"] == ["globex"]
+    assert paused_tenants(home) == {"globex": inc["id"]}
+
+    iso = _json(world, cora, "incident", "isolate", inc["id"], "--scope", "analysts")
+    disabled = sorted(a["detail"]["user"] for a in iso["actions"] if a["kind"] == "disabled")
+    assert disabled == ["ana", "nog"]
+    assert any("kernel token" in a["summary"] for a in iso["actions"])
+    with pytest.raises(AccessDenied, match="kernel token"):
+        amzigo_lab.connect("sales_analysis", home=world.settings, token=kernel)
+
+    iso = _json(world, cora, "incident", "isolate", inc["id"], "--scope", "all")
+    disabled = sorted(a["detail"]["user"] for a in iso["actions"] if a["kind"] == "disabled")
+    assert disabled == ["mixed", "pia", "sam"]  # admins and responders stay; ana, nog already
+    assert paused_tenants(home) == {"globex": inc["id"], "*": inc["id"]}
+    holds = _json(world, cora, "hold", "list")
+    assert sorted(h["tenant"] for h in holds) == ["acme", "globex", "initech"]  # one each
+
+    restored = _json(world, cora, "incident", "restore", inc["id"])
+    assert len(restored["restored"]) == 7  # 5 accounts, 2 pauses
+    assert paused_tenants(home) == {}
+    with world.governance() as gov:
+        assert all(str(u.status.value) == "active" for u in gov.identity.list_users())
+    _json(world, cora, "incident", "close", inc["id"], "--note", "scopes checked")
+    assert _json(world, cora, "hold", "list") == []
+    with GatewayClient(address, operator_token(home)) as op:
+        op.action(protocol.SHUTDOWN, {})
