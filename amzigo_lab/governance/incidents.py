@@ -578,6 +578,10 @@ class Isolator:
         gov = self.gov
         if scope.kind == "user":
             gov.identity.get(scope.target)  # UnknownUser names it
+            if scope.target == actor:
+                raise IncidentError(
+                    "you cannot isolate yourself: ask another responder (your sessions stay)"
+                )
             tenants = self._tenants_of_user(scope.target)
             self._disable(inc, actor, scope.target)
             self._revoke_kernels(inc, actor, {scope.target})
@@ -963,8 +967,8 @@ def collect_evidence(store: IncidentStore, incident_id: str, actor: str) -> dict
          "policy_sha256": getattr(gov.policy, "digest", None),
          "sections": sorted(config_sections(gov.settings))}
     )  # fmt: skip
-    if (home / "policy.toml").exists():  # the policy holds no secret: include its text
-        files["policy.toml"] = (home / "policy.toml").read_text(encoding="utf-8")
+    if gov.policy.text:  # the policy in force (the home's or the shipped one): no secret
+        files["policy.toml"] = gov.policy.text
     key = signing_key(gov.lake)
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
