@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from amzigo_lab.errors import ConfigError
+from amzigo_lab.incident_pauses import job_paused
 
 SERVICE_ACTOR = "svc:scheduler"
 DEFAULT_TIMEOUT = 1800
@@ -166,7 +167,11 @@ def load_jobs(section: Mapping[str, Any], known_commands: set[str] | None = None
 
 
 def run_job(job: Job, home: Path) -> Outcome:
-    """Run the job's `amzigo` command in a subprocess with the job's timeout."""
+    """Run the job's `amzigo` command in a subprocess with the job's timeout (not at all while
+    an open incident pauses it: status `paused`)."""
+    why = job_paused(home, job.argv)
+    if why is not None:
+        return Outcome(job.name, dt.datetime.now(dt.UTC), 0.0, "paused", None, why)
     cmd = [sys.executable, "-c", CLI_ENTRY, *job.argv]
     env = {**os.environ, "AMZIGO_HOME": str(home)}
     env.pop("AMZIGO_SESSION", None)  # jobs never ride on a person's session
@@ -339,7 +344,7 @@ class Runner:
                 fh.write(json.dumps(out.to_json()) + "\n")
         self.echo(f"{out.status:<8} {out.job}: {out.seconds:.1f} s, exit {out.exit_code}")
         tail = f"; {out.stderr_tail}" if out.stderr_tail and out.status != "ok" else ""
-        action = {"ok": "schedule.job", "skipped": "schedule.missed"}
+        action = {"ok": "schedule.job", "skipped": "schedule.missed", "paused": "schedule.paused"}
         self.emit(
             action.get(out.status, "schedule.job_failed"),
             resource=f"job:{out.job}",

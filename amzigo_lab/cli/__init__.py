@@ -15,6 +15,7 @@ from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.gateway import gateway_group
 from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
 from amzigo_lab.cli.governance import audit_group
+from amzigo_lab.cli.incident import incident_group
 from amzigo_lab.cli.ingest import COMMANDS as INGEST_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group
 from amzigo_lab.cli.lake_client import lake_group
@@ -77,6 +78,7 @@ audit_group.add_command(audit_verify)  # an operator command in a client group
 for command in (*COMPLIANCE_COMMANDS, *COMPLIANCE_CLIENT_COMMANDS, dsr_group):
     main.add_command(command)
 main.add_command(gateway_group)
+main.add_command(incident_group)
 main.add_command(config_group)
 main.add_command(costs_group)
 main.add_command(dashboard_cmd)

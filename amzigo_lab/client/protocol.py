@@ -89,6 +89,29 @@ DSR_LIST = "dsr.list"
 #: `product_costs` (an analyst granted the tenant; import: not a seller account), or break-glass.
 COSTS_IMPORT = "costs.import"
 COSTS_LIST = "costs.list"
+#: `amzigo incident ...`: a session whose user holds the compliance or security_officer role.
+INCIDENT_OPEN = "incident.open"
+INCIDENT_LIST = "incident.list"
+INCIDENT_SHOW = "incident.show"
+INCIDENT_CLOSE = "incident.close"
+INCIDENT_ISOLATE = "incident.isolate"
+INCIDENT_RESTORE = "incident.restore"
+INCIDENT_EVIDENCE = "incident.evidence"
+INCIDENT_CUSTODY = "incident.custody"
+INCIDENT_NOTIFY_DRAFT = "incident.notify_draft"
+INCIDENT_NOTIFIED = "incident.notified"
+#: What a gateway in an incident's deny-all mode still answers (plus every incident.* action).
+DENY_ALL_ALLOWED = frozenset(
+    {LOGIN, LOGIN_CHANGE_PASSWORD, SESSION_CHECK, SESSION_END, AUDIT_SEARCH, ALERTS_RUN,
+     HOLD_LIST, LAKE_VERIFY, USERS_LIST, USERS_DISABLE, KERNEL_REVOKE, SERVICE_REVOKE,
+     AUDIT_EMIT}
+)  # fmt: skip
+#: What a gateway in an incident's read-only mode refuses (changes to data, users, secrets).
+READ_ONLY_REFUSED = frozenset(
+    {USERS_ADD, USERS_GRANT, USERS_ENABLE, USERS_PASSWD, CREDENTIALS_SET, NOTICE_DELETE,
+     DSR_ERASE, DSR_RECTIFY, DSR_OBJECT, OUTPUTS_REGISTER, SERVICE_MINT, COSTS_IMPORT,
+     "certificate.validate"}
+)  # fmt: skip
 #: The audit action of a break-glass use (an alert rule fires on it).
 BREAK_GLASS = "admin.break_glass"
 

@@ -122,6 +122,25 @@ def add_hold(
 ) -> LegalHold:
     """Place a hold (compliance role only); audited."""
     require_role(actor, COMPLIANCE, lake.settings.home)
+    return place_hold(
+        lake, tenant=tenant, reason=reason, until=until, actor=actor, dataset=dataset,
+        from_date=from_date, to_date=to_date,
+    )  # fmt: skip
+
+
+def place_hold(
+    lake: Lake,
+    *,
+    tenant: str,
+    reason: str,
+    until: dt.date,
+    actor: str,
+    dataset: str | None = None,
+    from_date: dt.date | None = None,
+    to_date: dt.date | None = None,
+) -> LegalHold:
+    """Place a hold for a caller that checked the actor's right itself (the gateway's incident
+    isolation: a compliance or security officer); audited like `add_hold`."""
     tenant_id(tenant)
     if dataset is not None:
         lake.spec(dataset)
@@ -162,6 +181,12 @@ def add_hold(
 def release_hold(lake: Lake, hold_id: str, *, actor: str) -> LegalHold:
     """Release a hold (compliance role only); audited. The next purge drops what it kept."""
     require_role(actor, COMPLIANCE, lake.settings.home)
+    return lift_hold(lake, hold_id, actor=actor)
+
+
+def lift_hold(lake: Lake, hold_id: str, *, actor: str) -> LegalHold:
+    """Release a hold for a caller that checked the actor's right itself (an incident's close
+    releases the holds its isolation placed); audited like `release_hold`."""
     hold = next((h for h in list_holds(lake) if h.id == hold_id), None)
     if hold is None:
         raise ComplianceError(f"no legal hold {hold_id!r}; see `amzigo hold list`")

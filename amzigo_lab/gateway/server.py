@@ -119,6 +119,9 @@ class GatewayServer(flight.FlightServerBase):
         self._kernel_tokens: dict[str, str] = {}  # digest of a kernel token -> its login token
         self._operator = operator_token
         self._policy_stamp: tuple[int, int] | None = None
+        from amzigo_lab.governance.incidents import IncidentStore
+
+        self._incidents = self._work.submit(lambda: IncidentStore(self._gov)).result()
         self._alerts = self._alert_pipeline()
         self.started = time.monotonic()
         self.last_request = time.monotonic()
@@ -150,8 +153,10 @@ class GatewayServer(flight.FlightServerBase):
             protocol.USERS_PASSWD: self._users_passwd,
         }
         from amzigo_lab.gateway.commands import handlers
+        from amzigo_lab.gateway.incident_actions import handlers as incident_handlers
 
         self._actions.update(handlers(self))  # the CLI's client commands
+        self._actions.update(incident_handlers(self))  # amzigo incident ...
 
     # -- plumbing ------------------------------------------------------------------------------
     def _on_home(self, fn: Callable[[], T], what: str) -> T:
@@ -210,6 +215,35 @@ class GatewayServer(flight.FlightServerBase):
                 self._gov.policy = self._gov.load_policy()
             self._policy_stamp = stamp
 
+    def _check_mode(self, action: str) -> None:
+        """(Home thread.) Refuse, audited, what an incident's gateway mode does not allow:
+        deny-all leaves login, responders' incident and audit actions and revocations;
+        read-only refuses actions that change data, users or credentials. Read from the
+        incident table on every call (one MAC'd row): a forged row fails closed."""
+        mode = self._incidents.mode()
+        if mode == "normal":
+            return
+        if mode == "deny-all":
+            allowed = action in protocol.DENY_ALL_ALLOWED or action.startswith("incident.")
+        else:
+            allowed = action not in protocol.READ_ONLY_REFUSED
+        if not allowed:
+            self._deny(
+                f"the gateway is in {mode} mode (incident isolation): {action} is "
+                "refused until a responder runs `amzigo incident restore`",
+                action,
+            )
+
+    def _login_owner(self, login_token: str) -> str | None:
+        """(Home thread.) The user of a login token (live or not)."""
+        return self._gov.identity.session_owner(login_token)
+
+    def _revoke_session_id(self, session_id: int, actor: str, reason: str) -> str | None:
+        """(Home thread.) Revoke one login session by id, and the kernel tokens riding on it;
+        the user, or None if no live session has that id."""
+        user = self._gov.identity.revoke_session_id(session_id, actor=actor, reason=reason)
+        return user
+
     def _deny(self, reason: str, action: str = "gateway.call") -> None:
         self._gov.emit("gateway.denied", resource=action, decision="deny", reason=reason)
         raise AccessDenied(reason)
@@ -233,6 +267,7 @@ class GatewayServer(flight.FlightServerBase):
         body = action.body.to_pybytes() if action.body is not None else b""
 
         def run() -> dict[str, Any]:
+            self._check_mode(name)
             return handler(token, protocol.decode(body))
 
         return [flight.Result(protocol.encode(self._on_home(run, name)))]
@@ -242,6 +277,7 @@ class GatewayServer(flight.FlightServerBase):
         body = ticket.ticket
 
         def run() -> pa.Table:
+            self._check_mode(protocol.TICKET_SQL)
             request = protocol.decode(body)
             op = request.get("op")
             if op == protocol.TICKET_SQL:
@@ -284,6 +320,7 @@ class GatewayServer(flight.FlightServerBase):
                     handle.workbench.close()
             self._handles.clear()
             self._con.close()
+            self._incidents.close()
             self._gov.close()
 
         self._work.submit(close_all).result()
@@ -306,9 +343,30 @@ class GatewayServer(flight.FlightServerBase):
     # -- alerts: evaluated where the events are written (amzigo_lab.governance.alerting) --------
     def _alert_pipeline(self) -> Any:
         from amzigo_lab.governance.alerting import AlertPipeline
+        from amzigo_lab.governance.incidents import auto_open, auto_open_rules
 
         pipeline = AlertPipeline()
         pipeline.attach(self._gov)  # security-relevant events make it due at once
+
+        def open_incidents(alerts: list[Any]) -> None:
+            try:
+                opened = auto_open(self._incidents, alerts)
+            except Exception as exc:  # logged; delivery goes on, the next run tries again
+                _log("incident_auto_open_failed", error=type(exc).__name__)
+                LOG.debug("auto-open failed", exc_info=True)
+                return
+            if opened:
+                _log("incident_auto_opened", incidents=sorted(set(opened)))
+
+        def wanted(gov: Governance) -> bool:
+            try:
+                return bool(auto_open_rules(gov)[0])
+            except Exception as exc:  # a bad [incident] section: logged, alerts go on
+                _log("incident_config_invalid", error=type(exc).__name__)
+                return False
+
+        pipeline.on_alerts.append(open_incidents)
+        pipeline.wants_alerts = wanted
         return pipeline
 
     def tick_alerts(self) -> bool:

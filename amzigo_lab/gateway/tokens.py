@@ -89,6 +89,13 @@ class ServiceTokens:
         with self._lock:
             return self._grants.pop(digest(token), None) is not None
 
+    def revoke_where(self, keep_out: Callable[[ServiceGrant], bool]) -> list[ServiceGrant]:
+        """Revoke every live token whose grant matches (incident isolation); their grants."""
+        with self._lock:
+            self._prune()
+            hit = [d for d, g in self._grants.items() if keep_out(g)]
+            return [self._grants.pop(d) for d in hit]
+
     def __len__(self) -> int:
         with self._lock:
             self._prune()

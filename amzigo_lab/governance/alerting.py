@@ -514,6 +514,11 @@ class AlertPipeline:
         self._last_verify: float | None = None
         self._last_size: int | None = None
         self.last_report: DeliveryReport | None = None
+        #: Called (on the home thread) with every evaluation's alerts, sinks or not, while
+        #: `wants_alerts(gov)` says so: the gateway opens incidents from them when
+        #: `[incident] auto_open` names rules.
+        self.on_alerts: list[Callable[[list[Alert]], Any]] = []
+        self.wants_alerts: Callable[[Governance], bool] = lambda gov: False
 
     def attach(self, gov: Governance) -> None:
         """Watch the events `gov` writes: security-relevant ones make the pipeline due."""
@@ -544,7 +549,8 @@ class AlertPipeline:
         self.evaluate_every = _num(cfg, "evaluate_every_seconds", self.evaluate_every)
         self.verify_every = 60 * _num(cfg, "verify_every_minutes", self.verify_every / 60)
         rules, sinks = alert_rules(gov)
-        if not sinks:  # nowhere to push: `amzigo alerts` still lists them on demand
+        hooks = self.on_alerts if self.on_alerts and self.wants_alerts(gov) else []
+        if not sinks and not hooks:  # nowhere to push: `amzigo alerts` still lists them
             self.last_report = DeliveryReport()
             return self.last_report
         verify = self._last_verify is None or now - self._last_verify >= self.verify_every
@@ -558,6 +564,11 @@ class AlertPipeline:
             self._last_size = size
             if verify:
                 self._last_verify = now
+            for hook in hooks:
+                hook(alerts)
+        if not sinks:
+            self.last_report = DeliveryReport()
+            return self.last_report
         report = deliver(gov, alerts, sinks)
         audit_delivery(gov, report, actor)
         if report.attempted and size is not None and self._last_size == size:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.errors import AmzigoError, ConfigError
+from amzigo_lab.incident_pauses import paused_tenants
 from amzigo_lab.source.client import (
     ClientFactory,
     Connection,
@@ -136,6 +137,14 @@ def ingest(
     unknown = [s for s in streams or [] if s not in STREAMS]
     if unknown:
         raise ConfigError(f"unknown stream {unknown[0]!r}; streams: {', '.join(STREAMS)}")
+    paused = paused_tenants(settings.home)  # an open incident's isolation
+    if "*" in paused or (tenants and any(t in paused for t in tenants)):
+        which = "*" if "*" in paused else next(t for t in tenants or [] if t in paused)
+        raise ConfigError(
+            f"ingestion is paused by incident {paused[which]} "
+            f"({'all tenants' if which == '*' else 'tenant ' + which}): a responder resumes it "
+            "with `amzigo incident restore`"
+        )
     kwargs: dict[str, Any] = dict(
         tenants=tenants, streams=streams, since=since, progress=progress, scheduler=scheduler,
         backfill_days=backfill_days, report_wait=report_wait,
@@ -188,6 +197,8 @@ def _run(
     max_solicitation_checks: int,
 ) -> IngestReport:
     chosen = tenants or connection.tenants
+    paused = paused_tenants(settings.home)  # an open incident's isolation (checked above)
+    chosen = [t for t in chosen if t not in paused]
     missing = [t for t in chosen if t not in connection.refresh_tokens]
     if missing:
         raise ConfigError(

@@ -274,3 +274,16 @@ def test_state_writes_of_jobs_firing_together_never_collide(tmp_path: Path) -> N
     assert errors == []
     assert set(ScheduleState.load(tmp_path).last) == set(names)
     assert not list((tmp_path / "schedule").glob("*.tmp"))
+
+
+def test_a_job_an_incident_paused_does_not_start(tmp_path: Path) -> None:
+    from amzigo_lab.analysis.schedule import Job, run_job
+    from amzigo_lab.incident_pauses import pauses_path
+
+    path = pauses_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"pauses": [{"incident": "INC-1", "tenants": ["acme"]}]}))
+    out = run_job(Job("r", "0 * * * *", ("report", "--tenant", "acme")), tmp_path)
+    assert out.status == "paused" and "INC-1" in out.stderr_tail and out.exit_code is None
+    path.write_text(json.dumps({"pauses": [{"incident": "INC-2", "tenants": ["*"]}]}))
+    assert run_job(Job("i", "0 * * * *", ("ingest",)), tmp_path).status == "paused"

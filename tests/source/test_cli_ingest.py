@@ -153,3 +153,18 @@ def test_numeric_options_are_bounded(tmp_path: Path) -> None:
             result.output,
         )
         assert not (tmp_path / "h").exists()
+
+
+def test_ingest_refuses_what_an_open_incident_paused(tmp_path: Path) -> None:
+    from amzigo_lab.incident_pauses import pauses_path
+
+    home = tmp_path / "home"
+    assert CliRunner().invoke(main, ["init", "--sandbox", "--home", str(home)]).exit_code == 0
+    path = pauses_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pauses": [{"incident": "INC-7", "tenants": ["acme"]}]}))
+    result = CliRunner().invoke(
+        main, ["ingest", "--tenant", "acme", "--home", str(home), "--json"],
+        env={"AMZIGO_HOME": str(home)},
+    )  # fmt: skip
+    assert result.exit_code != 0 and "paused by incident INC-7" in result.output

@@ -807,6 +807,32 @@ class IdentityStore:
         )
         return True
 
+    def revoke_session_id(self, session_id: int, *, actor: str, reason: str) -> str | None:
+        """Revoke one session by its id (incident isolation of a stolen token); the user whose
+        session it was, or None if it was unknown or already ended."""
+        now = self._now()
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = ?"
+                " WHERE id = ? AND revoked_at IS NULL RETURNING id, user_id",
+                (_iso(now), "incident", session_id),
+            ).fetchone()
+        if row is None:
+            return None
+        self._emit(
+            "session.revoked", now, row["user_id"], actor=actor, session=row["id"],
+            reason=reason, count=1,
+        )  # fmt: skip
+        return str(row["user_id"])
+
+    def session_owner(self, token: str) -> str | None:
+        """The user of a session token, live or not (None if unknown)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT user_id FROM sessions WHERE token_hash = ?", (token_hash(token),)
+            ).fetchone()
+        return None if row is None else str(row["user_id"])
+
     def logout(self, token: str) -> bool:
         """End the caller's own session; return False if it was already ended."""
         return self.revoke_session(token, reason="logout")
