@@ -2,10 +2,13 @@
 
 1. ingest weekly snapshots of the last weeks for one tenant with a PII purpose enabled (so
    partitions carry different ingestion dates and buyer PII has different deadlines);
-2. ingest every stream of every sandbox tenant as of today (no PII);
+2. ingest the account-health report of every tenant as of the same past weeks (a daily job
+   keeps one reporting window per day; the weekly ones give the trend), then every stream of
+   every sandbox tenant as of today (no PII);
 3. purge as of today: expired PII partitions are crypto-erased, deleted and verified, and a
    signed destruction certificate is issued and verified; analytic data stays;
-4. generate the sales, reviews and inventory reports of the last 30 days for every tenant;
+4. generate the sales, reviews and inventory reports of the last 30 days and the account-health
+   report (windows up to yesterday) for every tenant;
 5. create demo users (one seller per tenant, an admin, an analyst, a compliance officer; the
    demo is the operator of its own home, so it creates them in-process) whose one-time
    credentials go to a 0600 file in the home, never to the terminal or git.
@@ -29,7 +32,7 @@ from amzigo_lab.home import init_home
 #: The tenant whose buyer PII the demo ingests (for order fulfilment), to show its purge.
 PII_TENANT = "acme-outdoor"
 PII_PURPOSE = "order_fulfilment"
-REPORTS = ("sales", "reviews", "inventory")
+REPORTS = ("sales", "reviews", "inventory", "account_health")
 CREDENTIALS_FILE = "demo-credentials.txt"
 #: Review-request eligibility checks per tenant (one API call each, 1 rps at Amazon): enough to
 #: show the review-request view without making the demo wait on them.
@@ -86,6 +89,13 @@ def run_demo(
                     backfill_days=backfill,
                 )  # fmt: skip
             result.ingest_reports.append(report)
+        for weeks_ago in range(pii_weeks, 0, -1):
+            day = today - dt.timedelta(days=7 * weeks_ago)
+            say(f"ingesting every tenant's account health as of {day}")
+            world = World(seed=settings.sandbox_seed, today=day)
+            with SandboxServer(world, state, time_scale=1000) as server:
+                report = ingest(lake, settings, streams=["account_health"], server=server)
+            result.ingest_reports.append(report)
         say(f"ingesting every stream of every tenant as of {today} ({days} days of history)")
         with embedded_sandbox(settings) as server:
             report = ingest(
@@ -124,11 +134,14 @@ def _reports(settings: Settings, today: dt.date, say: Say) -> list[Path]:
     # snapshot taken today is the current stock position
     now = dt.datetime.combine(today, dt.time(0, 0), tzinfo=dt.UTC)
     period = Period.last_days(30, now=now)
+    # account health: Amazon's windows end the day before the report, so up to yesterday
+    health = Period(today - dt.timedelta(days=30), today - dt.timedelta(days=1))
     paths: list[Path] = []
     for seller in SELLERS:
         for report in REPORTS:
             extra = {"now": now.isoformat()} if report in ("sales", "inventory") else {}
-            done = generate(settings, report, seller.tenant, period, extra=extra)
+            span = health if report == "account_health" else period
+            done = generate(settings, report, seller.tenant, span, extra=extra)
             say(f"  {done.html}")
             paths.append(done.html)
     return paths

@@ -42,7 +42,9 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
     assert result.exit_code == 0, result.output
     assert "verified" in result.output and "destroyed" in result.output
     reports = sorted(Path(home, "reports").rglob("*.html"))
-    assert len(reports) == 9  # 3 tenants x (sales, reviews, inventory), inside the home
+    assert (
+        len(reports) == 12
+    )  # 3 tenants x (sales, reviews, inventory, account_health), in the home
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h"]  # not ./reports, not ./.amzigo
     creds = Path(home, "demo-credentials.txt")
     assert creds.stat().st_mode & 0o777 == 0o600

@@ -32,6 +32,9 @@ REPORT_DATASETS = frozenset(
         "review_topics",
         "review_trends",
         "solicitation_eligibility",
+        "account_health_metrics",
+        "account_health_violations",
+        "account_health_rating",
     }
 )
 
