@@ -281,9 +281,12 @@ class SellerDashboard:
         if rev_key not in self._cache:
             self._cache[rev_key] = self._reviews(period, market)
         yield "reviews", self._cache[rev_key]
-        health_key = ("account_health", period.end, view.marketplace)  # windows up to the end
+        # windows up to the period's end; a view reaching "as of" shows the latest report (its
+        # windows end the day before it was made, which may be after the local "as of")
+        health_end = None if period.end >= self.as_of() else period.end
+        health_key = ("account_health", health_end, view.marketplace)
         if health_key not in self._cache:
-            self._cache[health_key] = self._account_health(period.end, market)
+            self._cache[health_key] = self._account_health(health_end, market)
         yield "account_health", self._cache[health_key]
         if len(self._cache) > 64:
             self._cache.clear()
@@ -380,7 +383,7 @@ class SellerDashboard:
             + rules
         )
 
-    def _account_health(self, end: dt.date, market: MarketplaceInfo | None) -> str:
+    def _account_health(self, end: dt.date | None, market: MarketplaceInfo | None) -> str:
         """Each account-health metric against Amazon's target: breaches, trends toward one and
         near misses first (with their windows drawn), a count of the metrics that are fine."""
         report = build_account_health_report(self.source, end, market)
