@@ -202,3 +202,31 @@ def test_a_pending_report_is_resumed_not_requested_again(
             assert lake.catalog.get_sync_state(COBALT, "account_health")["pending"] == {}
     finally:
         slow.stop()
+
+
+def test_a_fatal_report_cools_its_marketplace_down(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    server.faults.fatal_reports(1)
+    first = ingest(lake, settings, [COBALT], ["account_health"], server=server)
+    assert first.results[0].reports_fatal == 1
+    cooling = lake.catalog.get_sync_state(COBALT, "account_health")["cooldown"]
+    assert len(cooling) == 1
+    written = set(lake.scan(METRICS_DATASET, [COBALT]).to_arrow()["marketplace_id"].to_pylist())
+    assert written == {US, "A1F83G8C2ARO7P", DE} - set(cooling)  # the others are written
+    again = ingest(lake, settings, [COBALT], ["account_health"], server=server)
+    assert again.results[0].reports_fatal == 1  # still cooling down: not requested
+    assert server.stats.requests["createReport"] == 3
+
+
+def test_an_unknown_report_id_is_discarded_and_requested_again(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    stale = {"report_id": "50000000000123", "request": request_of(DE)}  # another sandbox's id
+    with lake.catalog.transaction():
+        lake.catalog.put_sync_state(COBALT, "account_health", {"pending": {DE: stale}})
+    report = ingest(lake, settings, [COBALT], ["account_health"], server=server)
+    result = report.results[0]
+    assert result.status == "ok" and result.reports_discarded == 1
+    ids = set(lake.scan(METRICS_DATASET, [COBALT]).to_arrow()["report_id"].to_pylist())
+    assert "50000000000123" not in ids and len(ids) == 3
