@@ -106,6 +106,8 @@ class AccountHealthReport:
     violations: pl.DataFrame
     #: account status and account health rating of the latest window per marketplace
     ratings: pl.DataFrame
+    #: the latest order-defect window per marketplace and channel, by cause
+    defects: pl.DataFrame = field(default_factory=pl.DataFrame)
     reason: str = ""
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -145,11 +147,12 @@ def build_account_health_report(
     t = t.filter(t.metric.isin(list(TARGETS)))
     df = t.select(
         "marketplace_id", "metric", "fulfillment_channel", "window_start", "window_end", "rate",
-        "defects", "total", "target_value", "target_condition", "status",
+        "defects", "total", "claims", "chargebacks", "negative_feedback", "target_value",
+        "target_condition", "status",
     ).to_polars()  # fmt: skip
     df = df.filter(pl.col("rate").is_not_null())
     empty = AccountHealthReport(
-        as_of, pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), ""
+        as_of, pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
     )
     if df.height == 0:
         total = source.table("account_health_metrics").count().to_pyarrow().as_py()
@@ -198,12 +201,26 @@ def build_account_health_report(
     first = df["window_end"].max() - dt.timedelta(days=history_days)  # type: ignore[operator]
     history = df.filter(pl.col("window_end") >= first)
     counts = {v: int((current["verdict"] == v).sum()) for v in VERDICTS}
+    odr = df.filter(pl.col("metric") == "order_defect_rate")
+    newest = odr.group_by(["marketplace", "fulfillment_channel"]).agg(
+        pl.col("window_end").max().alias("_last")
+    )
+    defects = (
+        odr.join(newest, on=["marketplace", "fulfillment_channel"])
+        .filter(pl.col("window_end") == pl.col("_last"))
+        .with_columns(
+            channel=pl.col("fulfillment_channel").str.to_uppercase(),
+            rate_pct=pl.col("rate") * 100,
+        )
+        .sort(["marketplace", "channel"])
+    )
     return AccountHealthReport(
         as_of,
         current,
         history,
         _violations(source, cutoff, marketplace),
         _ratings(source, cutoff, marketplace),
+        defects=defects,
         counts=counts,
     )
 

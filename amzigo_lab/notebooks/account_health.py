@@ -113,6 +113,39 @@ else:
     show_html(render.note("Every metric is comfortably within Amazon's targets."))
 
 # %% [markdown]
+# ## Order defects by cause (latest window)
+
+# %%
+if report.empty:
+    show_html(render.note(report.reason))
+elif report.defects.height:
+    show_html(
+        render.table_html(
+            report.defects,
+            [
+                ("marketplace", "Mkt", "text"),
+                ("channel", "Channel", "text"),
+                ("total", "Orders", "count"),
+                ("defects", "With defects", "count"),
+                ("negative_feedback", "Negative feedback", "count"),
+                ("claims", "A-to-z claims", "count"),
+                ("chargebacks", "Chargebacks", "count"),
+                ("rate_pct", "Order defect rate %", "float2"),
+            ],
+            table_id="health-defects",
+        )
+    )
+    show_html(
+        render.note(
+            "An order counts once however many defects it has; Amazon's target is below 1 % "
+            "for Amazon-fulfilled (AFN) and merchant-fulfilled (MFN) orders separately, over "
+            "60 days."
+        )
+    )
+else:
+    show_html(render.note("Amazon reported no order defect rate in these windows."))
+
+# %% [markdown]
 # ## Policy violations and warnings
 
 # %%

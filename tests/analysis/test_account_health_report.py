@@ -62,6 +62,9 @@ def test_report_judges_every_window_up_to_as_of(acme: LakeTableSource) -> None:
     assert report.counts == {"breach": 1, "trending": 1, "near": 1, "ok": 1}
     assert report.current["verdict"].to_list()[:3] == ["breach", "trending", "near"]  # worst first
     assert report.violations["defects_count"].to_list() == [2]
+    assert report.defects.select("marketplace", "channel", "total", "defects").rows() == [
+        ("UK", "MFN", 1000, 2)
+    ]
     assert report.ratings.select("marketplace", "account_status", "ahr_status").rows() == [
         ("US", "AT_RISK", "WARNED")
     ]
