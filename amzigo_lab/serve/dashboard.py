@@ -399,7 +399,8 @@ class SellerDashboard:
         if flagged.height == 0:
             parts.append(
                 render.note(
-                    f"All {fine} metrics are within Amazon's targets, none worsening toward one."
+                    f"Every metric reported ({fine}) is within Amazon's targets, none worsening "
+                    "toward one."
                 )
             )
         else:
@@ -421,7 +422,8 @@ class SellerDashboard:
             charts = trend_charts(report, ("breach", "trending"))
             if charts:
                 parts.append("<div class='amz-row'>" + "".join(charts) + "</div>")
-            parts.append(render.note(f"{fine} other metrics are within Amazon's targets."))
+            others = "1 other metric is" if fine == 1 else f"{fine} other metrics are"
+            parts.append(render.note(f"{others} within Amazon's targets."))
         if report.violations.height:
             n = int(report.violations["defects_count"].fill_null(0).sum())
             parts.append(render.note(f"Policy violations in the latest window: {n}."))

@@ -100,13 +100,15 @@ def test_dashboard_section_flags_breaches_and_trends(acme: LakeTableSource) -> N
     section = board.sections(View(END - dt.timedelta(days=6), before)).account_health
     assert "id='amz-health'" in section and "<td>BREACH</td>" in section
     assert "worsening toward target" in section and "near target" in section
-    assert "1 other metrics are within Amazon&#x27;s targets." in section
+    assert "1 other metric is within Amazon&#x27;s targets." in section
     assert "US AT_RISK (rating WARNED)" in section and "Policy violations" in section
     assert section.count("<svg") == 2
     # a view reaching "as of" shows the latest windows (the 14 March one: valid tracking ok)
     latest = board.sections(View(END - dt.timedelta(days=6), board.as_of())).account_health
     assert "<td>BREACH</td>" not in latest
     assert "2 other metrics are within Amazon&#x27;s targets." in latest
+    uk = board.sections(View(END - dt.timedelta(days=6), before, "UK")).account_health
+    assert "Every metric reported (1) is within Amazon&#x27;s targets" in uk
     empty = SellerDashboard("acme-outdoor", acme, END).sections(
         View(dt.date(2026, 1, 1), dt.date(2026, 1, 31))
     )
