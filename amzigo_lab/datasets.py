@@ -266,6 +266,81 @@ SOLICITATION_ELIGIBILITY = DatasetSpec(
     ),
 )
 
+ACCOUNT_HEALTH_METRICS = DatasetSpec(
+    name="account_health_metrics",
+    origin="amazon",
+    description=(
+        "Seller-performance report (account health): one rate metric per marketplace, "
+        "fulfilment channel and reporting window, with Amazon's target and status. No PII."
+    ),
+    retention=AMAZON_NON_PII,
+    natural_key=("marketplace_id", "metric", "fulfillment_channel", "window_end"),
+    version_column="fetched_at",
+    columns=(
+        _c("marketplace_id", S, "category", False),
+        _c("metric", S, "category", False),
+        _c("fulfillment_channel", S, "category", False),  # afn, mfn or all
+        _c("window_start", TS, "timestamp", False),
+        _c("window_end", TS, "timestamp", False),
+        _c("fetched_at", TS, "timestamp", False),
+        _c("report_id", S, "id", False),
+        _c("rate", pa.float64(), "ratio"),
+        _c("defects", pa.int64(), "count"),
+        _c("total", pa.int64(), "count"),
+        _c("claims", pa.int64(), "count"),
+        _c("chargebacks", pa.int64(), "count"),
+        _c("negative_feedback", pa.int64(), "count"),
+        _c("target_value", pa.float64(), "ratio"),
+        _c("target_condition", S, "category"),
+        _c("status", S, "category"),
+    ),
+)
+
+ACCOUNT_HEALTH_VIOLATIONS = DatasetSpec(
+    name="account_health_violations",
+    origin="amazon",
+    description=(
+        "Seller-performance report: policy-violation and complaint counts and warning states "
+        "per marketplace and reporting window. No PII."
+    ),
+    retention=AMAZON_NON_PII,
+    natural_key=("marketplace_id", "violation", "window_end"),
+    version_column="fetched_at",
+    columns=(
+        _c("marketplace_id", S, "category", False),
+        _c("violation", S, "category", False),
+        _c("window_start", TS, "timestamp"),
+        _c("window_end", TS, "timestamp", False),
+        _c("fetched_at", TS, "timestamp", False),
+        _c("report_id", S, "id", False),
+        _c("defects_count", pa.int64(), "count"),
+        _c("target_value", pa.float64(), "ratio"),
+        _c("target_condition", S, "category"),
+        _c("status", S, "category"),
+    ),
+)
+
+ACCOUNT_HEALTH_RATING = DatasetSpec(
+    name="account_health_rating",
+    origin="amazon",
+    description=(
+        "Seller-performance report: account status and account health rating per marketplace "
+        "and reporting window. No PII."
+    ),
+    retention=AMAZON_NON_PII,
+    natural_key=("marketplace_id", "window_end"),
+    version_column="fetched_at",
+    columns=(
+        _c("marketplace_id", S, "category", False),
+        _c("window_start", TS, "timestamp"),
+        _c("window_end", TS, "timestamp", False),
+        _c("fetched_at", TS, "timestamp", False),
+        _c("report_id", S, "id", False),
+        _c("account_status", S, "category"),
+        _c("ahr_status", S, "category"),
+    ),
+)
+
 QUARANTINE = DatasetSpec(
     name="quarantine",
     origin="amazon",
@@ -325,6 +400,9 @@ REGISTRY: dict[str, DatasetSpec] = {
         REVIEW_TOPICS,
         REVIEW_TRENDS,
         SOLICITATION_ELIGIBILITY,
+        ACCOUNT_HEALTH_METRICS,
+        ACCOUNT_HEALTH_VIOLATIONS,
+        ACCOUNT_HEALTH_RATING,
         QUARANTINE,
         PRODUCT_COSTS,
     )

@@ -4,12 +4,15 @@
    to Amazon, so a seller's lake never receives synthetic orders);
 1. ingest weekly snapshots of the last weeks for one tenant with a PII purpose enabled (so
    partitions carry different ingestion dates and buyer PII has different deadlines);
-2. ingest every stream of every sandbox tenant as of today (no PII);
+2. ingest the account-health report of every tenant as of the same past weeks (a daily job
+   keeps one reporting window per day; the weekly ones give the trend), then every stream of
+   every sandbox tenant as of today (no PII);
 3. purge as of today: expired PII partitions are crypto-erased, deleted and verified, and a
    signed destruction certificate is issued and verified; analytic data stays;
 4. import product costs for every tenant from the sandbox catalogue (`<home>/demo-costs/`,
    as `amzigo costs import` would; one product in ten left uncosted), so reports show profit;
-   generate the sales, reviews and inventory reports of the last 30 days for every tenant;
+   generate the sales, reviews and inventory reports of the last 30 days and the
+   account-health report (windows up to yesterday) for every tenant;
 5. create demo users (one seller per tenant, an admin, an analyst, a compliance officer; the
    demo is the operator of its own home, so it creates them in-process) whose one-time
    credentials go to a 0600 file in the home, never to the terminal or git.
@@ -33,7 +36,7 @@ from amzigo_lab.home import init_home
 #: The tenant whose buyer PII the demo ingests (for order fulfilment), to show its purge.
 PII_TENANT = "acme-outdoor"
 PII_PURPOSE = "order_fulfilment"
-REPORTS = ("sales", "reviews", "inventory")
+REPORTS = ("sales", "reviews", "inventory", "account_health")
 CREDENTIALS_FILE = "demo-credentials.txt"
 #: Review-request eligibility checks per tenant (one API call each, 1 rps at Amazon): enough to
 #: show the review-request view without making the demo wait on them.
@@ -97,6 +100,13 @@ def run_demo(
                     lake, pii, tenants=[PII_TENANT], streams=["orders"], server=server,
                     backfill_days=backfill, progress=progress,
                 )  # fmt: skip
+            result.ingest_reports.append(report)
+        for weeks_ago in range(pii_weeks, 0, -1):
+            day = today - dt.timedelta(days=7 * weeks_ago)
+            say(f"ingesting every tenant's account health as of {day}")
+            world = World(seed=settings.sandbox_seed, today=day)
+            with SandboxServer(world, state, time_scale=1000) as server:
+                report = ingest(lake, settings, streams=["account_health"], server=server)
             result.ingest_reports.append(report)
         say(f"ingesting every stream of every tenant as of {today} ({days} days of history)")
         with embedded_sandbox(settings) as server:
@@ -181,12 +191,15 @@ def _reports(
     # snapshot taken today is the current stock position
     now = dt.datetime.combine(today, dt.time(0, 0), tzinfo=dt.UTC)
     period = Period.last_days(30, now=now)
+    # account health: Amazon's windows end the day before the report, so up to yesterday
+    health = Period(today - dt.timedelta(days=30), today - dt.timedelta(days=1))
     paths: list[Path] = []
     total = len(SELLERS) * len(REPORTS)
     for seller in SELLERS:
         for report in REPORTS:
             extra = {"now": now.isoformat()} if report in ("sales", "inventory") else {}
-            done = generate(settings, report, seller.tenant, period, extra=extra)
+            span = health if report == "account_health" else period
+            done = generate(settings, report, seller.tenant, span, extra=extra)
             say(f"  {done.html}")
             paths.append(done.html)
             if on_report is not None:

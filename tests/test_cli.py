@@ -43,7 +43,9 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
     assert result.exit_code == 0, result.output
     assert "verified" in result.output and "destroyed" in result.output
     reports = sorted(Path(home, "reports").rglob("*.html"))
-    assert len(reports) == 9  # 3 tenants x (sales, reviews, inventory), inside the home
+    assert (
+        len(reports) == 12
+    )  # 3 tenants x (sales, reviews, inventory, account_health), in the home
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h"]  # not ./reports, not ./.amzigo
     # no empty inventory (the bug of the first round) and profit from the demo's product costs
     for html in (p for p in reports if p.parent.name == "inventory"):

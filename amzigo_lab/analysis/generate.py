@@ -258,6 +258,7 @@ MARKETPLACE_DATASET = {
     "sales": "sales_traffic_by_date",
     "reviews": "review_topics",
     "inventory": "inventory_snapshots",
+    "account_health": "account_health_metrics",
 }
 
 
@@ -317,7 +318,12 @@ def inventory_parameters(settings: Settings, tenant: str) -> dict[str, Any]:
 
 
 #: The dataset whose retention a report follows (reports hold Amazon data derived from it).
-SOURCE_DATASET = {"sales": "orders", "reviews": "review_topics", "inventory": "inventory_snapshots"}
+SOURCE_DATASET = {
+    "sales": "orders",
+    "reviews": "review_topics",
+    "inventory": "inventory_snapshots",
+    "account_health": "account_health_metrics",
+}
 
 
 def register_outputs(settings: Settings, result: GeneratedReport) -> None:

@@ -24,6 +24,7 @@ PURPOSES = {
     "sales": "sales_analysis",
     "reviews": "review_management",
     "inventory": "inventory_tracking",
+    "account_health": "sales_analysis",  # account-performance metrics (data policy: sales)
 }
 
 

@@ -33,6 +33,9 @@ REPORT_DATASETS = frozenset(
         "review_trends",
         "solicitation_eligibility",
         "product_costs",
+        "account_health_metrics",
+        "account_health_violations",
+        "account_health_rating",
     }
 )
 

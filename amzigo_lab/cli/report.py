@@ -1,4 +1,5 @@
-"""`amzigo report`: generate a sales, reviews or inventory report for one tenant."""
+"""`amzigo report`: generate a sales, reviews, inventory or account-health report for one
+tenant."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from amzigo_lab.cli.common import (
 
 
 @click.command("report")
-@click.argument("report", type=click.Choice(["sales", "reviews", "inventory"]))
+@click.argument("report", type=click.Choice(["sales", "reviews", "inventory", "account_health"]))
 @click.option("--tenant", required=True, help="The tenant (seller) the report is about.")
 @click.option("--start", default=None, help="First day, YYYY-MM-DD (default: see --days).")
 @click.option("--end", default=None, help="Last day, YYYY-MM-DD (inventory: the as-of date).")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.config import config_sections
 from amzigo_lab.errors import ConfigError
 from amzigo_lab.governance.audit import (
+    AccountHealthBreach,
     Alert,
     AuditEvent,
     AuditVerificationFailed,
@@ -129,6 +130,7 @@ def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
         BreakGlassUsed(),
         PolicyChanged(),
         ScheduledJobFailed(),
+        AccountHealthBreach(),
     ]
     return rules, configured_sinks(cfg)
 

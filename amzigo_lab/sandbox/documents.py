@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from .account_health import SELLER_PERFORMANCE, seller_performance
 from .orders import MAX_REFUND_LAG, MAX_UPDATE_LAG, Order, OrderStatus
 from .tenants import Marketplace
 from .world import World
@@ -16,7 +17,9 @@ from .world import World
 SALES_AND_TRAFFIC = "GET_SALES_AND_TRAFFIC_REPORT"
 ORDERS_BY_LAST_UPDATE = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL"
 ORDERS_BY_ORDER_DATE = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
-REPORT_TYPES = (SALES_AND_TRAFFIC, ORDERS_BY_LAST_UPDATE, ORDERS_BY_ORDER_DATE)
+REPORT_TYPES = (SALES_AND_TRAFFIC, ORDERS_BY_LAST_UPDATE, ORDERS_BY_ORDER_DATE, SELLER_PERFORMANCE)
+#: Report types whose documents are JSON (the others are tab-separated flat files).
+JSON_REPORT_TYPES = (SALES_AND_TRAFFIC, SELLER_PERFORMANCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,9 @@ def render(world: World, request: ReportRequest) -> bytes:
     """Render the (uncompressed) document of ``request``."""
     if request.report_type == SALES_AND_TRAFFIC:
         return json.dumps(sales_and_traffic(world, request), separators=(",", ":")).encode()
+    if request.report_type == SELLER_PERFORMANCE:
+        doc = seller_performance(world, request.tenant, [request.marketplace.marketplace_id])
+        return json.dumps(doc, separators=(",", ":")).encode()
     return orders_flat_file(world, request).encode("utf-8")
 
 

@@ -25,6 +25,13 @@ from typing import Any
 import polars as pl
 
 from amzigo_lab.analysis import render
+from amzigo_lab.analysis.account_health import (
+    RULES as HEALTH_RULES,
+)
+from amzigo_lab.analysis.account_health import (
+    build_account_health_report,
+    trend_charts,
+)
 from amzigo_lab.analysis.inventory import (
     STATUS_RULES,
     InventoryParams,
@@ -56,6 +63,9 @@ DATASETS: dict[str, str] = {
     "product_costs": "sales_analysis",
     "inventory_snapshots": "inventory_tracking",
     "review_trends": "review_management",
+    "account_health_metrics": "sales_analysis",
+    "account_health_violations": "sales_analysis",
+    "account_health_rating": "sales_analysis",
 }
 DEFAULT_DAYS = 30
 #: The longest period the pickers may select (a year, leap day included).
@@ -96,6 +106,7 @@ class Sections:
     products: str
     inventory: str
     reviews: str
+    account_health: str
 
 
 class ArrowSource:
@@ -275,6 +286,13 @@ class SellerDashboard:
         if rev_key not in self._cache:
             self._cache[rev_key] = self._reviews(period, market)
         yield "reviews", self._cache[rev_key]
+        # windows up to the period's end; a view reaching "as of" shows the latest report (its
+        # windows end the day before it was made, which may be after the local "as of")
+        health_end = None if period.end >= self.as_of() else period.end
+        health_key = ("account_health", health_end, view.marketplace)
+        if health_key not in self._cache:
+            self._cache[health_key] = self._account_health(health_end, market)
+        yield "account_health", self._cache[health_key]
         if len(self._cache) > 64:
             self._cache.clear()
 
@@ -374,6 +392,53 @@ class SellerDashboard:
             )
             + rules
         )
+
+    def _account_health(self, end: dt.date | None, market: MarketplaceInfo | None) -> str:
+        """Each account-health metric against Amazon's target: breaches, trends toward one and
+        near misses first (with their windows drawn), a count of the metrics that are fine."""
+        report = build_account_health_report(self.source, end, market)
+        if report.empty:
+            return f"<div id='amz-health-empty'>{render.note(report.reason)}</div>"
+        flagged = report.current.filter(pl.col("verdict") != "ok")
+        fine = report.current.height - flagged.height
+        statuses = ", ".join(
+            f"{r['marketplace']} {r['account_status'] or '–'} (rating {r['ahr_status'] or '–'})"
+            for r in report.ratings.to_dicts()
+        )
+        parts = [render.note(f"Account status: {statuses}.")] if statuses else []
+        if flagged.height == 0:
+            parts.append(
+                render.note(
+                    f"Every metric reported ({fine}) is within Amazon's targets, none worsening "
+                    "toward one."
+                )
+            )
+        else:
+            parts.append(
+                render.table_html(
+                    flagged,
+                    [
+                        ("verdict_label", "Verdict", "text"),
+                        ("marketplace", "Mkt", "text"),
+                        ("label", "Metric", "text"),
+                        ("channel", "Channel", "text"),
+                        ("rate_pct", "Rate %", "float2"),
+                        ("target", "Target", "text"),
+                        ("recent", "Last windows", "text"),
+                    ],
+                    table_id="amz-health",
+                )
+            )
+            charts = trend_charts(report, ("breach", "trending"))
+            if charts:
+                parts.append("<div class='amz-row'>" + "".join(charts) + "</div>")
+            others = "1 other metric is" if fine == 1 else f"{fine} other metrics are"
+            parts.append(render.note(f"{others} within Amazon's targets."))
+        if report.violations.height:
+            n = int(report.violations["defects_count"].fill_null(0).sum())
+            parts.append(render.note(f"Policy violations in the latest window: {n}."))
+        parts.append(render.note(HEALTH_RULES))
+        return "<div id='amz-account-health'>" + "".join(parts) + "</div>"
 
     def _reviews(self, period: Period, market: MarketplaceInfo | None) -> str:
         changes = topic_changes(topic_trends(self.source, period, market))
@@ -505,6 +570,7 @@ BOXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "products": ("Top products", ("products",)),
     "inventory": ("Inventory alerts", ("inventory",)),
     "reviews": ("Review-topic changes", ("reviews",)),
+    "account_health": ("Account health", ("account_health",)),
 }
 
 

@@ -372,6 +372,81 @@ OTHER_ROWS = {
 }
 
 
+def _ah(mp: str, metric: str, end: str, rate: float, channel: str = "all", days: int = 30) -> dict:
+    """One account-health window ending `end` (target from Amazon's published ones)."""
+    targets = {
+        "order_defect_rate": (0.01, "LESS_THAN"),
+        "late_shipment_rate": (0.04, "LESS_THAN"),
+        "pre_fulfillment_cancellation_rate": (0.025, "LESS_THAN"),
+        "valid_tracking_rate": (0.95, "GREATER_THAN"),
+    }
+    last = ts(end, 23).replace(minute=59)
+    return dict(
+        marketplace_id=mp,
+        metric=metric,
+        fulfillment_channel=channel,
+        window_start=ts(end, 0) - dt.timedelta(days=days - 1),
+        window_end=last,
+        fetched_at=last + dt.timedelta(hours=1),
+        report_id=f"ah-{end}",
+        rate=rate,
+        defects=round(rate * 1000),
+        total=1000,
+        target_value=targets[metric][0],
+        target_condition=targets[metric][1],
+        status="GOOD",
+    )
+
+
+# Account health of ACME, windows ending 21 Feb, 28 Feb and 6 Mar (the one ending 14 Mar is after
+# the period and must be ignored): US late shipment 3.0 -> 3.4 -> 3.7 % (worsening toward 4 %),
+# US valid tracking 97 -> 96 -> 94 % (breach of > 95 %; 99 % on 14 Mar), US pre-fulfilment
+# cancellation 2.1 % once (near 2.5 %), UK order defect rate MFN 0.2 % (ok).
+HEALTH = [
+    *[
+        _ah(US, "late_shipment_rate", d, r)
+        for d, r in (("2026-02-21", 0.030), ("2026-02-28", 0.034), ("2026-03-06", 0.037))
+    ],
+    *[
+        _ah(US, "valid_tracking_rate", d, r)
+        for d, r in (
+            ("2026-02-21", 0.97),
+            ("2026-02-28", 0.96),
+            ("2026-03-06", 0.94),
+            ("2026-03-14", 0.99),
+        )
+    ],
+    _ah(US, "pre_fulfillment_cancellation_rate", "2026-03-06", 0.021, days=7),
+    _ah(UK, "order_defect_rate", "2026-03-06", 0.002, "mfn", 60),
+]
+HEALTH_VIOLATIONS = [
+    dict(
+        marketplace_id=US,
+        violation="listingPolicyViolations",
+        window_start=ts("2026-01-01", 0),
+        window_end=ts("2026-03-06", 23),
+        fetched_at=ts("2026-03-07", 1),
+        report_id="ah-2026-03-06",
+        defects_count=2,
+        target_value=0.0,
+        target_condition="EQUALS",
+        status="BAD",
+    )
+]
+HEALTH_RATING = [
+    dict(
+        marketplace_id=US,
+        window_start=ts("2026-01-01", 0),
+        window_end=ts("2026-03-06", 23),
+        fetched_at=ts("2026-03-07", 1),
+        report_id="ah-2026-03-06",
+        account_status="AT_RISK",
+        ahr_status="WARNED",
+    )
+]
+OTHER_ROWS["account_health_metrics"] = [_ah(US, "valid_tracking_rate", "2026-03-06", 0.5)]
+
+
 def batches() -> list[tuple[str, str, dt.date, list[dict]]]:
     """(dataset, tenant, ingest date, rows) in ingestion order."""
     d1, d2 = dt.date(2026, 3, 7), dt.date(2026, 3, 8)
@@ -390,6 +465,9 @@ def batches() -> list[tuple[str, str, dt.date, list[dict]]]:
         ("solicitation_eligibility", ACME, d1, SOLICIT_V1),
         ("solicitation_eligibility", ACME, d2, SOLICIT_V2),
         ("order_buyers", ACME, d2, BUYERS),
+        ("account_health_metrics", ACME, d2, HEALTH),
+        ("account_health_violations", ACME, d2, HEALTH_VIOLATIONS),
+        ("account_health_rating", ACME, d2, HEALTH_RATING),
     ]
     out += [(name, OTHER, d2, rows) for name, rows in OTHER_ROWS.items()]
     return out

@@ -60,7 +60,7 @@ def generated(report_home: Path, report_settings, tmp_path_factory) -> dict:
     paths = results["sales_summary"]["paths"]
     results["sales"] = {Path(p).suffix: Path(p) for p in paths}
     sink = MemorySink()
-    for name in ("reviews", "inventory"):
+    for name in ("reviews", "inventory", "account_health"):
         extra = {"velocity_days": 7, "lead_times": {"SKU-RED": 14}} if name == "inventory" else {}
         r = generate(report_settings, name, ACME, PERIOD, out_dir=out, extra=extra, audit=sink)
         results[name] = {p.suffix: p for p in r.paths()}
@@ -115,6 +115,20 @@ def test_report_json_says_what_was_written(generated) -> None:
     assert sum(sec.get("charts", 0) for sec in counts.values()) >= 1
 
 
+def test_account_health_numbers_match_builders(generated) -> None:
+    text = outputs_text(generated["account_health"][".ipynb"])
+    for expected in (
+        "BREACH",
+        "97.00% → 96.00% → 94.00%",  # valid tracking, the window after the period left out
+        "worsening toward target",
+        "3.00% → 3.40% → 3.70%",
+        "near target",
+        "listingPolicyViolations",
+        "US AT_RISK",
+    ):
+        assert expected in text, expected
+
+
 def test_sales_numbers_match_builders(generated) -> None:
     text = outputs_text(generated["sales"][".ipynb"])
     for expected in (
@@ -139,9 +153,13 @@ def test_reviews_and_inventory_numbers(generated) -> None:
     assert re.search(r"already_requested</td><td class='n'>2<", rv)
     inv = outputs_text(generated["inventory"][".ipynb"])
     assert "2026-06-18" in inv and "2.3" in inv and "critical" in inv
-    assert [e["action"] for e in generated["audit"]] == ["report.generated"] * 2
+    assert [e["action"] for e in generated["audit"]] == ["report.generated"] * 3
     assert {e["actor"] for e in generated["audit"]} == {"svc:reports"}
-    assert {e["purpose"] for e in generated["audit"]} == {"review_management", "inventory_tracking"}
+    assert {e["purpose"] for e in generated["audit"]} == {
+        "review_management",
+        "inventory_tracking",
+        "sales_analysis",
+    }
 
 
 def test_empty_tenant_fails_closed_naming_the_cell(report_settings, tmp_path) -> None:

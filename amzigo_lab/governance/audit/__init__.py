@@ -1,6 +1,7 @@
 """Tamper-evident audit log: hash-chained, encrypted, signed checkpoints kept apart, alerts."""
 
 from amzigo_lab.governance.audit.alerts import (
+    AccountHealthBreach,
     Alert,
     AuditVerificationFailed,
     BreakGlassUsed,
@@ -35,6 +36,7 @@ from amzigo_lab.governance.audit.verify import VerifyReport, verify_log
 __all__ = [
     "GENESIS",
     "SCHEMA_VERSION",
+    "AccountHealthBreach",
     "Alert",
     "AuditError",
     "AuditEvent",

@@ -376,6 +376,30 @@ class BreakGlassUsed:
         ]
 
 
+@dataclass
+class AccountHealthBreach:
+    """A newly ingested account-health window that misses Amazon's target (ingestion writes
+    one `account_health.breach` event per breaching window: marketplace, metric, rate, target
+    and window only)."""
+
+    actions: tuple[str, ...] = ("account_health.breach",)
+    name: str = "account_health_breach"
+
+    def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
+        """One alert per breach event; the detail names the tenant and the breach."""
+        return [
+            Alert(
+                self.name,
+                ev.actor,
+                ev.time,
+                f"tenant {ev.tenant or '?'}: {ev.reason or ev.resource}",
+                (ev.event_id,),
+            )
+            for ev in _by_time(events)
+            if ev.action in self.actions
+        ]
+
+
 def evaluate(events: Sequence[AuditEvent], rules: Iterable[Rule]) -> list[Alert]:
     """Run every rule over `events`; alerts in time order."""
     alerts = [a for rule in rules for a in rule.evaluate(events)]

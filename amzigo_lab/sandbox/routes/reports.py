@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from ..documents import REPORT_TYPES, SALES_AND_TRAFFIC, ReportRequest
+from ..documents import JSON_REPORT_TYPES, REPORT_TYPES, SALES_AND_TRAFFIC, ReportRequest
 from ..errors import ApiError, invalid_input, not_found
 from ..protocol import Call, JsonObject, Request, Response, Route
 from ..services import Services
@@ -120,9 +120,9 @@ def download_document(services: Services, request: Request) -> Response:
 
 
 def _is_json(services: Services, document_id: str) -> bool:
-    """Whether the document is JSON (Sales & Traffic or an error document)."""
+    """Whether the document is JSON (Sales & Traffic, account health or an error document)."""
     job = services.reports.job_by_document(document_id)
-    return job is not None and (job.fatal or job.request.report_type == SALES_AND_TRAFFIC)
+    return job is not None and (job.fatal or job.request.report_type in JSON_REPORT_TYPES)
 
 
 ROUTES = (

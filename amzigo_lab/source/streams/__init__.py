@@ -1,11 +1,12 @@
 """Stream families: each maps SP-API pages to Arrow tables in the declared dataset schemas.
 
 `STREAMS` is in run order: catalog and reviews read the ASINs the orders and inventory streams
-wrote; solicitations read the orders.
+wrote; solicitations read the orders. Account health (seller-performance reports) reads nothing.
 """
 
 from __future__ import annotations
 
+from amzigo_lab.source.streams.account_health import AccountHealthStream
 from amzigo_lab.source.streams.base import ProgressEvent, Stream, StreamContext, StreamResult
 from amzigo_lab.source.streams.catalog import CatalogStream
 from amzigo_lab.source.streams.finances import FinancesStream
@@ -25,6 +26,7 @@ STREAMS: dict[str, Stream] = {
         CatalogStream(),
         ReviewsStream(),
         SolicitationsStream(),
+        AccountHealthStream(),
     )
 }
 

@@ -1,0 +1,117 @@
+"""The account-health report: each metric against Amazon's target, breaches and trends, exact."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from amzigo_lab.analysis.account_health import (
+    EMPTY,
+    build_account_health_report,
+    trend_charts,
+    verdict,
+)
+from amzigo_lab.analysis.money import marketplace
+from amzigo_lab.analysis.source import MemoryTableSource
+from amzigo_lab.gateway.sources import LakeTableSource
+from amzigo_lab.serve.dashboard import SellerDashboard, View
+from tests.analysis.data import END, OTHER
+
+LESS, MORE = "LESS_THAN", "GREATER_THAN"
+
+
+@pytest.mark.parametrize(
+    ("rates", "target", "condition", "want"),
+    [
+        ([0.005, 0.011], 0.01, LESS, "breach"),
+        ([0.005, 0.01], 0.01, LESS, "breach"),  # at the threshold is not "less than"
+        ([0.003, 0.006, 0.007], 0.01, LESS, "trending"),  # worse twice, past half-way
+        ([0.001, 0.002, 0.003], 0.01, LESS, "ok"),  # worse twice, but far from 1 %: noise
+        ([0.006, 0.007, 0.0065], 0.01, LESS, "ok"),  # one better window breaks the trend
+        ([0.0085], 0.01, LESS, "near"),  # within 20 % of the target
+        ([0.99, 0.97, 0.965], 0.95, MORE, "trending"),
+        ([0.96, 0.95], 0.95, MORE, "breach"),
+        ([0.955], 0.95, MORE, "near"),  # within 20 % of the 5 points above the target
+        ([], 0.95, MORE, "ok"),
+    ],
+)
+def test_verdicts(rates: list[float], target: float, condition: str, want: str) -> None:
+    assert verdict(rates, target, condition) == want
+
+
+def test_report_judges_every_window_up_to_as_of(acme: LakeTableSource) -> None:
+    report = build_account_health_report(acme, END)
+    rows = {(r["marketplace"], r["metric"], r["channel"]): r for r in report.current.to_dicts()}
+    assert set(rows) == {
+        ("US", "late_shipment_rate", ""),
+        ("US", "valid_tracking_rate", ""),
+        ("US", "pre_fulfillment_cancellation_rate", ""),
+        ("UK", "order_defect_rate", "MFN"),
+    }
+    vtr = rows[("US", "valid_tracking_rate", "")]
+    assert vtr["verdict"] == "breach" and vtr["rate_pct"] == pytest.approx(94.0)
+    assert vtr["recent"] == "97.00% → 96.00% → 94.00%"  # the 14 March window is after as_of
+    assert vtr["target"] == "> 95%" and vtr["windows"] == 3
+    assert vtr["window"] == "2026-02-05 – 2026-03-06"  # 30 days
+    late = rows[("US", "late_shipment_rate", "")]
+    assert late["verdict"] == "trending" and late["recent"] == "3.00% → 3.40% → 3.70%"
+    assert rows[("US", "pre_fulfillment_cancellation_rate", "")]["verdict"] == "near"
+    assert rows[("UK", "order_defect_rate", "MFN")]["verdict"] == "ok"
+    assert report.counts == {"breach": 1, "trending": 1, "near": 1, "ok": 1}
+    assert report.current["verdict"].to_list()[:3] == ["breach", "trending", "near"]  # worst first
+    assert report.violations["defects_count"].to_list() == [2]
+    assert report.defects.select("marketplace", "channel", "total", "defects").rows() == [
+        ("UK", "MFN", 1000, 2)
+    ]
+    assert report.ratings.select("marketplace", "account_status", "ahr_status").rows() == [
+        ("US", "AT_RISK", "WARNED")
+    ]
+    # later, the 14 March window counts: valid tracking is back at 99 %
+    later = build_account_health_report(acme, END + dt.timedelta(days=7))
+    after = later.current.filter(pl.col("metric") == "valid_tracking_rate").row(0, named=True)
+    assert after["verdict"] == "ok" and after["rate_pct"] == pytest.approx(99.0)
+    charts = trend_charts(report, ("breach", "trending"))
+    assert len(charts) == 2 and all(c.startswith("<svg") for c in charts)
+    assert "US · Valid tracking rate" in charts[0] and "95%" in charts[0]
+
+
+def test_a_marketplace_filter_and_empty_reports_say_why(acme: LakeTableSource) -> None:
+    uk = build_account_health_report(acme, END, marketplace("UK"))
+    assert uk.current["marketplace"].to_list() == ["UK"] and uk.violations.height == 0
+    early = build_account_health_report(acme, dt.date(2026, 2, 1))
+    assert early.empty and early.reason == (
+        "No account-health reporting window ends on or before 2026-02-01."
+    )
+    none = build_account_health_report(MemoryTableSource({}), END)
+    assert none.empty and none.reason == EMPTY
+
+
+def test_other_tenants_windows_never_count(report_lake) -> None:  # type: ignore[no-untyped-def]
+    other = build_account_health_report(LakeTableSource(report_lake, OTHER), END)
+    assert other.current["rate_pct"].to_list() == [pytest.approx(50.0)]
+
+
+def test_dashboard_section_flags_breaches_and_trends(acme: LakeTableSource) -> None:
+    board = SellerDashboard("acme-outdoor", acme, END, now=dt.datetime(2026, 3, 9, tzinfo=dt.UTC))
+    assert board.as_of() == END
+    before = END - dt.timedelta(days=1)  # a view ending before "as of" (END): windows to 6 March
+    section = board.sections(View(END - dt.timedelta(days=6), before)).account_health
+    assert "id='amz-health'" in section and "<td>BREACH</td>" in section
+    assert "worsening toward target" in section and "near target" in section
+    assert "1 other metric is within Amazon&#x27;s targets." in section
+    assert "US AT_RISK (rating WARNED)" in section and "Policy violations" in section
+    assert section.count("<svg") == 2
+    # a view reaching "as of" shows the latest windows (the 14 March one: valid tracking ok)
+    latest = board.sections(View(END - dt.timedelta(days=6), board.as_of())).account_health
+    assert "<td>BREACH</td>" not in latest
+    assert "2 other metrics are within Amazon&#x27;s targets." in latest
+    uk = board.sections(View(END - dt.timedelta(days=6), before, "UK")).account_health
+    assert "Every metric reported (1) is within Amazon&#x27;s targets" in uk
+    empty = SellerDashboard("acme-outdoor", acme, END).sections(
+        View(dt.date(2026, 1, 1), dt.date(2026, 1, 31))
+    )
+    assert "No account-health reporting window ends on or before 2026-01-31" in (
+        empty.account_health
+    )
