@@ -45,7 +45,7 @@ def _settings(home: Path) -> Settings:
 
 def _home(tmp: Path, name: str) -> Settings:
     settings = _settings(tmp / name)
-    init_home(settings, audit=MemorySink()).close()
+    init_home(settings, audit=MemorySink(), sandbox=True).close()  # ingest needs a source
     return settings
 
 
