@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import threading
 
@@ -30,6 +31,7 @@ PRELOAD = (
     "pyarrow.parquet",
     "amzigo_lab.gateway.__main__",
 )
+RUN_TIMEOUT = 300  # seconds
 
 
 def redirect(log: str) -> None:
@@ -66,6 +68,7 @@ def start_gateway(home: str, log: str) -> None:
 def run_child(args: list[str], log: str) -> None:
     """In the forked child: `amzigo ARGS`, output to `log`; never returns."""
     code = 70
+    signal.alarm(RUN_TIMEOUT)  # a hung run ends (SIGALRM) instead of hanging the test
     try:
         with open(log, "w"):  # emptied: the log holds this run's output only
             pass

@@ -219,7 +219,7 @@ def test_sigkill_sweep_of_ingest_ends_with_the_rows_of_an_uninterrupted_run(
         _run_to_completion(server, home)
         t = timed("re-run", t)
         assert _figures(home) == baseline, (i, at, ended[-1])
-        shutil.rmtree(home)
+        shutil.rmtree(home, ignore_errors=True)  # (its stopped gateway may still be exiting)
         timed("compare", t)
     killed = ended.count(f"signal {signal.SIGKILL}")
     assert killed >= KILLS // 2, ended  # most kills land inside the run
