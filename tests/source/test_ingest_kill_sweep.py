@@ -164,7 +164,7 @@ def _stop_gateway(home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ForkServer]:
+def fork_server() -> Iterator[ForkServer]:
     running = ForkServer()
     yield running
     running.close()
@@ -172,8 +172,9 @@ def server() -> Iterator[ForkServer]:
 
 @pytest.mark.slow
 def test_sigkill_sweep_of_ingest_ends_with_the_rows_of_an_uninterrupted_run(
-    server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path
 ) -> None:
+    server = fork_server
     t_sweep = time.monotonic()
     template = tmp_path / "template"
     init = CliRunner().invoke(main, ["init", "--sandbox", "--home", str(template)], env=ENV)
