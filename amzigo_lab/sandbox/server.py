@@ -78,6 +78,7 @@ class _HttpServer(ThreadingHTTPServer):
         """Wrap the accepted socket in TLS, then handle it (handshake failures are dropped)."""
         try:
             request.settimeout(SOCKET_TIMEOUT)
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls_socket = self.tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             log.debug("TLS handshake with %s failed: %s", client_address, exc)

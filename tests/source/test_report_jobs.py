@@ -19,6 +19,8 @@ from sp_api.base.exceptions import SellingApiNotFoundException
 from amzigo_lab.source.streams.base import Collector
 from amzigo_lab.source.streams.sales_traffic import (
     MAX_ATTEMPTS,
+    MAX_IN_FLIGHT,
+    POLL_INTERVAL,
     ReportMismatch,
     SalesTrafficStream,
     check_document,
@@ -137,10 +139,11 @@ def _run(
     state: dict[str, Any],
     mps: tuple[str, ...] = (US, UK),
     report_wait: float = 0.0,
+    since: dt.date = DAY,
 ) -> tuple[FakeStore, Any]:
     store = FakeStore(state)
     ctx = fake_context(reports, store, mps)
-    ctx.since = DAY
+    ctx.since = since
     ctx.report_wait = report_wait
     reports.clock = ctx.scheduler.clock
     res = result("sales_traffic")
@@ -200,6 +203,37 @@ def test_reports_in_flight_are_polled_on_the_injected_clock_then_resumed() -> No
     assert {r["report_id"] for r in store.written["sales_traffic_by_date"]} == {
         job["report_id"] for job in kept.values()
     }
+
+
+def test_report_wait_bounds_the_whole_run_of_a_long_backfill() -> None:
+    """`report_wait` is the run's total wait, not a timer that each finished report resets: a
+    60-day backfill (four waves of MAX_IN_FLIGHT reports, 100 s each) with report_wait 150 s
+    stops after ~150 s of waiting, leaving the wave in flight pending and the rest unrequested;
+    the next run resumes those ids and requests the rest. All on the injected clock."""
+    first = DAY - dt.timedelta(days=59)
+    days = [first + dt.timedelta(days=i) for i in range(60)]
+    reports = FakeReports()
+    reports.delay = 100.0
+    store, res = _run(reports, {}, (US,), report_wait=150.0, since=first)
+    waited = reports.clock.now  # only the stream's sleeps move the injected clock
+    assert waited <= 150.0 + POLL_INTERVAL, waited  # was ~4 x 100 s: every wave reset the timer
+    assert res.status == "pending" and res.reports_pending == MAX_IN_FLIGHT
+    assert len(reports.created) == 2 * MAX_IN_FLIGHT  # the rest never requested
+    written = sorted(r["date"] for r in store.written["sales_traffic_by_date"])
+    assert written == days[:MAX_IN_FLIGHT]
+    assert store.state["cursor"] == {US: days[MAX_IN_FLIGHT - 1].isoformat()}
+    kept = {job["report_id"] for job in store.state["pending"].values()}
+    assert len(kept) == MAX_IN_FLIGHT
+    # the next run resumes the pending ids and requests only the days never requested
+    created = list(reports.created)
+    rest = days[MAX_IN_FLIGHT]  # the first day not written (as the cursor would resume)
+    store, res = _run(reports, store.state, (US,), report_wait=1000.0, since=rest)
+    assert res.status == "ok" and store.state["pending"] == {}
+    assert reports.created[: len(created)] == created and len(reports.created) == 60
+    assert len(set(reports.created)) == 60  # no day asked twice
+    assert sorted(r["date"] for r in store.written["sales_traffic_by_date"]) == days[MAX_IN_FLIGHT:]
+    assert kept <= {r["report_id"] for r in store.written["sales_traffic_by_date"]}
+    assert store.state["cursor"] == {US: DAY.isoformat()}
 
 
 def test_a_pending_report_is_resumed_not_re_requested() -> None:

@@ -12,7 +12,9 @@ document's `reportSpecification` (and row dates) match that request; a mismatch,
 document Amazon no longer has (404), is discarded (never written) and re-requested, at most
 `MAX_ATTEMPTS` times per day and run. A FATAL report puts its (marketplace, day) in a cooldown
 (30 minutes of API time) before it is requested again. Each run re-requests the last
-`LOOKBACK_DAYS` days: Amazon revises recent Sales & Traffic figures.
+`LOOKBACK_DAYS` days: Amazon revises recent Sales & Traffic figures. A run waits for reports
+`report_wait` seconds in all (the sum of its waits, however many reports finish meanwhile), then
+leaves the reports in flight pending and the days not yet requested for the next run.
 """
 
 # mypy cannot type lambdas that bind loop variables through default arguments
@@ -240,7 +242,7 @@ class SalesTrafficStream:
         failed: set[str] = set()
         attempts: dict[str, int] = {}
         problems: list[str] = []
-        last_progress = wall()
+        waited = 0.0  # seconds this run has slept waiting for reports (report_wait bounds it)
         next_poll: dict[str, float] = {}
         poll_gap = POLL_INTERVAL / scale
         queue = list(wanted)
@@ -285,7 +287,6 @@ class SalesTrafficStream:
                     raise MalformedResponse("createReport returned no reportId")
                 attempts[key] = attempts.get(key, 0) + 1
                 pending[key] = {"report_id": report_id, "request": body}
-                last_progress = wall()
                 save()  # persisted before anything else can fail
             progressed = False
             for key, job in list(pending.items()):
@@ -314,7 +315,6 @@ class SalesTrafficStream:
                     next_poll[key] = wall() + poll_gap
                     continue
                 progressed = True
-                last_progress = wall()
                 if status == "DONE":
                     document_id = report.get("reportDocumentId")
                     try:
@@ -351,9 +351,11 @@ class SalesTrafficStream:
                 unwritten.clear()
                 save()
             if pending and not progressed:
-                if wall() - last_progress > ctx.report_wait and not queue:
-                    break  # leave them pending: the next run resumes these report ids
+                if waited > ctx.report_wait:
+                    break  # leave them pending (the next run resumes these ids), the queue too
+                slept = wall()
                 ctx.scheduler.clock.sleep(min(poll_gap, 0.05 if scale > 1 else poll_gap))
+                waited += wall() - slept
         result.reports_pending = len(pending)
         if pending:
             result.status = "pending"
