@@ -6,6 +6,7 @@ wrote; solicitations read the orders.
 
 from __future__ import annotations
 
+from amzigo_lab.source.streams.ads import CAMPAIGNS, PRODUCTS, AdsProfilesStream
 from amzigo_lab.source.streams.base import ProgressEvent, Stream, StreamContext, StreamResult
 from amzigo_lab.source.streams.catalog import CatalogStream
 from amzigo_lab.source.streams.finances import FinancesStream
@@ -25,6 +26,9 @@ STREAMS: dict[str, Stream] = {
         CatalogStream(),
         ReviewsStream(),
         SolicitationsStream(),
+        AdsProfilesStream(),
+        CAMPAIGNS,
+        PRODUCTS,
     )
 }
 
