@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from amzigo_lab.config import Settings
 from amzigo_lab.lake import Lake
 from amzigo_lab.sandbox import SandboxServer, World
 from amzigo_lab.sandbox.ads import day_rows, profiles
 from amzigo_lab.source import ingest
-from tests.source.conftest import ACME, TODAY
+from tests.source.conftest import ACME, TODAY, start_server
 
 ADS = ["ads_profiles", "ads_campaigns", "ads_products"]
 US = "ATVPDKIKX0DER"
@@ -51,3 +53,122 @@ def test_ads_streams_fill_the_datasets_and_match_the_world(
         )
     )
     assert sum(by_day.column("cost").to_pylist(), Decimal(0)) == sum(r.cost for r in want)
+
+
+def test_second_run_resumes_the_cursor_and_adds_only_what_changed(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    first = ingest(lake, settings, [ACME], ADS, TODAY - dt.timedelta(days=20), server=server)
+    assert first.ok, [(r.stream, r.error) for r in first.results]
+    state = lake.catalog.get_sync_state(ACME, "ads_products")
+    assert (
+        state["pending"] == {} and state["cursor"][US] == (TODAY - dt.timedelta(days=1)).isoformat()
+    )
+    created = server.stats.requests["adsCreateReport"]
+    second = ingest(lake, settings, [ACME], ADS, None, server=server)  # from the cursors
+    assert second.ok, [(r.stream, r.error) for r in second.results]
+    # the look-back re-pulls 14 days in one window per marketplace and report type
+    assert server.stats.requests["adsCreateReport"] == created + 2 * 2
+    # the same world: nothing changed, so nothing is added
+    assert second.rows().get("ads_product_daily", 0) == 0
+    assert second.rows().get("ads_campaign_daily", 0) == 0
+
+
+def test_restart_with_a_report_in_flight_resumes_it(
+    settings: Settings, world: World, sandbox_state: Path
+) -> None:
+    from amzigo_lab.home import init_home, open_lake
+    from amzigo_lab.sandbox.ads import AdsTimings
+
+    slow = start_server(world, sandbox_state)
+    slow.ads.reports.timings = AdsTimings(pending=1000, processing=1000)  # 2 s at 1000x
+    try:
+        with init_home(settings) as lake:
+            first = ingest(
+                lake, settings, [ACME], ["ads_campaigns"], TODAY - dt.timedelta(days=3),
+                server=slow, report_wait=0.0,
+            )  # fmt: skip
+            assert first.results[0].status == "pending"
+            pending = lake.catalog.get_sync_state(ACME, "ads_campaigns")["pending"]
+            assert len(pending) == 2  # US, UK
+        assert slow.stats.requests["adsCreateReport"] == 2
+        with open_lake(settings) as lake:
+            second = ingest(
+                lake, settings, [ACME], ["ads_campaigns"], TODAY - dt.timedelta(days=3),
+                server=slow, report_wait=10_000,
+            )  # fmt: skip
+            assert second.results[0].status == "ok", second.results[0].error
+            assert slow.stats.requests["adsCreateReport"] == 2  # resumed, never re-requested
+            assert second.rows()["ads_campaign_daily"] > 0
+            assert lake.catalog.get_sync_state(ACME, "ads_campaigns")["pending"] == {}
+    finally:
+        slow.stop()
+
+
+def test_duplicate_answer_adopts_the_report_in_progress(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    from amzigo_lab.sandbox.ads import AdsTimings
+    from amzigo_lab.source.streams.ads import CAMPAIGNS
+
+    server.ads.reports.timings = AdsTimings(pending=200, processing=200)  # 0.4 s at 1000x
+    # a report of the same request is already in progress (another run that crashed early)
+    profile = next(
+        p
+        for p in profiles(server.world, server.world.seller(ACME))
+        if p.marketplace.marketplace_id == US
+    )
+    day = TODAY - dt.timedelta(days=2)
+    job, _ = server.ads.reports.create(
+        profile, CAMPAIGNS.request_of(US, day, TODAY - dt.timedelta(days=1))
+    )
+    report = ingest(lake, settings, [ACME], ["ads_campaigns"], day, server=server)
+    assert report.ok, report.results
+    assert server.stats.requests["adsCreateReport"] == 2  # US answered 425, UK created
+    assert len(server.ads.reports._jobs) == 2  # no second US report
+    assert job.report_id in server.ads.reports._jobs
+
+
+def test_failed_report_cools_down_and_fails_the_stream(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    server.ads.reports.fail_next = 1
+    report = ingest(
+        lake, settings, [ACME], ["ads_campaigns"], TODAY - dt.timedelta(days=2), server=server
+    )
+    result = report.results[0]
+    assert result.status == "failed" and "FAILED" in result.error and result.reports_fatal == 1
+    state = lake.catalog.get_sync_state(ACME, "ads_campaigns")
+    assert len(state["cooldown"]) == 1
+    created = server.stats.requests["adsCreateReport"]
+    ingest(lake, settings, [ACME], ["ads_campaigns"], TODAY - dt.timedelta(days=2), server=server)
+    assert server.stats.requests["adsCreateReport"] == created + 1  # only the healthy window
+
+
+def test_no_429_under_the_scheduler(lake: Lake, settings: Settings, server: SandboxServer) -> None:
+    report = ingest(lake, settings, None, ADS, TODAY - dt.timedelta(days=60), server=server)
+    assert report.ok, [(r.tenant, r.stream, r.error) for r in report.results if r.status != "ok"]
+    assert server.stats.snapshot()["throttled"] == {}
+    assert report.scheduler.throttled == 0
+
+
+def test_library_traps_are_handled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AD_API_* variables would replace the credentials given in code; importing ad_api would
+    configure the root logger; the endpoint comes from the region (or the sandbox)."""
+    import logging
+
+    from amzigo_lab.source.ads_client import AdsConnection, AdsFactory
+
+    monkeypatch.setenv("AD_API_CLIENT_ID", "env-id")
+    monkeypatch.setenv("AD_API_CLIENT_SECRET", "env-secret")
+    monkeypatch.setenv("AD_API_REFRESH_TOKEN", "env-token")
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    factory = AdsFactory(AdsConnection("amazon", "code-id", "code-secret", {ACME: "code-token"}))
+    client = factory.client(factory.api.Reports, ACME, "EU", "123")
+    assert client.credentials["client_id"] == "code-id"  # not the environment's
+    assert client.credentials["refresh_token"] == "code-token"
+    assert client.credentials["profile_id"] == "123"
+    assert client.endpoint == "https://advertising-api-eu.amazon.com"
+    assert client._auth.host == "api.amazon.com"
+    assert (list(root.handlers), root.level) == before
