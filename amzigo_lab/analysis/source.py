@@ -32,6 +32,9 @@ REPORT_DATASETS = frozenset(
         "review_topics",
         "review_trends",
         "solicitation_eligibility",
+        "ads_profiles",
+        "ads_campaign_daily",
+        "ads_product_daily",
     }
 )
 
