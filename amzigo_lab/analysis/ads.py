@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 ADS_DATASET = "ads_product_daily"
 NO_DATA = "no ads data ingested"
 KEYS = ("day", "marketplace_id", "seller_sku")
+DEFINITIONS = (
+    "Ad spend and ad-attributed sales (7-day attribution) from Sponsored Products reports, by "
+    "the marketplace's day; the last 14 days may still move. ACoS = ad spend / ad sales; "
+    "TACoS = ad spend / total sales (orders, canceled excluded); ROAS = ad sales / ad spend."
+)
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,30 @@ class AdsReport:
         """Whether no ads rows cover the scope."""
         return not self.totals
 
+    def totals_frame(self) -> pl.DataFrame:
+        """The per-currency totals as a table (with their ratios)."""
+        rows = [
+            {
+                "currency": t.currency,
+                "ad_spend": t.ad_spend,
+                "ad_sales": t.ad_sales,
+                "total_sales": t.total_sales,
+                "acos": _float(t.acos),
+                "tacos": _float(t.tacos),
+                "roas": _float(t.roas),
+            }
+            for t in self.totals.values()
+        ]
+        return pl.DataFrame(rows)
+
     @property
     def note(self) -> str:
         """Why the section is empty (or "")."""
         return NO_DATA if self.empty else ""
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def ad_lines(source: TableSource, scope: SalesScope) -> ir.Table:

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from amzigo_lab.analysis.ads import NO_DATA, build_ads_report
+from amzigo_lab.analysis.ads import NO_DATA, ads_table, build_ads_report
 from amzigo_lab.analysis.period import Period
 from amzigo_lab.analysis.sales import SalesScope
 from amzigo_lab.analysis.source import TenantSource
@@ -136,3 +136,34 @@ def test_no_ads_data_says_why() -> None:
 def test_scope_by_currency(currency: str) -> None:
     scoped = SalesScope(SCOPE.period, currency=currency)
     assert set(build_ads_report(_source(), scoped).totals) == {currency}
+
+
+def test_sandbox_ads_through_the_lake_stay_within_the_orders(tmp_path: Any) -> None:
+    """The sandbox's ads, ingested through the real client with its orders: every SKU-day's
+    ad-attributed sales are at most its total sales, and spend gives a TACoS."""
+    from amzigo_lab.config import load_settings
+    from amzigo_lab.events import MemorySink
+    from amzigo_lab.gateway.sources import LakeTableSource
+    from amzigo_lab.home import init_home
+    from amzigo_lab.sandbox import World
+    from amzigo_lab.source import ingest
+    from tests.source.conftest import ACME, SEED, TODAY, start_server
+
+    settings = load_settings(tmp_path / "home", env={}, sandbox_seed=SEED, sandbox_today=TODAY)
+    lake = init_home(settings, audit=MemorySink())
+    server = start_server(World(seed=SEED, today=TODAY), tmp_path / "sandbox")
+    try:
+        since = TODAY - dt.timedelta(days=12)
+        streams = ["orders", "ads_profiles", "ads_products"]
+        report = ingest(lake, settings, [ACME], streams, since, server=server)
+        assert report.ok, [(r.stream, r.error) for r in report.results]
+        period = Period(since + dt.timedelta(days=1), TODAY - dt.timedelta(days=2))
+        ads = build_ads_report(LakeTableSource(lake, ACME), SalesScope(period))
+        assert not ads.empty and set(ads.totals) == {"USD", "GBP"}
+        assert all(t.tacos is not None and t.tacos > 0 for t in ads.totals.values())
+        by_sku_day = ads_table(LakeTableSource(lake, ACME), SalesScope(period))
+        assert by_sku_day.height > 0
+        assert (by_sku_day["ad_sales"] <= by_sku_day["total_sales"]).all()
+    finally:
+        server.stop()
+        lake.close()
