@@ -204,7 +204,12 @@ def _money(value: Decimal) -> float:
     return float(value)
 
 
-def render_rows(world: World, profile: Profile, request: dict[str, Any]) -> list[dict[str, Any]]:
+def render_rows(
+    world: World,
+    profile: Profile,
+    request: dict[str, Any],
+    rows_for: Callable[[World, Profile, date], list[AdRow]] = day_rows,
+) -> list[dict[str, Any]]:
     """The rows of a validated report request (only the requested columns)."""
     cfg = request["configuration"]
     start, end = date.fromisoformat(request["startDate"]), date.fromisoformat(request["endDate"])
@@ -214,7 +219,7 @@ def render_rows(world: World, profile: Profile, request: dict[str, Any]) -> list
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     day = start
     while day <= end:
-        for row in day_rows(world, profile, day):
+        for row in rows_for(world, profile, day):
             key: tuple[Any, ...] = (row.day if daily else None, row.campaign_id)
             if product:
                 key += (row.ad_id,)
@@ -331,7 +336,19 @@ class AdsReportStore:
     fail_next: int = 0  # the next N reports end FAILED (tests)
     _jobs: dict[str, AdsReport] = field(default_factory=dict)
     _documents: dict[str, bytes] = field(default_factory=dict)
+    _rows: dict[tuple[int, date], list[AdRow]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def day_rows(self, world: World, profile: Profile, day: date) -> list[AdRow]:
+        """`day_rows` of this store's world, computed once per (profile, day)."""
+        key = (profile.profile_id, day)
+        with self._lock:
+            cached = self._rows.get(key)
+        if cached is None:
+            cached = day_rows(world, profile, day)
+            with self._lock:
+                self._rows[key] = cached
+        return cached
 
     def _scaled(self, seconds: float) -> float:
         return seconds / self.time_scale if self.time_scale else 0.0
@@ -396,7 +413,7 @@ class AdsReportStore:
             cached = self._documents.get(job.report_id)
         if cached is not None:
             return cached
-        rows = render_rows(self.world, job.profile, job.body)
+        rows = render_rows(self.world, job.profile, job.body, self.day_rows)
         data = gzip.compress(json.dumps(rows, separators=(",", ":")).encode("utf-8"), mtime=0)
         with self._lock:
             self._documents[job.report_id] = data

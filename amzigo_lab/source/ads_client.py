@@ -150,6 +150,8 @@ class AdsFactory:
             )
         self._verify: str | bool = connection.ca_file or True
         self._classes: dict[type, type] = {}
+        #: seller profiles by tenant and marketplace, listed once per ingest
+        self.profiles: dict[str, dict[str, dict[str, Any]]] = {}
 
     def _class(self, api_class: type) -> type:
         if api_class not in self._classes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import math
 import secrets
 import threading
@@ -42,6 +43,7 @@ from ..tenants import SELLERS, Seller
 from ..world import World
 
 LWA_PATH = "/auth/o2/token"
+log = logging.getLogger(__name__)
 DOWNLOAD_PREFIX = "/ads-reports/"
 V3_CONTENT_TYPE = "application/vnd.createasyncreportrequest.v3+json"
 #: Ads limits are not published; the sandbox enforces these (the client schedules within them).
@@ -131,6 +133,9 @@ class AdsApi:
             raise AdsError(404, "NOT_FOUND", "Resource not found.")
         except AdsError as error:
             return error.response()
+        except Exception:
+            log.exception("sandbox Ads handler failed")
+            return AdsError(500, "INTERNAL_ERROR", "Internal error.").response()
 
     # -- auth ----------------------------------------------------------------------------------
     def _lwa(self, request: Request) -> Response:

@@ -26,9 +26,9 @@ STREAMS: dict[str, Stream] = {
         CatalogStream(),
         ReviewsStream(),
         SolicitationsStream(),
-        AdsProfilesStream(),
         CAMPAIGNS,
         PRODUCTS,
+        AdsProfilesStream(),
     )
 }
 

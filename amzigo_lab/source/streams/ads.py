@@ -1,7 +1,9 @@
 """Amazon Ads streams: profiles, and Sponsored Products daily reports through reporting v3.
 
 `ads_profiles`: `GET /v2/profiles` -> ads_profiles (one per marketplace; the reports of a
-marketplace are requested under its profile's `Amazon-Advertising-API-Scope`).
+marketplace are requested under its profile's `Amazon-Advertising-API-Scope`). The profiles are
+listed once per ingest and tenant (by whichever Ads stream runs first): the report streams run
+first so that their create requests start at once.
 
 `ads_campaigns` (spCampaigns, groupBy campaign) and `ads_products` (spAdvertisedProduct, groupBy
 advertiser, per ASIN/SKU), both `timeUnit` DAILY, GZIP_JSON. Lifecycle: create
@@ -37,7 +39,7 @@ from amzigo_lab.source.ads_client import (
     duplicate_of,
 )
 from amzigo_lab.source.client import MalformedResponse, SourceError
-from amzigo_lab.source.ratelimit import DOCUMENTED_LIMITS, _status
+from amzigo_lab.source.ratelimit import DOCUMENTED_LIMITS, SAFETY, _status
 from amzigo_lab.source.streams.base import (
     Collector,
     InvalidRecord,
@@ -96,8 +98,13 @@ def _region(ctx: StreamContext, marketplace_id: str) -> str:
     return ctx.factory.marketplace(marketplace_id).region
 
 
-def list_profiles(ctx: StreamContext, ads: AdsFactory) -> dict[str, dict[str, Any]]:
-    """Seller profiles of the tenant by marketplace id (its marketplaces only)."""
+def list_profiles(
+    ctx: StreamContext, ads: AdsFactory, cached: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Seller profiles of the tenant by marketplace id (its marketplaces only); `cached`: those
+    listed earlier in this ingest, if any."""
+    if cached and ctx.tenant in ads.profiles:
+        return ads.profiles[ctx.tenant]
     found: dict[str, dict[str, Any]] = {}
     regions = sorted({_region(ctx, mp) for mp in ctx.marketplaces})
     for region in regions:
@@ -112,6 +119,7 @@ def list_profiles(ctx: StreamContext, ads: AdsFactory) -> dict[str, dict[str, An
             mp = info.get("marketplaceStringId")
             if mp in ctx.marketplaces and "profileId" in item:
                 found[mp] = item
+    ads.profiles[ctx.tenant] = found
     return found
 
 
@@ -130,7 +138,7 @@ class AdsProfilesStream:
             return
         collector = Collector(ctx, self.name, result)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        for mp, item in sorted(list_profiles(ctx, ads).items()):
+        for mp, item in sorted(list_profiles(ctx, ads, cached=True).items()):
             info = item["accountInfo"]
             collector.add(
                 "ads_profiles",
@@ -298,7 +306,7 @@ class AdsReportStream:
             result.status = "skipped"
             result.error = "no Amazon Ads credentials for this tenant"
             return
-        profiles = list_profiles(ctx, ads)
+        profiles = list_profiles(ctx, ads, cached=True)
         state = ctx.store.get_state(ctx.tenant, self.name)
         pending: dict[str, dict[str, Any]] = dict(state.get("pending") or {})
         cooldown: dict[str, str] = dict(state.get("cooldown") or {})
@@ -365,6 +373,8 @@ class AdsReportStream:
 
         while queue or pending:
             while queue and len(pending) < MAX_IN_FLIGHT:
+                if pending and _token_wait(ctx, "adsCreateReport") > 0:
+                    break  # poll and write what is there while the next token comes
                 mp, start, end = queue.pop(0)
                 key = key_of(mp, start, end)
                 body = self.request_of(mp, start, end)
@@ -453,7 +463,11 @@ class AdsReportStream:
             if pending and not progressed:
                 if wall() - last_progress > ctx.report_wait and not queue:
                     break  # leave them pending: the next run resumes these report ids
-                ctx.scheduler.clock.sleep(min(poll_gap, 0.05 if scale > 1 else poll_gap))
+                due = [next_poll.get(k, 0.0) - wall() for k in pending]
+                if queue and len(pending) < MAX_IN_FLIGHT:
+                    due.append(_token_wait(ctx, "adsCreateReport"))
+                nap = min(poll_gap, 0.05) if scale > 1 else poll_gap
+                ctx.scheduler.clock.sleep(max(0.001, min(nap, *due)))
         collector.flush({self.dataset: floor}, force=True)
         result.reports_pending = len(pending)
         if pending:
@@ -478,6 +492,15 @@ class AdsReportStream:
         ctx.store.update_state(
             ctx.tenant, self.name, {"pending": pending, "cooldown": cooldown, "cursor": cursors}
         )
+
+
+def _token_wait(ctx: StreamContext, operation: str) -> float:
+    """Seconds until the scheduler would give `operation` a token (a hint; 0 = now)."""
+    bucket = ctx.scheduler.bucket(ctx.tenant, operation)
+    rate = bucket.rate / SAFETY
+    now = ctx.scheduler.clock.monotonic()
+    tokens = min(float(bucket.burst), bucket.tokens + (now - bucket.updated) * rate)
+    return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
 
 
 def _id(value: Any) -> str | None:
