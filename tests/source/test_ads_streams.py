@@ -150,6 +150,11 @@ def test_no_429_under_the_scheduler(lake: Lake, settings: Settings, server: Sand
     assert report.ok, [(r.tenant, r.stream, r.error) for r in report.results if r.status != "ok"]
     assert server.stats.snapshot()["throttled"] == {}
     assert report.scheduler.throttled == 0
+    for seller in server.world.sellers:  # every tenant, every marketplace (the demo's run)
+        got = lake.scan("ads_product_daily", [seller.tenant]).to_arrow()
+        assert set(got.column("marketplace_id").to_pylist()) == {
+            m.marketplace_id for m in seller.marketplaces
+        }
 
 
 def test_library_traps_are_handled(monkeypatch: pytest.MonkeyPatch) -> None:
