@@ -177,3 +177,36 @@ def test_library_traps_are_handled(monkeypatch: pytest.MonkeyPatch) -> None:
     assert client.endpoint == "https://advertising-api-eu.amazon.com"
     assert client._auth.host == "api.amazon.com"
     assert (list(root.handlers), root.level) == before
+
+
+def test_scheduler_waits_at_least_retry_after_in_api_time() -> None:
+    """A 429 with Retry-After (the Ads API's way) waits that long; the sandbox's seconds are
+    divided by its time scale."""
+    from ad_api.base.exceptions import AdvertisingApiTooManyRequestsException
+
+    from amzigo_lab.source.ratelimit import Scheduler
+
+    class Clock:
+        def __init__(self) -> None:
+            self.now, self.slept = 0.0, []
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.slept.append(seconds)
+            self.now += seconds
+
+    for scale, want in ((1.0, 3.0), (1000.0, 0.003)):
+        clock = Clock()
+        s = Scheduler(clock=clock, limits={"op": (100.0, 5)}, time_scale=scale)
+        answers = iter([AdvertisingApiTooManyRequestsException(429, {}, {"Retry-After": "3"})])
+
+        def request() -> str:
+            exc = next(answers, None)
+            if exc is not None:
+                raise exc
+            return "ok"
+
+        assert s.call("t", "op", request) == "ok"
+        assert s.stats.throttled == 1 and clock.slept[0] == pytest.approx(want)
