@@ -210,3 +210,32 @@ def test_scheduler_waits_at_least_retry_after_in_api_time() -> None:
 
         assert s.call("t", "op", request) == "ok"
         assert s.stats.throttled == 1 and clock.slept[0] == pytest.approx(want)
+
+
+def test_an_expired_download_url_is_fetched_again_from_a_fresh_poll(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    """The library hands back an expired URL's XML as if it were the report: it is not written;
+    the report is polled again for a fresh URL, not requested again."""
+    import amzigo_lab.source.streams.ads as ads_stream
+
+    real = ads_stream.download
+    calls: list[str] = []
+
+    def expired_once(client: object, url: str) -> list[object]:
+        calls.append(url)
+        if len(calls) == 1:
+            from amzigo_lab.source.ads_client import DownloadFailed
+
+            raise DownloadFailed("report URL did not answer a GZIP document (expired?)")
+        return real(client, url)
+
+    ads_stream.download = expired_once  # type: ignore[assignment]
+    try:
+        day = TODAY - dt.timedelta(days=2)
+        report = ingest(lake, settings, [ACME], ["ads_campaigns"], day, server=server)
+    finally:
+        ads_stream.download = real  # type: ignore[assignment]
+    assert report.ok, report.results
+    assert server.stats.requests["adsCreateReport"] == 2  # US and UK, never re-requested
+    assert len(calls) == 3 and report.results[0].reports_discarded == 0

@@ -318,6 +318,7 @@ class AdsReportStream:
         problems: list[str] = []
         done: set[str] = set()
         attempts: dict[str, int] = {}
+        url_failures: dict[str, int] = {}  # downloads that gave no GZIP (an expired URL)
         clients: dict[str, Any] = {}
 
         def client(mp: str) -> Any:
@@ -443,7 +444,12 @@ class AdsReportStream:
                             raw, request, mp, job["profile_id"],
                             dt.datetime.now(dt.UTC).replace(microsecond=0), report_id, collector,
                         )  # fmt: skip
-                    except (ReportMismatch, DownloadFailed) as exc:
+                    except DownloadFailed as exc:
+                        url_failures[key] = url_failures.get(key, 0) + 1
+                        if url_failures[key] > 1:  # a fresh URL failed too: ask again
+                            discard(key, str(exc))
+                        continue  # polled again next pass: getReport signs a fresh URL
+                    except ReportMismatch as exc:
                         discard(key, str(exc))
                         continue
                     finished.append(key)
