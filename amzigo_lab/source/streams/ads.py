@@ -76,9 +76,9 @@ def factory_for(ctx: StreamContext) -> AdsFactory | None:
         if ctx.factory not in _FACTORIES:
             conn = ads_connection(ctx.factory.connection)
             made = AdsFactory(conn) if conn is not None else None
-            for tenant in conn.refresh_tokens if conn is not None else ():
-                assert made is not None
-                made.forget_token(tenant)  # a token cached for another endpoint is useless here
+            if made is not None:
+                for tenant in made.connection.refresh_tokens:
+                    made.forget_token(tenant)  # a token cached for another endpoint is useless
             _FACTORIES[ctx.factory] = made
         factory = _FACTORIES[ctx.factory]
     if factory is None or ctx.tenant not in factory.connection.refresh_tokens:
