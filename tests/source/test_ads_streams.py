@@ -239,3 +239,13 @@ def test_an_expired_download_url_is_fetched_again_from_a_fresh_poll(
     assert report.ok, report.results
     assert server.stats.requests["adsCreateReport"] == 2  # US and UK, never re-requested
     assert len(calls) == 3 and report.results[0].reports_discarded == 0
+
+
+def test_ads_datasets_are_amazon_data_kept_18_months_without_pii() -> None:
+    from amzigo_lab.datasets import AMAZON_NON_PII, REGISTRY
+    from amzigo_lab.source.streams import STREAMS
+
+    for name in ("ads_profiles", "ads_campaign_daily", "ads_product_daily"):
+        spec = REGISTRY[name]
+        assert spec.origin == "amazon" and spec.retention == AMAZON_NON_PII and not spec.pii
+    assert {"ads_profiles", "ads_campaigns", "ads_products"} <= set(STREAMS)  # amzigo ingest
