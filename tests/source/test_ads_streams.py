@@ -249,3 +249,26 @@ def test_ads_datasets_are_amazon_data_kept_18_months_without_pii() -> None:
         spec = REGISTRY[name]
         assert spec.origin == "amazon" and spec.retention == AMAZON_NON_PII and not spec.pii
     assert {"ads_profiles", "ads_campaigns", "ads_products"} <= set(STREAMS)  # amzigo ingest
+
+
+def test_a_marketplace_without_a_profile_is_skipped_not_failed(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    """A seller that does not advertise in one of its marketplaces has no profile there."""
+    from amzigo_lab.source.streams import ads as ads_stream
+
+    real = ads_stream.list_profiles
+
+    def us_only(ctx: object, ads: object, cached: bool = False) -> dict:
+        return {mp: p for mp, p in real(ctx, ads, cached).items() if mp == US}  # type: ignore[arg-type]
+
+    ads_stream.list_profiles = us_only  # type: ignore[assignment]
+    try:
+        report = ingest(
+            lake, settings, [ACME], ["ads_campaigns"], TODAY - dt.timedelta(days=2), server=server
+        )
+    finally:
+        ads_stream.list_profiles = real  # type: ignore[assignment]
+    result = report.results[0]
+    assert result.status == "ok" and result.events == {"marketplaces_without_profile": 1}
+    assert server.stats.requests["adsCreateReport"] == 1  # US only

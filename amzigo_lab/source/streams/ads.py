@@ -329,8 +329,10 @@ class AdsReportStream:
 
         now_api = dt.datetime.now(dt.UTC)
         for mp in ctx.marketplaces:
-            if mp not in profiles:
-                problems.append(f"no advertising profile for marketplace {mp}")
+            if mp not in profiles:  # the seller does not advertise there: nothing to fetch
+                result.events["marketplaces_without_profile"] = (
+                    result.events.get("marketplaces_without_profile", 0) + 1
+                )
                 continue
             span = self._days(ctx, cursors.get(mp))
             for start, end in windows(*span) if span else []:
