@@ -386,6 +386,75 @@ PRODUCT_COSTS = DatasetSpec(
     ),
 )
 
+ADS_PROFILES = DatasetSpec(
+    name="ads_profiles",
+    origin="amazon",
+    description="Amazon Ads profiles: one per seller account and marketplace (no PII).",
+    retention=AMAZON_NON_PII,
+    natural_key=("profile_id",),
+    version_column="fetched_at",
+    columns=(
+        _c("profile_id", S, "id", False),
+        _c("marketplace_id", S, "category", False),
+        _c("fetched_at", TS, "timestamp", False),
+        _c("country_code", S, "category"),
+        _c("currency", S, "currency"),
+        _c("timezone", S, "category"),
+        _c("account_type", S, "category"),
+        _c("account_id", S, "id"),
+    ),
+)
+
+_AD_METRICS = (
+    _c("impressions", pa.int64(), "count"),
+    _c("clicks", pa.int64(), "count"),
+    _c("cost", MONEY, "money"),
+    _c("currency", S, "currency"),
+    _c("purchases_7d", pa.int64(), "count"),
+    _c("sales_7d", MONEY, "money"),
+    _c("units_sold_7d", pa.int64(), "count"),
+)
+
+ADS_CAMPAIGN_DAILY = DatasetSpec(
+    name="ads_campaign_daily",
+    origin="amazon",
+    description="Sponsored Products campaigns per day (spCampaigns, 7-day attribution).",
+    retention=AMAZON_NON_PII,
+    natural_key=("date", "profile_id", "campaign_id"),
+    version_column="retrieved_at",
+    columns=(
+        _c("date", pa.date32(), "date", False),
+        _c("marketplace_id", S, "category", False),
+        _c("profile_id", S, "id", False),
+        _c("campaign_id", S, "id", False),
+        _c("retrieved_at", TS, "timestamp", False),
+        _c("campaign_name", S, "text"),
+        _c("campaign_status", S, "category"),
+        *_AD_METRICS,
+    ),
+)
+
+ADS_PRODUCT_DAILY = DatasetSpec(
+    name="ads_product_daily",
+    origin="amazon",
+    description="Sponsored Products advertised products (ASIN/SKU) per day (spAdvertisedProduct).",
+    retention=AMAZON_NON_PII,
+    natural_key=("date", "profile_id", "ad_id"),
+    version_column="retrieved_at",
+    columns=(
+        _c("date", pa.date32(), "date", False),
+        _c("marketplace_id", S, "category", False),
+        _c("profile_id", S, "id", False),
+        _c("ad_id", S, "id", False),
+        _c("retrieved_at", TS, "timestamp", False),
+        _c("campaign_id", S, "id"),
+        _c("ad_group_id", S, "id"),
+        _c("asin", S, "id"),
+        _c("seller_sku", S, "id"),
+        *_AD_METRICS,
+    ),
+)
+
 REGISTRY: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -403,6 +472,9 @@ REGISTRY: dict[str, DatasetSpec] = {
         ACCOUNT_HEALTH_METRICS,
         ACCOUNT_HEALTH_VIOLATIONS,
         ACCOUNT_HEALTH_RATING,
+        ADS_PROFILES,
+        ADS_CAMPAIGN_DAILY,
+        ADS_PRODUCT_DAILY,
         QUARANTINE,
         PRODUCT_COSTS,
     )

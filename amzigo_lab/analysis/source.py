@@ -36,6 +36,9 @@ REPORT_DATASETS = frozenset(
         "account_health_metrics",
         "account_health_violations",
         "account_health_rating",
+        "ads_profiles",
+        "ads_campaign_daily",
+        "ads_product_daily",
     }
 )
 

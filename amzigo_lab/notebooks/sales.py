@@ -183,3 +183,37 @@ show_html(
     )
 )
 show_html(render.note(day_rule([market] if market else None)))
+
+# %% [markdown]
+# ## Advertising (Sponsored Products; ACoS, TACoS, ROAS)
+
+# %%
+import polars as pl
+
+from amzigo_lab.analysis.ads import DEFINITIONS, build_ads_report
+
+ads = build_ads_report(source, scope)
+ad_metrics = [
+    ("ad_spend", "Ad spend", "money"),
+    ("ad_sales", "Ad sales", "money"),
+    ("total_sales", "Total sales", "money"),
+    ("acos", "ACoS", "pct"),
+    ("tacos", "TACoS", "pct"),
+    ("roas", "ROAS", "float2"),
+]
+if ads.empty:
+    show_html(render.note(f"No advertising figures: {ads.note} for this period ({period.label()}, {where})."))
+else:
+    show_html(render.table_html(ads.totals_frame(), [("currency", "Currency", "text"), *ad_metrics], table_id="ads_totals"))
+    show_html(render.table_html(ads.daily, [("day", "Day", "text"), ("currency", "Cur.", "text"), *ad_metrics], table_id="ads_daily"))
+    show_html(render.table_html(ads.marketplaces, [("marketplace_id", "Marketplace", "text"), ("currency", "Cur.", "text"), *ad_metrics], table_id="ads_marketplaces"))
+    show_html(
+        render.table_html(
+            ads.skus,
+            [("currency", "Cur.", "text"), ("marketplace_id", "Marketplace", "text"), ("seller_sku", "SKU", "text"), *ad_metrics],
+            max_rows=25,
+            table_id="ads_skus",
+            more="SKUs",
+        )
+    )
+    show_html(render.note(DEFINITIONS))

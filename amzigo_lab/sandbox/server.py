@@ -29,6 +29,7 @@ from .protocol import Call, Request, Response, Route
 from .ratelimit import RateLimiter
 from .reports import ReportStore, ReportTimings
 from .routes import ROUTES
+from .routes.ads import AdsApi
 from .routes.reports import DOWNLOAD_PREFIX, download_document
 from .services import Services, SolicitationLedger
 from .tls import ensure_certificates, server_context
@@ -167,6 +168,7 @@ class SandboxServer:
         self._httpd = _HttpServer((host, port), self, server_context(self.cert_paths))
         self.port = int(self._httpd.server_address[1])
         self.services.base_url = self.endpoint
+        self.ads = AdsApi(world, time_scale, lambda: self.endpoint, self.stats.add)
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
 
@@ -258,6 +260,8 @@ class SandboxServer:
     def handle(self, request: Request) -> Response:
         """Answer one request (pure dispatch; used by the HTTP layer and usable directly)."""
         operation: str | None = None
+        if self.ads.handles(request):
+            return self.ads.handle(request)
         try:
             if request.method == "POST" and request.path == LWA_PATH:
                 return self._lwa(request)

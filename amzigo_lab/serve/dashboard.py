@@ -66,6 +66,7 @@ DATASETS: dict[str, str] = {
     "account_health_metrics": "sales_analysis",
     "account_health_violations": "sales_analysis",
     "account_health_rating": "sales_analysis",
+    "ads_product_daily": "sales_analysis",
 }
 DEFAULT_DAYS = 30
 #: The longest period the pickers may select (a year, leap day included).
@@ -107,6 +108,7 @@ class Sections:
     inventory: str
     reviews: str
     account_health: str
+    advertising: str
 
 
 class ArrowSource:
@@ -278,6 +280,7 @@ class SellerDashboard:
         yield "sales_chart", self._sales_chart(scope)
         yield "traffic_chart", self._traffic_chart(scope)
         yield "products", self._products(scope)
+        yield "advertising", self._advertising(scope)
         inv_key = ("inventory", period.end, view.marketplace)  # stock depends on the end only
         if inv_key not in self._cache:
             self._cache[inv_key] = self._inventory(self.stock(period, market))
@@ -352,6 +355,26 @@ class SellerDashboard:
             columns += [("cogs", "COGS", "money"), ("profit", "Gross profit", "money"),
                         ("margin", "Margin", "pct")]  # fmt: skip
         return render.table_html(skus, columns, table_id="amz-products")
+
+    def _advertising(self, scope: SalesScope) -> str:
+        from amzigo_lab.analysis.ads import DEFINITIONS, build_ads_report
+
+        ads = build_ads_report(self.source, scope)
+        if ads.empty:
+            return render.note(f"No advertising figures: {ads.note} for this period.")
+        return render.table_html(
+            ads.totals_frame(),
+            [
+                ("currency", "Currency", "text"),
+                ("ad_spend", "Ad spend", "money"),
+                ("ad_sales", "Ad sales", "money"),
+                ("total_sales", "Total sales", "money"),
+                ("acos", "ACoS", "pct"),
+                ("tacos", "TACoS", "pct"),
+                ("roas", "ROAS", "float2"),
+            ],
+            table_id="amz-advertising",
+        ) + render.note(DEFINITIONS)
 
     def stock(self, period: Period, market: MarketplaceInfo | None) -> InventoryReport:
         """The stock advice for a period ending at `period.end`: the inventory report's own
@@ -568,6 +591,7 @@ BOXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tiles": ("Key figures", ("tiles",)),
     "charts": ("Sales and traffic", ("sales_chart", "traffic_chart")),
     "products": ("Top products", ("products",)),
+    "advertising": ("Advertising", ("advertising",)),
     "inventory": ("Inventory alerts", ("inventory",)),
     "reviews": ("Review-topic changes", ("reviews",)),
     "account_health": ("Account health", ("account_health",)),

@@ -215,7 +215,9 @@ def _run(
     factory = ClientFactory(connection)
     for tenant in chosen:
         factory.forget_token(tenant)  # a token cached for another endpoint is useless here
-    scheduler = scheduler or Scheduler(backoff=0.5 / scale, max_backoff=30.0 / scale)
+    scheduler = scheduler or Scheduler(
+        backoff=0.5 / scale, max_backoff=30.0 / scale, time_scale=scale
+    )
     gateway = LakeGateway(lake)
     lock = threading.Lock()
 

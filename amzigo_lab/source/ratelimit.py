@@ -41,6 +41,11 @@ DOCUMENTED_LIMITS: dict[str, tuple[float, int]] = {
     "getItemReviewTrends": (1.0, 5),
     "getSolicitationActionsForOrder": (1.0, 5),
     "createRestrictedDataToken": (1.0, 10),
+    # Amazon Ads: limits are not published; these are the conservative rates we schedule at
+    "adsListProfiles": (1.0, 5),
+    "adsCreateReport": (1.0, 5),
+    "adsGetReport": (2.0, 10),
+    "adsDownloadReport": (2.0, 10),
 }
 DEFAULT_LIMIT = (1.0, 5)
 #: Spacing margin: requests are spaced 2 % wider than the rate allows, so network jitter
@@ -122,6 +127,17 @@ def _headers(exc: BaseException) -> dict[str, Any]:
         return {}
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds a 429 asks to wait (`Retry-After`, in seconds), if given."""
+    headers = _headers(exc)
+    value = headers.get("Retry-After", headers.get("retry-after"))
+    try:
+        seconds = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
 def is_expired_token(exc: BaseException) -> bool:
     """Whether `exc` is the 403 an expired access token gets."""
     message = str(getattr(exc, "message", "") or "")
@@ -154,6 +170,7 @@ class Scheduler:
         max_backoff: float = 30.0,
         rng: random.Random | None = None,
         on_wait: Callable[[str, str, float], None] | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.limits = dict(DOCUMENTED_LIMITS if limits is None else limits)
@@ -162,6 +179,7 @@ class Scheduler:
         self.max_backoff = max_backoff
         self.rng = rng or random.Random()  # jitter only; not security-relevant
         self.on_wait = on_wait
+        self.time_scale = time_scale  # Retry-After is in API seconds (the sandbox runs faster)
         self.stats = SchedulerStats()
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._lock = threading.Lock()
@@ -251,6 +269,9 @@ class Scheduler:
                     self.stats.throttled += 1
                     # acquire() waits the 1/rate; add up to 10 % of it as jitter
                     delay = self._penalise(tenant, operation) * 0.1 * self.rng.random()
+                    asked = retry_after(exc)
+                    if asked is not None:
+                        delay = max(delay, asked / self.time_scale)
                 else:
                     cap = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
                     delay = cap * (0.5 + 0.5 * self.rng.random())

@@ -347,9 +347,27 @@ BUYERS = [
     ),
 ]
 
+
+def _ad(day: str, sku: str, asin: str, cost: str, sales: str, retrieved: str) -> dict:
+    """One advertised product's day (`ads_product_daily`), pulled at `retrieved`."""
+    return dict(
+        date=dt.date.fromisoformat(day), marketplace_id=US, profile_id="1001", ad_id="AD-" + sku,
+        retrieved_at=ts(retrieved), campaign_id="C-1", ad_group_id="G-1", asin=asin,
+        seller_sku=sku, impressions=1000, clicks=20, cost=D(cost), currency="USD",
+        purchases_7d=1, sales_7d=D(sales), units_sold_7d=1,
+    )  # fmt: skip
+
+
+# attribution moved between the two pulls: the report shows the later one ($20.00 ad sales)
+ADS_V1 = [_ad("2026-03-02", "SKU-RED", "B0RED", "12.34", "10.00", "2026-03-07")]
+ADS_V2 = [_ad("2026-03-02", "SKU-RED", "B0RED", "12.34", "20.00", "2026-03-08")]
+
 OTHER_ROWS = {
     "orders": [_order("BB-ORDER-1", "2026-03-02")],
     "order_items": [_item("BB-ORDER-1", 1, "2026-03-02", "SKU-SECRET-BB", "B0SECRET", 5, "999.00")],
+    "ads_product_daily": [
+        _ad("2026-03-02", "SKU-SECRET-BB", "B0SECRET", "777.00", "999.00", "2026-03-08")
+    ],
     "financial_events": [
         _fe(
             "bb1",
@@ -468,6 +486,8 @@ def batches() -> list[tuple[str, str, dt.date, list[dict]]]:
         ("account_health_metrics", ACME, d2, HEALTH),
         ("account_health_violations", ACME, d2, HEALTH_VIOLATIONS),
         ("account_health_rating", ACME, d2, HEALTH_RATING),
+        ("ads_product_daily", ACME, d1, ADS_V1),
+        ("ads_product_daily", ACME, d2, ADS_V2),
     ]
     out += [(name, OTHER, d2, rows) for name, rows in OTHER_ROWS.items()]
     return out

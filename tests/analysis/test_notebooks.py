@@ -312,3 +312,12 @@ def test_pdf_charts_fit_the_page(generated, tmp_path: Path) -> None:
             assert ink.size and ink.max() < pixels.shape[1] - margin, f"page {i + 1}"
     finally:
         pdf.close()
+
+
+def test_sales_report_advertising_section(generated) -> None:
+    """Ad spend, ad sales (latest pull), ACoS, TACoS (over all sales) and ROAS in the report."""
+    text = outputs_text(generated["sales"][".ipynb"])
+    assert "Advertising" in generated["sales"][".html"].read_text(encoding="utf-8")
+    for expected in ("$12.34", "$20.00", "61.7%", "8.5%", "1.62"):
+        assert expected in text, expected
+    assert "no ads data ingested" not in text and "$777.00" not in text

@@ -299,3 +299,16 @@ def test_rejected_certificate_errors_become_one_hint_a_minute() -> None:
     now[0] = 61.0
     later = record(rejected)
     assert log_filter.filter(later) and "2 more since the last note" in later.getMessage()
+
+
+def test_dashboard_advertising_section(serve_home: Home) -> None:
+    """Ad spend, ad sales (latest pull), ACoS, TACoS (over all sales) and ROAS; never another
+    tenant's ads."""
+    board = SellerDashboard.open("acme-outdoor", str(serve_home.settings.home))
+    sections = board.sections(View(dt.date(2026, 3, 1), dt.date(2026, 3, 7)))
+    ads = sections.advertising
+    for expected in ("amz-advertising", "$12.34", "$20.00", "$145.50", "61.7%", "8.5%", "1.62"):
+        assert expected in ads, expected
+    assert "$777.00" not in ads
+    empty = board.sections(View(dt.date(2026, 2, 1), dt.date(2026, 2, 7))).advertising
+    assert "no ads data ingested" in empty

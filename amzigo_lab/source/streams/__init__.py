@@ -7,6 +7,7 @@ wrote; solicitations read the orders. Account health (seller-performance reports
 from __future__ import annotations
 
 from amzigo_lab.source.streams.account_health import AccountHealthStream
+from amzigo_lab.source.streams.ads import CAMPAIGNS, PRODUCTS, AdsProfilesStream
 from amzigo_lab.source.streams.base import ProgressEvent, Stream, StreamContext, StreamResult
 from amzigo_lab.source.streams.catalog import CatalogStream
 from amzigo_lab.source.streams.finances import FinancesStream
@@ -27,6 +28,9 @@ STREAMS: dict[str, Stream] = {
         ReviewsStream(),
         SolicitationsStream(),
         AccountHealthStream(),
+        CAMPAIGNS,
+        PRODUCTS,
+        AdsProfilesStream(),
     )
 }
 
