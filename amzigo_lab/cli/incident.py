@@ -93,7 +93,12 @@ def open_cmd(
 @json_option
 @handle_errors
 def list_cmd(open_only: bool, home: str | None, as_json: bool) -> None:
-    """List incidents with their notification deadline."""
+    """List incidents with their notification deadline.
+
+    Example:
+
+        amzigo incident list --open-only
+    """
     answer = _call(home, protocol.INCIDENT_LIST, {"all": not open_only})
     rows = answer["incidents"]
     if as_json:
@@ -127,7 +132,12 @@ def _print_timeline(timeline: list[dict[str, Any]]) -> None:
 @json_option
 @handle_errors
 def show_cmd(incident_id: str, home: str | None, as_json: bool) -> None:
-    """Show an incident, its deadline and its timeline."""
+    """Show an incident, its deadline and its timeline.
+
+    Example:
+
+        amzigo incident show INC-20261201-3bd696 --json
+    """
     answer = _call(home, protocol.INCIDENT_SHOW, {"id": incident_id})
     if as_json:
         print_json(answer)
@@ -147,7 +157,12 @@ def show_cmd(incident_id: str, home: str | None, as_json: bool) -> None:
 @json_option
 @handle_errors
 def timeline_cmd(incident_id: str, home: str | None, as_json: bool) -> None:
-    """Every action of an incident, in order (each is also an audit event)."""
+    """Every action of an incident, in order (each is also an audit event).
+
+    Example:
+
+        amzigo incident timeline INC-20261201-3bd696
+    """
     answer = _call(home, protocol.INCIDENT_SHOW, {"id": incident_id})
     if as_json:
         print_json(answer["timeline"])
@@ -200,7 +215,12 @@ def restore_cmd(
     incident_id: str, actions: tuple[int, ...], home: str | None, as_json: bool
 ) -> None:
     """Reverse isolation deliberately (accounts, pauses, gateway mode). Revoked sessions and
-    tokens stay revoked; legal holds stay until close."""
+    tokens stay revoked; legal holds stay until close.
+
+    Example:
+
+        amzigo incident restore INC-20261201-3bd696 --action 3
+    """
     answer = _call(home, protocol.INCIDENT_RESTORE, {"id": incident_id, "actions": list(actions)})
     if as_json:
         print_json(answer)
@@ -217,7 +237,12 @@ def restore_cmd(
 @json_option
 @handle_errors
 def close_cmd(incident_id: str, note: str, home: str | None, as_json: bool) -> None:
-    """Close an incident (after restore); releases its legal holds (audited)."""
+    """Close an incident (after restore); releases its legal holds (audited).
+
+    Example:
+
+        amzigo incident close INC-20261201-3bd696 --note "token rotated, MFA re-enrolled"
+    """
     inc = _call(home, protocol.INCIDENT_CLOSE, {"id": incident_id, "note": note})["incident"]
     if as_json:
         print_json(inc)
@@ -236,6 +261,10 @@ def notify_draft_cmd(incident_id: str, out: Path | None, home: str | None, as_js
 
     amzigo-lab never sends anything to Amazon or any regulator; record the sending with
     `amzigo incident mark-notified`.
+
+    Example:
+
+        amzigo incident notify-draft INC-20261201-3bd696 --out notification.txt
     """
     answer = _call(home, protocol.INCIDENT_NOTIFY_DRAFT, {"id": incident_id})
     if out is not None:
@@ -256,7 +285,12 @@ def notify_draft_cmd(incident_id: str, out: Path | None, home: str | None, as_js
 def mark_notified_cmd(
     incident_id: str, at: str | None, note: str, home: str | None, as_json: bool
 ) -> None:
-    """Record that a person sent the notification to Amazon (deadline met or missed)."""
+    """Record that a person sent the notification to Amazon (deadline met or missed).
+
+    Example:
+
+        amzigo incident mark-notified INC-20261201-3bd696
+    """
     inc = _call(home, protocol.INCIDENT_NOTIFIED,
                 {"id": incident_id, "at": at, "note": note})["incident"]  # fmt: skip
     if as_json:
@@ -278,7 +312,12 @@ def evidence_group() -> None:
 @handle_errors
 def evidence_collect_cmd(incident_id: str, out: Path, home: str | None, as_json: bool) -> None:
     """Collect a signed evidence bundle (audit, checkpoints, catalog and identity snapshots
-    without PII or keys, alert ledger, config and policy versions) into --out."""
+    without PII or keys, alert ledger, config and policy versions) into --out.
+
+    Example:
+
+        amzigo incident evidence collect INC-20261201-3bd696 --out ./evidence-INC-20261201-3bd696
+    """
     answer = _call(home, protocol.INCIDENT_EVIDENCE, {"id": incident_id})
     ev.write_bundle(out, answer["files"])
     if as_json:
@@ -299,7 +338,12 @@ def evidence_collect_cmd(incident_id: str, out: Path, home: str | None, as_json:
 def evidence_handover_cmd(
     bundle: Path, to: str, reason: str, home: str | None, as_json: bool
 ) -> None:
-    """Append a signed hand-over to the bundle's custody log (audited by the gateway)."""
+    """Append a signed hand-over to the bundle's custody log (audited by the gateway).
+
+    Example:
+
+        amzigo incident evidence handover ./evidence --to "outside counsel" --reason review
+    """
     manifest = json.loads((bundle / ev.MANIFEST).read_text(encoding="utf-8"))
     prev, _last = ev.last_custody(bundle)
     answer = _call(home, protocol.INCIDENT_CUSTODY,
@@ -320,7 +364,12 @@ def evidence_handover_cmd(
 @handle_errors
 def evidence_verify_cmd(bundle: Path, key: Path | None, as_json: bool) -> None:
     """Check a bundle end to end, offline (no home needed): signature, every item's SHA-256,
-    nothing added or removed, the custody chain. Exit 1 if anything fails."""
+    nothing added or removed, the custody chain. Exit 1 if anything fails.
+
+    Example:
+
+        amzigo incident evidence verify ./evidence-INC-20261201-3bd696 --key signer.pem
+    """
     report = ev.verify_bundle(bundle, key.read_text(encoding="utf-8") if key else None)
     if as_json:
         print_json(report)
