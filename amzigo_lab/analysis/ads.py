@@ -14,9 +14,10 @@ Definitions (the notebooks print them under the tables):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -208,3 +209,36 @@ def build_ads_report(source: TableSource, scope: SalesScope) -> AdsReport:
             ad_orders=int(row["ad_orders"]),
         )
     return report
+
+
+#: How profit after ad spend is computed (printed under its table).
+AFTER_ADS_RULE = (
+    "Profit after ad spend = gross profit of the costed SKUs − all ad spend of the currency "
+    "(spend on uncosted SKUs included, so it is never flattered); empty when no unit of the "
+    "currency has a cost."
+)
+
+
+def profit_after_ads(totals: Mapping[str, Any], ads: AdsReport) -> pl.DataFrame:
+    """Per currency: gross profit (the sales report's `Totals.profit`), ad spend and profit
+    after ad spend (see AFTER_ADS_RULE)."""
+    rows = []
+    for cur in sorted(set(totals) | set(ads.totals)):
+        t = totals.get(cur)
+        spend = ads.totals[cur].ad_spend if cur in ads.totals else Decimal("0")
+        profit = getattr(t, "profit", None) if t is not None else None
+        rows.append(
+            {
+                "currency": cur,
+                "gross_profit": profit,
+                "ad_spend": spend,
+                "profit_after_ads": None if profit is None else profit - spend,
+            }
+        )
+    schema: dict[str, Any] = {
+        "currency": pl.String,
+        "gross_profit": pl.Decimal(38, 2),
+        "ad_spend": pl.Decimal(38, 2),
+        "profit_after_ads": pl.Decimal(38, 2),
+    }
+    return pl.DataFrame(rows, schema=schema)

@@ -190,7 +190,7 @@ show_html(render.note(day_rule([market] if market else None)))
 # %%
 import polars as pl
 
-from amzigo_lab.analysis.ads import DEFINITIONS, build_ads_report
+from amzigo_lab.analysis.ads import AFTER_ADS_RULE, DEFINITIONS, build_ads_report, profit_after_ads
 
 ads = build_ads_report(source, scope)
 ad_metrics = [
@@ -205,6 +205,14 @@ if ads.empty:
     show_html(render.note(f"No advertising figures: {ads.note} for this period ({period.label()}, {where})."))
 else:
     show_html(render.table_html(ads.totals_frame(), [("currency", "Currency", "text"), *ad_metrics], table_id="ads_totals"))
+    show_html(
+        render.table_html(
+            profit_after_ads(report.totals, ads),
+            [("currency", "Currency", "text"), ("gross_profit", "Gross profit", "money"), ("ad_spend", "Ad spend", "money"), ("profit_after_ads", "Profit after ad spend", "money")],
+            table_id="profit_after_ads",
+        )
+    )
+    show_html(render.note(AFTER_ADS_RULE))
     show_html(render.table_html(ads.daily, [("day", "Day", "text"), ("currency", "Cur.", "text"), *ad_metrics], table_id="ads_daily"))
     show_html(render.table_html(ads.marketplaces, [("marketplace_id", "Marketplace", "text"), ("currency", "Cur.", "text"), *ad_metrics], table_id="ads_marketplaces"))
     show_html(

@@ -167,3 +167,25 @@ def test_sandbox_ads_through_the_lake_stay_within_the_orders(tmp_path: Any) -> N
     finally:
         server.stop()
         lake.close()
+
+
+def test_profit_after_ad_spend_is_gross_profit_less_all_spend() -> None:
+    from types import SimpleNamespace
+
+    from amzigo_lab.analysis.ads import AdsReport, AdTotals, profit_after_ads
+
+    d = Decimal
+    ads = AdsReport(scope=None)  # type: ignore[arg-type]
+    ads.totals = {
+        "USD": AdTotals("USD", d("12.50"), d("40.00"), d("145.50"), 90, 3000, 3),
+        "GBP": AdTotals("GBP", d("4.00"), d("0.00"), d("30.00"), 10, 500, 0),
+    }
+    totals = {
+        "USD": SimpleNamespace(profit=d("35.40")),
+        "GBP": SimpleNamespace(profit=None),  # no unit of GBP has a cost
+        "EUR": SimpleNamespace(profit=d("10.00")),  # no ads in EUR
+    }
+    rows = {r["currency"]: r for r in profit_after_ads(totals, ads).to_dicts()}
+    assert rows["USD"]["profit_after_ads"] == d("22.90")
+    assert rows["GBP"]["profit_after_ads"] is None and rows["GBP"]["ad_spend"] == d("4.00")
+    assert rows["EUR"]["profit_after_ads"] == d("10.00") and rows["EUR"]["ad_spend"] == d("0")
