@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,7 +280,7 @@ class SellerDashboard:
         yield "sales_chart", self._sales_chart(scope)
         yield "traffic_chart", self._traffic_chart(scope)
         yield "products", self._products(scope)
-        yield "advertising", self._advertising(scope)
+        yield "advertising", self._advertising(scope, current)
         inv_key = ("inventory", period.end, view.marketplace)  # stock depends on the end only
         if inv_key not in self._cache:
             self._cache[inv_key] = self._inventory(self.stock(period, market))
@@ -356,25 +356,44 @@ class SellerDashboard:
                         ("margin", "Margin", "pct")]  # fmt: skip
         return render.table_html(skus, columns, table_id="amz-products")
 
-    def _advertising(self, scope: SalesScope) -> str:
-        from amzigo_lab.analysis.ads import DEFINITIONS, build_ads_report
+    def _advertising(self, scope: SalesScope, totals: Mapping[str, Any]) -> str:
+        from amzigo_lab.analysis.ads import (
+            AFTER_ADS_RULE,
+            DEFINITIONS,
+            build_ads_report,
+            profit_after_ads,
+        )
 
         ads = build_ads_report(self.source, scope)
         if ads.empty:
             return render.note(f"No advertising figures: {ads.note} for this period.")
-        return render.table_html(
-            ads.totals_frame(),
+        after = render.table_html(
+            profit_after_ads(totals, ads),
             [
                 ("currency", "Currency", "text"),
+                ("gross_profit", "Gross profit", "money"),
                 ("ad_spend", "Ad spend", "money"),
-                ("ad_sales", "Ad sales", "money"),
-                ("total_sales", "Total sales", "money"),
-                ("acos", "ACoS", "pct"),
-                ("tacos", "TACoS", "pct"),
-                ("roas", "ROAS", "float2"),
+                ("profit_after_ads", "Profit after ad spend", "money"),
             ],
-            table_id="amz-advertising",
-        ) + render.note(DEFINITIONS)
+            table_id="amz-profit-after-ads",
+        ) + render.note(AFTER_ADS_RULE)
+        return (
+            after
+            + render.table_html(
+                ads.totals_frame(),
+                [
+                    ("currency", "Currency", "text"),
+                    ("ad_spend", "Ad spend", "money"),
+                    ("ad_sales", "Ad sales", "money"),
+                    ("total_sales", "Total sales", "money"),
+                    ("acos", "ACoS", "pct"),
+                    ("tacos", "TACoS", "pct"),
+                    ("roas", "ROAS", "float2"),
+                ],
+                table_id="amz-advertising",
+            )
+            + render.note(DEFINITIONS)
+        )
 
     def stock(self, period: Period, market: MarketplaceInfo | None) -> InventoryReport:
         """The stock advice for a period ending at `period.end`: the inventory report's own

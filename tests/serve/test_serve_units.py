@@ -310,5 +310,6 @@ def test_dashboard_advertising_section(serve_home: Home) -> None:
     for expected in ("amz-advertising", "$12.34", "$20.00", "$145.50", "61.7%", "8.5%", "1.62"):
         assert expected in ads, expected
     assert "$777.00" not in ads
+    assert "amz-profit-after-ads" in ads and "Profit after ad spend" in ads
     empty = board.sections(View(dt.date(2026, 2, 1), dt.date(2026, 2, 7))).advertising
     assert "no ads data ingested" in empty
