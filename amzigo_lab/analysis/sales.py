@@ -36,7 +36,7 @@ from amzigo_lab.analysis.money import (
     ratio,
 )
 from amzigo_lab.analysis.period import Period
-from amzigo_lab.analysis.source import ReportError, TableSource
+from amzigo_lab.analysis.source import ReportError, TableSource, period_table
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -82,9 +82,11 @@ def local_day(ts: ir.TimestampValue, marketplace: ir.StringValue) -> ir.DateValu
 
 def order_lines(source: TableSource, scope: SalesScope) -> ir.Table:
     """Order lines purchased in the scope (marketplace-local days), canceled orders excluded
-    (latest state of both)."""
-    items = source.table("order_items")
-    orders = source.table("orders")
+    (latest state of both). Only the period's records are reduced to their latest state when
+    the source can (`period_table`: purchase dates never change, and an order's lines carry its
+    purchase date, so the canceled orders that matter are in the same period)."""
+    items = period_table(source, "order_items", scope.period)
+    orders = period_table(source, "orders", scope.period)
     canceled = orders.filter(orders.order_status.lower() == CANCELED).select("amazon_order_id")
     day = local_day(items.purchase_date, items.marketplace_id)
     lines = items.filter(day >= scope.period.start, day <= scope.period.end)
