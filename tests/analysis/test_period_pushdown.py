@@ -144,3 +144,40 @@ def test_fixed_date_columns_are_declared_and_utc() -> None:
         field = REGISTRY[name].schema.field(column)
         assert field.type == pa.timestamp(field.type.unit, tz="UTC") and not field.nullable
         assert column not in REGISTRY[name].natural_key
+
+
+def test_in_period_equals_the_local_day_rule() -> None:
+    """The fast period test (zone conversion only near the edges) agrees with converting every
+    instant, for every marketplace alias and an unknown one, every 15 minutes around both edges
+    (DST changes included)."""
+    import ibis
+
+    from amzigo_lab.analysis.sales import in_period, local_day
+
+    markets = [a for m in MARKETPLACES for a in (m.marketplace_id, m.code, m.sales_channel)]
+    markets.append("XX-unknown")
+    rows = []
+    for period in (
+        Period.parse("2026-03-08", "2026-03-29"),
+        Period.parse("2026-10-25", "2026-11-01"),
+    ):
+        for edge in (period.start, period.end + dt.timedelta(days=1)):
+            base = dt.datetime.combine(edge, dt.time(), dt.UTC)
+            for q in range(-4 * 40, 4 * 40):
+                at = base + dt.timedelta(minutes=15 * q)
+                rows += [{"ts": at, "m": m, "p": str(period)} for m in markets]
+    t = ibis.memtable(pa.Table.from_pylist(rows))
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'UTC'")
+    for period in (
+        Period.parse("2026-03-08", "2026-03-29"),
+        Period.parse("2026-10-25", "2026-11-01"),
+    ):
+        day = local_day(t.ts, t.m)
+        expr = t.select(
+            fast=in_period(t.ts, t.m, period),
+            slow=(day >= period.start) & (day <= period.end),
+        )
+        got = con.to_pyarrow(expr)
+        assert got["fast"].to_pylist() == got["slow"].to_pylist()
+        assert 0 < sum(got["fast"].to_pylist()) < got.num_rows
