@@ -122,6 +122,27 @@ class GatewayTableSource(TenantSource):
             self._tables[name] = self.backend.table(f"{name}_latest")
         return self._tables[name]
 
+    def period_table(self, name: str, period: Period) -> ir.Table:
+        """The latest state of the records of `name` whose fixed date may fall in `period`
+        (`FIXED_DATE_COLUMNS`; the gateway filters the versions below its window), else
+        `table(name)`."""
+        if name not in FIXED_DATE_COLUMNS:
+            return self.table(name)
+        key = f"{name}@{period.start.isoformat()}..{period.end.isoformat()}"
+        if key not in self._tables:
+            request = {
+                "op": "latest",
+                "dataset": name,
+                "purpose": self.purpose,
+                "start": period.start.isoformat(),
+                "end": period.end.isoformat(),
+            }
+            data = self.client.table(request)
+            view = f"{name}_latest_{period.start:%Y%m%d}_{period.end:%Y%m%d}"
+            self.backend.con.register(view, data)
+            self._tables[key] = self.backend.table(view)
+        return self._tables[key]
+
     def objected_orders(self) -> set[str]:
         """Orders of this tenant whose buyer objected (data-subject requests)."""
         from amzigo_lab.client.protocol import SERVICE_OBJECTIONS

@@ -27,7 +27,7 @@ class FullHistory:
     """The builders' view without `period_table`: latest state over all history, then filter
     (what every report did before issue 17)."""
 
-    def __init__(self, source: LakeTableSource) -> None:
+    def __init__(self, source: Any) -> None:
         self._source = source
 
     def table(self, name: str) -> Any:
