@@ -185,22 +185,25 @@ def naive_limit(plain: Path, start: dt.date, end: dt.date) -> tuple[Any, Any]:
     return _hand(con, start, end)
 
 
-def write_days(lake: Any, plain: Path, cfg: Config, days: range, rng: np.random.Generator) -> None:
-    """Days of orders and items into the encrypted lake and the same into the plaintext copy
-    (zstd, the lake's row-group size)."""
+def write_days(
+    targets: list[tuple[Any, Path]], cfg: Config, days: range, rng: np.random.Generator
+) -> None:
+    """Days of orders and items into each (encrypted lake, plaintext copy) target (the same
+    tables; plaintext: zstd, the lake's row-group size)."""
     for d in days:
         orders, items = day_tables(cfg, d, rng)
         day = cfg.start + dt.timedelta(days=d)
-        for name, table in (("orders", orders), ("order_items", items)):
-            lake.write(name, TENANT, day, table, f"bench-{name}-{d}")
-            folder = plain / name / f"tenant={TENANT}" / f"ingest_date={day.isoformat()}"
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(
-                table,
-                folder / "part-0.parquet",
-                compression="zstd",
-                row_group_size=lake.settings.row_group_rows,
-            )
+        for lake, plain in targets:
+            for name, table in (("orders", orders), ("order_items", items)):
+                lake.write(name, TENANT, day, table, f"bench-{name}-{d}")
+                folder = plain / name / f"tenant={TENANT}" / f"ingest_date={day.isoformat()}"
+                folder.mkdir(parents=True, exist_ok=True)
+                pq.write_table(
+                    table,
+                    folder / "part-0.parquet",
+                    compression="zstd",
+                    row_group_size=lake.settings.row_group_rows,
+                )
 
 
 def builders(lake: Any, start: dt.date, end: dt.date) -> tuple[Any, Any]:
@@ -239,21 +242,14 @@ def _check(b: tuple[Any, Any], h: tuple[Any, Any], what: str) -> list[str]:
     return sorted(b_sales)
 
 
-def measure(
-    cfg: Config, lake: Any, plain: Path, start: dt.date, end: dt.date, with_lake_hand: bool
-) -> dict[str, list[float]]:
-    """Interleaved reps of the builders, the naive limit and (optionally) hand SQL over the
-    lake; a warm-up run of each first checks they agree."""
-    sides: dict[str, Any] = {
-        "builders": lambda: builders(lake, start, end),
-        "naive": lambda: naive_limit(plain, start, end),
-    }
-    if with_lake_hand:
-        sides["hand_lake"] = lambda: hand_duckdb(lake, start, end)
+def measure(cfg: Config, sides: dict[str, Any]) -> dict[str, list[float]]:
+    """Interleaved reps of every side (rotating the order); a warm-up run of each first checks
+    that every hand-written side agrees with the builders over the same history."""
     results = {name: fn() for name, fn in sides.items()}
     for name in sides:
-        if name != "builders":
-            _check(results["builders"], results[name], name)
+        history = name.split("@")[1]
+        if not name.startswith("builders"):
+            _check(results[f"builders@{history}"], results[name], name)
     samples: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for i in range(cfg.reps):
@@ -271,80 +267,88 @@ def run(cfg: Config, write_results: bool = True) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="amzigo-bench-reports-"))
     rows: list[Row] = []
+    lakes: list[Any] = []
     try:
         settings = load_settings(work / "home", env={})
         lake = init_home(settings, audit=NullSink())
-        plain = work / "plain"
+        lakes.append(lake)
+        targets = [(lake, work / "plain")]
+        histories = [cfg.days]
+        if cfg.history_days > cfg.days:
+            histories.append(cfg.history_days)
+            long_lake = init_home(load_settings(work / "home-long", env={}), audit=NullSink())
+            lakes.append(long_lake)
+            targets.append((long_lake, work / "plain-long"))
         rng = np.random.default_rng(cfg.seed)
         log(f"writing {cfg.items:,} order items over {cfg.days} days (lake + plaintext copy)")
-        write_days(lake, plain, cfg, range(cfg.days), rng)
+        write_days(targets, cfg, range(cfg.days), rng)
+        if len(targets) == 2:
+            older = range(cfg.days - cfg.history_days, 0)
+            log(f"second home: {len(older)} older days (same volume per day) before them")
+            write_days(targets[1:], cfg, older, rng)
         start = cfg.start + dt.timedelta(days=cfg.days - 30)
         end = cfg.start + dt.timedelta(days=cfg.days - 1)
-        histories = [cfg.days] + ([cfg.history_days] if cfg.history_days > cfg.days else [])
-        by_history: dict[int, dict[str, list[float]]] = {}
-        for n, history in enumerate(histories):
-            if n:
-                older = range(cfg.days - history, 0)
-                log(f"adding {len(older)} older days (same volume per day) to both copies")
-                write_days(lake, plain, cfg, older, rng)
-            total_items = lake.scan("order_items", [TENANT]).row_count
-            samples = measure(cfg, lake, plain, start, end, with_lake_hand=n == 0)
-            by_history[history] = samples
-            what = f"{total_items:,} items, last 30 of {history} days"
+        sides: dict[str, Any] = {}
+        items: dict[int, int] = {}
+        for history, (lk, plain) in zip(histories, targets, strict=True):
+            items[history] = lk.scan("order_items", [TENANT]).row_count
+            sides[f"builders@{history}"] = lambda lk=lk: builders(lk, start, end)
+            sides[f"naive@{history}"] = lambda plain=plain: naive_limit(plain, start, end)
+        sides[f"hand_lake@{cfg.days}"] = lambda: hand_duckdb(lake, start, end)
+        samples = measure(cfg, sides)
+        med = {k: median(v) for k, v in samples.items()}
+        for history in histories:
+            what = f"{items[history]:,} items, last 30 of {history} days"
+            b, n = f"builders@{history}", f"naive@{history}"
             rows.append(
                 Row(
                     "compute",
                     f"builders vs naive limit, {what}",
-                    median(samples["builders"]),
+                    med[b],
                     "ms",
-                    baseline=median(samples["naive"]),
+                    baseline=med[n],
                     target="<= 0.8x naive limit",
                     limit=0.8,
-                    samples=samples["builders"],
-                    baseline_samples=samples["naive"],
+                    samples=samples[b],
+                    baseline_samples=samples[n],
                     note="naive limit: hand-written SQL, DuckDB read_parquet, plaintext copy, "
                     "full latest-state windows; same results checked",
                 )
             )
-            if "hand_lake" in samples:
+        h = f"hand_lake@{cfg.days}"
+        rows.append(
+            Row(
+                "compute",
+                f"builders vs hand SQL over the lake's pyarrow datasets, {cfg.days} days",
+                med[f"builders@{cfg.days}"],
+                "ms",
+                baseline=med[h],
+                samples=samples[f"builders@{cfg.days}"],
+                baseline_samples=samples[h],
+                note="the pre-issue-17 baseline (full windows, same decrypting scan)",
+            )
+        )
+        if len(histories) == 2:
+            short, long = histories
+            for who, target, limit in (
+                ("builders", "<= 1.25 (follows the period)", 1.25),
+                ("naive limit", "", None),
+            ):
+                key = "builders" if who == "builders" else "naive"
                 rows.append(
                     Row(
                         "compute",
-                        f"builders vs hand SQL over the lake's pyarrow datasets, {what}",
-                        median(samples["builders"]),
+                        f"{who}, 30-day report: {long} vs {short} days stored",
+                        med[f"{key}@{long}"],
                         "ms",
-                        baseline=median(samples["hand_lake"]),
-                        samples=samples["builders"],
-                        baseline_samples=samples["hand_lake"],
-                        note="the pre-issue-17 baseline (full windows, same decrypting scan)",
+                        baseline=med[f"{key}@{short}"],
+                        target=target,
+                        limit=limit,
+                        samples=samples[f"{key}@{long}"],
+                        baseline_samples=samples[f"{key}@{short}"],
+                        note=f"history x{long / short:.0f}, same period, interleaved reps",
                     )
                 )
-        if len(by_history) == 2:
-            short, long = (by_history[h] for h in histories)
-            rows += [
-                Row(
-                    "compute",
-                    f"builders, 30-day report: {histories[1]} vs {histories[0]} days stored",
-                    median(long["builders"]),
-                    "ms",
-                    baseline=median(short["builders"]),
-                    target="<= 1.25 (follows the period)",
-                    limit=1.25,
-                    samples=long["builders"],
-                    baseline_samples=short["builders"],
-                    note=f"history x{histories[1] / histories[0]:.0f}, same period",
-                ),
-                Row(
-                    "compute",
-                    f"naive limit, 30-day report: {histories[1]} vs {histories[0]} days stored",
-                    median(long["naive"]),
-                    "ms",
-                    baseline=median(short["naive"]),
-                    samples=long["naive"],
-                    baseline_samples=short["naive"],
-                    note="for comparison: full windows grow with the history",
-                ),
-            ]
         if cfg.end_to_end:
             from amzigo_lab.analysis.generate import generate
             from amzigo_lab.analysis.period import Period
@@ -363,7 +367,6 @@ def run(cfg: Config, write_results: bool = True) -> int:
                 Row("end to end", "  compute (builder cell)", ph["compute"] * 1000, "ms"),
                 Row("end to end", "  rendering (charts, tables, HTML)", render_s * 1000, "ms"),
             ]
-        lake.close()
         print(
             f"amzigo_lab reports benchmark: {cfg.items:,} items per {cfg.days} days, "
             f"medians of {cfg.reps} interleaved reps"
@@ -376,6 +379,8 @@ def run(cfg: Config, write_results: bool = True) -> int:
             log(f"results: {path}")
         return 0
     finally:
+        for lk in lakes:
+            lk.close()
         if not cfg.keep:
             shutil.rmtree(work, ignore_errors=True)
 
