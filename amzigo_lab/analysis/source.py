@@ -9,6 +9,7 @@ This module never imports the lake.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any, Protocol
 
 import ibis
@@ -18,6 +19,8 @@ from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
+
+    from amzigo_lab.analysis.period import Period
 
 #: Datasets a report may read. Buyer PII (`order_buyers`) is deliberately absent.
 REPORT_DATASETS = frozenset(
@@ -43,6 +46,24 @@ REPORT_DATASETS = frozenset(
 )
 
 
+#: Per dataset, a UTC timestamp column that no later version of a record ever changes (an
+#: order's purchase date, copied onto each of its lines). Sources may filter a period on it
+#: BEFORE reducing to the latest state (`period_table`), which gives the same records as
+#: filtering after: the filter keeps or drops every version of a record together.
+#: tests/analysis/test_period_pushdown.py proves the identical results.
+FIXED_DATE_COLUMNS = {"orders": "purchase_date", "order_items": "purchase_date"}
+
+#: A marketplace-local day lies within this margin of the same UTC day (UTC-12 .. UTC+14).
+_LOCAL_DAY_MARGIN = dt.timedelta(days=1)
+
+
+def period_bounds(period: Period) -> tuple[dt.datetime, dt.datetime]:
+    """UTC [lo, hi) covering every instant whose marketplace-local day is in `period`."""
+    lo = dt.datetime.combine(period.start, dt.time(), dt.UTC) - _LOCAL_DAY_MARGIN
+    hi = dt.datetime.combine(period.end, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    return lo, hi + _LOCAL_DAY_MARGIN
+
+
 class ReportError(AmzigoError):
     """A report cannot be built (bad parameters, unknown tenant, refused dataset)."""
 
@@ -52,6 +73,14 @@ class TableSource(Protocol):
 
     def table(self, name: str) -> ir.Table:
         """The latest state of dataset `name` for the source's tenant."""
+
+
+def period_table(source: TableSource, name: str, period: Period) -> ir.Table:
+    """`source.period_table(name, period)` when the source offers it (the latest state of the
+    records whose fixed date may fall in `period`, computed over the period's versions only),
+    else `source.table(name)`. Callers still filter the exact period on the result."""
+    narrowed = getattr(source, "period_table", None)
+    return source.table(name) if narrowed is None else narrowed(name, period)
 
 
 class TenantSource:
@@ -99,6 +128,27 @@ class GatewayTableSource(TenantSource):
             self.backend.con.register(f"{name}_latest", data)
             self._tables[name] = self.backend.table(f"{name}_latest")
         return self._tables[name]
+
+    def period_table(self, name: str, period: Period) -> ir.Table:
+        """The latest state of the records of `name` whose fixed date may fall in `period`
+        (`FIXED_DATE_COLUMNS`; the gateway filters the versions below its window), else
+        `table(name)`."""
+        if name not in FIXED_DATE_COLUMNS:
+            return self.table(name)
+        key = f"{name}@{period.start.isoformat()}..{period.end.isoformat()}"
+        if key not in self._tables:
+            request = {
+                "op": "latest",
+                "dataset": name,
+                "purpose": self.purpose,
+                "start": period.start.isoformat(),
+                "end": period.end.isoformat(),
+            }
+            data = self.client.table(request)
+            view = f"{name}_latest_{period.start:%Y%m%d}_{period.end:%Y%m%d}"
+            self.backend.con.register(view, data)
+            self._tables[key] = self.backend.table(view)
+        return self._tables[key]
 
     def objected_orders(self) -> set[str]:
         """Orders of this tenant whose buyer objected (data-subject requests)."""

@@ -803,10 +803,27 @@ class GatewayServer(flight.FlightServerBase):
                 f"{grant.actor}'s token for {grant.tenant} does not cover purpose {purpose!r}"
             )
         reader.check(spec, purpose)
-        data = lake.scan(dataset, [grant.tenant]).latest(self._con)
+        data = lake.scan(dataset, [grant.tenant]).latest(self._con, _period_bounds(request))
         data = data.drop_columns([c for c in PARTITION_COLUMNS if c in data.column_names])
         reader.record(dataset, purpose, data.num_rows)
         return data
+
+
+def _period_bounds(request: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """Bounds for `latest` when the request names a period (`start`, `end`: ISO dates) and the
+    dataset has a fixed date column: only the versions that can fall in the period are reduced
+    to their latest state (the same records, issue 17). Other datasets: the whole latest state."""
+    from amzigo_lab.analysis.period import Period
+    from amzigo_lab.analysis.source import FIXED_DATE_COLUMNS, period_bounds
+
+    column = FIXED_DATE_COLUMNS.get(str(request.get("dataset", "")))
+    if column is None or request.get("start") is None or request.get("end") is None:
+        return None
+    try:
+        period = Period.parse(str(request["start"]), str(request["end"]))
+    except (ValueError, AmzigoError) as exc:
+        raise GatewayProtocolError(f"bad period for latest: {exc}") from None
+    return (column, *period_bounds(period))
 
 
 class TlsFront(flight.FlightServerBase):

@@ -33,16 +33,38 @@ if TYPE_CHECKING:
 _PARTITION_TYPES = {"tenant": pa.string(), "ingest_date": pa.date32(), "purge_date": pa.date32()}
 
 
-def latest_sql(spec: DatasetSpec, view: str) -> str:
+#: (column, lo, hi): only versions with lo <= column < hi (UTC timestamps) enter the
+#: latest-state window. Valid for a column no later version of a record changes (the caller
+#: decides which; see analysis/source.py FIXED_DATE_COLUMNS).
+Bounds = tuple[str, dt.datetime, dt.datetime]
+
+
+def _bounds_sql(bounds: Bounds | None) -> str:
+    if bounds is None:
+        return ""
+    column, lo, hi = bounds
+    edges = []
+    for value in (lo, hi):
+        if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+            raise ValueError("latest-state bounds must be timezone-aware datetimes")
+        edges.append(value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00"))
+    name = sql_name(column)
+    return (
+        f" WHERE \"{name}\" >= TIMESTAMPTZ '{edges[0]}' AND \"{name}\" < TIMESTAMPTZ '{edges[1]}'"
+    )
+
+
+def latest_sql(spec: DatasetSpec, view: str, bounds: Bounds | None = None) -> str:
     """The latest-state query over `view` (rows of `spec` with its partition columns): per
-    tenant and natural key, the row with the highest version, then the latest ingest date."""
+    tenant and natural key, the row with the highest version, then the latest ingest date.
+    `bounds` filters the versions first (below the window)."""
     order = [spec.version_column] if spec.version_column else []
     order = [f'"{sql_name(c)}" DESC NULLS LAST' for c in [*order, "ingest_date"]]
     # natural keys are unique per tenant, never across tenants
     keys = ", ".join(f'"{sql_name(k)}"' for k in ["tenant", *spec.natural_key])
     return (
-        f'SELECT * FROM "{sql_name(view)}" QUALIFY row_number() OVER (PARTITION BY '  # noqa: S608
-        f"{keys} ORDER BY {', '.join(order)}) = 1"
+        f'SELECT * FROM "{sql_name(view)}"{_bounds_sql(bounds)} QUALIFY '  # noqa: S608
+        f"row_number() OVER (PARTITION BY {keys} ORDER BY {', '.join(order)}) = 1"
     )
 
 
@@ -122,18 +144,23 @@ class Scan:
         """Read everything into one Arrow table."""
         return self.arrow_dataset().to_table()
 
-    def latest(self, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    def latest(
+        self, con: duckdb.DuckDBPyConnection | None = None, bounds: Bounds | None = None
+    ) -> pa.Table:
         """The latest state per natural key: the row with the highest version (then the latest
         ingest date) among every ingested version. Datasets without a natural key: all rows.
-        `con`: a DuckDB connection to run on (opening one costs about 10 ms)."""
-        if not self.spec.natural_key:
+        `con`: a DuckDB connection to run on (opening one costs about 10 ms). `bounds`: only
+        versions within them (for a column whose value never changes between versions)."""
+        if not self.spec.natural_key and bounds is None:
             return self.to_arrow()
         own = con is None
         db = duckdb.connect() if con is None else con
         view = f"_amzigo_versions_{uuid.uuid4().hex}"
         try:
             db.register(view, self.arrow_dataset())
-            return db.sql(latest_sql(self.spec, view)).to_arrow_table()
+            if not self.spec.natural_key:
+                return db.sql(f'SELECT * FROM "{view}"{_bounds_sql(bounds)}').to_arrow_table()  # noqa: S608
+            return db.sql(latest_sql(self.spec, view, bounds)).to_arrow_table()
         finally:
             if own:
                 db.close()

@@ -124,3 +124,38 @@ def test_latest_keeps_the_newest_version_per_tenant_and_key(lake: Lake) -> None:
         )
     }
     assert by_tenant == {("acme", "Canceled"), ("bluebird", "Shipped")}
+
+
+def test_latest_with_bounds_filters_versions_below_the_window(lake: Lake) -> None:
+    """Issue 17: bounds on a column that never changes between versions give the latest state
+    of exactly the records inside them (the newest version, not the one ingested in range)."""
+    import pyarrow.compute as pc
+
+    old = orders(3)
+    i = old.schema.get_field_index("purchase_date")
+    t0 = old.column(i)[0].as_py()
+    days = [t0 + dt.timedelta(days=k) for k in range(3)]
+    old = old.set_column(i, old.schema.field(i), pa.array(days, old.schema.field(i).type))
+    newer = old.set_column(
+        old.schema.get_field_index("last_update_date"),
+        "last_update_date",
+        pc.add(old.column("last_update_date"), pa.scalar(dt.timedelta(days=30))),
+    ).set_column(
+        old.schema.get_field_index("order_status"), "order_status", pa.array(["Canceled"] * 3)
+    )
+    lake.write("orders", "acme", DAYS[0], old, "v1")
+    lake.write("orders", "acme", DAYS[1], newer, "v2")
+    full = lake.scan("orders").latest()
+    purchased = sorted(full.column("purchase_date").to_pylist())
+    lo, hi = purchased[0], purchased[1]  # the first record only
+    part = lake.scan("orders").latest(bounds=("purchase_date", lo, hi))
+    assert part.num_rows == 1
+    assert part.column("order_status").to_pylist() == ["Canceled"]
+    assert (
+        lake.scan("orders")
+        .latest(bounds=("purchase_date", lo, purchased[-1] + dt.timedelta(1)))
+        .num_rows
+        == 3
+    )
+    with pytest.raises(ValueError, match="timezone-aware"):
+        lake.scan("orders").latest(bounds=("purchase_date", lo.replace(tzinfo=None), hi))
