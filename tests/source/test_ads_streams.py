@@ -74,6 +74,23 @@ def test_second_run_resumes_the_cursor_and_adds_only_what_changed(
     assert second.rows().get("ads_campaign_daily", 0) == 0
 
 
+def test_the_look_back_never_reaches_before_the_history_first_asked_for(
+    lake: Lake, settings: Settings, server: SandboxServer
+) -> None:
+    """A 7-day backfill, then a run from the cursor: the 14-day look-back stops at the first
+    day of the backfill (found by the ingest kill sweep: a re-run doubled the rows)."""
+    first = ingest(lake, settings, [ACME], ADS, server=server, backfill_days=7)
+    assert first.ok, [(r.stream, r.error) for r in first.results]
+    start = (TODAY - dt.timedelta(days=7)).isoformat()
+    assert lake.catalog.get_sync_state(ACME, "ads_campaigns")["start"][US] == start
+    days = lake.scan("ads_campaign_daily", tenants=[ACME]).latest().column("date")
+    again = ingest(lake, settings, [ACME], ADS, server=server, backfill_days=7)
+    assert again.ok, [(r.stream, r.error) for r in again.results]
+    after = lake.scan("ads_campaign_daily", tenants=[ACME]).latest().column("date")
+    assert min(after.to_pylist()).isoformat() == start == min(days.to_pylist()).isoformat()
+    assert len(after) == len(days)
+
+
 def test_restart_with_a_report_in_flight_resumes_it(
     settings: Settings, world: World, sandbox_state: Path
 ) -> None:

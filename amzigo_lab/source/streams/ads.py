@@ -226,12 +226,16 @@ class AdsReportStream:
         if sorted(cfg.get("columns") or []) != sorted(want["columns"]):
             raise ReportMismatch(f"report {rid} has other columns")
 
-    def _days(self, ctx: StreamContext, cursor: str | None) -> tuple[dt.date, dt.date] | None:
+    def _days(
+        self, ctx: StreamContext, cursor: str | None, history_start: str | None = None
+    ) -> tuple[dt.date, dt.date] | None:
         last = ctx.now.date() - dt.timedelta(days=1)
         if ctx.since is not None:
             first = ctx.since
         elif cursor:
             first = dt.date.fromisoformat(cursor) - dt.timedelta(days=LOOKBACK_DAYS - 1)
+            if history_start:  # the look-back never reaches before the history first asked for
+                first = max(first, dt.date.fromisoformat(history_start))
         else:
             first = ctx.now.date() - dt.timedelta(days=ctx.backfill_days)
         first = max(first, ctx.now.date() - dt.timedelta(days=AVAILABLE_DAYS))
@@ -311,6 +315,8 @@ class AdsReportStream:
         pending: dict[str, dict[str, Any]] = dict(state.get("pending") or {})
         cooldown: dict[str, str] = dict(state.get("cooldown") or {})
         cursors: dict[str, str] = dict(state.get("cursor") or {})
+        #: per marketplace, the first day of the history (backfill or --since) first asked for
+        starts: dict[str, str] = dict(state.get("start") or {})
         wall = ctx.scheduler.clock.monotonic
         scale = max(ctx.time_scale, 1e-9)
         poll_gap = POLL_INTERVAL / scale
@@ -334,7 +340,9 @@ class AdsReportStream:
                     result.events.get("marketplaces_without_profile", 0) + 1
                 )
                 continue
-            span = self._days(ctx, cursors.get(mp))
+            span = self._days(ctx, cursors.get(mp), starts.get(mp))
+            if span and mp not in starts:
+                starts[mp] = span[0].isoformat()
             for start, end in windows(*span) if span else []:
                 key = key_of(mp, start, end)
                 until = cooldown.get(key)
@@ -352,7 +360,7 @@ class AdsReportStream:
 
         def save() -> None:
             ctx.store.update_state(
-                ctx.tenant, self.name, {"pending": pending, "cooldown": cooldown}
+                ctx.tenant, self.name, {"pending": pending, "cooldown": cooldown, "start": starts}
             )
             ctx.emit(self.name, "reports_pending", len(pending))
 
@@ -498,7 +506,9 @@ class AdsReportStream:
             if dt.datetime.fromisoformat(v) > dt.datetime.now(dt.UTC)
         }
         ctx.store.update_state(
-            ctx.tenant, self.name, {"pending": pending, "cooldown": cooldown, "cursor": cursors}
+            ctx.tenant,
+            self.name,
+            {"pending": pending, "cooldown": cooldown, "cursor": cursors, "start": starts},
         )
 
 
