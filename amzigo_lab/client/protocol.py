@@ -133,6 +133,17 @@ HARDENED_SOCKET_BASES = (Path("/run/amzigo"), Path(tempfile.gettempdir()) / "amz
 SOCKET_NAME = "gateway.sock"
 
 
+def home_identity(home: Path) -> str:
+    """The identity of the folder at `home` now (device and inode): a home deleted and created
+    again at the same path is another home, whose keys an old gateway must never serve. ""
+    when it cannot be looked at (a hardened home seen by another user)."""
+    try:
+        st = os.stat(home)
+    except OSError:
+        return ""
+    return f"{st.st_dev}:{st.st_ino}"
+
+
 def home_digest(home: Path) -> str:
     """A short, stable name for a home (its resolved path's SHA-256, 20 hex digits)."""
     return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:20]

@@ -99,13 +99,18 @@ class GatewayClient:
         self.close()
 
 
-def _answers(address: str) -> bool:
+def _answers(address: str, home: Path | None = None) -> bool:
+    """Whether a gateway answers at `address` (for `home`: one serving this very folder, not
+    an earlier home deleted and created again at the same path, which exits by itself)."""
     try:
         with GatewayClient(address) as client:
-            client.health(timeout=2.0)
-        return True
+            health = client.health(timeout=2.0)
     except GatewayUnavailable:
         return False
+    if home is None:
+        return True
+    served, here = str(health.get("home_id") or ""), protocol.home_identity(home)
+    return not (served and here and served != here)
 
 
 def hardened(home: Path) -> bool:
@@ -128,7 +133,7 @@ def ensure_gateway(home: Path, *, timeout: float = START_TIMEOUT) -> str:
     $AMZIGO_GATEWAY_IDLE_EXIT seconds without requests) and this waits until it answers.
     """
     address = protocol.default_address(home)
-    if _answers(address):
+    if _answers(address, home):
         return address
     if os.environ.get(protocol.ADDRESS_ENV, "").strip():
         raise GatewayUnavailable(
@@ -163,13 +168,13 @@ def ensure_gateway(home: Path, *, timeout: float = START_TIMEOUT) -> str:
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _answers(address):
+        if _answers(address, home):
             return address
-        if proc.poll() is not None and proc.returncode != 0 and not _answers(address):
+        if proc.poll() is not None and proc.returncode != 0 and not _answers(address, home):
             # lost a start race (another gateway holds the lock) or failed: keep polling a
             # little for the winner, else report the log's last line
             time.sleep(0.2)
-            if _answers(address):
+            if _answers(address, home):
                 return address
             if proc.returncode != 3:  # 3 = another gateway holds the lock
                 raise GatewayUnavailable(

@@ -196,8 +196,8 @@ def serve(
             if idle_exit and now - server.last_request > idle_exit:
                 log.info("idle_exit", extra={"fields": {"idle_s": idle_exit}})
                 break
-            if on_demand and not home.exists():
-                log.info("home_gone", extra={"fields": {}})
+            if on_demand and protocol.home_identity(home) != server.home_id:
+                log.info("home_gone", extra={"fields": {}})  # deleted, or replaced by another
                 break
             server.tick_alerts()  # cheap unless due (interval, security event, retry)
             if now - last_reap > REAP_EVERY:

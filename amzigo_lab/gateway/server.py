@@ -124,6 +124,9 @@ class GatewayServer(flight.FlightServerBase):
         self._incidents = self._work.submit(lambda: IncidentStore(self._gov)).result()
         self._alerts = self._alert_pipeline()
         self.started = time.monotonic()
+        #: the folder this gateway opened (protocol.home_identity): clients ignore a gateway
+        #: whose home was deleted and created again at the same path
+        self.home_id = protocol.home_identity(settings.home)
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
         super().__init__(location, middleware={"auth": _BearerFactory()})
@@ -301,6 +304,7 @@ class GatewayServer(flight.FlightServerBase):
             "ready": not self.stopping.is_set(),
             "pid": os.getpid(),
             "home": str(self.settings.home),
+            "home_id": self.home_id,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "sessions": len(self._handles),
             "service_tokens": len(self._tokens),

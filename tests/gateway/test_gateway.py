@@ -311,3 +311,40 @@ def test_gateway_source_reports_are_identical_with_period_tables(
             _same_report(
                 build_sales_report(fast, scope), build_sales_report(FullHistory(slow), scope)
             )
+
+
+def test_a_home_created_again_at_the_same_path_never_reaches_the_old_gateway(
+    tmp_path: Path,
+) -> None:
+    """A long home path puts the socket outside the home (/tmp), where it outlives the home: a
+    home deleted and initialised again at that path must get its own gateway, and the old one
+    (holding the old home's keys) exits by itself."""
+    import shutil
+
+    from amzigo_lab.config import load_settings
+    from amzigo_lab.events import MemorySink
+    from amzigo_lab.home import init_home
+
+    home = tmp_path / ("x" * 80) / "home"
+    assert len(str(protocol.runtime_dir(home) / protocol.SOCKET_NAME)) > 104  # socket in /tmp
+    init_home(load_settings(home, env={}), audit=MemorySink()).close()
+    address = ensure_gateway(home)
+    with GatewayClient(address) as client:
+        old = client.health()
+    shutil.rmtree(home)
+    init_home(load_settings(home, env={}), audit=MemorySink()).close()
+    assert protocol.home_identity(home) != old["home_id"]
+    again = ensure_gateway(home)
+    with GatewayClient(again) as client:
+        new = client.health()
+    assert new["home_id"] == protocol.home_identity(home) and new["pid"] != old["pid"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the old gateway noticed its home is gone
+        status = Path(f"/proc/{old['pid']}/status")
+        if not status.exists() or "\nState:\tZ" in status.read_text():  # gone (or a zombie:
+            break  # ensure_gateway started it from this process and never waits for it)
+        time.sleep(0.1)
+    else:
+        pytest.fail("the gateway of the deleted home is still running")
+    with GatewayClient(again, operator_token(home)) as client:
+        client.action(protocol.SHUTDOWN, {})
