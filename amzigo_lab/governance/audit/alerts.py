@@ -232,6 +232,20 @@ class PiiOutsidePurpose:
         return alerts
 
 
+def _each_event(
+    name: str,
+    actions: tuple[str, ...],
+    events: Sequence[AuditEvent],
+    detail: Callable[[AuditEvent], str],
+) -> list[Alert]:
+    """One alert per event whose action is in `actions`, in time order."""
+    return [
+        Alert(name, ev.actor, ev.time, detail(ev), (ev.event_id,))
+        for ev in _by_time(events)
+        if ev.action in actions
+    ]
+
+
 @dataclass
 class PolicyChanged:
     """Every change of the access policy (a new digest in force)."""
@@ -241,13 +255,9 @@ class PolicyChanged:
 
     def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
         """One alert per `policy.changed` event; the detail names both digests."""
-        return [
-            Alert(
-                self.name, ev.actor, ev.time, f"access policy changed: {ev.reason}", (ev.event_id,)
-            )
-            for ev in _by_time(events)
-            if ev.action in self.actions
-        ]
+        return _each_event(
+            self.name, self.actions, events, lambda ev: f"access policy changed: {ev.reason}"
+        )
 
 
 def _subject(ev: AuditEvent) -> str:
@@ -347,11 +357,9 @@ class ScheduledJobFailed:
 
     def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
         """One alert per failed or missed scheduled run (names the job, status, exit code)."""
-        return [
-            Alert(self.name, ev.actor, ev.time, f"{ev.resource}: {ev.reason}", (ev.event_id,))
-            for ev in _by_time(events)
-            if ev.action in self.actions
-        ]
+        return _each_event(
+            self.name, self.actions, events, lambda ev: f"{ev.resource}: {ev.reason}"
+        )
 
 
 @dataclass
@@ -363,17 +371,12 @@ class BreakGlassUsed:
 
     def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
         """One alert per break-glass event; the detail names the command and the reason."""
-        return [
-            Alert(
-                self.name,
-                ev.actor,
-                ev.time,
-                f"break-glass {ev.resource}: {ev.reason or '(no reason)'}",
-                (ev.event_id,),
-            )
-            for ev in _by_time(events)
-            if ev.action in self.actions
-        ]
+        return _each_event(
+            self.name,
+            self.actions,
+            events,
+            lambda ev: f"break-glass {ev.resource}: {ev.reason or '(no reason)'}",
+        )
 
 
 @dataclass
@@ -387,17 +390,12 @@ class AccountHealthBreach:
 
     def evaluate(self, events: Sequence[AuditEvent]) -> list[Alert]:
         """One alert per breach event; the detail names the tenant and the breach."""
-        return [
-            Alert(
-                self.name,
-                ev.actor,
-                ev.time,
-                f"tenant {ev.tenant or '?'}: {ev.reason or ev.resource}",
-                (ev.event_id,),
-            )
-            for ev in _by_time(events)
-            if ev.action in self.actions
-        ]
+        return _each_event(
+            self.name,
+            self.actions,
+            events,
+            lambda ev: f"tenant {ev.tenant or '?'}: {ev.reason or ev.resource}",
+        )
 
 
 def evaluate(events: Sequence[AuditEvent], rules: Iterable[Rule]) -> list[Alert]:

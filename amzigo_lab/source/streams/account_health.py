@@ -47,6 +47,7 @@ from amzigo_lab.source.streams.sales_traffic import (
     POLL_INTERVAL,
     ReportMismatch,
     _job,
+    poll_report,
 )
 
 REPORT_TYPE = "GET_V2_SELLER_PERFORMANCE_REPORT"
@@ -401,21 +402,10 @@ class AccountHealthStream:
                 if next_poll.get(mp, 0.0) > wall():
                     continue
                 report_id, request = job["report_id"], job["request"]
-                client = ctx.client(Reports, mp)
-                try:
-                    report = ctx.call(
-                        "getReport", lambda c=client, r=report_id: c.get_report(r)
-                    ).payload
-                    check_report(report, request)
-                except ReportMismatch as exc:
+                report, why = poll_report(ctx, mp, job, check_report)
+                if report is None:
                     progressed = True
-                    discard(mp, str(exc))
-                    continue
-                except Exception as exc:
-                    if _status(exc) != 404:
-                        raise
-                    progressed = True
-                    discard(mp, f"report {report_id} not found")
+                    discard(mp, why)
                     continue
                 status = report.get("processingStatus")
                 if status in ("IN_QUEUE", "IN_PROGRESS"):
@@ -425,6 +415,7 @@ class AccountHealthStream:
                 last_progress = wall()
                 if status == "DONE":
                     collector = Collector(ctx, self.name, result)
+                    client = ctx.client(Reports, mp)
                     document_id = report.get("reportDocumentId")
                     try:
                         text = ctx.call(

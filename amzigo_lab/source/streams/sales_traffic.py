@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from amzigo_lab.source.client import MalformedResponse, SourceError, download_document
@@ -74,6 +75,31 @@ def _request_day(request: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(dt.date.fromisoformat(request["dataStartTime"]), dt.time(), dt.UTC)
     end = dt.datetime.combine(dt.date.fromisoformat(request["dataEndTime"]), dt.time(), dt.UTC)
     return start, end + _DAY - dt.timedelta(seconds=1)
+
+
+def poll_report(
+    ctx: StreamContext,
+    marketplace_id: str,
+    job: dict[str, Any],
+    check: Callable[[dict[str, Any], dict[str, Any]], None],
+) -> tuple[dict[str, Any] | None, str]:
+    """getReport for a pending job, checked by `check` against the job's request: (the
+    report, "") or (None, why it must be discarded and requested again: another report
+    behind the id, or one Amazon no longer has (retention, another sandbox))."""
+    from sp_api.api import Reports
+
+    report_id = job["report_id"]
+    client = ctx.client(Reports, marketplace_id)
+    try:
+        report = ctx.call("getReport", lambda: client.get_report(report_id)).payload
+        check(report, job["request"])
+    except ReportMismatch as exc:
+        return None, str(exc)
+    except Exception as exc:
+        if _status(exc) != 404:
+            raise
+        return None, f"report {report_id} not found"
+    return report, ""
 
 
 def check_report(report: dict[str, Any], request: dict[str, Any]) -> None:
@@ -294,21 +320,10 @@ class SalesTrafficStream:
                     continue
                 mp, day_text = key.split("|")
                 report_id, request = job["report_id"], job["request"]
-                client = ctx.client(Reports, mp)
-                try:
-                    report = ctx.call(
-                        "getReport", lambda c=client, r=report_id: c.get_report(r)
-                    ).payload
-                    check_report(report, request)
-                except ReportMismatch as exc:
+                report, why = poll_report(ctx, mp, job, check_report)
+                if report is None:
                     progressed = True
-                    discard(key, str(exc))
-                    continue
-                except Exception as exc:
-                    if _status(exc) != 404:
-                        raise
-                    progressed = True  # Amazon no longer has it (retention, another sandbox)
-                    discard(key, f"report {report_id} not found")
+                    discard(key, why)
                     continue
                 status = report.get("processingStatus")
                 if status in ("IN_QUEUE", "IN_PROGRESS"):
@@ -316,6 +331,7 @@ class SalesTrafficStream:
                     continue
                 progressed = True
                 if status == "DONE":
+                    client = ctx.client(Reports, mp)
                     document_id = report.get("reportDocumentId")
                     try:
                         text = ctx.call(
