@@ -186,6 +186,15 @@ def test_sigkill_sweep_of_ingest_ends_with_the_rows_of_an_uninterrupted_run(
     baseline_summary = _run_to_completion(server, fresh)
     span = time.monotonic() - t0
     baseline = _figures(fresh)
+    # the first run warms caches (a quiet machine then runs the next ones faster, and kills
+    # timed on the first would land after the end): the span is the shorter of two runs
+    warm = tmp_path / "warm"
+    shutil.copytree(template, warm, symlinks=True)
+    t0 = time.monotonic()
+    _run_to_completion(server, warm)
+    span = min(span, time.monotonic() - t0)
+    assert _figures(warm) == baseline  # two uninterrupted runs agree
+    shutil.rmtree(warm, ignore_errors=True)
     assert {k[1] for k in baseline if k[0] == "rows"} == set(baseline_summary["rows"])
     assert {k[1:] for k in baseline if k[0] == "sales_traffic_by_date"} == {
         ("ATVPDKIKX0DER", "USD"),
