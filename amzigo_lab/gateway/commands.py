@@ -131,13 +131,13 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
     # -- people and the audit log --------------------------------------------------------------
     def users_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
-        from amzigo_lab.governance.admin import review_rows
+        from amzigo_lab.governance.access_review import review_rows
 
         right(token, body, protocol.USERS_LIST, "access_review")
         return {"users": review_rows(gov)}
 
     def access_review(token: str, body: dict[str, Any]) -> dict[str, Any]:
-        from amzigo_lab.governance.admin import write_access_review
+        from amzigo_lab.governance.access_review import write_access_review
 
         actor = right(token, body, protocol.ACCESS_REVIEW, "access_review")
         today = _date(body, "today") or dt.date.today()
@@ -197,7 +197,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         }
 
     def credentials_list(token: str, body: dict[str, Any]) -> dict[str, Any]:
-        from amzigo_lab.governance.admin import WARN_AGE_DAYS, list_credentials
+        from amzigo_lab.governance.spapi_credentials import WARN_AGE_DAYS, list_credentials
 
         right(token, body, protocol.CREDENTIALS_LIST, "manage_users")
         items = list_credentials(gov, dt.datetime.now(dt.UTC))
@@ -211,7 +211,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         }  # fmt: skip
 
     def credentials_set(token: str, body: dict[str, Any]) -> dict[str, Any]:
-        from amzigo_lab.governance.admin import set_credentials
+        from amzigo_lab.governance.spapi_credentials import set_credentials
 
         actor = right(token, body, protocol.CREDENTIALS_SET, "manage_users")
         values = body.get("values") or {}

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from amzigo_lab.cli import main
 from amzigo_lab.compliance.ropa import build_ropa, installation_facts, render_html
-from amzigo_lab.governance.admin import review_rows, write_access_review
+from amzigo_lab.governance.access_review import review_rows, write_access_review
 from amzigo_lab.governance.policy import load_policy
 from amzigo_lab.home import open_lake
 from tests.governance.gov_fixtures import BUYERS_PER_TENANT, USERS, World, build_world

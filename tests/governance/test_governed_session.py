@@ -11,7 +11,7 @@ import pytest
 import amzigo_lab
 from amzigo_lab.client.workbench import Workbench
 from amzigo_lab.errors import AccessDenied
-from amzigo_lab.governance.admin import run_alerts
+from amzigo_lab.governance.alerting import collect_alerts
 from amzigo_lab.governance.policy import Policy, Principal
 from tests.governance.gov_fixtures import (
     BUYERS_PER_TENANT,
@@ -264,7 +264,7 @@ def test_no_buyer_pii_in_audit_log_alerts_or_errors(world: World) -> None:
     messages.append(str(info.value))
     with world.governance() as gov:
         events = gov.audit_log.search()
-        alerts = run_alerts(gov)
+        alerts = collect_alerts(gov)
         text = "\n".join(repr(e.to_dict()) for e in events)
         alert_text = "\n".join(a.to_json() for a in alerts)
     raw = b"".join(
@@ -287,5 +287,5 @@ def test_repeated_denials_raise_an_alert(world: World) -> None:
         with pytest.raises(AccessDenied):
             wb.table("order_buyers")
     with world.governance() as gov:
-        alerts = run_alerts(gov)
+        alerts = collect_alerts(gov)
     assert any(a.rule == "repeated_denials" and a.actor == "sam" for a in alerts)

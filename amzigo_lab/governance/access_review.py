@@ -1,22 +1,16 @@
-"""Administrative services behind the CLI: access review files, SP-API credentials, alerts."""
+"""The access review: per user, what they can read under the current policy and what they
+actually read (from the audit stream), with the reviewer's flags; written as CSV and HTML."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import html
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amzigo_lab.errors import ConfigError
-from amzigo_lab.governance import alerting
-from amzigo_lab.governance.audit import Alert, Rule, Sink, sink_name
 from amzigo_lab.governance.context import Governance
-from amzigo_lab.names import tenant_id
-
-# -- access review ----------------------------------------------------------------------------
 
 REVIEW_COLUMNS = (
     "user", "roles", "tenant", "grants", "status", "last_login", "password_age_days",
@@ -197,130 +191,3 @@ class _private:
 
     def __exit__(self, *exc: object) -> None:
         self._fh.close()
-
-
-# -- SP-API credentials -----------------------------------------------------------------------
-
-WARN_AGE_DAYS = 365
-
-
-def credential_names(tenant: str | None) -> dict[str, str]:
-    """Field -> catalog secret name, matching what the ingestion client reads."""
-    from amzigo_lab.source.client import (
-        SECRET_CLIENT_ID,
-        SECRET_CLIENT_SECRET,
-        SECRET_REFRESH_PREFIX,
-    )
-
-    names = {"client_id": SECRET_CLIENT_ID, "client_secret": SECRET_CLIENT_SECRET}
-    if tenant is not None:
-        names["refresh_token"] = SECRET_REFRESH_PREFIX + tenant_id(tenant)
-    return names
-
-
-def set_credentials(
-    gov: Governance, tenant: str | None, values: Mapping[str, str], actor: str
-) -> list[str]:
-    """Store the given credential fields encrypted in the catalog; audit each; return names.
-
-    Connects the home to Amazon for good (source/mode.py): refused on a sandbox home, whose
-    lake holds synthetic data."""
-    from amzigo_lab.source.mode import mark_amazon, require_not_sandbox
-
-    require_not_sandbox(gov.lake)
-    names = credential_names(tenant)
-    existing = {n for n, _c, _r in gov.lake.secret_names()}
-    stored = []
-    for field, value in values.items():
-        if field not in names:
-            raise ConfigError(f"unknown credential field {field!r}; use {', '.join(names)}")
-        if field == "refresh_token" and tenant is None:
-            raise ConfigError("a refresh token belongs to a tenant: add --tenant")
-        name = names[field]
-        gov.lake.put_secret(name, value.encode("utf-8"))
-        rotated = name in existing
-        gov.emit(
-            "credentials.rotated" if rotated else "credentials.set",
-            actor=actor,
-            resource=f"secret:{name}",
-            tenant=tenant or "",
-            reason="replaced" if rotated else "created",
-        )
-        stored.append(name)
-    if stored:
-        mark_amazon(gov.lake)
-    return stored
-
-
-@dataclass(frozen=True)
-class CredentialAge:
-    """Name and age of a stored SP-API credential (never its value)."""
-
-    name: str
-    created_at: str
-    rotated_at: str
-    age_days: int
-
-    @property
-    def stale(self) -> bool:
-        """Older than the yearly rotation rule."""
-        return self.age_days >= WARN_AGE_DAYS
-
-
-def list_credentials(gov: Governance, now: dt.datetime) -> list[CredentialAge]:
-    """Stored SP-API credentials and their ages since the last rotation."""
-    out = []
-    for name, created, rotated in gov.lake.secret_names():
-        if not name.startswith("spapi."):
-            continue
-        when = dt.datetime.fromisoformat(rotated)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        out.append(CredentialAge(name, created, rotated, (now - when).days))
-    return out
-
-
-# -- alerts -----------------------------------------------------------------------------------
-# The pipeline lives in `amzigo_lab.governance.alerting`; these names stay for callers.
-
-
-def alert_rules(gov: Governance) -> tuple[list[Rule], list[Sink]]:
-    """Rules with thresholds from `[alerts]` in config.toml, and the configured sinks."""
-    return alerting.alert_rules(gov)
-
-
-def run_alerts(gov: Governance, since: dt.datetime | None = None) -> list[Alert]:
-    """Evaluate every rule over the audit stream and a fresh verification (never raises for a
-    damaged log: that is an alert)."""
-    return alerting.collect_alerts(gov, since)
-
-
-def new_alerts(gov: Governance, alerts: Sequence[Alert]) -> list[Alert]:
-    """Alerts some configured sink has not taken yet (per alert id and sink)."""
-    _rules, sinks = alerting.alert_rules(gov)
-    names = [sink_name(s) for s in sinks]
-    legacy = gov.grants.get_meta("alerts_sent_until") or ""
-    ledger = alerting.DeliveryLedger.of(gov)
-    try:
-        return [
-            a
-            for a in alerts
-            if not (legacy and a.time <= legacy) and not ledger.is_delivered(a.alert_id, names)
-        ]
-    finally:
-        ledger.close()
-
-
-def mark_sent(gov: Governance, alerts: Sequence[Alert]) -> None:
-    """Record `alerts` as delivered to every configured sink."""
-    _rules, sinks = alerting.alert_rules(gov)
-    names = [sink_name(s) for s in sinks]
-    now = dt.datetime.now(dt.UTC)
-    ledger = alerting.DeliveryLedger.of(gov)
-    try:
-        ledger.add(alerts, names, now)
-        for a in alerts:
-            for n in names:
-                ledger.delivered(a.alert_id, n, now)
-    finally:
-        ledger.close()
