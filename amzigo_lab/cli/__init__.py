@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from amzigo_lab.cli.audit import audit_verify
+from amzigo_lab.cli.audit_client import audit_group
 from amzigo_lab.cli.campaign import campaign_group
 from amzigo_lab.cli.compliance import COMMANDS as COMPLIANCE_COMMANDS
 from amzigo_lab.cli.compliance_client import COMMANDS as COMPLIANCE_CLIENT_COMMANDS
@@ -14,7 +15,6 @@ from amzigo_lab.cli.demo import demo_cmd
 from amzigo_lab.cli.dsr import dsr_group
 from amzigo_lab.cli.gateway import gateway_group
 from amzigo_lab.cli.governance import COMMANDS as GOVERNANCE_COMMANDS
-from amzigo_lab.cli.governance import audit_group
 from amzigo_lab.cli.incident import incident_group
 from amzigo_lab.cli.ingest import COMMANDS as INGEST_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group

@@ -5,7 +5,7 @@ segments, checkpoints and anchor read-only with the home's audit key, and must r
 truncated or rolled-back log even when the gateway could not open it (a gateway starting on
 demand would also append to and checkpoint the very log being checked). `--record` appends the
 outcome as an `audit.verified` event. `amzigo audit search` is a gateway client
-(`amzigo_lab.cli.governance`).
+(`amzigo_lab.cli.audit_client`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""Shared CLI plumbing: the home option, opening the lake, errors as clean messages, JSON output."""
+"""Shared CLI plumbing: the home option, opening the lake, errors as clean messages, JSON output,
+passwords from stdin or a prompt, private (0600) files."""
 
 from __future__ import annotations
 
 import errno
 import functools
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -147,3 +150,20 @@ def human_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` with mode 0600 (refusing a symlink there)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags, 0o600), "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # an existing file would keep its old mode otherwise
+        fh.write(data)
+    return path
+
+
+def read_password(password_stdin: bool, confirm: bool) -> str:
+    """A password from the next line of stdin, or a hidden prompt (twice when `confirm`)."""
+    if password_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=confirm, err=True))
