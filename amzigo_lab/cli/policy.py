@@ -137,6 +137,7 @@ def change_cmd(
 
     Example:
 
+    \b
         amzigo policy change --summary "analysts lose review_requests" \\
             --effective 2026-12-01 ./policy.toml
     """

@@ -182,7 +182,7 @@ class PolicyLog:
         }
         body["signature"] = base64.b64encode(self.key().sign(canonical(body))).decode()
         line = json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode())
             os.fsync(fd)
