@@ -59,9 +59,8 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
         report = policy_log.gov_log(gov).verify(signing_key(gov.lake).public_key(), gov.policy)
         gov.emit(
-            protocol.POLICY_VERIFY, actor=actor, resource="policy",
-            decision="allow" if report["ok"] else "deny",
-            reason="intact" if report["ok"] else "; ".join(report["problems"])[:480],
+            protocol.POLICY_VERIFY, actor=actor, resource="policy",  # info: not a refusal
+            reason="intact" if report["ok"] else ("FAILED: " + "; ".join(report["problems"]))[:480],
         )  # fmt: skip
         return report
 
