@@ -129,7 +129,6 @@ class GatewayServer(flight.FlightServerBase):
         self.home_id = protocol.home_identity(settings.home)
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
-        super().__init__(location, middleware={"auth": _BearerFactory()})
         self._actions: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
             protocol.LOGIN: self._login,
             protocol.LOGIN_CHANGE_PASSWORD: self._login_change_password,
@@ -162,6 +161,10 @@ class GatewayServer(flight.FlightServerBase):
         self._actions.update(handlers(self))  # the CLI's client commands
         self._actions.update(incident_handlers(self))  # amzigo incident ...
         self._actions.update(policy_handlers(self))  # amzigo policy ...
+        # Listen only now: the Flight server answers as soon as it is constructed, and a client
+        # that saw a healthy gateway must find every action (not "unknown action" while the
+        # action modules above are still being imported).
+        super().__init__(location, middleware={"auth": _BearerFactory()})
 
     # -- plumbing ------------------------------------------------------------------------------
     def _on_home(self, fn: Callable[[], T], what: str) -> T:
