@@ -14,7 +14,9 @@ change log was introduced, summary "initial policy"; `change`: `amzigo policy ch
 `initial`, the content and its `sha256`, `prev` (the SHA-256 of the previous entry as written)
 and an Ed25519 `signature` over the rest, made with the home's certificate-signing key (the
 key that signs destruction certificates and evidence bundles). The head (version and entry
-hash) is also kept in the grants database, so dropping the last entry is detected too.
+hash) is also kept in the grants database, so dropping the last entry is detected too; while
+the log does not end at that head (entries dropped, the file deleted or replaced) nothing is
+appended to it and a deleted log is not re-created: restore it from backup.
 
 A change needs a non-empty summary and an effective date no later than today (the new content
 is enforced the moment it is recorded, so a future date would be false) and no earlier than
@@ -191,11 +193,25 @@ class PolicyLog:
         self.grants.set_meta(HEAD_META, f"{body['version']}:{entry_hash(body)}")
         return body
 
+    def _check_head(self, entries: list[dict[str, Any]]) -> None:
+        """Refuse to write to a log that no longer ends at its recorded head (entries dropped
+        or the file deleted): appending would hide that. Nothing is changed."""
+        anchor = self.grants.get_meta(HEAD_META)
+        expected = f"{len(entries)}:{entry_hash(entries[-1])}" if entries else None
+        if anchor != expected:
+            raise PolicyChangeRefused(
+                f"the policy change log {self.path} does not end at its recorded head (version "
+                f"{(anchor or '0').split(':')[0]}; the file has {len(entries)}): entries were "
+                "dropped or the file replaced. Run `amzigo policy verify` and restore "
+                "policy-log.jsonl from backup; nothing changed"
+            )
+
     def ensure_initial(self, policy: Policy, *, origin: str) -> dict[str, Any] | None:
-        """Record `policy` as version 1 ("initial policy") if the log is empty; the new entry,
-        or None when there already is one."""
+        """Record `policy` as version 1 ("initial policy") if the home never had a change log;
+        the new entry, or None when there is one (or was: a deleted log is not re-created, so
+        verify keeps reporting it)."""
         with self._locked():
-            if self.lines():
+            if self.lines() or self.grants.get_meta(HEAD_META) is not None:
                 return None
             today = self.clock().astimezone(dt.UTC).date()
             return self._append(
@@ -226,6 +242,7 @@ class PolicyLog:
         content = content_of(policy)
         with self._locked():
             entries = self.entries()
+            self._check_head(entries)
             today = self.clock().astimezone(dt.UTC).date()
             if effective > today:
                 raise PolicyChangeRefused(
@@ -339,6 +356,8 @@ def record_at_init(lake: Lake) -> None:
     from amzigo_lab.governance.grants import GrantStore
 
     home = lake.settings.home
+    if (home / LOG_FILE).exists():  # re-running init (maybe as root) touches nothing here
+        return
     origin = "upgrade" if (home / "identity.sqlite").exists() else "init"
     grants = GrantStore(home / GRANTS_DB)
     try:
@@ -353,7 +372,7 @@ def record_current(gov: Governance, policy: Policy) -> None:
     from amzigo_lab.errors import AmzigoError
 
     log = gov_log(gov)
-    if log.path.exists():
+    if log.path.exists() or gov.grants.get_meta(HEAD_META) is not None:
         return
     try:
         entry = log.ensure_initial(policy, origin="upgrade")

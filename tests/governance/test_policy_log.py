@@ -197,7 +197,9 @@ def test_a_change_is_logged_signed_in_force_and_verifies_and_users_see_it_once(
     assert "Data policy in force: version 2" in (out / "ropa.html").read_text()
 
 
-def test_tampering_with_the_log_fails_verification(home: Home) -> None:
+def test_tampering_with_the_log_fails_verification(home: Home, tmp_path: Path) -> None:
+    policy_file = tmp_path / "next.toml"
+    policy_file.write_text(Policy.default().text + "\n# next\n", encoding="utf-8")
     path = home.path / LOG_FILE
     original = path.read_text()
     lines = original.splitlines(keepends=True)
@@ -219,6 +221,17 @@ def test_tampering_with_the_log_fails_verification(home: Home) -> None:
         path.write_text(lines[0])  # drop the newest entry
         found = problems()
         assert any("recorded head" in p for p in found), found
+        # ... and nothing can be appended to hide it
+        res = change(home, "cora", policy_file, "after the drop")
+        assert res.exit_code != 0 and "does not end at its recorded head" in res.output
+        assert path.read_text() == lines[0]
+
+        path.unlink()  # delete the log: it is not re-created as a fresh version 1
+        with home.gov() as gov:
+            assert gov_log(gov).entries() == []
+        assert not path.exists()
+        found = problems()
+        assert any("recorded head is 2" in p for p in found), found
 
         path.write_text(lines[1])  # drop the first entry
         found = problems()
@@ -242,9 +255,12 @@ def test_tampering_with_the_log_fails_verification(home: Home) -> None:
 
 
 def test_an_existing_home_records_its_policy_as_initial_on_upgrade(tmp_path: Path) -> None:
+    from amzigo_lab.datasets import REGISTRY
+    from amzigo_lab.lake.store import Lake
+
     settings = load_settings(tmp_path / "old", env={})
-    init_home(settings).close()
-    (settings.home / LOG_FILE).unlink()  # as a home created before the change log existed
+    Lake.init(settings, REGISTRY).close()  # a home from before the change log: no log, no head
+    assert not (settings.home / LOG_FILE).exists()
     with Governance.open(settings, hasher=cheap_hasher()) as gov:
         [entry] = gov_log(gov).entries()
         assert entry["origin"] == "upgrade" and entry["initial"] is True
