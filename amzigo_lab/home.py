@@ -34,6 +34,9 @@ def init_home(settings: Settings, *, sandbox: bool = False, **kwargs: Any) -> La
         from amzigo_lab.compliance.certificates import signing_key
 
         signing_key(lake)  # created here, with the master key; later commands only load it
+        from amzigo_lab.governance.policy_log import record_at_init
+
+        record_at_init(lake)  # the policy in force is version 1 of the change log
         cfg = settings.home / "config.toml"
         if not cfg.exists() and not cfg.is_symlink():
             tmp = cfg.with_name("config.toml.tmp")

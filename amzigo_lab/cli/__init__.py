@@ -19,6 +19,7 @@ from amzigo_lab.cli.incident import incident_group
 from amzigo_lab.cli.ingest import COMMANDS as INGEST_COMMANDS
 from amzigo_lab.cli.lake import doctor_cmd, init_cmd, keys_group
 from amzigo_lab.cli.lake_client import lake_group
+from amzigo_lab.cli.policy import policy_group
 from amzigo_lab.cli.report import report_cmd
 from amzigo_lab.cli.schedule import schedule_cmd
 from amzigo_lab.cli.serve import dashboard_cmd, lab_cmd
@@ -79,6 +80,7 @@ for command in (*COMPLIANCE_COMMANDS, *COMPLIANCE_CLIENT_COMMANDS, dsr_group):
     main.add_command(command)
 main.add_command(gateway_group)
 main.add_command(incident_group)
+main.add_command(policy_group)
 main.add_command(config_group)
 main.add_command(costs_group)
 main.add_command(dashboard_cmd)

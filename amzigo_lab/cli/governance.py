@@ -68,6 +68,10 @@ def login_cmd(name: str, password_stdin: bool, code: str | None, home: str | Non
     days, warn = session.password_days, session.password_warn
     if warn and days is not None:
         err_console.print(f"warning: your password expires in {days} day(s); change it soon")
+    from amzigo_lab.cli.policy import notice_lines  # data policy 7: users are notified
+
+    for line in notice_lines(session.policy):
+        click.echo(line, err=True)  # stderr: stdout is for eval
     click.echo(f"export {SESSION_ENV}={session.token}")
 
 

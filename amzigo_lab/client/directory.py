@@ -27,6 +27,9 @@ class LoginSession:
     session_id: str
     password_days: int | None = None  # days until the password expires (login answers only)
     password_warn: bool = False
+    #: login answers only: {"version", "effective", "unread": [{version, effective, summary,
+    #: by, ...}]}, the data-policy version in force and the changes this user had not seen
+    policy: dict[str, Any] | None = None
 
     @classmethod
     def from_answer(cls, token: str, answer: dict[str, Any]) -> LoginSession:
@@ -39,6 +42,7 @@ class LoginSession:
             session_id=str(answer.get("session_id", "")),
             password_days=answer.get("password_days"),
             password_warn=answer.get("password_warn") is True,
+            policy=answer.get("policy") if isinstance(answer.get("policy"), dict) else None,
         )
 
 

@@ -100,6 +100,11 @@ INCIDENT_EVIDENCE = "incident.evidence"
 INCIDENT_CUSTODY = "incident.custody"
 INCIDENT_NOTIFY_DRAFT = "incident.notify_draft"
 INCIDENT_NOTIFIED = "incident.notified"
+#: The data-policy change log (`amzigo policy ...`; amzigo_lab.gateway.policy_actions).
+POLICY_LOG = "policy.log"
+POLICY_DIFF = "policy.diff"
+POLICY_CHANGE = "policy.change"
+POLICY_VERIFY = "policy.verify"
 #: What a gateway in an incident's deny-all mode still answers (plus every incident.* action).
 DENY_ALL_ALLOWED = frozenset(
     {LOGIN, LOGIN_CHANGE_PASSWORD, SESSION_CHECK, SESSION_END, AUDIT_SEARCH, ALERTS_RUN,
@@ -110,7 +115,7 @@ DENY_ALL_ALLOWED = frozenset(
 READ_ONLY_REFUSED = frozenset(
     {USERS_ADD, USERS_GRANT, USERS_ENABLE, USERS_PASSWD, CREDENTIALS_SET, NOTICE_DELETE,
      DSR_ERASE, DSR_RECTIFY, DSR_OBJECT, OUTPUTS_REGISTER, SERVICE_MINT, COSTS_IMPORT,
-     "certificate.validate"}
+     "certificate.validate", POLICY_CHANGE}
 )  # fmt: skip
 #: The audit action of a break-glass use (an alert rule fires on it).
 BREAK_GLASS = "admin.break_glass"

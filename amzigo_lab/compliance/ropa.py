@@ -111,8 +111,13 @@ def _audit_records(checkpoint_dir: Path) -> int | None:
     return None if latest is None else latest.tree_size - latest.anchor_seq
 
 
-def installation_facts(lake: Lake, policy: Policy | None = None) -> dict[str, Any]:
-    """What this home holds and where (counts only, never a value): the ROPA's facts."""
+def installation_facts(
+    lake: Lake, policy: Policy | None = None, policy_version: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What this home holds and where (counts only, never a value): the ROPA's facts.
+
+    `policy_version` is the change-log entry in force (amzigo_lab.governance.policy_log:
+    version, effective date, summary, content digest); the record names it."""
     from amzigo_lab.compliance.common import exports_root, reports_root
     from amzigo_lab.compliance.derived import outputs
     from amzigo_lab.governance.audit.log import MIN_RETENTION
@@ -264,6 +269,7 @@ def installation_facts(lake: Lake, policy: Policy | None = None) -> dict[str, An
         "pii_rows": pii_rows,
         "pii_datasets_with_rows": sorted(n for n in pii_names if datasets.get(n, {}).get("rows")),
         "policy": None if policy is None else {"source": policy.source, "sha256": policy.sha256},
+        "policy_version": policy_version,
         "policy_pii_purposes": pii_purposes,
         "policy_pii_roles": readers,
         "derived_outputs": derived,
@@ -309,6 +315,7 @@ def build_ropa(
         )
         ropa["pii_ingestion_purposes"] = list(configured_purposes)
         ropa["installation"] = facts
+        ropa["policy_version"] = facts.get("policy_version")  # the data policy in force
         ropa["data_subjects"] += (
             f"; here: {facts['pii_rows']} buyer PII rows in "
             f"{', '.join(facts['pii_datasets_with_rows']) or 'no dataset'}"
@@ -341,6 +348,15 @@ def render_html(ropa: dict[str, Any]) -> str:
             f"{e(', '.join(ropa['pii_ingestion_purposes']) or 'none')}. Policy lets roles "
             f"{e(', '.join(facts['policy_pii_roles']) or '(none)')} read PII for "
             f"{e(', '.join(facts['policy_pii_purposes']) or '(none)')}.</p>"
+        )
+        pv = facts.get("policy_version")
+        parts.append(
+            f"<p id='policy-version'>Data policy in force: version {pv['version']}, effective "
+            f"{e(str(pv['effective']))} ({e(str(pv['summary']))}; content "
+            f"{e(str(pv['sha256'])[:16])}; see <code>amzigo policy log</code>).</p>"
+            if pv
+            else "<p id='policy-version'>Data policy in force: no version recorded in the "
+            "change log.</p>"
         )
         for w in facts["warnings"]:
             parts.append(f"<p><strong>Warning:</strong> {e(w)}</p>")

@@ -438,7 +438,9 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         from amzigo_lab.compliance.ropa import installation_facts, write_ropa
 
         person(token, body, protocol.ROPA)
-        facts = installation_facts(gov.lake, gov.policy)  # what this home holds (counts only)
+        from amzigo_lab.governance.policy_log import in_force
+
+        facts = installation_facts(gov.lake, gov.policy, in_force(gov))  # counts only
         with tempfile.TemporaryDirectory(prefix="amzigo-ropa-") as tmp:
             return {"files": _files(write_ropa(Path(tmp), server.settings.pii_purposes, facts))}
 

@@ -129,7 +129,6 @@ class GatewayServer(flight.FlightServerBase):
         self.home_id = protocol.home_identity(settings.home)
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
-        super().__init__(location, middleware={"auth": _BearerFactory()})
         self._actions: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
             protocol.LOGIN: self._login,
             protocol.LOGIN_CHANGE_PASSWORD: self._login_change_password,
@@ -157,9 +156,15 @@ class GatewayServer(flight.FlightServerBase):
         }
         from amzigo_lab.gateway.commands import handlers
         from amzigo_lab.gateway.incident_actions import handlers as incident_handlers
+        from amzigo_lab.gateway.policy_actions import handlers as policy_handlers
 
         self._actions.update(handlers(self))  # the CLI's client commands
         self._actions.update(incident_handlers(self))  # amzigo incident ...
+        self._actions.update(policy_handlers(self))  # amzigo policy ...
+        # Listen only now: the Flight server answers as soon as it is constructed, and a client
+        # that saw a healthy gateway must find every action (not "unknown action" while the
+        # action modules above are still being imported).
+        super().__init__(location, middleware={"auth": _BearerFactory()})
 
     # -- plumbing ------------------------------------------------------------------------------
     def _on_home(self, fn: Callable[[], T], what: str) -> T:
@@ -509,12 +514,17 @@ class GatewayServer(flight.FlightServerBase):
         return self._login_answer(session)
 
     def _login_answer(self, session: Any) -> dict[str, Any]:
+        from amzigo_lab.governance.policy_log import notice
+
         days, warn = self._gov.identity.password_status(session.user_id)
         return {
             "token": session.token,
             **_describe_session(session),
             "password_days": days,
             "password_warn": bool(warn),
+            # the policy version in force and the changes since this user's last login (now
+            # marked seen): `amzigo login` and the web login show them
+            "policy": notice(self._gov, session.user_id, mark=True),
         }
 
     # -- people's governed sessions ------------------------------------------------------------

@@ -109,6 +109,9 @@ class Governance:
                 reason=f"sha256 {(previous or '-')[:16]} -> {policy.sha256[:16]} ({source})",
             )
             self.grants.set_meta("policy_sha256", policy.sha256)
+        from amzigo_lab.governance.policy_log import record_current
+
+        record_current(self, policy)  # a home older than the change log: version 1
         return policy
 
     def principal(self, user_id: str) -> Principal:

@@ -894,10 +894,11 @@ def collect_evidence(store: IncidentStore, incident_id: str, actor: str) -> dict
     """Build and sign an evidence bundle: its files (name, text). No PII plaintext, no keys:
     audit events (allow-listed fields, never PII values), checkpoints and anchor records
     (hashes and signatures), catalog rows without wrapped keys, identity without password
-    hashes or TOTP secrets, the alert ledger, policy and config digests."""
+    hashes or TOTP secrets, the alert ledger, policy and config digests, the policy change log."""
     from cryptography.hazmat.primitives import serialization
 
     from amzigo_lab.compliance.certificates import signing_key
+    from amzigo_lab.governance.policy_log import LOG_FILE, in_force
 
     gov = store.gov
     home = gov.settings.home
@@ -964,11 +965,15 @@ def collect_evidence(store: IncidentStore, incident_id: str, actor: str) -> dict
             config_files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
     files["config.json"] = _text(
         {"files_sha256": config_files, "policy_version": gov.policy.version,
-         "policy_sha256": getattr(gov.policy, "digest", None),
+         "policy_sha256": gov.policy.sha256, "policy_log_version": (in_force(gov) or {}).get(
+             "version"),
          "sections": sorted(config_sections(gov.settings))}
     )  # fmt: skip
     if gov.policy.text:  # the policy in force (the home's or the shipped one): no secret
         files["policy.toml"] = gov.policy.text
+    policy_log = home / LOG_FILE  # every signed policy version (no secret)
+    if policy_log.exists():
+        files["policy-log.jsonl"] = policy_log.read_text(encoding="utf-8")
     key = signing_key(gov.lake)
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

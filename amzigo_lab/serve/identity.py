@@ -344,7 +344,26 @@ class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
         provider.set_session_cookie(self, session.token)
         REQUEST_USER.set(session.user_id)
         self.log.info("user %s logged in (session s%s)", session.user_id, session.session_id)
+        if session.policy and session.policy.get("unread"):  # data policy 7: users are notified
+            self._render_policy_notice(session.policy)
+            return
         self._redirect_safe(self.get_argument("next", default=self.base_url))
+
+    def _render_policy_notice(self, policy: dict[str, Any]) -> None:
+        """After login: the policy version in force and the changes since the user's last
+        login (marked seen by the gateway), with a link on to where they were going."""
+        from amzigo_lab.serve.policy_notice import notice_html
+
+        target = self.get_argument("next", default=self.base_url)
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = self.base_url
+        head, _, _ = _PAGE.partition("{message}")
+        self.set_header("Cache-Control", "no-store")
+        self.write(
+            head.format(label=html.escape(getattr(self.identity_provider, "app_label", "")))
+            + notice_html(policy, target)
+            + "</main></body></html>"
+        )
 
     def check_xsrf_cookie(self) -> None:
         """Always check the `_xsrf` field of the login form (no token bypass)."""

@@ -148,7 +148,7 @@ def test_database_settings_and_private_file(store: IdentityStore, tmp_path: Path
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2  # users, then policy_seen
     assert stat.S_IMODE(os.stat(tmp_path / "identity.db").st_mode) == 0o600
 
 

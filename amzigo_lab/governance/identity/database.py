@@ -59,6 +59,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX sessions_user ON sessions(user_id)",
     ),
+    (  # the newest data-policy version each user was shown at login (policy_log.notice)
+        """
+        CREATE TABLE policy_seen (
+            user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            seen_at TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -309,6 +309,24 @@ class IdentityStore:
             rows = self._db.execute("SELECT * FROM users ORDER BY id").fetchall()
         return [self._user(row, now) for row in rows]
 
+    def policy_seen(self, user_id: str) -> int:
+        """The newest data-policy version `user_id` was shown (0: none yet)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version FROM policy_seen WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def mark_policy_seen(self, user_id: str, version: int) -> None:
+        """Record that `user_id` was shown data-policy version `version` (never goes back)."""
+        row = self._require(user_id)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO policy_seen VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "version = max(version, excluded.version), seen_at = excluded.seen_at",
+                (row["id"], int(version), _iso(self._now())),
+            )
+
     def set_roles(self, user_id: str, roles: Iterable[str], *, actor: str = "system") -> None:
         """Replace the roles of `user_id`; live sessions see the new roles at once."""
         row, role_list = self._require(user_id), names.roles(roles)
