@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amzigo_lab.errors import AmzigoError
+from amzigo_lab.errors import UnknownTenant
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
 
-
-class UnknownTenant(AmzigoError):
-    """A tenant this home has never seen."""
+__all__ = ["UnknownTenant", "known_tenants", "require_known_tenant"]
 
 
 def known_tenants(lake: Lake) -> set[str]:

@@ -44,6 +44,11 @@ class SourceError(AmzigoError):
     """An SP-API call or stream failed in a way retries cannot fix."""
 
 
+class ReportMismatch(SourceError):
+    """A report or document that is not the one requested (never written): SP-API's and the
+    Ads API's report streams check the answers they get against their request."""
+
+
 class MalformedResponse(SourceError):
     """A 2xx response whose body is not valid JSON (a truncated or corrupted page)."""
 

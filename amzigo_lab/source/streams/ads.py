@@ -38,7 +38,7 @@ from amzigo_lab.source.ads_client import (
     download,
     duplicate_of,
 )
-from amzigo_lab.source.client import MalformedResponse, SourceError
+from amzigo_lab.source.client import MalformedResponse, ReportMismatch
 from amzigo_lab.source.ratelimit import DOCUMENTED_LIMITS, SAFETY, _status
 from amzigo_lab.source.streams.base import (
     Collector,
@@ -64,10 +64,6 @@ METRIC_COLUMNS = [
 _FACTORIES: weakref.WeakKeyDictionary[Any, AdsFactory | None] = weakref.WeakKeyDictionary()
 
 _LOCK = threading.Lock()
-
-
-class ReportMismatch(SourceError):
-    """A report that is not the one requested (never written)."""
 
 
 def factory_for(ctx: StreamContext) -> AdsFactory | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import pyarrow as pa
 
 from amzigo_lab.datasets import REGISTRY
+from amzigo_lab.errors import AmzigoError
 from amzigo_lab.source.client import ClientFactory, MalformedResponse
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ FLUSH_ROWS = 50_000
 _CENT = Decimal("0.01")
 
 
-class InvalidRecord(ValueError):
+class InvalidRecord(AmzigoError, ValueError):
     """A record that does not fit its dataset (goes to the quarantine)."""
 
 

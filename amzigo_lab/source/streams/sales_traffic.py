@@ -27,7 +27,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from amzigo_lab.source.client import MalformedResponse, SourceError, download_document
+from amzigo_lab.source.client import (
+    MalformedResponse,
+    ReportMismatch,
+    download_document,
+)
 from amzigo_lab.source.ratelimit import _status
 from amzigo_lab.source.streams.base import (
     Collector,
@@ -48,10 +52,6 @@ POLL_INTERVAL = 15.0  # seconds of API time between polls of one report
 OPTIONS = {"dateGranularity": "DAY", "asinGranularity": "CHILD"}
 MAX_ATTEMPTS = 3  # reports requested for one (marketplace, day) in one run
 _DAY = dt.timedelta(days=1)
-
-
-class ReportMismatch(SourceError):
-    """A report or document that is not the one requested (never written)."""
 
 
 def key_of(marketplace_id: str, day: dt.date) -> str:
