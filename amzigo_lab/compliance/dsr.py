@@ -44,6 +44,7 @@ from amzigo_lab.compliance.common import (
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.errors import KeyProviderError
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.records import SubjectIndex, SubjectRequests
 from amzigo_lab.retention_rules import add_months
 
 if TYPE_CHECKING:
@@ -125,9 +126,10 @@ def read_partition(lake: Lake, p: Partition) -> pa.Table:
 def index_buyers(lake: Lake, partitions: list[Partition] | None = None) -> int:
     """Index the `order_buyers` partitions not yet indexed (or grown since); rows indexed."""
     key = lake.secret(INDEX_SECRET)
-    done = dict(lake.catalog.db.execute("SELECT partition_id, row_count FROM dsr_indexed"))
+    index = SubjectIndex(lake.catalog)
+    done = index.indexed()
     parts = partitions if partitions is not None else lake.catalog.partitions(PII_DATASET)
-    objected = {r[0] for r in lake.catalog.db.execute("SELECT token FROM dsr_objections")}
+    objected = index.objected_tokens()
     n = 0
     for p in parts:
         if p.dataset != PII_DATASET or p.state != "live" or done.get(p.id) == p.row_count:
@@ -136,30 +138,15 @@ def index_buyers(lake: Lake, partitions: list[Partition] | None = None) -> int:
         entries = {
             (t, p.tenant, p.id, r["amazon_order_id"]) for r in rows for t in _row_tokens(key, r)
         }
-        with lake.catalog.transaction() as db:
-            db.execute("DELETE FROM dsr_index WHERE partition_id = ?", (p.id,))
-            db.executemany("INSERT OR IGNORE INTO dsr_index VALUES (?, ?, ?, ?)", sorted(entries))
-            db.execute(
-                "INSERT INTO dsr_indexed VALUES (?, ?) ON CONFLICT(partition_id) DO UPDATE SET "
-                "row_count = excluded.row_count",
-                (p.id, p.row_count),
-            )
-            db.executemany(  # new orders of a subject who objected are excluded too
-                "INSERT OR IGNORE INTO dsr_objected_orders SELECT ?, ?, request_id FROM "
-                "dsr_objections WHERE token = ?",
-                [(e[1], e[3], e[0]) for e in entries if e[0] in objected],
-            )
+        # new orders of a subject who objected are excluded too
+        index.replace_partition(p.id, p.row_count, entries, objected)
         n += len(rows)
     return n
 
 
 def forget_partitions(lake: Lake, partition_ids: list[int]) -> None:
     """Remove the index entries of dropped partitions."""
-    with lake.catalog.transaction() as db:
-        for i in range(0, len(partition_ids), 500):
-            chunk = [(pid,) for pid in partition_ids[i : i + 500]]
-            db.executemany("DELETE FROM dsr_index WHERE partition_id = ?", chunk)
-            db.executemany("DELETE FROM dsr_indexed WHERE partition_id = ?", chunk)
+    SubjectIndex(lake.catalog).forget_partitions(partition_ids)
 
 
 @dataclass(frozen=True)
@@ -204,13 +191,7 @@ def find_subject(
 
 def _subject_of(lake: Lake, token: str, tenant: str | None) -> Subject:
     """The subject of a blind-index token as the index knows them now."""
-    sql = "SELECT tenant, partition_id, amazon_order_id FROM dsr_index WHERE token = ?"
-    args: list[Any] = [token]
-    if tenant:
-        sql += " AND tenant = ?"
-        args.append(tenant)
-    hits = [(r[0], int(r[1]), r[2]) for r in lake.catalog.db.execute(sql + " ORDER BY 2, 3", args)]
-    return Subject(token, hits)
+    return Subject(token, SubjectIndex(lake.catalog).hits(token, tenant))
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -218,20 +199,15 @@ def open_request(lake: Lake, kind: str, subject: Subject, actor: str, **detail: 
     """Record a received request with its one-month deadline; its id."""
     req_id = new_id(f"dsr-{kind}")
     received = today(lake)
-    with lake.catalog.transaction() as db:
-        db.execute(
-            "INSERT INTO dsr_requests(id, kind, subject_id, received_at, deadline, status, actor, "
-            "detail_json) VALUES (?, ?, ?, ?, ?, 'in_progress', ?, ?)",
-            (
-                req_id,
-                kind,
-                subject.subject_id,
-                iso(lake.clock()),
-                add_months(received, 1).isoformat(),
-                actor,
-                json.dumps(detail, sort_keys=True),
-            ),
-        )
+    SubjectRequests(lake.catalog).open(
+        req_id,
+        kind,
+        subject.subject_id,
+        iso(lake.clock()),
+        add_months(received, 1).isoformat(),
+        actor,
+        detail,
+    )
     EventLog(lake, actor).emit(
         f"dsr.{kind}_received", resource=f"dsr:{req_id}", reason=f"subject={subject.subject_id}"
     )
@@ -239,26 +215,17 @@ def open_request(lake: Lake, kind: str, subject: Subject, actor: str, **detail: 
 
 
 def _update(lake: Lake, req_id: str, status: str | None = None, **detail: Any) -> None:
-    row = lake.catalog.db.execute("SELECT detail_json FROM dsr_requests WHERE id = ?", (req_id,))
-    merged = {**json.loads(row.fetchone()[0]), **detail}
-    with lake.catalog.transaction() as db:
-        db.execute(
-            "UPDATE dsr_requests SET detail_json = ? WHERE id = ?",
-            (json.dumps(merged, sort_keys=True), req_id),
-        )
-        if status is not None:
-            db.execute(
-                "UPDATE dsr_requests SET status = ?, completed_at = ? WHERE id = ?",
-                (status, iso(lake.clock()) if status == "completed" else None, req_id),
-            )
+    requests = SubjectRequests(lake.catalog)
+    stored = requests.detail(req_id)
+    if stored is None:
+        raise ComplianceError(f"no data-subject request {req_id!r}")
+    completed = iso(lake.clock()) if status == "completed" else None
+    requests.update(req_id, {**stored, **detail}, status, completed)
 
 
 def list_requests(lake: Lake) -> list[dict[str, Any]]:
     """Every request: kind, subject id, received date, one-month deadline, status."""
-    rows = lake.catalog.db.execute(
-        "SELECT id, kind, subject_id, received_at, deadline, status, actor, completed_at "
-        "FROM dsr_requests ORDER BY received_at, id"
-    ).fetchall()
+    rows = SubjectRequests(lake.catalog).rows()
     on = today(lake).isoformat()
     return [
         {
@@ -584,15 +551,9 @@ def object_subject(
     require_role(actor, COMPLIANCE, lake.settings.home)
     subject = find_subject(lake, tenant=tenant, **ident)
     req_id = open_request(lake, "objection", subject, actor)
-    with lake.catalog.transaction() as db:
-        db.execute(
-            "INSERT OR IGNORE INTO dsr_objections VALUES (?, ?, ?)",
-            (subject.token, req_id, iso(lake.clock())),
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO dsr_objected_orders VALUES (?, ?, ?)",
-            [(h[0], h[2], req_id) for h in subject.hits],
-        )
+    SubjectIndex(lake.catalog).record_objection(
+        subject.token, req_id, iso(lake.clock()), [(h[0], h[2]) for h in subject.hits]
+    )
     EventLog(lake, actor).emit(
         "dsr.objection_recorded",
         resource=f"dsr:{req_id}",
@@ -605,10 +566,7 @@ def object_subject(
 
 def objected_order_ids(lake: Lake, tenant: str) -> set[str]:
     """Order ids whose buyer objected: review requests and further processing skip them."""
-    rows = lake.catalog.db.execute(
-        "SELECT amazon_order_id FROM dsr_objected_orders WHERE tenant = ?", (tenant,)
-    )
-    return {r[0] for r in rows}
+    return SubjectIndex(lake.catalog).objected_orders(tenant)
 
 
 def erased_order_ids(lake: Lake, tenant: str) -> set[str]:
@@ -618,18 +576,13 @@ def erased_order_ids(lake: Lake, tenant: str) -> set[str]:
     the erased subject's blind-index token (the same buyer ordering again)."""
     out: set[str] = set()
     tokens: list[str] = []
-    rows = lake.catalog.db.execute("SELECT detail_json FROM dsr_requests WHERE kind = 'erasure'")
-    for (detail_json,) in rows.fetchall():
-        detail = json.loads(detail_json)
+    for detail in SubjectRequests(lake.catalog).details_of_kind("erasure"):
         out.update(o for t, o in detail.get("orders", []) if t == tenant)
         if detail.get("token"):
             tokens.append(detail["token"])
+    index = SubjectIndex(lake.catalog)
     for token in tokens:
-        hits = lake.catalog.db.execute(
-            "SELECT amazon_order_id FROM dsr_index WHERE token = ? AND tenant = ?",
-            (token, tenant),
-        )
-        out.update(r[0] for r in hits)
+        out.update(index.orders_of(token, tenant))
     return out
 
 
@@ -643,22 +596,17 @@ def resume_requests(lake: Lake) -> list[str]:
     subject's outputs and certifies every destruction of the request.
     """
     stage_dir = lake.settings.state_dir / "dsr-staging"
+    requests = SubjectRequests(lake.catalog)
     done = []
     for path in sorted(stage_dir.glob("*.bin")) if stage_dir.exists() else []:
         req_id, _, pid = path.stem.rpartition("-")
-        row = lake.catalog.db.execute("SELECT actor FROM dsr_requests WHERE id = ?", (req_id,))
-        found = row.fetchone()
-        if found is None:
+        opened_by = requests.actor(req_id)
+        if opened_by is None:
             continue
         subject = Subject("resume", [("", int(pid), "")])
-        _rewrite(lake, req_id, subject, lambda t, _o: t, [], EventLog(lake, found[0]))
+        _rewrite(lake, req_id, subject, lambda t, _o: t, [], EventLog(lake, opened_by))
         done.append(req_id)
-    pending = lake.catalog.db.execute(
-        "SELECT id, kind, actor, detail_json FROM dsr_requests WHERE status = 'in_progress' "
-        "AND kind IN ('erasure', 'rectification') ORDER BY received_at"
-    ).fetchall()
-    for req_id, kind, actor, detail_json in pending:
-        detail = json.loads(detail_json)
+    for req_id, kind, actor, detail in requests.interrupted_changes():
         if not detail.get("token"):
             continue  # opened by an older version: repeat the command
         subject = _subject_of(lake, detail["token"], detail.get("tenant"))

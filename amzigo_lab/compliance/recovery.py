@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.compliance.common import (
     SYSTEM_ACTOR,
+    ComplianceError,
     EventLog,
     finish_run,
     open_run,
     run_records,
 )
+from amzigo_lab.lake.records import Certificates, Destructions, Runs, SubjectRequests
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
@@ -61,19 +63,11 @@ class Recovery:
 
 
 def _unfinished(lake: Lake, kind: str) -> list[tuple[str, str, str, dict[str, Any]]]:
-    rows = lake.catalog.db.execute(
-        "SELECT id, reference, actor, scope_json FROM compliance_runs WHERE kind = ? AND "
-        "finished_at IS NULL ORDER BY started_at",
-        (kind,),
-    ).fetchall()
-    return [(r[0], r[1], r[2], json.loads(r[3] or "{}")) for r in rows]
+    return Runs(lake.catalog).unfinished(kind)
 
 
 def _certificate_of(lake: Lake, run_id: str) -> str | None:
-    row = lake.catalog.db.execute(
-        "SELECT certificate_id FROM compliance_runs WHERE id = ?", (run_id,)
-    ).fetchone()
-    return row[0] if row and row[0] else None
+    return Runs(lake.catalog).certificate_of(run_id)
 
 
 def resume_interrupted(lake: Lake) -> Recovery:
@@ -107,19 +101,16 @@ def _certify_late(lake: Lake) -> str | None:
     compliance run, e.g. by an older `doctor --fix`), from their stored records, noted as such."""
     from amzigo_lab.compliance.certificates import issue_certificate
 
-    db = lake.catalog.db
     # records of an operation still running (another process) are its own to certify
-    busy = [
-        f"[{r[0]}]" for r in db.execute("SELECT id FROM compliance_runs WHERE finished_at IS NULL")
-    ]
-    busy += [
-        f"[{r[0]}]" for r in db.execute("SELECT id FROM dsr_requests WHERE status = 'in_progress'")
-    ]
+    busy = [f"[{i}]" for i in Runs(lake.catalog).unfinished_ids()]
+    busy += [f"[{i}]" for i in SubjectRequests(lake.catalog).in_progress_ids()]
+    stored = Destructions(lake.catalog)
     records = []
     for rid in sorted({u.record_id for u in uncovered_partitions(lake) if u.record_id}):
-        kind, rec_json = db.execute(
-            "SELECT kind, record_json FROM destructions WHERE id = ?", (rid,)
-        ).fetchone()
+        found = stored.get(rid)
+        if found is None:  # the partition row names a record that is not there
+            raise ComplianceError(f"destruction record {rid} is not in the catalog")
+        kind, rec_json = found
         rec = json.loads(rec_json)
         if any(tag in str(rec.get("reason", "")) for tag in busy):
             continue
@@ -153,11 +144,9 @@ def pending_scoped(lake: Lake) -> bool:
     """Whether a deletion notice or an erasure/rectification was interrupted."""
     if _unfinished(lake, "deletion_notice"):
         return True
-    row = lake.catalog.db.execute(
-        "SELECT count(*) FROM dsr_requests WHERE status = 'in_progress'"
-    ).fetchone()
+    in_progress = SubjectRequests(lake.catalog).in_progress_ids()
     stage = lake.settings.state_dir / "dsr-staging"
-    return bool(row[0]) or (stage.exists() and any(stage.glob("*.bin")))
+    return bool(in_progress) or (stage.exists() and any(stage.glob("*.bin")))
 
 
 def resume_scoped(lake: Lake) -> Recovery:
@@ -177,10 +166,8 @@ def resume_scoped(lake: Lake) -> Recovery:
             out.certificates.append(res.certificate_id)
     out.dsr_requests = resume_requests(lake)
     for req in out.dsr_requests:
-        row = lake.catalog.db.execute(
-            "SELECT detail_json FROM dsr_requests WHERE id = ?", (req,)
-        ).fetchone()
-        cert = json.loads(row[0]).get("certificate") if row else None
+        detail = SubjectRequests(lake.catalog).detail(req)
+        cert = detail.get("certificate") if detail else None
         if cert:
             out.certificates.append(cert)
     return out
@@ -243,22 +230,19 @@ class Uncovered:
 def uncovered_partitions(lake: Lake) -> list[Uncovered]:
     """Dropped partitions not covered by any certificate (a rectification's rewrite of a
     partition is not a destruction of its data and needs none)."""
-    db = lake.catalog.db
     record_of: dict[int, str] = {}
-    rectified: set[str] = set()
-    for (req,) in db.execute("SELECT id FROM dsr_requests WHERE kind = 'rectification'"):
-        rectified.add(f"dsr [{req}]")
+    rectified = {
+        f"dsr [{req}]" for req in SubjectRequests(lake.catalog).ids_of_kind("rectification")
+    }
     exempt: set[int] = set()
-    for rid, rec_json in db.execute(
-        "SELECT id, record_json FROM destructions WHERE kind = 'partition_drop'"
-    ):
+    for record_id, rec_json in Destructions(lake.catalog).of_kind("partition_drop"):
         rec = json.loads(rec_json)
         for p in rec.get("partitions", []):
-            record_of[int(p["partition_id"])] = rid
+            record_of[int(p["partition_id"])] = record_id
             if rec.get("reason") in rectified:
                 exempt.add(int(p["partition_id"]))
     covered_records: set[str] = set()
-    for (body,) in db.execute("SELECT body_json FROM certificates"):
+    for body in Certificates(lake.catalog).bodies():
         covered_records.update(json.loads(body).get("destruction_records", {}))
     out = []
     for p in lake.catalog.partitions(states=("dropped",)):

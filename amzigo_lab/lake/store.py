@@ -417,6 +417,33 @@ class Lake:
             )
         return value if replace else self.secret(name, create=False)
 
+    def keep_secrets(self, values: Mapping[str, bytes]) -> None:
+        """Store named secrets wrapped by the master key, leaving any that exist as they are
+        (one transaction)."""
+        if not values:
+            return
+        master = self.master()
+        now = iso(self.clock())
+        rows = [
+            (name, wrap(master.secret, value, f"secret:{name}"), master.key_id, now, now)
+            for name, value in values.items()
+        ]
+        with self.catalog.transaction() as db:
+            db.executemany(
+                "INSERT INTO secrets(name, ciphertext, master_key_id, created_at, rotated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                rows,
+            )
+
+    def delete_secrets(self, names: Iterable[str]) -> int:
+        """Destroy named secrets (one transaction; the catalog overwritten and its WAL
+        truncated when any existed); how many existed."""
+        with self.catalog.transaction() as db:
+            n = db.executemany("DELETE FROM secrets WHERE name = ?", [(x,) for x in names]).rowcount
+        if n:
+            self.catalog.checkpoint()
+        return int(n)
+
     def secret_names(self) -> list[tuple[str, str, str]]:
         """(name, created_at, rotated_at) of every stored secret (never the values)."""
         rows = self.catalog.db.execute(
