@@ -21,7 +21,6 @@ from .errors import (
 )
 from .passwords import COMPANY, DEFAULT_POLICY, NIST_800_63B, PRESETS, PasswordPolicy, preset
 from .sessions import Session
-from .standing import Standing, read_standing
 from .store import Clock, EventSink, IdentityStore, utc_now
 from .users import Enrollment, User, UserStatus
 
@@ -47,12 +46,10 @@ __all__ = [
     "SchemaTooNew",
     "Session",
     "SessionExpired",
-    "Standing",
     "UnknownUser",
     "User",
     "UserExists",
     "UserStatus",
     "preset",
-    "read_standing",
     "utc_now",
 ]
