@@ -388,7 +388,7 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
             problems.append(f"{len(missing)} audit event(s) not found in the audit log")
     # the certificates together must cover every destroyed partition: one finished outside its
     # compliance run (an old `doctor --fix`, a raw drop) is named here
-    from amzigo_lab.compliance.recovery import uncovered_partitions
+    from amzigo_lab.compliance.coverage import uncovered_partitions
 
     uncovered = uncovered_partitions(lake)
     problems += [u.message() for u in uncovered[:20]]

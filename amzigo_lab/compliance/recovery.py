@@ -9,8 +9,8 @@ partition whose key is still present) so the operation's own certificate covers 
 destroyed. Partitions left `dropping` by no known operation (a raw `Lake.drop_partitions`
 killed mid-way) are finished in a `recovery` run of their own and certified as such.
 
-`uncovered_partitions` lists destroyed partitions that no certificate covers, for
-`amzigo certificate verify` and `amzigo doctor`.
+`uncovered_partitions` (compliance/coverage.py, named here too) lists destroyed partitions that
+no certificate covers, for `amzigo certificate verify` and `amzigo doctor`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,23 @@ from amzigo_lab.compliance.common import (
     open_run,
     run_records,
 )
-from amzigo_lab.lake.records import Certificates, Destructions, Runs, SubjectRequests
+from amzigo_lab.compliance.coverage import Uncovered, uncovered_partitions
+from amzigo_lab.lake.records import Destructions, Runs, SubjectRequests
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
 
 RECOVERY_ACTOR = "system:recovery"
+
+__all__ = [
+    "RECOVERY_ACTOR",
+    "Recovery",
+    "Uncovered",
+    "pending_scoped",
+    "resume_interrupted",
+    "resume_scoped",
+    "uncovered_partitions",
+]
 
 
 @dataclass
@@ -151,8 +162,8 @@ def pending_scoped(lake: Lake) -> bool:
 
 def resume_scoped(lake: Lake) -> Recovery:
     """Finish interrupted deletion notices and data-subject requests (each in its own run)."""
-    from amzigo_lab.compliance.dsr import resume_requests
     from amzigo_lab.compliance.notices import delete_scope
+    from amzigo_lab.compliance.subject_rewrites import resume_requests
 
     out = Recovery()
     if not pending_scoped(lake):
@@ -204,50 +215,3 @@ def _recover_orphaned(lake: Lake) -> tuple[str | None, str]:
         cert_id = cert.id
     finish_run(lake, run_id, cert_id)
     return cert_id, run_id
-
-
-@dataclass(frozen=True)
-class Uncovered:
-    """A destroyed partition that no destruction certificate covers."""
-
-    partition_id: int
-    dataset: str
-    tenant: str
-    ingest_date: str
-    record_id: str | None  # its destruction record, if one exists
-
-    def message(self) -> str:
-        """One line naming the partition and what to do."""
-        where = f"record {self.record_id}" if self.record_id else "no destruction record"
-        return (
-            f"partition {self.partition_id} ({self.dataset}, {self.tenant}, ingest "
-            f"{self.ingest_date}) was destroyed but no certificate covers it ({where}); run "
-            "`amzigo doctor --fix` to finish interrupted runs, else restore the catalog from "
-            "backup"
-        )
-
-
-def uncovered_partitions(lake: Lake) -> list[Uncovered]:
-    """Dropped partitions not covered by any certificate (a rectification's rewrite of a
-    partition is not a destruction of its data and needs none)."""
-    record_of: dict[int, str] = {}
-    rectified = {
-        f"dsr [{req}]" for req in SubjectRequests(lake.catalog).ids_of_kind("rectification")
-    }
-    exempt: set[int] = set()
-    for record_id, rec_json in Destructions(lake.catalog).of_kind("partition_drop"):
-        rec = json.loads(rec_json)
-        for p in rec.get("partitions", []):
-            record_of[int(p["partition_id"])] = record_id
-            if rec.get("reason") in rectified:
-                exempt.add(int(p["partition_id"]))
-    covered_records: set[str] = set()
-    for body in Certificates(lake.catalog).bodies():
-        covered_records.update(json.loads(body).get("destruction_records", {}))
-    out = []
-    for p in lake.catalog.partitions(states=("dropped",)):
-        rid = record_of.get(p.id)
-        if p.id in exempt or (rid is not None and rid in covered_records):
-            continue
-        out.append(Uncovered(p.id, p.dataset, p.tenant, p.ingest_date.isoformat(), rid))
-    return out

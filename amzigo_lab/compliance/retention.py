@@ -29,6 +29,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from amzigo_lab.compliance.blind_index import forget_partitions
 from amzigo_lab.compliance.certificates import (
     existing_certificate,
     issue_certificate,
@@ -53,7 +54,6 @@ from amzigo_lab.compliance.derived import (
     outputs,
     tamper_safe_path,
 )
-from amzigo_lab.compliance.dsr import forget_partitions
 from amzigo_lab.compliance.holds import expire_holds, holding, trusted_holds
 from amzigo_lab.lake.catalog import ALL_STATES
 from amzigo_lab.lake.records import Runs
