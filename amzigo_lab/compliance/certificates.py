@@ -37,7 +37,8 @@ from amzigo_lab.compliance.common import (
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.lake.catalog import iso
 from amzigo_lab.lake.keys import write_private
-from amzigo_lab.lake.rowmac import TamperedRow, check_certificates, seal_certificates
+from amzigo_lab.lake.records import Certificates, Destructions
+from amzigo_lab.lake.rowmac import TamperedRow
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
@@ -69,7 +70,7 @@ def signing_key(lake: Lake) -> Ed25519PrivateKey:
             "does not exist: mount or restore the key's storage (or fix the link)"
         )
     if not path.exists():
-        signed = lake.catalog.db.execute("SELECT count(*) FROM certificates").fetchone()[0]
+        signed = Certificates(lake.catalog).count()
         if signed or published_key_path(lake).exists():
             raise ComplianceError(
                 f"the certificate-signing key {path} is missing but has signed {signed} "
@@ -233,11 +234,13 @@ def issue_certificate(
     pii = any(lake.registry[d].pii for d in datasets if d in lake.registry)
     key = signing_key(lake)
     cert_id = new_id("cert")
-    db = lake.catalog.db
+    stored = Destructions(lake.catalog)
     hashes = {}
     for rec in records:
-        row = db.execute("SELECT record_json FROM destructions WHERE id = ?", (rec["record_id"],))
-        hashes[rec["record_id"]] = hashlib.sha256(row.fetchone()[0].encode()).hexdigest()
+        found = stored.get(rec["record_id"])
+        if found is None:
+            raise ComplianceError(f"destruction record {rec['record_id']} is not in the catalog")
+        hashes[rec["record_id"]] = hashlib.sha256(found[1].encode()).hexdigest()
     body: dict[str, Any] = {
         "format": FORMAT,
         "certificate_id": cert_id,
@@ -284,13 +287,15 @@ def issue_certificate(
         "signing_key_id": key_id(key.public_key()),
     }
     signature = base64.b64encode(key.sign(canonical(body))).decode()
-    with lake.catalog.transaction() as tx:
-        tx.execute(
-            "INSERT INTO certificates(id, kind, reference, created_at, body_json, signature) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (cert_id, kind, reference, body["date"], json.dumps(body, sort_keys=True), signature),
-        )
-        seal_certificates(tx, lake.row_mac_key(), [cert_id])  # the row's MAC, same transaction
+    Certificates(lake.catalog).add(  # with the row's MAC, in the same transaction
+        cert_id,
+        kind,
+        reference,
+        body["date"],
+        json.dumps(body, sort_keys=True),
+        signature,
+        lake.row_mac_key(),
+    )
     EventLog(lake, actor).emit(
         "compliance.certificate_issued", resource=f"certificate:{cert_id}", reason=kind
     )
@@ -303,11 +308,7 @@ def existing_certificate(
     """The id of a certificate of this operation that already covers exactly `records` (a run
     killed after signing but before it was marked finished is not certified twice)."""
     wanted = {r["record_id"] for r in records}
-    rows = lake.catalog.db.execute(
-        "SELECT id, body_json FROM certificates WHERE kind = ? AND reference = ?",
-        (kind, reference),
-    ).fetchall()
-    for cert_id, body in rows:
+    for cert_id, body in Certificates(lake.catalog).bodies_for(kind, reference):
         if set(json.loads(body).get("destruction_records", {})) == wanted:
             return str(cert_id)
     return None
@@ -322,13 +323,12 @@ def _from_row(row: Any) -> DestructionCertificate:
 
 def list_certificates(lake: Lake) -> list[DestructionCertificate]:
     """Every certificate, oldest first."""
-    rows = lake.catalog.db.execute("SELECT * FROM certificates ORDER BY created_at, id")
-    return [_from_row(r) for r in rows.fetchall()]
+    return [_from_row(r) for r in Certificates(lake.catalog).rows()]
 
 
 def get_certificate(lake: Lake, cert_id: str) -> DestructionCertificate:
     """One certificate by id."""
-    row = lake.catalog.db.execute("SELECT * FROM certificates WHERE id = ?", (cert_id,)).fetchone()
+    row = Certificates(lake.catalog).row(cert_id)
     if row is None:
         raise ComplianceError(f"no certificate {cert_id!r}; see `amzigo certificate list`")
     return _from_row(row)
@@ -353,7 +353,7 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
     published = _published_key_problem(lake, public)
     if published is not None:
         problems.append(published)
-    row_mac = check_certificates(lake.catalog.db, lake.row_mac_key(), [cert_id])
+    row_mac = Certificates(lake.catalog).check(lake.row_mac_key(), [cert_id])
     problems += [
         f"{p.check}: the certificate row was edited outside amzigo-lab ({p.detail}); run "
         "`amzigo lake verify` and restore the catalog from backup"
@@ -365,13 +365,12 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
     except (InvalidSignature, ValueError):
         signature_ok = False
         problems.append("signature does not match the certificate body (edited?)")
-    db = lake.catalog.db
+    stored = Destructions(lake.catalog)
     for record_id, digest in cert.body.get("destruction_records", {}).items():
-        row = db.execute("SELECT record_json FROM destructions WHERE id = ?", (record_id,))
-        found = row.fetchone()
+        found = stored.get(record_id)
         if found is None:
             problems.append(f"destruction record {record_id} is missing from the catalog")
-        elif hashlib.sha256(found[0].encode()).hexdigest() != digest:
+        elif hashlib.sha256(found[1].encode()).hexdigest() != digest:
             problems.append(f"destruction record {record_id} was changed")
     retained = _audit_event_ids(lake)
     wanted = cert.body.get("audit_event_ids", [])
@@ -389,7 +388,7 @@ def verify_certificate(lake: Lake, cert_id: str) -> dict[str, Any]:
             problems.append(f"{len(missing)} audit event(s) not found in the audit log")
     # the certificates together must cover every destroyed partition: one finished outside its
     # compliance run (an old `doctor --fix`, a raw drop) is named here
-    from amzigo_lab.compliance.recovery import uncovered_partitions
+    from amzigo_lab.compliance.coverage import uncovered_partitions
 
     uncovered = uncovered_partitions(lake)
     problems += [u.message() for u in uncovered[:20]]
@@ -449,16 +448,10 @@ def validate_certificate(lake: Lake, cert_id: str, actor: str) -> DestructionCer
     }
     sig = signing_key(lake).sign(_validation_statement(cert.body, validation))
     validation["signature"] = base64.b64encode(sig).decode()
-    mac_key = lake.row_mac_key()
-    with lake.catalog.transaction() as db:
-        tampered = check_certificates(db, mac_key, [cert_id])
-        if tampered:  # never re-seal a row edited outside amzigo-lab
-            raise TamperedRow(tampered, "validate")
-        db.execute(
-            "UPDATE certificates SET validation_json = ? WHERE id = ?",
-            (json.dumps(validation, sort_keys=True), cert_id),
-        )
-        seal_certificates(db, mac_key, [cert_id])
+    # a row edited outside amzigo-lab is never re-sealed (TamperedRow)
+    Certificates(lake.catalog).set_validation(
+        cert_id, json.dumps(validation, sort_keys=True), lake.row_mac_key()
+    )
     EventLog(lake, actor).emit(
         "compliance.certificate_validated", resource=f"certificate:{cert_id}"
     )
@@ -468,7 +461,7 @@ def validate_certificate(lake: Lake, cert_id: str, actor: str) -> DestructionCer
 def export_certificate(lake: Lake, cert_id: str, out_dir: Path) -> list[Path]:
     """Write `<id>.json`, `<id>.html` and the public key to `out_dir`."""
     cert = get_certificate(lake, cert_id)
-    tampered = check_certificates(lake.catalog.db, lake.row_mac_key(), [cert_id])
+    tampered = Certificates(lake.catalog).check(lake.row_mac_key(), [cert_id])
     if tampered:
         raise TamperedRow(tampered, "export")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.errors import AmzigoError
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.records import Destructions, Runs
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.catalog import Partition
@@ -59,67 +60,40 @@ class EventLog:
         if event_id:
             self.ids.append(event_id)
             if self.run_id is not None:
-                with self.lake.catalog.transaction() as db:
-                    row = db.execute(
-                        "SELECT event_ids_json FROM compliance_runs WHERE id = ?", (self.run_id,)
-                    ).fetchone()
-                    ids = [*json.loads(row[0]), event_id] if row else [event_id]
-                    db.execute(
-                        "UPDATE compliance_runs SET event_ids_json = ? WHERE id = ?",
-                        (json.dumps(ids), self.run_id),
-                    )
+                Runs(self.lake.catalog).add_event(self.run_id, event_id)
         return event_id
 
     def run_event_ids(self) -> list[str]:
         """Every event id recorded on the run so far (including a crashed earlier attempt)."""
         if self.run_id is None:
             return list(self.ids)
-        row = self.lake.catalog.db.execute(
-            "SELECT event_ids_json FROM compliance_runs WHERE id = ?", (self.run_id,)
-        ).fetchone()
-        return list(json.loads(row[0])) if row else list(self.ids)
+        ids = Runs(self.lake.catalog).event_ids(self.run_id)
+        return ids if ids is not None else list(self.ids)
 
 
 # -- resumable runs ------------------------------------------------------------------------
 def open_run(lake: Lake, kind: str, reference: str, actor: str, scope: dict[str, Any]) -> str:
     """Resume the unfinished run of this kind and reference, or start a new one; its id."""
-    row = lake.catalog.db.execute(
-        "SELECT id FROM compliance_runs WHERE kind = ? AND reference = ? AND finished_at IS NULL "
-        "ORDER BY started_at LIMIT 1",
-        (kind, reference),
-    ).fetchone()
-    if row is not None:
-        return str(row[0])
+    runs = Runs(lake.catalog)
+    found = runs.unfinished_id(kind, reference)
+    if found is not None:
+        return found
     run_id = new_id("run")
-    with lake.catalog.transaction() as db:
-        db.execute(
-            "INSERT INTO compliance_runs(id, kind, reference, actor, scope_json, started_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, kind, reference, actor, json.dumps(scope, sort_keys=True), iso(lake.clock())),
-        )
+    runs.start(run_id, kind, reference, actor, scope, iso(lake.clock()))
     return run_id
 
 
 def finish_run(lake: Lake, run_id: str, certificate_id: str | None) -> None:
     """Mark a run finished."""
-    with lake.catalog.transaction() as db:
-        db.execute(
-            "UPDATE compliance_runs SET finished_at = ?, certificate_id = ? WHERE id = ?",
-            (iso(lake.clock()), certificate_id, run_id),
-        )
+    Runs(lake.catalog).finish(run_id, iso(lake.clock()), certificate_id)
 
 
 def run_records(lake: Lake, run_id: str) -> list[dict[str, Any]]:
     """Every destruction record of a run (the run id is in each record's reason)."""
-    rows = lake.catalog.db.execute(
-        "SELECT id, kind, record_json FROM destructions WHERE record_json LIKE ? "
-        "ORDER BY created_at",
-        (f"%[{run_id}]%",),
-    ).fetchall()
     out = []
-    for r in rows:
-        rec = json.loads(r[2])
-        rec["record_id"], rec["kind"] = r[0], r[1]
+    for record_id, kind, record_json in Destructions(lake.catalog).tagged(run_id):
+        rec = json.loads(record_json)
+        rec["record_id"], rec["kind"] = record_id, kind
         out.append(rec)
     return out
 
@@ -129,11 +103,7 @@ def store_record(lake: Lake, kind: str, record: dict[str, Any]) -> str:
     record_id = "dr-" + uuid.uuid4().hex
     now = iso(lake.clock())
     record = {"record_id": record_id, "performed_at": now, **record}
-    with lake.catalog.transaction() as db:
-        db.execute(
-            "INSERT INTO destructions(id, kind, record_json, created_at) VALUES (?, ?, ?, ?)",
-            (record_id, kind, json.dumps(record, sort_keys=True), now),
-        )
+    Destructions(lake.catalog).add(record_id, kind, json.dumps(record, sort_keys=True), now)
     return record_id
 
 
@@ -199,32 +169,17 @@ def _kept_canaries(lake: Lake, partition_id: int) -> list[str] | None:
 
 def _keep_canaries(lake: Lake, by_partition: dict[int, list[str]]) -> None:
     """Store each partition's canaries wrapped by the master key (one transaction)."""
-    from amzigo_lab.lake.keys import wrap
-
-    if not by_partition:
-        return
-    master = lake.master()
-    now = iso(lake.clock())
-    rows = []
-    for pid, values in by_partition.items():
-        name = _canary_secret(pid)
-        blob = wrap(master.secret, json.dumps(sorted(set(values))).encode(), f"secret:{name}")
-        rows.append((name, blob, master.key_id, now, now))
-    with lake.catalog.transaction() as db:
-        db.executemany(
-            "INSERT INTO secrets(name, ciphertext, master_key_id, created_at, rotated_at) VALUES "
-            "(?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
-            rows,
-        )
+    lake.keep_secrets(
+        {
+            _canary_secret(pid): json.dumps(sorted(set(values))).encode()
+            for pid, values in by_partition.items()
+        }
+    )
 
 
 def forget_canaries(lake: Lake, partition_ids: Iterable[int]) -> None:
     """Destroy the kept canaries of dropped partitions (secure_delete, WAL truncated)."""
-    names = [(_canary_secret(i),) for i in partition_ids]
-    with lake.catalog.transaction() as db:
-        n = db.executemany("DELETE FROM secrets WHERE name = ?", names).rowcount
-    if n:
-        lake.catalog.checkpoint()
+    lake.delete_secrets(_canary_secret(i) for i in partition_ids)
 
 
 def scan_for(root: Path, needles: Iterable[str]) -> list[Path]:

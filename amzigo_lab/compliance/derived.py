@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.compliance.common import ComplianceError, new_id, store_record
 from amzigo_lab.lake.catalog import iso
-from amzigo_lab.lake.rowmac import TamperedRow, check_derived, seal_derived
+from amzigo_lab.lake.records import DerivedOutputs
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -81,31 +81,21 @@ def register_output(
     lake.spec(dataset)
     out_id = new_id("out")
     resolved = stored_path(lake, path)
-    mac_key = lake.row_mac_key()
-    with lake.catalog.transaction() as db:
-        old = db.execute("SELECT id FROM derived_outputs WHERE path = ?", (resolved,)).fetchone()
-        if old is not None:  # an update of an existing row: checked before it changes
-            bad = check_derived(db, mac_key, [old[0]])
-            if bad:
-                raise TamperedRow(bad, "re-register")
-        db.execute(
-            "INSERT INTO derived_outputs(id, kind, path, tenant, dataset, source_date, purge_date,"
-            " subject_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO "
-            "UPDATE SET purge_date = min(purge_date, excluded.purge_date), deleted_at = NULL",
-            (
-                out_id,
-                kind,
-                resolved,
-                tenant,
-                dataset,
-                (source_date or purge_date).isoformat(),
-                purge_date.isoformat(),
-                subject_id,
-                iso(lake.clock()),
-            ),
-        )
-        row_id = db.execute("SELECT id FROM derived_outputs WHERE path = ?", (resolved,))
-        seal_derived(db, mac_key, [row_id.fetchone()[0]])
+    # an update of an existing row is checked before it changes (TamperedRow), then sealed
+    DerivedOutputs(lake.catalog).register(
+        {
+            "id": out_id,
+            "kind": kind,
+            "path": resolved,
+            "tenant": tenant,
+            "dataset": dataset,
+            "source_date": (source_date or purge_date).isoformat(),
+            "purge_date": purge_date.isoformat(),
+            "subject_id": subject_id,
+            "created_at": iso(lake.clock()),
+        },
+        lake.row_mac_key(),
+    )
     return next(o for o in outputs(lake) if o.path == resolved)
 
 
@@ -118,18 +108,11 @@ def outputs(
     subject_id: str | None = None,
 ) -> list[DerivedOutput]:
     """Registered outputs not yet deleted, filtered."""
-    sql = "SELECT * FROM derived_outputs WHERE deleted_at IS NULL"
-    args: list[Any] = []
-    if tenant is not None:
-        sql += " AND tenant = ?"
-        args.append(tenant)
-    if due_by is not None:
-        sql += " AND purge_date <= ?"
-        args.append(due_by.isoformat())
-    if subject_id is not None:
-        sql += " AND subject_id = ?"
-        args.append(subject_id)
-    rows = lake.catalog.db.execute(sql + " ORDER BY purge_date, path", args).fetchall()
+    rows = DerivedOutputs(lake.catalog).live(
+        tenant=tenant,
+        due_by=None if due_by is None else due_by.isoformat(),
+        subject_id=subject_id,
+    )
     found = [_from_row(r) for r in rows]
     return [o for o in found if datasets is None or o.dataset in datasets]
 
@@ -157,12 +140,7 @@ def _from_row(r: Any) -> DerivedOutput:
 
 def output_rows(lake: Lake, ids: Iterable[str]) -> list[DerivedOutput]:
     """Outputs by id, deleted or not (the purge's view of rows that fail their MAC)."""
-    db = lake.catalog.db
-    return [
-        _from_row(r)
-        for i in sorted(set(ids))
-        for r in db.execute("SELECT * FROM derived_outputs WHERE id = ?", (i,))
-    ]
+    return [_from_row(r) for r in DerivedOutputs(lake.catalog).rows(ids)]
 
 
 def stored_path(lake: Lake, path: Path | str) -> str:
@@ -211,7 +189,7 @@ def delete_outputs(lake: Lake, items: list[DerivedOutput], reason: str) -> str |
     if not items:
         return None
     mac_key = lake.row_mac_key()
-    bad = {p.row_id for p in check_derived(lake.catalog.db, mac_key, [o.id for o in items])}
+    bad = {p.row_id for p in DerivedOutputs(lake.catalog).check(mac_key, [o.id for o in items])}
     # a row that fails its MAC: its file goes (never kept on its word) unless its path points
     # into the home's own files; its row is left as found, never re-sealed
     unsafe = [o for o in items if o.id in bad and not tamper_safe_path(lake, o.path)]
@@ -234,16 +212,9 @@ def _delete(
     remaining = [o.path for o in items if output_path(lake, o.path).exists()]
     if remaining:
         raise ComplianceError(f"{len(remaining)} derived output(s) could not be deleted")
-    now = iso(lake.clock())
-    with lake.catalog.transaction() as db:
-        intact = [o.id for o in items if o.id not in bad]
-        bad |= {p.row_id for p in check_derived(db, mac_key, intact)}  # checked before update
-        intact = [i for i in intact if i not in bad]
-        db.executemany(
-            "UPDATE derived_outputs SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
-            [(now, i) for i in intact],
-        )
-        seal_derived(db, mac_key, intact)
+    intact = [o.id for o in items if o.id not in bad]
+    # checked again inside the transaction, before the update: a failing row is left as found
+    bad |= DerivedOutputs(lake.catalog).mark_deleted(intact, iso(lake.clock()), mac_key)
     return store_record(
         lake,
         "derived_delete",

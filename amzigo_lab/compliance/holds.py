@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.compliance.common import ComplianceError, EventLog, new_id, today
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.lake.catalog import iso
-from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_holds, seal_holds
+from amzigo_lab.lake.records import Holds
+from amzigo_lab.lake.rowmac import RowProblem
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def _d(v: str | None) -> dt.date | None:
 
 def list_holds(lake: Lake, include_inactive: bool = True) -> list[LegalHold]:
     """Every hold (or only the active ones)."""
-    rows = lake.catalog.db.execute("SELECT * FROM legal_holds ORDER BY created_at").fetchall()
+    rows = Holds(lake.catalog).rows()
     holds = [
         LegalHold(
             r["id"],
@@ -104,7 +105,7 @@ def list_holds(lake: Lake, include_inactive: bool = True) -> list[LegalHold]:
 
 def trusted_holds(lake: Lake) -> tuple[list[LegalHold], list[RowProblem]]:
     """Every hold whose row verifies, and the problems of those that do not (never honoured)."""
-    problems = check_holds(lake.catalog.db, lake.row_mac_key())
+    problems = Holds(lake.catalog).check(lake.row_mac_key())
     bad = {p.row_id for p in problems}
     return [h for h in list_holds(lake) if h.id not in bad], problems
 
@@ -152,23 +153,20 @@ def place_hold(
         raise ComplianceError(f"--from {from_date} is after --to {to_date}")
     hold_id = new_id("hold")
     now = iso(lake.clock())
-    with lake.catalog.transaction() as db:
-        db.execute(
-            "INSERT INTO legal_holds(id, tenant, dataset, from_date, to_date, reason, until, "
-            "created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                hold_id,
-                tenant,
-                dataset,
-                from_date and from_date.isoformat(),
-                to_date and to_date.isoformat(),
-                reason.strip(),
-                until.isoformat(),
-                actor,
-                now,
-            ),
-        )
-        seal_holds(db, lake.row_mac_key(), [hold_id])  # the row's MAC, same transaction
+    Holds(lake.catalog).add(  # with the row's MAC, in the same transaction
+        {
+            "id": hold_id,
+            "tenant": tenant,
+            "dataset": dataset,
+            "from_date": from_date and from_date.isoformat(),
+            "to_date": to_date and to_date.isoformat(),
+            "reason": reason.strip(),
+            "until": until.isoformat(),
+            "created_by": actor,
+            "created_at": now,
+        },
+        lake.row_mac_key(),
+    )
     EventLog(lake, actor).emit(
         "compliance.hold_added",
         resource=f"hold:{hold_id}",
@@ -192,16 +190,8 @@ def lift_hold(lake: Lake, hold_id: str, *, actor: str) -> LegalHold:
         raise ComplianceError(f"no legal hold {hold_id!r}; see `amzigo hold list`")
     if hold.released_at is not None:
         return hold
-    mac_key = lake.row_mac_key()
-    with lake.catalog.transaction() as db:
-        bad = check_holds(db, mac_key, [hold_id])  # checked before it changes: never re-sealed
-        if bad:
-            raise TamperedRow(bad, "release")
-        db.execute(
-            "UPDATE legal_holds SET released_by = ?, released_at = ? WHERE id = ?",
-            (actor, iso(lake.clock()), hold_id),
-        )
-        seal_holds(db, mac_key, [hold_id])
+    # checked before it changes (TamperedRow): a row edited outside is never re-sealed
+    Holds(lake.catalog).release(hold_id, actor, iso(lake.clock()), lake.row_mac_key())
     EventLog(lake, actor).emit(
         "compliance.hold_released", resource=f"hold:{hold_id}", tenant=hold.tenant
     )
@@ -214,24 +204,13 @@ def expire_holds(lake: Lake, on: dt.date, events: EventLog) -> list[LegalHold]:
     Holds whose row fails its MAC are left as they are (never re-sealed): the purge refuses them.
     """
     mac_key = lake.row_mac_key()
-    rows = lake.catalog.db.execute(
-        "SELECT id, tenant FROM legal_holds WHERE released_at IS NULL AND expired_at IS NULL "
-        "AND until < ?",
-        (on.isoformat(),),
-    ).fetchall()
-    bad = {p.row_id for p in check_holds(lake.catalog.db, mac_key, [r[0] for r in rows])}
-    rows = [r for r in rows if r[0] not in bad]
+    table = Holds(lake.catalog)
+    rows = table.lapsed(on.isoformat(), mac_key)
     if rows:
-        with lake.catalog.transaction() as db:
-            bad = {p.row_id for p in check_holds(db, mac_key, [r[0] for r in rows])}  # in the tx
-            rows = [r for r in rows if r[0] not in bad]
-            db.executemany(
-                "UPDATE legal_holds SET expired_at = ? WHERE id = ?",
-                [(iso(lake.clock()), r[0]) for r in rows],
-            )
-            seal_holds(db, mac_key, [r[0] for r in rows])
-        for r in rows:
-            events.emit("compliance.hold_expired", resource=f"hold:{r[0]}", tenant=r[1])
+        done = set(table.expire([r[0] for r in rows], iso(lake.clock()), mac_key))
+        rows = [r for r in rows if r[0] in done]
+        for hold_id, tenant in rows:
+            events.emit("compliance.hold_expired", resource=f"hold:{hold_id}", tenant=tenant)
     expired = {r[0] for r in rows}
     return [h for h in list_holds(lake) if h.id in expired]
 

@@ -32,6 +32,7 @@ from amzigo_lab.compliance.derived import delete_outputs, outputs
 from amzigo_lab.compliance.holds import holding, trusted_holds
 from amzigo_lab.compliance.retention import batches, drop_batch
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
+from amzigo_lab.lake.records import forget_tenant
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
@@ -129,11 +130,7 @@ def delete_scope(
         folders = _folders(lake, tenant) if not result.kept_under_hold else []
         for folder in folders:
             shutil.rmtree(folder)
-        with lake.catalog.transaction() as db:
-            result.sync_state_rows = db.execute(
-                "DELETE FROM sync_state WHERE tenant = ?", (tenant,)
-            ).rowcount
-            db.execute("DELETE FROM dsr_index WHERE tenant = ?", (tenant,))
+        result.sync_state_rows = forget_tenant(lake.catalog, tenant)
         lake.catalog.checkpoint()
         result.folders_deleted = len(folders)
         if folders or result.sync_state_rows:

@@ -9,8 +9,8 @@ partition whose key is still present) so the operation's own certificate covers 
 destroyed. Partitions left `dropping` by no known operation (a raw `Lake.drop_partitions`
 killed mid-way) are finished in a `recovery` run of their own and certified as such.
 
-`uncovered_partitions` lists destroyed partitions that no certificate covers, for
-`amzigo certificate verify` and `amzigo doctor`.
+`uncovered_partitions` (compliance/coverage.py, named here too) lists destroyed partitions that
+no certificate covers, for `amzigo certificate verify` and `amzigo doctor`.
 """
 
 from __future__ import annotations
@@ -22,16 +22,29 @@ from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.compliance.common import (
     SYSTEM_ACTOR,
+    ComplianceError,
     EventLog,
     finish_run,
     open_run,
     run_records,
 )
+from amzigo_lab.compliance.coverage import Uncovered, uncovered_partitions
+from amzigo_lab.lake.records import Destructions, Runs, SubjectRequests
 
 if TYPE_CHECKING:
     from amzigo_lab.lake.store import Lake
 
 RECOVERY_ACTOR = "system:recovery"
+
+__all__ = [
+    "RECOVERY_ACTOR",
+    "Recovery",
+    "Uncovered",
+    "pending_scoped",
+    "resume_interrupted",
+    "resume_scoped",
+    "uncovered_partitions",
+]
 
 
 @dataclass
@@ -61,19 +74,11 @@ class Recovery:
 
 
 def _unfinished(lake: Lake, kind: str) -> list[tuple[str, str, str, dict[str, Any]]]:
-    rows = lake.catalog.db.execute(
-        "SELECT id, reference, actor, scope_json FROM compliance_runs WHERE kind = ? AND "
-        "finished_at IS NULL ORDER BY started_at",
-        (kind,),
-    ).fetchall()
-    return [(r[0], r[1], r[2], json.loads(r[3] or "{}")) for r in rows]
+    return Runs(lake.catalog).unfinished(kind)
 
 
 def _certificate_of(lake: Lake, run_id: str) -> str | None:
-    row = lake.catalog.db.execute(
-        "SELECT certificate_id FROM compliance_runs WHERE id = ?", (run_id,)
-    ).fetchone()
-    return row[0] if row and row[0] else None
+    return Runs(lake.catalog).certificate_of(run_id)
 
 
 def resume_interrupted(lake: Lake) -> Recovery:
@@ -107,19 +112,16 @@ def _certify_late(lake: Lake) -> str | None:
     compliance run, e.g. by an older `doctor --fix`), from their stored records, noted as such."""
     from amzigo_lab.compliance.certificates import issue_certificate
 
-    db = lake.catalog.db
     # records of an operation still running (another process) are its own to certify
-    busy = [
-        f"[{r[0]}]" for r in db.execute("SELECT id FROM compliance_runs WHERE finished_at IS NULL")
-    ]
-    busy += [
-        f"[{r[0]}]" for r in db.execute("SELECT id FROM dsr_requests WHERE status = 'in_progress'")
-    ]
+    busy = [f"[{i}]" for i in Runs(lake.catalog).unfinished_ids()]
+    busy += [f"[{i}]" for i in SubjectRequests(lake.catalog).in_progress_ids()]
+    stored = Destructions(lake.catalog)
     records = []
     for rid in sorted({u.record_id for u in uncovered_partitions(lake) if u.record_id}):
-        kind, rec_json = db.execute(
-            "SELECT kind, record_json FROM destructions WHERE id = ?", (rid,)
-        ).fetchone()
+        found = stored.get(rid)
+        if found is None:  # the partition row names a record that is not there
+            raise ComplianceError(f"destruction record {rid} is not in the catalog")
+        kind, rec_json = found
         rec = json.loads(rec_json)
         if any(tag in str(rec.get("reason", "")) for tag in busy):
             continue
@@ -153,17 +155,15 @@ def pending_scoped(lake: Lake) -> bool:
     """Whether a deletion notice or an erasure/rectification was interrupted."""
     if _unfinished(lake, "deletion_notice"):
         return True
-    row = lake.catalog.db.execute(
-        "SELECT count(*) FROM dsr_requests WHERE status = 'in_progress'"
-    ).fetchone()
+    in_progress = SubjectRequests(lake.catalog).in_progress_ids()
     stage = lake.settings.state_dir / "dsr-staging"
-    return bool(row[0]) or (stage.exists() and any(stage.glob("*.bin")))
+    return bool(in_progress) or (stage.exists() and any(stage.glob("*.bin")))
 
 
 def resume_scoped(lake: Lake) -> Recovery:
     """Finish interrupted deletion notices and data-subject requests (each in its own run)."""
-    from amzigo_lab.compliance.dsr import resume_requests
     from amzigo_lab.compliance.notices import delete_scope
+    from amzigo_lab.compliance.subject_rewrites import resume_requests
 
     out = Recovery()
     if not pending_scoped(lake):
@@ -177,10 +177,8 @@ def resume_scoped(lake: Lake) -> Recovery:
             out.certificates.append(res.certificate_id)
     out.dsr_requests = resume_requests(lake)
     for req in out.dsr_requests:
-        row = lake.catalog.db.execute(
-            "SELECT detail_json FROM dsr_requests WHERE id = ?", (req,)
-        ).fetchone()
-        cert = json.loads(row[0]).get("certificate") if row else None
+        detail = SubjectRequests(lake.catalog).detail(req)
+        cert = detail.get("certificate") if detail else None
         if cert:
             out.certificates.append(cert)
     return out
@@ -217,53 +215,3 @@ def _recover_orphaned(lake: Lake) -> tuple[str | None, str]:
         cert_id = cert.id
     finish_run(lake, run_id, cert_id)
     return cert_id, run_id
-
-
-@dataclass(frozen=True)
-class Uncovered:
-    """A destroyed partition that no destruction certificate covers."""
-
-    partition_id: int
-    dataset: str
-    tenant: str
-    ingest_date: str
-    record_id: str | None  # its destruction record, if one exists
-
-    def message(self) -> str:
-        """One line naming the partition and what to do."""
-        where = f"record {self.record_id}" if self.record_id else "no destruction record"
-        return (
-            f"partition {self.partition_id} ({self.dataset}, {self.tenant}, ingest "
-            f"{self.ingest_date}) was destroyed but no certificate covers it ({where}); run "
-            "`amzigo doctor --fix` to finish interrupted runs, else restore the catalog from "
-            "backup"
-        )
-
-
-def uncovered_partitions(lake: Lake) -> list[Uncovered]:
-    """Dropped partitions not covered by any certificate (a rectification's rewrite of a
-    partition is not a destruction of its data and needs none)."""
-    db = lake.catalog.db
-    record_of: dict[int, str] = {}
-    rectified: set[str] = set()
-    for (req,) in db.execute("SELECT id FROM dsr_requests WHERE kind = 'rectification'"):
-        rectified.add(f"dsr [{req}]")
-    exempt: set[int] = set()
-    for rid, rec_json in db.execute(
-        "SELECT id, record_json FROM destructions WHERE kind = 'partition_drop'"
-    ):
-        rec = json.loads(rec_json)
-        for p in rec.get("partitions", []):
-            record_of[int(p["partition_id"])] = rid
-            if rec.get("reason") in rectified:
-                exempt.add(int(p["partition_id"]))
-    covered_records: set[str] = set()
-    for (body,) in db.execute("SELECT body_json FROM certificates"):
-        covered_records.update(json.loads(body).get("destruction_records", {}))
-    out = []
-    for p in lake.catalog.partitions(states=("dropped",)):
-        rid = record_of.get(p.id)
-        if p.id in exempt or (rid is not None and rid in covered_records):
-            continue
-        out.append(Uncovered(p.id, p.dataset, p.tenant, p.ingest_date.isoformat(), rid))
-    return out

@@ -29,6 +29,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from amzigo_lab.compliance.blind_index import forget_partitions
 from amzigo_lab.compliance.certificates import (
     existing_certificate,
     issue_certificate,
@@ -53,9 +54,9 @@ from amzigo_lab.compliance.derived import (
     outputs,
     tamper_safe_path,
 )
-from amzigo_lab.compliance.dsr import forget_partitions
 from amzigo_lab.compliance.holds import expire_holds, holding, trusted_holds
 from amzigo_lab.lake.catalog import ALL_STATES
+from amzigo_lab.lake.records import Runs
 from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_derived, check_partitions
 from amzigo_lab.retention_rules import add_months
 
@@ -284,9 +285,7 @@ def purge(
             row_count=sum(p.row_count for p in plan.drop),
         )
         return PurgeResult(plan, dry_run=True)
-    unfinished = lake.catalog.db.execute(
-        "SELECT count(*) FROM compliance_runs WHERE kind = 'purge' AND finished_at IS NULL"
-    ).fetchone()[0]
+    unfinished = Runs(lake.catalog).count_unfinished("purge")
     run_id = open_run(lake, "purge", "retention", actor, {"as_of": as_of.isoformat()})
     events.run_id = run_id
     result = PurgeResult(plan, dry_run=False, run_id=run_id, resumed=bool(unfinished))

@@ -2,25 +2,26 @@
 
 The CLI authenticates the caller first (their login session, checked by the home's gateway:
 `amzigo_lab.cli.auth`) and passes the session's user as the actor; `require_role` checks that
-user's roles and status again in `<home>/identity.sqlite` here, so a library caller cannot skip
-it. Without an identity store the command is refused.
+user's roles and status again here, asking the home's identity store (its read-only
+`read_standing`), so a library caller cannot skip it. Without an identity store the command is
+refused.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
 from amzigo_lab.compliance.common import SYSTEM_ACTOR, ComplianceError
 from amzigo_lab.errors import AccessDenied
+from amzigo_lab.governance.identity.errors import IdentityError
+from amzigo_lab.governance.identity.standing import DATABASE_NAME, MissingDatabase, read_standing
 
 COMPLIANCE = "compliance"
 
 
 def identity_path(home: Path) -> Path:
     """The identity store of a home."""
-    return home / "identity.sqlite"
+    return home / DATABASE_NAME
 
 
 def require_role(actor: str, role: str, home: Path) -> str:
@@ -34,26 +35,22 @@ def require_role(actor: str, role: str, home: Path) -> str:
             f"{actor!r} is a system identity: log in as a person (amzigo login NAME)"
         )
     path = identity_path(home)
-    if not path.exists():
+    try:
+        standing = read_standing(path, actor)
+    except MissingDatabase:
         raise ComplianceError(
             f"no identity store at {path}: create users first (the `{role}` role is required "
             f"for this command), then log in as one (amzigo login NAME)"
-        )
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT roles, status FROM users WHERE id = ?", (actor,)).fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise ComplianceError(f"cannot read the identity store {path}: {exc}") from None
-    finally:
-        db.close()
-    if row is None:
+        ) from None
+    except IdentityError as exc:
+        raise ComplianceError(str(exc)) from None
+    if standing is None:
         raise AccessDenied(f"unknown user {actor!r}: ask an admin to create it")
-    roles = set(json.loads(row[0]))
-    if row[1] == "disabled":
+    if standing.disabled:
         raise AccessDenied(f"user {actor!r} is disabled")
-    if role not in roles:
+    if role not in standing.roles:
         raise AccessDenied(
             f"user {actor!r} lacks the {role!r} role needed here (has: "
-            f"{', '.join(sorted(roles)) or 'none'}); ask an admin to grant it"
+            f"{', '.join(sorted(standing.roles)) or 'none'}); ask an admin to grant it"
         )
     return actor

@@ -15,11 +15,12 @@ from amzigo_lab.governance.audit import AuditLog
 from amzigo_lab.governance.auditing import AuditLogSink, open_audit_log
 from amzigo_lab.governance.grants import GrantStore
 from amzigo_lab.governance.identity import IdentityStore, Session, utc_now
+from amzigo_lab.governance.identity.standing import DATABASE_NAME
 from amzigo_lab.governance.policy import Policy, Principal, archive_policy, load_policy
 from amzigo_lab.home import open_lake
 from amzigo_lab.lake.store import Lake
 
-IDENTITY_DB = "identity.sqlite"
+IDENTITY_DB = DATABASE_NAME
 GRANTS_DB = "grants.sqlite"
 TOTP_SECRET = "identity-totp-key"  # noqa: S105 - a secret's name
 

@@ -14,21 +14,18 @@ Cost is O(partitions), not O(bytes), unless canaries ask for a byte scan of the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 import random
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.errors import IntegrityError
 from amzigo_lab.lake.catalog import Partition, iso
+from amzigo_lab.lake.fs import files_under, fsync_dir, remove_empty_dirs, scan_bytes
+from amzigo_lab.lake.handle import LakeHandle
 from amzigo_lab.lake.rowmac import require_intact, seal_partitions
-
-if TYPE_CHECKING:
-    from amzigo_lab.lake.store import Lake
 
 
 @dataclass(frozen=True)
@@ -73,10 +70,9 @@ METHOD = "cryptographic erase (AES-256 partition key destroyed) + file deletion"
 
 
 def drop_partitions(
-    lake: Lake, partitions: list[Partition], canaries: list[str], reason: str
+    lake: LakeHandle, partitions: list[Partition], canaries: list[str], reason: str
 ) -> DestructionRecord:
     """See `Lake.drop_partitions`."""
-    from amzigo_lab.lake.store import fsync_dir
 
     with lake.write_lock():
         fresh = [lake.catalog.partition(p.id) for p in partitions]
@@ -113,7 +109,7 @@ def drop_partitions(
         for d in dirs:
             if d.exists():
                 fsync_dir(d)
-        _remove_empty_dirs(lake, dirs)
+        remove_empty_dirs(dirs, lake.root)  # lake.root is absolute: settings resolve the home
         lake.fault_hook("files_deleted")
         # 4. verify
         verification = _verify(lake, todo, files, [w for w, _ in wrapped.values()], canaries)
@@ -169,20 +165,8 @@ def drop_partitions(
     return record
 
 
-def _remove_empty_dirs(lake: Lake, dirs: set[Path]) -> None:
-    stop = lake.root  # absolute: settings resolve the home
-    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-        cur = d
-        while cur != stop and cur.is_relative_to(stop):
-            try:
-                cur.rmdir()
-            except OSError:
-                break
-            cur = cur.parent
-
-
 def _verify(
-    lake: Lake,
+    lake: LakeHandle,
     parts: list[Partition],
     files: list[Any],
     wrapped_blobs: list[bytes],
@@ -206,11 +190,11 @@ def _verify(
     # above covers every key.
     blobs = [b for b in wrapped_blobs if b]
     sample = blobs if len(blobs) <= _KEY_SCAN_SAMPLE else random.sample(blobs, _KEY_SCAN_SAMPLE)
-    key_copies = _scan_bytes(_catalog_files(lake), sample)
+    key_copies = scan_bytes(_catalog_files(lake), sample)
     if key_copies:
         problems.append(f"wrapped key bytes still found in {', '.join(key_copies)}")
     needles = [c.encode() for c in canaries if c]
-    canary_hits = _scan_bytes(_lake_files(lake), needles) if needles else []
+    canary_hits = scan_bytes(files_under(lake.root), needles) if needles else []
     if canary_hits:
         problems.append(f"canary values found in {len(canary_hits)} file(s)")
     result = {
@@ -228,43 +212,6 @@ def _verify(
     return result
 
 
-def _catalog_files(lake: Lake) -> list[Path]:
+def _catalog_files(lake: LakeHandle) -> list[Path]:
     base = lake.settings.catalog_path
     return [p for p in (base, Path(f"{base}-wal"), Path(f"{base}-journal")) if p.exists()]
-
-
-def _lake_files(lake: Lake) -> list[Path]:
-    out: list[Path] = []
-    for dirpath, _dirs, names in os.walk(lake.root):
-        out.extend(Path(dirpath) / n for n in names)
-    return out
-
-
-def _scan_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
-    """Names of files containing any needle (chunked, overlapping reads)."""
-    if not needles:
-        return []
-    longest = max(len(n) for n in needles)
-    hits = []
-    for path in paths:
-        try:
-            with open(path, "rb") as fh:
-                tail = b""
-                while chunk := fh.read(1 << 22):
-                    buf = tail + chunk
-                    if any(n in buf for n in needles):
-                        hits.append(path.name)
-                        break
-                    tail = buf[-longest:]
-        except FileNotFoundError:
-            continue
-    return hits
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

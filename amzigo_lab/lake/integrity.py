@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from amzigo_lab.errors import AmzigoError
-from amzigo_lab.lake.drop import file_sha256
+from amzigo_lab.lake.fs import file_sha256, files_under
+from amzigo_lab.lake.handle import LakeHandle
 from amzigo_lab.lake.pme import read_file
+from amzigo_lab.lake.rotation import recover_rotation
+from amzigo_lab.lake.rowmac import check_all
 
-if TYPE_CHECKING:
-    from amzigo_lab.lake.store import Lake
+#: The lake a `doctor` call is given, handed on as is to its `resume` callback.
+L = TypeVar("L", bound=LakeHandle)
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,8 @@ class VerifyReport:
         }
 
 
-def check_row_macs(lake: Lake) -> list[Problem]:
+def check_row_macs(lake: LakeHandle) -> list[Problem]:
     """Every catalog row (partition, file, certificate) whose MAC does not match, by name."""
-    from amzigo_lab.lake.rowmac import check_all
-
     return [
         Problem(
             "row_mac",
@@ -69,7 +69,7 @@ def check_row_macs(lake: Lake) -> list[Problem]:
     ]
 
 
-def verify_lake(lake: Lake) -> VerifyReport:
+def verify_lake(lake: LakeHandle) -> VerifyReport:
     """Check every catalog row's MAC, then read every committed file: present, SHA-256 and row
     count as committed, decrypts."""
     report = VerifyReport()
@@ -104,19 +104,17 @@ def verify_lake(lake: Lake) -> VerifyReport:
     return report
 
 
-def find_orphans(lake: Lake) -> list[Path]:
+def find_orphans(lake: LakeHandle) -> list[Path]:
     """Files under the lake that no live or dropping partition owns (e.g. after a crash)."""
     owned = lake.catalog.live_rel_paths()
-    orphans = []
-    for dirpath, _dirs, names in os.walk(lake.root):
-        for name in names:
-            path = Path(dirpath) / name
-            if path.relative_to(lake.root).as_posix() not in owned:
-                orphans.append(path)
-    return sorted(orphans)
+    return sorted(
+        path
+        for path in files_under(lake.root)
+        if path.relative_to(lake.root).as_posix() not in owned
+    )
 
 
-def sweep_orphans(lake: Lake) -> list[Path]:
+def sweep_orphans(lake: LakeHandle) -> list[Path]:
     """Delete orphan files (under the write lock, so no in-flight write is touched)."""
     with lake.write_lock():
         orphans = find_orphans(lake)
@@ -125,9 +123,7 @@ def sweep_orphans(lake: Lake) -> list[Path]:
     return orphans
 
 
-def doctor(
-    lake: Lake, fix: bool = False, resume: Callable[[Lake], object] | None = None
-) -> VerifyReport:
+def doctor(lake: L, fix: bool = False, resume: Callable[[L], object] | None = None) -> VerifyReport:
     """Key-file permissions, catalog integrity, orphans, then a full verification.
 
     Partitions left `dropping` by an interrupted drop are never finished here: with `fix`,
@@ -147,8 +143,6 @@ def doctor(
     if result != "ok":
         problems.append(Problem("catalog", str(lake.settings.catalog_path), str(result)))
     if fix:
-        from amzigo_lab.lake.rotation import recover_rotation
-
         with lake.write_lock():
             recover_rotation(lake)
     orphans = sweep_orphans(lake) if fix else find_orphans(lake)

@@ -31,8 +31,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from amzigo_lab.errors import KeyProviderError
+from amzigo_lab.lake.fs import fsync_dir
 
 KEY_BYTES = 32
+#: Wrapped under the master key into catalog meta `master_check`: proves the right key is held.
+MASTER_CHECK = b"amzigo-lab master key check"
 _NONCE = 12
 
 
@@ -159,15 +162,7 @@ def _write_private(path: Path, data: bytes) -> None:
         os.link(tmp, path)  # fails if `path` exists, like O_EXCL
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _shred(path: Path) -> None:
@@ -272,7 +267,7 @@ class FileKeyProvider:
         if self.path.exists():
             os.replace(self.path, old)
         os.replace(self.staged, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         _shred(old)
 
 

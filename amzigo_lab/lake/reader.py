@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from amzigo_lab.lake.catalog import ALL_STATES
+from amzigo_lab.lake.handle import LakeHandle
 from amzigo_lab.lake.pme import parquet_format
 from amzigo_lab.names import iso_date, sql_name, tenant_id
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     import polars as pl
 
     from amzigo_lab.lake.catalog import FileEntry, Partition
-    from amzigo_lab.lake.store import Lake
     from amzigo_lab.schema import DatasetSpec
 
 _PARTITION_TYPES = {"tenant": pa.string(), "ingest_date": pa.date32(), "purge_date": pa.date32()}
@@ -83,7 +83,7 @@ class Scan:
     @classmethod
     def build(
         cls,
-        lake: Lake,
+        lake: LakeHandle,
         dataset: str,
         tenants: list[str] | None,
         start: dt.date | str | None,

@@ -12,17 +12,12 @@ by `amzigo doctor --fix`) discards or promotes the staged key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from amzigo_lab.lake.keys import FileKeyProvider, MasterKey, unwrap, wrap
+from amzigo_lab.lake.handle import LakeHandle
+from amzigo_lab.lake.keys import MASTER_CHECK, FileKeyProvider, MasterKey, unwrap, wrap
 from amzigo_lab.lake.rowmac import TamperedRow, derive_key, reseal_all
-from amzigo_lab.lake.store import _CHECK
-
-if TYPE_CHECKING:
-    from amzigo_lab.lake.store import Lake
 
 
-def recover_rotation(lake: Lake) -> None:
+def recover_rotation(lake: LakeHandle) -> None:
     """Finish or undo a rotation a crash interrupted (file provider only)."""
     if not isinstance(lake.keys, FileKeyProvider):
         return
@@ -36,7 +31,7 @@ def recover_rotation(lake: Lake) -> None:
     lake.reload_keys()
 
 
-def rotate_master_key(lake: Lake) -> str:
+def rotate_master_key(lake: LakeHandle) -> str:
     """See `Lake.rotate_master_key`."""
     with lake.write_lock():
         recover_rotation(lake)
@@ -58,7 +53,7 @@ def rotate_master_key(lake: Lake) -> str:
     return new.key_id
 
 
-def _rewrap(lake: Lake, old: MasterKey, new: MasterKey) -> None:
+def _rewrap(lake: LakeHandle, old: MasterKey, new: MasterKey) -> None:
     """One transaction: check and re-MAC every catalog row, re-wrap keys and secrets, switch."""
     with lake.catalog.transaction() as db:
         # rows are checked under the old MAC key first: a tampered row is never re-sealed
@@ -67,7 +62,7 @@ def _rewrap(lake: Lake, old: MasterKey, new: MasterKey) -> None:
             "SELECT key_id, wrapped, master_key_id FROM keys WHERE destroyed_at IS NULL"
         ).fetchall()
         for key_id, blob, master_id in rows:
-            plain = unwrap(lake._masters[master_id].secret, bytes(blob), key_id)
+            plain = unwrap(lake.held_master(master_id).secret, bytes(blob), key_id)
             db.execute(
                 "UPDATE keys SET wrapped = ?, master_key_id = ? WHERE key_id = ?",
                 (wrap(new.secret, plain, key_id), new.key_id, key_id),
@@ -75,10 +70,10 @@ def _rewrap(lake: Lake, old: MasterKey, new: MasterKey) -> None:
         for name, blob, master_id in db.execute(
             "SELECT name, ciphertext, master_key_id FROM secrets"
         ).fetchall():
-            plain = unwrap(lake._masters[master_id].secret, bytes(blob), f"secret:{name}")
+            plain = unwrap(lake.held_master(master_id).secret, bytes(blob), f"secret:{name}")
             db.execute(
                 "UPDATE secrets SET ciphertext = ?, master_key_id = ? WHERE name = ?",
                 (wrap(new.secret, plain, f"secret:{name}"), new.key_id, name),
             )
         lake.catalog.set_meta("master_key_id", new.key_id)
-        lake.catalog.set_meta("master_check", wrap(new.secret, _CHECK, "check").hex())
+        lake.catalog.set_meta("master_check", wrap(new.secret, MASTER_CHECK, "check").hex())

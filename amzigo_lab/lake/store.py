@@ -10,20 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
-import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from amzigo_lab.config import Settings
 from amzigo_lab.errors import CatalogError, KeyProviderError, UnknownDataset
 from amzigo_lab.events import AuditSink, NullSink
+from amzigo_lab.lake import drop, integrity, rotation, writer
 from amzigo_lab.lake.catalog import Catalog, Partition, iso, utcnow
+from amzigo_lab.lake.drop import DestructionRecord
+from amzigo_lab.lake.handle import FaultHook
+from amzigo_lab.lake.integrity import VerifyReport
 from amzigo_lab.lake.keys import (
+    MASTER_CHECK,
     EnvKeyProvider,
     FileKeyProvider,
     KeyProvider,
@@ -32,22 +35,14 @@ from amzigo_lab.lake.keys import (
     unwrap,
     wrap,
 )
+from amzigo_lab.lake.reader import Scan
+from amzigo_lab.lake.writer import WriteResult
 from amzigo_lab.names import dataset_name
 from amzigo_lab.schema import DatasetSpec
 
-if TYPE_CHECKING:
-    from amzigo_lab.lake.drop import DestructionRecord
-    from amzigo_lab.lake.integrity import VerifyReport
-    from amzigo_lab.lake.reader import Scan
-    from amzigo_lab.lake.writer import WriteResult
-
-_CHECK = b"amzigo-lab master key check"
 #: Catalog meta: the home the catalog was last opened in, and the derived-path format.
 HOME_PATH_META = "home_path"
 PATHS_META = "derived_paths"
-
-#: A test seam: called with the name of each step of the commit protocol.
-FaultHook = Callable[[str], None]
 
 
 def key_provider_for(settings: Settings) -> KeyProvider:
@@ -122,7 +117,7 @@ class Lake:
         if catalog.get_meta("master_key_id") is None:
             with catalog.transaction():
                 catalog.set_meta("master_key_id", master.key_id)
-                catalog.set_meta("master_check", wrap(master.secret, _CHECK, "check").hex())
+                catalog.set_meta("master_check", wrap(master.secret, MASTER_CHECK, "check").hex())
         return cls(settings, registry, provider, catalog, **kwargs)  # type: ignore[arg-type]
 
     @classmethod
@@ -170,6 +165,13 @@ class Lake:
                 "file, environment variable or KMS key for this home"
             )
         return self._masters[key_id]
+
+    def held_master(self, key_id: str) -> MasterKey:
+        """A held master key by id (KeyProviderError if it is not held)."""
+        master = self._masters.get(key_id)
+        if master is None:
+            raise KeyProviderError(f"master key {key_id} is not held")
+        return master
 
     def _migrate_master_ids(self) -> None:
         """Rename master-key ids the catalog names to the keys' derived ids (once per catalog
@@ -415,6 +417,33 @@ class Lake:
             )
         return value if replace else self.secret(name, create=False)
 
+    def keep_secrets(self, values: Mapping[str, bytes]) -> None:
+        """Store named secrets wrapped by the master key, leaving any that exist as they are
+        (one transaction)."""
+        if not values:
+            return
+        master = self.master()
+        now = iso(self.clock())
+        rows = [
+            (name, wrap(master.secret, value, f"secret:{name}"), master.key_id, now, now)
+            for name, value in values.items()
+        ]
+        with self.catalog.transaction() as db:
+            db.executemany(
+                "INSERT INTO secrets(name, ciphertext, master_key_id, created_at, rotated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                rows,
+            )
+
+    def delete_secrets(self, names: Iterable[str]) -> int:
+        """Destroy named secrets (one transaction; the catalog overwritten and its WAL
+        truncated when any existed); how many existed."""
+        with self.catalog.transaction() as db:
+            n = db.executemany("DELETE FROM secrets WHERE name = ?", [(x,) for x in names]).rowcount
+        if n:
+            self.catalog.checkpoint()
+        return int(n)
+
     def secret_names(self) -> list[tuple[str, str, str]]:
         """(name, created_at, rotated_at) of every stored secret (never the values)."""
         rows = self.catalog.db.execute(
@@ -494,9 +523,7 @@ class Lake:
         batch_id: str,
     ) -> WriteResult:
         """Validate and write one batch; visible only once its catalog rows commit."""
-        from amzigo_lab.lake.writer import write_batch
-
-        return write_batch(self, dataset, tenant, ingest_date, table, batch_id)
+        return writer.write_batch(self, dataset, tenant, ingest_date, table, batch_id)
 
     def scan(
         self,
@@ -506,17 +533,13 @@ class Lake:
         end: dt.date | str | None = None,
     ) -> Scan:
         """The committed partitions of one dataset for tenants and an ingest-date range."""
-        from amzigo_lab.lake.reader import Scan
-
         return Scan.build(self, dataset, tenants, start, end)
 
     def drop_partitions(
         self, partitions: list[Partition], canaries: Iterable[str] = (), reason: str = ""
     ) -> DestructionRecord:
         """Cryptographically erase, delete and verify the given partitions."""
-        from amzigo_lab.lake.drop import drop_partitions
-
-        return drop_partitions(self, partitions, list(canaries), reason)
+        return drop.drop_partitions(self, partitions, list(canaries), reason)
 
     def drop_partition(
         self, partition_id: int, canaries: Iterable[str] = (), reason: str = ""
@@ -527,25 +550,12 @@ class Lake:
     def verify(self) -> VerifyReport:
         """Check every catalog row's MAC, then every committed file: presence, SHA-256,
         decryption, row count."""
-        from amzigo_lab.lake.integrity import verify_lake
-
-        return verify_lake(self)
+        return integrity.verify_lake(self)
 
     def rotate_master_key(self) -> str:
         """Re-wrap every partition key and secret under a new master key; return its id."""
-        from amzigo_lab.lake.rotation import rotate_master_key
-
-        return rotate_master_key(self)
+        return rotation.rotate_master_key(self)
 
     def reload_keys(self) -> None:
         """Re-read the key provider (after a rotation)."""
         self._masters = index_keys(self.keys.load())
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename or unlink in it is durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

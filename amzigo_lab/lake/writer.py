@@ -24,12 +24,15 @@ import pyarrow.parquet as pq
 
 from amzigo_lab.errors import InvalidName, SchemaMismatch, WriteError
 from amzigo_lab.lake.catalog import iso
+from amzigo_lab.lake.fs import fsync_dir
+from amzigo_lab.lake.handle import LakeHandle
+from amzigo_lab.lake.keys import wrap
 from amzigo_lab.lake.pme import encryption_properties
+from amzigo_lab.lake.rowmac import require_intact, seal_partitions
 from amzigo_lab.names import iso_date, tenant_id
 from amzigo_lab.retention_rules import MonthsAfterIngestion, WhileTenantActive
 
 if TYPE_CHECKING:
-    from amzigo_lab.lake.store import Lake
     from amzigo_lab.schema import DatasetSpec
 
 _BATCH = re.compile(r"^[A-Za-z0-9._:=-]{1,160}$")
@@ -81,10 +84,8 @@ def _encrypt_to_buffer(table: pa.Table, key_id: str, key: bytes, row_group_rows:
     return sink.getvalue()
 
 
-def _durable_write(target: Path, data: pa.Buffer, lake: Lake) -> None:
+def _durable_write(target: Path, data: pa.Buffer, lake: LakeHandle) -> None:
     """Write `data` under a temp name, fsync, rename to `target`, fsync the directory."""
-    from amzigo_lab.lake.store import fsync_dir
-
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_name("." + target.name + ".tmp")
     try:
@@ -128,7 +129,7 @@ def _split_by_purge(spec: DatasetSpec, table: pa.Table, ingest: dt.date) -> dict
 
 
 def write_batch(
-    lake: Lake,
+    lake: LakeHandle,
     dataset: str,
     tenant: str,
     ingest_date: dt.date | str,
@@ -169,7 +170,12 @@ def write_batch(
 
 
 def _write_file(
-    lake: Lake, spec: DatasetSpec, tenant: str, ingest: dt.date, purge: dt.date, part: pa.Table
+    lake: LakeHandle,
+    spec: DatasetSpec,
+    tenant: str,
+    ingest: dt.date,
+    purge: dt.date,
+    part: pa.Table,
 ) -> _PendingFile:
     rel_dir = _rel_dir(spec, tenant, ingest, purge)
     row = lake.catalog.db.execute(
@@ -195,7 +201,7 @@ def _write_file(
 
 
 def _commit(
-    lake: Lake,
+    lake: LakeHandle,
     spec: DatasetSpec,
     tenant: str,
     ingest: dt.date,
@@ -207,8 +213,6 @@ def _commit(
     master = lake.master()
     mac_key = lake.row_mac_key()
     ids: list[int] = []
-    from amzigo_lab.lake.keys import wrap
-    from amzigo_lab.lake.rowmac import require_intact, seal_partitions
 
     with lake.catalog.transaction() as db:
         lake.fault_hook("catalog_begin")
