@@ -122,6 +122,32 @@ def test_plan_lists_the_catalogs_files_for_exactly_the_granted_scope(
     assert plan.job_token not in repr([e.to_dict() for e in events])
 
 
+def test_service_tokens_plan_their_one_tenant_and_other_tokens_cannot_plan(
+    world: World, address: str
+) -> None:
+    from amzigo_lab.client.service import operator_token
+
+    request = {"actor": "svc:reports", "tenant": "acme", "purposes": ["sales_analysis"]}
+    operator = operator_token(world.settings.home)
+    with GatewayClient(address, operator) as op:
+        svc = op.action(protocol.SERVICE_MINT, request)["token"]
+        with pytest.raises(AccessDenied, match="operator credential reads no data"):
+            plan_job(op, ["orders"], purpose="sales_analysis")
+    with GatewayClient(address, svc) as client:
+        plan = plan_job(client, ["orders"], purpose="sales_analysis", engine="spark")
+        assert {f.split("/")[-3] for f in plan.files["orders"]} == {"tenant=acme"}
+        with pytest.raises(AccessDenied):
+            plan_job(client, ["orders"], tenants=["globex"], purpose="sales_analysis")
+        with pytest.raises(AccessDenied, match="purpose not in the service token"):
+            plan_job(client, ["orders"], purpose="inventory_tracking")
+    with GatewayClient(address, plan.job_token) as job, pytest.raises(AccessDenied):
+        plan_job(job, ["orders"], purpose="sales_analysis")
+    assert any(
+        e.actor == "svc:reports" and e.decision == "deny"
+        for e in _audit(world, action="scale.plan")
+    )
+
+
 def test_unwrap_in_scope_and_refusals(world: World, ana: Workbench) -> None:
     acme = plan_job(ana, ["orders"], tenants=["acme"])
     globex = plan_job(ana, ["orders"], tenants=["globex"])
