@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 ENGINES = ("spark", "dask")
 UNWRAP_PATH = "/v1/unwrap"
+#: Seconds between re-checks of a job planner's session and rights (at its next unwrap).
+RECHECK_EVERY = 5.0
 #: At most one audit event per this many seconds for unwraps with an unknown token (each with
 #: the count since the last one): an unauthenticated caller cannot flood the audit log.
 UNKNOWN_TOKEN_EVERY = 60.0
@@ -125,6 +127,7 @@ class ScaleKeys:
         described: dict[str, dict[str, Any]] = {}
         key_partitions: dict[str, int] = {}
         tenants: set[str] = set()
+        read: dict[str, frozenset[str]] = {}
         for name, chosen in scope.items():
             scan = gov.lake.scan(name, chosen, since, until) if chosen != [] else None
             spec = gov.lake.spec(name)
@@ -132,6 +135,7 @@ class ScaleKeys:
             if scan is not None:
                 key_partitions.update({p.key_id: p.id for p in scan.partitions})
                 tenants.update(p.tenant for p in scan.partitions)
+                read[name] = frozenset(p.tenant for p in scan.partitions)
                 scan.keys.clear()  # the plan needs key ids only
             described[name] = {
                 "dir": str(gov.lake.root / spec.origin / spec.name),
@@ -156,6 +160,9 @@ class ScaleKeys:
             key_partitions=key_partitions,
             files=sum(len(f) for f in files.values()),
             expires=now + ttl,
+            credential=token,
+            scope=read,
+            checked_at=time.monotonic(),
         )
         secret = self.jobs.mint(job)
         gov.emit(
@@ -214,6 +221,11 @@ class ScaleKeys:
         return {"revoked": ended, "job_id": job.job_id}
 
     # -- unwrapping ----------------------------------------------------------------------------
+    def serve_unwrap(self, token: str, body: Any) -> tuple[int, dict[str, str]]:
+        """`unwrap` as the endpoint calls it: with the policy file re-read if it changed."""
+        self._server._reload_policy_if_changed()
+        return self.unwrap(token, body)
+
     def unwrap(self, token: str, body: Any) -> tuple[int, dict[str, str]]:
         """(HTTP status, JSON answer) of one unwrap request; see the module docstring."""
         from amzigo_lab.lake.pme import PartitionKms
@@ -227,6 +239,10 @@ class ScaleKeys:
             self._end(job, "expired")
         if not job.ended and self._server._incidents.mode() == "deny-all":
             self._end(job, "incident isolation (deny-all)")
+        if not job.ended:
+            lost = self._lost_rights(job)
+            if lost:
+                self._end(job, lost)
         if job.ended:
             self._deny(job, 401, f"job token refused: the job ended ({job.ended})")
             return 401, {"error": f"job {job.job_id} has ended ({job.ended}); plan it again"}
@@ -262,6 +278,33 @@ class ScaleKeys:
         job.unwraps += 1
         job.keys_used.add(key_id)
         return 200, {"kek": base64.b64encode(kek).decode()}
+
+    def _lost_rights(self, job: Job) -> str:
+        """Why the job's planner may no longer read its scope ("" if it still may): its login
+        session ended (logout, disable, expiry, incident), its service token was revoked, or
+        the policy or its grants changed. At most every RECHECK_EVERY seconds per job."""
+        from amzigo_lab.gateway.tokens import ServiceTokens
+        from amzigo_lab.governance.policy import Principal
+        from amzigo_lab.governance.service import SERVICE_ROLE
+
+        now = time.monotonic()
+        if now - job.checked_at < RECHECK_EVERY:
+            return ""
+        job.checked_at = now
+        server, gov = self._server, self._server._gov
+        try:
+            if ServiceTokens.looks_like(job.credential):
+                grant = server._tokens.check(job.credential)
+                who = Principal(grant.actor, (SERVICE_ROLE,), grant.tenant)
+            else:  # a job's unwraps are its user's activity: they keep the session from idling
+                who = gov.principal_of(server._user_session(job.credential, "scale.unwrap"))
+        except AccessDenied:
+            return "the planner's session or service token ended"
+        for name, tenants in job.scope.items():
+            access = gov.policy.access(who, gov.lake.spec(name), job.purpose)
+            if not access.allowed or (access.tenants is not None and tenants - access.tenants):
+                return f"the policy no longer grants {name} of its tenants for {job.purpose}"
+        return ""
 
     def _deny(self, job: Job, status: int, reason: str) -> None:
         job.denied += 1

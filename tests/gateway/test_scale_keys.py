@@ -201,6 +201,31 @@ def test_an_expired_token_is_refused(world: World, ana: Workbench) -> None:
     assert len(ended) == 1 and "expired" in ended[0].reason
 
 
+def test_a_revoked_grant_ends_the_job(world: World, address: str) -> None:
+    with world.governance() as gov:
+        gov.grants.grant("nog", "acme", actor="test")
+    nog = amzigo_lab.connect("sales_analysis", token=world.tokens["nog"], address=address)
+    try:
+        plan = plan_job(nog, ["orders"], tenants=["acme"])
+    finally:
+        nog.close()
+    wrapped, key_id = _wrapped_kek(plan.files["orders"][0])
+    client_scale.unwrap(plan.connection(), wrapped, key_id)
+    with world.governance() as gov:
+        gov.grants.revoke("nog", "acme")
+    deadline = time.monotonic() + 60
+    while True:  # the planner's rights are re-checked every few seconds, at the next unwrap
+        try:
+            client_scale.unwrap(plan.connection(), wrapped, key_id)
+        except AccessDenied as exc:
+            assert "no longer grants" in str(exc) or "ended" in str(exc)
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    ended = [e for e in _audit(world, action="scale.job") if e.resource == f"job:{plan.job_id}"]
+    assert len(ended) == 1 and "no longer grants orders" in ended[0].reason
+
+
 def test_dask_read_equals_the_governed_reader(ana: Workbench) -> None:
     pytest.importorskip("dask.dataframe")
     import amzigo_lab.dask as amzigo_dask
