@@ -11,8 +11,9 @@ latest-state rule; see /work/notes/scale-protocol.md (docs/architecture.md, "Key
 Unwrapping (`unwrap`, called by the HTTPS endpoint in `amzigo_lab.gateway.unwrap_endpoint`)
 turns a wrapped KEK into the KEK with `PartitionKms.unwrap_key`, the very function the lake's
 pyarrow KmsClient uses, and only for a key id in the token's scope whose partition is still
-live. Audit: one `scale.plan` per plan (allow or deny), one `scale.unwrap` per refused unwrap
-(403, or 401 for a token that was once valid), and one `scale.job` summary when a job ends
+live. Audit: one `scale.plan` per plan (allow or deny), `scale.unwrap` for refused unwraps (403,
+or 401 for a token that was once valid: per job the first at once, then at most one a minute
+with the count since), and one `scale.job` summary when a job ends
 (revoked, expired, scope dropped, gateway stopped) with its unwrap counts. Unwraps that succeed
 are counted in memory, not audited one by one: a Spark job over a year of partitions makes
 thousands. Never a key, a KEK or a token in an event or the log.
@@ -30,7 +31,6 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
-import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,8 @@ ENGINES = ("spark", "dask")
 UNWRAP_PATH = "/v1/unwrap"
 #: Seconds between re-checks of a job planner's session and rights (at its next unwrap).
 RECHECK_EVERY = 5.0
+#: At most one audit event per job per this many seconds for its refused unwraps (with a count).
+DENIAL_EVERY = 60.0
 #: At most one audit event per this many seconds for unwraps with an unknown token (each with
 #: the count since the last one): an unauthenticated caller cannot flood the audit log.
 UNKNOWN_TOKEN_EVERY = 60.0
@@ -65,7 +67,6 @@ class ScaleKeys:
         self.ca_pem = ""
         self._unknown_last = 0.0
         self._unknown_count = 0
-        self._recheck_lock = threading.Lock()
         server._gov.sink.listeners.append(self.notice_drop)
 
     # -- the endpoint --------------------------------------------------------------------------
@@ -307,7 +308,15 @@ class ScaleKeys:
         return ""
 
     def _deny(self, job: Job, status: int, reason: str) -> None:
+        """Count a refused unwrap; audit the first at once, then at most one per
+        DENIAL_EVERY seconds per job with the count since (the workers of a revoked Spark job
+        keep asking: thousands of identical events would drown the log)."""
         job.denied += 1
+        job.denied_unaudited += 1
+        now = time.monotonic()
+        if job.denied_audited_at and now - job.denied_audited_at < DENIAL_EVERY:
+            return
+        count, job.denied_unaudited, job.denied_audited_at = job.denied_unaudited, 0, now
         self._server._gov.emit(
             "scale.unwrap",
             actor=job.actor,
@@ -316,7 +325,8 @@ class ScaleKeys:
             resource=f"job:{job.job_id}",
             tenant=job.tenants[0] if len(job.tenants) == 1 else "",
             decision="deny",
-            reason=f"{status}: {reason}"[:500],
+            row_count=count,
+            reason=f"{status}: {reason} (refusals counted since the last such event)"[:500],
         )
 
     def _unknown_token(self) -> None:
