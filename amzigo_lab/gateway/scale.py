@@ -31,6 +31,7 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 ENGINES = ("spark", "dask")
 UNWRAP_PATH = "/v1/unwrap"
+#: How long a plan waits for the unwrap endpoint of a gateway that is still starting.
+ENDPOINT_WAIT = 30.0
 #: Seconds between re-checks of a job planner's session and rights (at its next unwrap).
 RECHECK_EVERY = 5.0
 #: At most one audit event per job per this many seconds for its refused unwraps (with a count).
@@ -67,12 +70,18 @@ class ScaleKeys:
         self.ca_pem = ""
         self._unknown_last = 0.0
         self._unknown_count = 0
+        self._settled = threading.Event()  # the endpoint started, failed, or is not wanted
         server._gov.sink.listeners.append(self.notice_drop)
 
     # -- the endpoint --------------------------------------------------------------------------
     def attach_endpoint(self, url: str, ca_pem: str) -> None:
         """Record where the unwrap endpoint listens and the CA that signed its certificate."""
         self.unwrap_url, self.ca_pem = url, ca_pem
+        self._settled.set()
+
+    def settle(self) -> None:
+        """No endpoint will be attached (none configured, or it failed): plans stop waiting."""
+        self._settled.set()
 
     # -- planning ------------------------------------------------------------------------------
     def plan(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +153,8 @@ class ScaleKeys:
                 "partition_fields": list(spec.partition_fields),
                 "latest": _latest_rule(spec),
             }
+        if not self.unwrap_url:  # the Flight server answers before the endpoint is up
+            self._settled.wait(ENDPOINT_WAIT)
         if not self.unwrap_url:
             raise AmzigoError(
                 "this gateway serves no unwrap endpoint (it failed to start: see the gateway "

@@ -93,6 +93,18 @@ def _wrapped_kek(path: str) -> tuple[str, str]:
     return _Recorder.seen[0]
 
 
+def test_a_plan_right_after_the_gateway_starts_waits_for_its_endpoint(
+    world: World, address: str
+) -> None:
+    # the first test of the module: the gateway was started on demand just now and answers
+    # Flight calls before its unwrap endpoint is up; the plan waits for it
+    with GatewayClient(address, world.tokens["ana"]) as client:
+        plan = plan_job(client, ["orders"], tenants=["acme"], purpose="sales_analysis")
+        assert plan.unwrap_url.startswith("https://127.0.0.1:")
+        assert "BEGIN CERTIFICATE" in plan.ca_pem
+        assert revoke_job(client, plan) is True
+
+
 def test_plan_lists_the_catalogs_files_for_exactly_the_granted_scope(
     world: World, ana: Workbench
 ) -> None:
