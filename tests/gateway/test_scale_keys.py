@@ -243,7 +243,7 @@ def test_dask_read_equals_the_governed_reader(ana: Workbench) -> None:
     import amzigo_lab.dask as amzigo_dask
 
     job = amzigo_dask.plan(ana, "orders")
-    frame = amzigo_dask.read(ana, "orders", job=job)
+    frame = amzigo_dask.read(ana, "orders", job=job, decimals="arrow")
     order = [("tenant", "ascending"), ("amazon_order_id", "ascending")]
     want = ana.sql("SELECT * FROM orders", arrow=True)
     assert isinstance(want, pa.Table)
@@ -251,6 +251,15 @@ def test_dask_read_equals_the_governed_reader(ana: Workbench) -> None:
     assert got.column_names == want.column_names
     assert got.num_rows == want.num_rows == 12  # acme's updated order once
     assert got.cast(want.schema).sort_by(order).equals(want.sort_by(order))
+    counts = frame.groupby("tenant").amazon_order_id.count().compute()  # a reduction
+    assert counts.to_dict() == {"acme": 5, "globex": 7}
+    money = amzigo_dask.read(ana, "orders", job=job)  # decimals as float64: Dask sums them
+    totals = want.group_by("tenant").aggregate([("order_total", "sum")]).to_pylist()
+    summed = money.groupby("tenant").order_total.sum().compute().round(2).to_dict()
+    assert summed == {t["tenant"]: float(t["order_total_sum"]) for t in totals}
+    assert round(money.order_total.sum().compute(), 2) == float(
+        sum(t["order_total_sum"] for t in totals)
+    )
     one = amzigo_dask.read(ana, "orders", tenants=["globex"]).compute()
     assert set(one["tenant"]) == {"globex"} and len(one) == 7
     assert revoke_job(ana, job) is True
