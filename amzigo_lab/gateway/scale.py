@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import datetime as dt
+import logging
 import threading
 import time
 import uuid
@@ -46,6 +46,7 @@ from amzigo_lab.names import tenant_id
 if TYPE_CHECKING:
     from amzigo_lab.gateway.server import GatewayServer
 
+LOG = logging.getLogger("amzigo.gateway")
 ENGINES = ("spark", "dask")
 UNWRAP_PATH = "/v1/unwrap"
 #: How long a plan waits for the unwrap endpoint of a gateway that is still starting.
@@ -71,6 +72,7 @@ class ScaleKeys:
         self._unknown_last = 0.0
         self._unknown_count = 0
         self._settled = threading.Event()  # the endpoint started, failed, or is not wanted
+        self._drops_seen = False  # a `lake.drop` was audited during the running call
         server._gov.sink.listeners.append(self.notice_drop)
 
     # -- the endpoint --------------------------------------------------------------------------
@@ -392,12 +394,21 @@ class ScaleKeys:
                     break
 
     def notice_drop(self, event: Any) -> None:
-        """An audit listener: after a drop written by this gateway, re-check the jobs on the
-        home thread as soon as the running call ends (not inside the audit write)."""
-        if event.action != "lake.drop" or not self.jobs.live():
+        """An audit listener: a drop written by this gateway marks the jobs for a re-check
+        at the end of the running call (`after_call`), not inside the audit write."""
+        if event.action == "lake.drop":
+            self._drops_seen = True
+
+    def after_call(self) -> None:
+        """(Home thread, after every Flight call.) End the jobs whose scope the call dropped,
+        before its answer reaches the caller."""
+        if not self._drops_seen:
             return
-        with contextlib.suppress(RuntimeError):  # stopping: every job ends with the gateway
-            self._server._work.submit(self.recheck)
+        self._drops_seen = False
+        try:
+            self.recheck()
+        except Exception as exc:  # housekeeping and each unwrap check again
+            LOG.error("scale_recheck_failed", extra={"fields": {"error": type(exc).__name__}})
 
     def stop(self) -> None:
         """(Home thread.) End every live job: the gateway is stopping."""
