@@ -175,10 +175,11 @@ class Scan:
         return con.table(name)
 
     def polars(self) -> pl.LazyFrame:
-        """A polars LazyFrame (pyarrow decrypts, polars computes)."""
-        import polars as pl
+        """A polars LazyFrame: polars reads and decrypts each file itself with the file's own
+        data key (`lake/native_read.py`), as fast as its reader on plaintext."""
+        from amzigo_lab.lake.native_read import polars_frame
 
-        return pl.scan_pyarrow_dataset(self.arrow_dataset())
+        return polars_frame(self)
 
     def ibis(self, backend: Any = None, name: str = "") -> ir.Table:
         """An ibis table on a DuckDB backend (a new in-memory one unless given)."""
