@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from amzigo_lab.lake.catalog import ALL_STATES
+from amzigo_lab.lake.hot_cache import cache_of
 from amzigo_lab.lake.pme import parquet_format
 from amzigo_lab.names import iso_date, sql_name, tenant_id
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from amzigo_lab.lake.catalog import FileEntry, Partition
+    from amzigo_lab.lake.hot_cache import HotCache
     from amzigo_lab.lake.store import Lake
     from amzigo_lab.schema import DatasetSpec
 
@@ -79,6 +81,7 @@ class Scan:
     base_dir: str
     keys: dict[str, bytes]
     _dataset: ds.Dataset | None = field(default=None, repr=False)
+    hot_cache: HotCache | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -103,7 +106,8 @@ class Scan:
         files = lake.catalog.files([p.id for p in parts])
         keys = lake.partition_keys(p.key_id for p in parts)
         base = lake.root / spec.origin / spec.name
-        return cls(spec, parts, files, [str(lake.path(f.rel_path)) for f in files], str(base), keys)
+        paths = [str(lake.path(f.rel_path)) for f in files]
+        return cls(spec, parts, files, paths, str(base), keys, hot_cache=cache_of(lake))
 
     @property
     def schema(self) -> pa.Schema:
@@ -157,7 +161,7 @@ class Scan:
         db = duckdb.connect() if con is None else con
         view = f"_amzigo_versions_{uuid.uuid4().hex}"
         try:
-            db.register(view, self.arrow_dataset())
+            db.register(view, self.engine_source())
             if not self.spec.natural_key:
                 return db.sql(f'SELECT * FROM "{view}"{_bounds_sql(bounds)}').to_arrow_table()  # noqa: S608
             return db.sql(latest_sql(self.spec, view, bounds)).to_arrow_table()
@@ -167,11 +171,20 @@ class Scan:
             else:
                 db.unregister(view)
 
+    def engine_source(self) -> ds.Dataset | pa.Table:
+        """What DuckDB and ibis scan: the lake's hot cache table if the process enabled one
+        and the scan fits it (`lake/hot_cache.py`), else the decrypting dataset."""
+        if self.hot_cache is not None:
+            table = self.hot_cache.table_for(self)
+            if table is not None:
+                return table
+        return self.arrow_dataset()
+
     def duckdb(self, con: duckdb.DuckDBPyConnection | None = None, name: str = "") -> Any:
         """A DuckDB relation (registers the dataset on `con` under `name`)."""
         con = con or duckdb.connect()
         name = sql_name(name or self.spec.name)
-        con.register(name, self.arrow_dataset())
+        con.register(name, self.engine_source())
         return con.table(name)
 
     def polars(self) -> pl.LazyFrame:
@@ -187,5 +200,5 @@ class Scan:
 
         backend = backend or ibis.duckdb.connect()
         name = sql_name(name or self.spec.name)
-        backend.con.register(name, self.arrow_dataset())
+        backend.con.register(name, self.engine_source())
         return backend.table(name)
