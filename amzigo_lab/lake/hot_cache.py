@@ -84,7 +84,11 @@ class HotCache:
             if self._draining or not self._hold_shared():
                 return None
             self.misses += 1
-            loaded = _load(scan, missing)
+            try:
+                loaded = _load(scan, missing)
+            except BaseException:
+                self._release_if_empty()
+                raise
             size = sum(t.nbytes for t in loaded.values()) + sum(
                 self._entries[k].nbytes for k in keys if k in self._entries
             )
@@ -158,25 +162,24 @@ def _key_id(scan: Scan, partition_id: int) -> str:
 
 
 def _load(scan: Scan, indexes: list[int]) -> dict[int, pa.Table]:
-    """Decrypt the files at `indexes` of the scan (all columns, partition columns included),
-    in one multi-threaded read; the result is cut per file by the catalog's row counts."""
+    """Decrypt the files at `indexes` of the scan (all columns, partition columns included) in
+    one multi-threaded scan; each file's table owns its buffers (its batches), so evicting it
+    frees its memory. Row counts are checked against the catalog."""
     dataset = scan.arrow_dataset()
     by_path = {fragment.path: fragment for fragment in dataset.get_fragments()}
+    wanted = [scan.paths[i] for i in indexes]
     chosen = ds.FileSystemDataset(
-        [by_path[scan.paths[i]] for i in indexes],
-        dataset.schema,
-        dataset.format,
-        dataset.filesystem,
+        [by_path[p] for p in wanted], dataset.schema, dataset.format, dataset.filesystem
     )
-    table = chosen.to_table()  # keeps the fragments' order
-    counts = [scan.files[i].row_count for i in indexes]
-    if sum(counts) != table.num_rows:
-        raise IntegrityError("a lake file's row count differs from the catalog's")
+    batches: dict[str, list[pa.RecordBatch]] = {p: [] for p in wanted}
+    for tagged in chosen.scanner().scan_batches():
+        batches[tagged.fragment.path].append(tagged.record_batch)
     out = {}
-    offset = 0
-    for i, n in zip(indexes, counts, strict=True):
-        out[i] = table.slice(offset, n)
-        offset += n
+    for i, path in zip(indexes, wanted, strict=True):
+        table = pa.Table.from_batches(batches[path], schema=dataset.schema)
+        if table.num_rows != scan.files[i].row_count:
+            raise IntegrityError(f"{path}: row count differs from the catalog's")
+        out[i] = table
     return out
 
 

@@ -2,9 +2,11 @@
 
 Pruning happens before any file is opened: the catalog chooses the files of the requested
 dataset, tenants and ingest-date range, and only those enter the pyarrow dataset. pyarrow
-decrypts (about 1.0x plaintext cost); DuckDB, ibis and polars compute over that dataset, so no
-key ever reaches DuckDB's SQL text or logs. Partition columns (`tenant`, `ingest_date`, and
-`purge_date` where the retention rule needs it) come from the hive-style paths.
+decrypts (about 1.0x plaintext cost); DuckDB and ibis compute over that dataset (or over the
+process's hot cache, `lake/hot_cache.py`, when one is enabled), so no key ever reaches DuckDB's
+SQL text or logs. polars decrypts natively, one data key per file (`lake/native_read.py`).
+Partition columns (`tenant`, `ingest_date`, and `purge_date` where the retention rule needs it)
+come from the hive-style paths (polars: from the catalog).
 """
 
 from __future__ import annotations
