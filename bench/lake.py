@@ -4,6 +4,9 @@
    (zstd, same row-group size, file + directory fsync);
 2. aggregation (all days, last 7 days) through the reader API (DuckDB, polars, ibis) vs
    DuckDB `read_parquet` (polars: `scan_parquet`) over the same data as plaintext hive Parquet;
+   DuckDB and ibis also through a second `Lake` on the same home with the hot cache enabled
+   (`lake/hot_cache.py`): repeat queries (cache warm, interleaved with the rest) and first
+   queries (cache emptied before each run) are reported separately;
 3. `drop_partition` at 1x and 4x partition size (median over several partitions);
 4. peak RSS of the whole encrypted write in a fresh subprocess.
 

@@ -33,6 +33,7 @@ def polars_frame(scan: Scan) -> pl.LazyFrame:
     by_id = {p.id: p for p in scan.partitions}
     partition_fields = list(scan.spec.partition_fields)
     names = schema.names
+    file_schema = {n: t for n, t in empty.schema.items() if n not in partition_fields}
     frames = []
     for entry, path in zip(scan.files, scan.paths, strict=True):
         part = by_id[entry.partition_id]
@@ -43,7 +44,15 @@ def polars_frame(scan: Scan) -> pl.LazyFrame:
         }
         decryption = pl.ParquetDecryptionProperties(footer_key=data_key(path, scan.keys))
         frame = pl.scan_parquet(
-            path, decryption=decryption, hive_partitioning=False, glob=False
+            path,
+            decryption=decryption,
+            hive_partitioning=False,
+            glob=False,
+            # as the pyarrow dataset with its explicit schema: the declared columns and types,
+            # a column missing from an older file is null, an extra one is ignored
+            schema=file_schema,
+            missing_columns="insert",
+            extra_columns="ignore",
         ).with_columns(literals[n].alias(n) for n in partition_fields)
         frames.append(frame.select(names))
-    return pl.concat(frames, how="vertical").cast(empty.schema)
+    return pl.concat(frames, how="vertical")

@@ -167,3 +167,23 @@ def test_a_flipped_bit_never_changes_what_is_read(lake: Lake) -> None:
     finally:
         path.write_bytes(original)
     assert detected > 0.9 * (len(original) / 3)
+
+
+def test_a_file_without_a_declared_column_reads_as_the_pyarrow_path(lake: Lake) -> None:
+    """Like the pyarrow dataset (explicit schema): a column an older file lacks reads as nulls,
+    a column the dataset no longer declares is ignored (for future schema versions)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from amzigo_lab.lake.pme import encryption_properties
+
+    lake.write("orders", "acme", DAYS[0], orders(5), "b1")
+    scan = lake.scan("orders")
+    (key_id, key), path = next(iter(scan.keys.items())), scan.paths[0]
+    older = orders(5).drop_columns(["currency"]).append_column("legacy", pa.array(["x"] * 5))
+    pq.write_table(older, path, encryption_properties=encryption_properties(key_id, key))
+    old = _old_path(scan)
+    new = scan.polars().collect()
+    assert new.schema == old.schema
+    assert new.sort("amazon_order_id").equals(old.sort("amazon_order_id"))
+    assert new["currency"].null_count() == 5 and "legacy" not in new.columns
