@@ -68,10 +68,8 @@ class HotCache:
     def table_for(self, scan: Scan) -> pa.Table | None:
         """The scan's rows as one in-memory table, loading missing files; None when the
         scan does not fit the budget or the cache cannot take its lock (use the dataset)."""
-        keys = [
-            (f.partition_id, _key_id(scan, f.partition_id), f.rel_path, f.sha256)
-            for f in scan.files
-        ]
+        key_ids = {p.id: p.key_id for p in scan.partitions}
+        keys = [(f.partition_id, key_ids[f.partition_id], f.rel_path, f.sha256) for f in scan.files]
         if not keys:
             return scan.schema.empty_table()
         with self._mutex:
@@ -152,13 +150,6 @@ class HotCache:
             fcntl.flock(self._shared, fcntl.LOCK_UN)
             self._shared.close()
             self._shared = None
-
-
-def _key_id(scan: Scan, partition_id: int) -> str:
-    for p in scan.partitions:
-        if p.id == partition_id:
-            return p.key_id
-    raise KeyError(partition_id)
 
 
 def _load(scan: Scan, indexes: list[int]) -> dict[int, pa.Table]:
