@@ -27,7 +27,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -35,8 +35,29 @@ import pyarrow.dataset as ds
 from amzigo_lab.errors import AmzigoError, IntegrityError
 
 if TYPE_CHECKING:
-    from amzigo_lab.lake.reader import Scan
-    from amzigo_lab.lake.store import Lake
+    from amzigo_lab.config import Settings
+    from amzigo_lab.lake.catalog import FileEntry, Partition
+
+
+class LakeLike(Protocol):
+    """What the cache needs of an open lake (it imports neither the store nor the reader, so
+    the lake's modules form no import loop)."""
+
+    settings: Settings
+
+
+class ScanLike(Protocol):
+    """What the cache needs of a `lake.reader.Scan`."""
+
+    partitions: list[Partition]
+    files: list[FileEntry]
+    paths: list[str]
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    def arrow_dataset(self) -> ds.Dataset: ...
+
 
 _LOCK_NAME = "hot-cache.lock"
 
@@ -65,7 +86,7 @@ class HotCache:
         self.misses = 0
 
     # -- what scans use -------------------------------------------------------------------
-    def table_for(self, scan: Scan) -> pa.Table | None:
+    def table_for(self, scan: ScanLike) -> pa.Table | None:
         """The scan's rows as one in-memory table, loading missing files; None when the
         scan does not fit the budget or the cache cannot take its lock (use the dataset)."""
         key_ids = {p.id: p.key_id for p in scan.partitions}
@@ -152,7 +173,7 @@ class HotCache:
             self._shared = None
 
 
-def _load(scan: Scan, indexes: list[int]) -> dict[int, pa.Table]:
+def _load(scan: ScanLike, indexes: list[int]) -> dict[int, pa.Table]:
     """Decrypt the files at `indexes` of the scan (all columns, partition columns included) in
     one multi-threaded scan; each file's table owns its buffers (its batches), so evicting it
     frees its memory. Row counts are checked against the catalog."""
@@ -175,11 +196,11 @@ def _load(scan: Scan, indexes: list[int]) -> dict[int, pa.Table]:
 
 
 # -- per-lake registry (no attribute on Lake: lake/ module boundaries are moving) ---------
-_CACHES: weakref.WeakKeyDictionary[Lake, HotCache] = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[LakeLike, HotCache] = weakref.WeakKeyDictionary()
 _REGISTRY_MUTEX = threading.Lock()
 
 
-def enable(lake: Lake, budget_bytes: int) -> HotCache:
+def enable(lake: LakeLike, budget_bytes: int) -> HotCache:
     """Turn the hot cache on for `lake` in this process (replacing an existing one)."""
     lake.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     cache = HotCache(lake.settings.state_dir / _LOCK_NAME, budget_bytes)
@@ -191,7 +212,7 @@ def enable(lake: Lake, budget_bytes: int) -> HotCache:
     return cache
 
 
-def disable(lake: Lake) -> None:
+def disable(lake: LakeLike) -> None:
     """Turn the hot cache off for `lake`, forgetting every entry."""
     with _REGISTRY_MUTEX:
         cache = _CACHES.pop(lake, None)
@@ -199,12 +220,12 @@ def disable(lake: Lake) -> None:
         cache.clear()
 
 
-def cache_of(lake: Lake) -> HotCache | None:
+def cache_of(lake: LakeLike) -> HotCache | None:
     """The lake's hot cache in this process, if enabled."""
     return _CACHES.get(lake)
 
 
-def clear(lake: Lake) -> None:
+def clear(lake: LakeLike) -> None:
     """Forget everything cached for `lake` (rotation, grant changes)."""
     cache = _CACHES.get(lake)
     if cache is not None:
@@ -212,7 +233,7 @@ def clear(lake: Lake) -> None:
 
 
 @contextlib.contextmanager
-def before_key_destruction(lake: Lake) -> Iterator[None]:
+def before_key_destruction(lake: LakeLike) -> Iterator[None]:
     """Held by a drop from before it marks partitions until their keys are destroyed: this
     process's cache is emptied and stays empty, and no other process holds cached entries
     (else `HotCacheBusy`, before any change)."""

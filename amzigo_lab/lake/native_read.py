@@ -13,17 +13,34 @@ no key is written anywhere. A destroyed partition key fails here, when the frame
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
 from amzigo_lab.lake.file_keys import data_key
 
 if TYPE_CHECKING:
-    from amzigo_lab.lake.reader import Scan
+    import pyarrow as pa
+
+    from amzigo_lab.lake.catalog import FileEntry, Partition
+    from amzigo_lab.schema import DatasetSpec
 
 
-def polars_frame(scan: Scan) -> pl.LazyFrame:
+class ScanLike(Protocol):
+    """What this module needs of a `lake.reader.Scan` (it does not import the reader, which
+    calls it: no import loop)."""
+
+    spec: DatasetSpec
+    partitions: list[Partition]
+    files: list[FileEntry]
+    paths: list[str]
+    keys: dict[str, bytes]
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+
+def polars_frame(scan: ScanLike) -> pl.LazyFrame:
     """A LazyFrame over exactly `scan`'s files, each decrypted natively with its own key."""
     schema = scan.schema
     empty = pl.from_arrow(schema.empty_table())
