@@ -5,17 +5,25 @@ Off unless a process turns it on (`enable(lake, budget_bytes)`). Then `Scan.duck
 concatenation) instead of the decrypting pyarrow dataset: the first query over a file pays the
 whole decryption and decode of every column; later queries run at DuckDB's in-memory speed.
 Entries are per file, keyed by (partition id, partition key id, path, SHA-256 as committed), so
-a changed catalog row never matches an old entry. Decrypted data stays in this process's memory
-(never on disk: no spill, no temp file).
+a changed catalog row never matches an old entry. The cache keeps decrypted data in this
+process's memory only (it writes no file).
 
 **A crypto-shred destroys the cached copies first, in every process.** A process holding entries
 holds a shared `flock` on `<state>/hot-cache.lock` (an entry is inserted only under it);
 `Lake.drop_partitions` calls `before_key_destruction` before it marks anything: that empties
-this process's cache, then takes the lock exclusively without waiting, and holds it until the
-keys are destroyed. If another process still holds cached entries, the drop is refused with a
+this process's cache, then takes the lock exclusively without waiting, and holds it for the
+whole drop. If another process still holds cached entries, the drop is refused with a
 clear error before any change (nothing marked, no key touched), so a key is never destroyed while
 a decrypted copy of its data is cached anywhere. Rotation empties the cache (`clear`); so should
 any change of who may read what in a process that shares one lake between users.
+
+What the cache cannot reach: a table it handed out. A relation from `Scan.duckdb()`/`ibis()`
+while the cache is on is registered over the cached (decrypted) table and keeps it alive on
+that connection for as long as it stays registered, like the result of `Scan.to_arrow()`; the
+decrypting dataset of the uncached path re-reads the files on every query and fails once they
+are dropped. A process that enables the cache re-registers per query or closes its connections
+(the bench does; the governed session would need to drop its registrations with the cache,
+which is why it does not use it yet).
 """
 
 from __future__ import annotations
