@@ -73,8 +73,10 @@ def drop_partitions(
     lake: LakeHandle, partitions: list[Partition], canaries: list[str], reason: str
 ) -> DestructionRecord:
     """See `Lake.drop_partitions`."""
+    from amzigo_lab.lake.hot_cache import before_key_destruction
 
-    with lake.write_lock():
+    # decrypted copies in any process's hot cache are gone before a key is destroyed
+    with lake.write_lock(), before_key_destruction(lake):
         fresh = [lake.catalog.partition(p.id) for p in partitions]
         todo = [p for p in fresh if p.state != "dropped"]
         ids = [p.id for p in todo]

@@ -2,9 +2,11 @@
 
 Pruning happens before any file is opened: the catalog chooses the files of the requested
 dataset, tenants and ingest-date range, and only those enter the pyarrow dataset. pyarrow
-decrypts (about 1.0x plaintext cost); DuckDB, ibis and polars compute over that dataset, so no
-key ever reaches DuckDB's SQL text or logs. Partition columns (`tenant`, `ingest_date`, and
-`purge_date` where the retention rule needs it) come from the hive-style paths.
+decrypts (about 1.0x plaintext cost); DuckDB and ibis compute over that dataset (or over the
+process's hot cache, `lake/hot_cache.py`, when one is enabled), so no key ever reaches DuckDB's
+SQL text or logs. polars decrypts natively, one data key per file (`lake/native_read.py`).
+Partition columns (`tenant`, `ingest_date`, and `purge_date` where the retention rule needs it)
+come from the hive-style paths (polars: from the catalog).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pyarrow.dataset as ds
 
 from amzigo_lab.lake.catalog import ALL_STATES
 from amzigo_lab.lake.handle import LakeHandle
+from amzigo_lab.lake.hot_cache import cache_of
 from amzigo_lab.lake.pme import parquet_format
 from amzigo_lab.names import iso_date, sql_name, tenant_id
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from amzigo_lab.lake.catalog import FileEntry, Partition
+    from amzigo_lab.lake.hot_cache import HotCache
     from amzigo_lab.schema import DatasetSpec
 
 _PARTITION_TYPES = {"tenant": pa.string(), "ingest_date": pa.date32(), "purge_date": pa.date32()}
@@ -79,6 +83,7 @@ class Scan:
     base_dir: str
     keys: dict[str, bytes]
     _dataset: ds.Dataset | None = field(default=None, repr=False)
+    hot_cache: HotCache | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -103,7 +108,8 @@ class Scan:
         files = lake.catalog.files([p.id for p in parts])
         keys = lake.partition_keys(p.key_id for p in parts)
         base = lake.root / spec.origin / spec.name
-        return cls(spec, parts, files, [str(lake.path(f.rel_path)) for f in files], str(base), keys)
+        paths = [str(lake.path(f.rel_path)) for f in files]
+        return cls(spec, parts, files, paths, str(base), keys, hot_cache=cache_of(lake))
 
     @property
     def schema(self) -> pa.Schema:
@@ -157,7 +163,7 @@ class Scan:
         db = duckdb.connect() if con is None else con
         view = f"_amzigo_versions_{uuid.uuid4().hex}"
         try:
-            db.register(view, self.arrow_dataset())
+            db.register(view, self.engine_source())
             if not self.spec.natural_key:
                 return db.sql(f'SELECT * FROM "{view}"{_bounds_sql(bounds)}').to_arrow_table()  # noqa: S608
             return db.sql(latest_sql(self.spec, view, bounds)).to_arrow_table()
@@ -167,18 +173,28 @@ class Scan:
             else:
                 db.unregister(view)
 
+    def engine_source(self) -> ds.Dataset | pa.Table:
+        """What DuckDB and ibis scan: the lake's hot cache table if the process enabled one
+        and the scan fits it (`lake/hot_cache.py`), else the decrypting dataset."""
+        if self.hot_cache is not None:
+            table = self.hot_cache.table_for(self)
+            if table is not None:
+                return table
+        return self.arrow_dataset()
+
     def duckdb(self, con: duckdb.DuckDBPyConnection | None = None, name: str = "") -> Any:
         """A DuckDB relation (registers the dataset on `con` under `name`)."""
         con = con or duckdb.connect()
         name = sql_name(name or self.spec.name)
-        con.register(name, self.arrow_dataset())
+        con.register(name, self.engine_source())
         return con.table(name)
 
     def polars(self) -> pl.LazyFrame:
-        """A polars LazyFrame (pyarrow decrypts, polars computes)."""
-        import polars as pl
+        """A polars LazyFrame: polars reads and decrypts each file itself with the file's own
+        data key (`lake/native_read.py`), as fast as its reader on plaintext."""
+        from amzigo_lab.lake.native_read import polars_frame
 
-        return pl.scan_pyarrow_dataset(self.arrow_dataset())
+        return polars_frame(self)
 
     def ibis(self, backend: Any = None, name: str = "") -> ir.Table:
         """An ibis table on a DuckDB backend (a new in-memory one unless given)."""
@@ -186,5 +202,5 @@ class Scan:
 
         backend = backend or ibis.duckdb.connect()
         name = sql_name(name or self.spec.name)
-        backend.con.register(name, self.arrow_dataset())
+        backend.con.register(name, self.engine_source())
         return backend.table(name)

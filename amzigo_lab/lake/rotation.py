@@ -33,7 +33,10 @@ def recover_rotation(lake: LakeHandle) -> None:
 
 def rotate_master_key(lake: LakeHandle) -> str:
     """See `Lake.rotate_master_key`."""
+    from amzigo_lab.lake.hot_cache import clear
+
     with lake.write_lock():
+        clear(lake)  # decrypted copies do not outlive the keys they were read under
         recover_rotation(lake)
         old = lake.master()
         new = MasterKey.generate()

@@ -1,0 +1,272 @@
+"""Decrypt once, query many (issue 17): decrypted lake files kept in memory under a byte budget.
+
+Off unless a process turns it on (`enable(lake, budget_bytes)`). Then `Scan.duckdb()` and
+`Scan.ibis()` register an in-memory Arrow table built from cached per-file tables (zero-copy
+concatenation) instead of the decrypting pyarrow dataset: the first query over a file pays the
+whole decryption and decode of every column; later queries run at DuckDB's in-memory speed.
+Entries are per file, keyed by (partition id, partition key id, path, SHA-256 as committed), so
+a changed catalog row never matches an old entry. The cache keeps decrypted data in this
+process's memory only (it writes no file).
+
+**A crypto-shred destroys the cached copies first, in every process.** A process holding entries
+holds a shared `flock` on `<state>/hot-cache.lock` (an entry is inserted only under it);
+`Lake.drop_partitions` calls `before_key_destruction` before it marks anything: that empties
+this process's cache, then takes the lock exclusively without waiting, and holds it for the
+whole drop. If another process still holds cached entries, the drop is refused with a
+clear error before any change (nothing marked, no key touched), so a key is never destroyed while
+a decrypted copy of its data is cached anywhere. Rotation empties the cache (`clear`); so should
+any change of who may read what in a process that shares one lake between users.
+
+What the cache cannot reach: a table it handed out. A relation from `Scan.duckdb()`/`ibis()`
+while the cache is on is registered over the cached (decrypted) table and keeps it alive on
+that connection for as long as it stays registered, like the result of `Scan.to_arrow()`; the
+decrypting dataset of the uncached path re-reads the files on every query and fails once they
+are dropped. A process that enables the cache re-registers per query or closes its connections
+(the bench does; the governed session would need to drop its registrations with the cache,
+which is why it does not use it yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Protocol
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from amzigo_lab.errors import AmzigoError, IntegrityError
+
+if TYPE_CHECKING:
+    from amzigo_lab.config import Settings
+    from amzigo_lab.lake.catalog import FileEntry, Partition
+
+
+class LakeLike(Protocol):
+    """What the cache needs of an open lake (it imports neither the store nor the reader, so
+    the lake's modules form no import loop)."""
+
+    settings: Settings
+
+
+class ScanLike(Protocol):
+    """What the cache needs of a `lake.reader.Scan`."""
+
+    partitions: list[Partition]
+    files: list[FileEntry]
+    paths: list[str]
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    def arrow_dataset(self) -> ds.Dataset: ...
+
+
+_LOCK_NAME = "hot-cache.lock"
+
+#: (partition id, partition key id, lake-relative path, sha256)
+EntryKey = tuple[int, str, str, str]
+
+
+class HotCacheBusy(AmzigoError):
+    """Another process holds decrypted copies in its hot cache: a drop must not proceed."""
+
+
+class HotCache:
+    """Decrypted per-file tables of one lake, least recently used evicted beyond `budget`."""
+
+    def __init__(self, lock_path: os.PathLike[str] | str, budget_bytes: int) -> None:
+        if budget_bytes <= 0:
+            raise ValueError("the hot cache budget must be positive")
+        self.budget = budget_bytes
+        self._lock_path = os.fspath(lock_path)
+        self._entries: OrderedDict[EntryKey, pa.Table] = OrderedDict()
+        self._bytes = 0
+        self._mutex = threading.RLock()
+        self._shared: IO[str] | None = None  # the shared flock while entries exist
+        self._draining = False  # a drop in this process is destroying keys
+        self.hits = 0
+        self.misses = 0
+
+    # -- what scans use -------------------------------------------------------------------
+    def table_for(self, scan: ScanLike) -> pa.Table | None:
+        """The scan's rows as one in-memory table, loading missing files; None when the
+        scan does not fit the budget or the cache cannot take its lock (use the dataset)."""
+        key_ids = {p.id: p.key_id for p in scan.partitions}
+        keys = [(f.partition_id, key_ids[f.partition_id], f.rel_path, f.sha256) for f in scan.files]
+        if not keys:
+            return scan.schema.empty_table()
+        with self._mutex:
+            missing = [i for i, k in enumerate(keys) if k not in self._entries]
+            if not missing:
+                self.hits += 1
+                for k in keys:
+                    self._entries.move_to_end(k)
+                return pa.concat_tables([self._entries[k] for k in keys])
+            if self._draining or not self._hold_shared():
+                return None
+            self.misses += 1
+            try:
+                loaded = _load(scan, missing)
+            except BaseException:
+                self._release_if_empty()
+                raise
+            size = sum(t.nbytes for t in loaded.values()) + sum(
+                self._entries[k].nbytes for k in keys if k in self._entries
+            )
+            if size > self.budget:
+                self._release_if_empty()
+                return None
+            for i, table in loaded.items():
+                self._entries[keys[i]] = table
+                self._bytes += table.nbytes
+            for k in keys:
+                self._entries.move_to_end(k)
+            self._evict_to_budget(keep=set(keys))
+            return pa.concat_tables([self._entries[k] for k in keys])
+
+    # -- invalidation ---------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget every entry (and release the shared lock)."""
+        with self._mutex:
+            self._entries.clear()
+            self._bytes = 0
+            self._release_if_empty()
+
+    def forget_partitions(self, partition_ids: Iterable[int]) -> None:
+        """Forget the entries of these partitions."""
+        ids = set(partition_ids)
+        with self._mutex:
+            for k in [k for k in self._entries if k[0] in ids]:
+                self._bytes -= self._entries.pop(k).nbytes
+            self._release_if_empty()
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def partition_ids(self) -> set[int]:
+        with self._mutex:
+            return {k[0] for k in self._entries}
+
+    # -- internals ------------------------------------------------------------------------
+    def _evict_to_budget(self, keep: set[EntryKey]) -> None:
+        for k in list(self._entries):
+            if self._bytes <= self.budget:
+                break
+            if k not in keep:
+                self._bytes -= self._entries.pop(k).nbytes
+
+    def _hold_shared(self) -> bool:
+        if self._shared is not None:
+            return True
+        fh = open(self._lock_path, "a")  # noqa: SIM115 (held while entries exist)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # a drop is destroying keys right now
+            fh.close()
+            return False
+        self._shared = fh
+        return True
+
+    def _release_if_empty(self) -> None:
+        if not self._entries and self._shared is not None:
+            fcntl.flock(self._shared, fcntl.LOCK_UN)
+            self._shared.close()
+            self._shared = None
+
+
+def _load(scan: ScanLike, indexes: list[int]) -> dict[int, pa.Table]:
+    """Decrypt the files at `indexes` of the scan (all columns, partition columns included) in
+    one multi-threaded scan; each file's table owns its buffers (its batches), so evicting it
+    frees its memory. Row counts are checked against the catalog."""
+    dataset = scan.arrow_dataset()
+    by_path = {fragment.path: fragment for fragment in dataset.get_fragments()}
+    wanted = [scan.paths[i] for i in indexes]
+    chosen = ds.FileSystemDataset(
+        [by_path[p] for p in wanted], dataset.schema, dataset.format, dataset.filesystem
+    )
+    batches: dict[str, list[pa.RecordBatch]] = {p: [] for p in wanted}
+    for tagged in chosen.scanner().scan_batches():
+        batches[tagged.fragment.path].append(tagged.record_batch)
+    out = {}
+    for i, path in zip(indexes, wanted, strict=True):
+        table = pa.Table.from_batches(batches[path], schema=dataset.schema)
+        if table.num_rows != scan.files[i].row_count:
+            raise IntegrityError(f"{path}: row count differs from the catalog's")
+        out[i] = table
+    return out
+
+
+# -- per-lake registry (no attribute on Lake: lake/ module boundaries are moving) ---------
+_CACHES: weakref.WeakKeyDictionary[LakeLike, HotCache] = weakref.WeakKeyDictionary()
+_REGISTRY_MUTEX = threading.Lock()
+
+
+def enable(lake: LakeLike, budget_bytes: int) -> HotCache:
+    """Turn the hot cache on for `lake` in this process (replacing an existing one)."""
+    lake.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cache = HotCache(lake.settings.state_dir / _LOCK_NAME, budget_bytes)
+    with _REGISTRY_MUTEX:
+        old = _CACHES.get(lake)
+        _CACHES[lake] = cache
+    if old is not None:
+        old.clear()
+    return cache
+
+
+def disable(lake: LakeLike) -> None:
+    """Turn the hot cache off for `lake`, forgetting every entry."""
+    with _REGISTRY_MUTEX:
+        cache = _CACHES.pop(lake, None)
+    if cache is not None:
+        cache.clear()
+
+
+def cache_of(lake: LakeLike) -> HotCache | None:
+    """The lake's hot cache in this process, if enabled."""
+    return _CACHES.get(lake)
+
+
+def clear(lake: LakeLike) -> None:
+    """Forget everything cached for `lake` (rotation, grant changes)."""
+    cache = _CACHES.get(lake)
+    if cache is not None:
+        cache.clear()
+
+
+@contextlib.contextmanager
+def before_key_destruction(lake: LakeLike) -> Iterator[None]:
+    """Held by a drop from before it marks partitions until their keys are destroyed: this
+    process's cache is emptied and stays empty, and no other process holds cached entries
+    (else `HotCacheBusy`, before any change)."""
+    cache = _CACHES.get(lake)
+    if cache is not None:
+        with cache._mutex:
+            cache._draining = True
+            cache.clear()
+    lake.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fh = open(lake.settings.state_dir / _LOCK_NAME, "a")  # noqa: SIM115
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HotCacheBusy(
+                "another process holds decrypted lake data in its hot cache; a crypto-shred "
+                "must destroy those copies first: clear that process's cache (or stop it) and "
+                "retry. Nothing was changed."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        fh.close()
+        if cache is not None:
+            with cache._mutex:
+                cache._draining = False
