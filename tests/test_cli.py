@@ -50,6 +50,14 @@ def test_help_prints_examples_line_by_line(path: tuple[str, ...]) -> None:
     assert not missing, f"`amzigo {' '.join(path)} --help` rewrapped: {missing}"
 
 
+def test_client_commands_name_the_real_default_home() -> None:
+    """`--home` defaults to $AMZIGO_HOME, else the user data folder, for every command (never
+    ./.amzigo, which some helps used to claim)."""
+    for path in all_commands(main):
+        result = CliRunner().invoke(main, [*path, "--help"], terminal_width=200)
+        assert "./.amzigo" not in result.output, " ".join(path)
+
+
 def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
     home = str(tmp_path / "h")
