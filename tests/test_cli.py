@@ -138,3 +138,16 @@ print(sorted(m for m in loaded if m.startswith(("amzigo_lab.lake", "amzigo_lab.h
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_purge_dry_run_with_nothing_due_says_so(tmp_path: Path) -> None:
+    """`amzigo purge --dry-run` on a home with nothing due printed only "would drop 0 derived
+    output(s)", saying nothing about partitions."""
+    home = str(tmp_path / "h")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--home", home]).exit_code == 0
+    result = runner.invoke(main, ["purge", "--dry-run", "--as-of", "2026-11-02", "--home", home])
+    assert result.exit_code == 0, result.output
+    assert "would drop 0 partitions: nothing is past its purge date as of 2026-11-02" in (
+        result.output
+    )
