@@ -58,6 +58,22 @@ def test_unknown_stream_is_a_clean_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown stream" in result.output
 
 
+def test_since_after_today_is_a_clean_error_and_changes_nothing(tmp_path: Path) -> None:
+    """A future --since went to the API, which failed each stream with a cut-off "The 'Before'
+    time must be equ..." in the summary table (exit 1)."""
+    home = str(tmp_path / "h")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--sandbox", "--home", home], env=ENV).exit_code == 0
+    args = ["ingest", "--tenant", "bluebird-home", "--streams", "orders", "--home", home]
+    result = runner.invoke(main, [*args, "--since", "2026-11-21"], env=ENV)  # sandbox today +1
+    assert result.exit_code == 2, result.output
+    assert "--since 2026-11-21 is after today (2026-11-20" in result.output
+    status = runner.invoke(main, ["sync", "status", "--json", "--home", home], env=ENV)
+    assert json.loads(status.output) == []  # no run, no cursor
+    today = runner.invoke(main, [*args, "--since", "2026-11-20", "--json"], env=ENV)
+    assert today.exit_code == 0, today.output
+
+
 def test_commands_have_examples() -> None:
     runner = CliRunner()
     for path in (["ingest"], ["sync", "status"], ["sandbox", "serve"]):
