@@ -184,3 +184,27 @@ def test_ingest_refuses_what_an_open_incident_paused(tmp_path: Path) -> None:
         env={"AMZIGO_HOME": str(home)},
     )  # fmt: skip
     assert result.exit_code != 0 and "paused by incident INC-7" in result.output
+
+
+def test_the_summary_prints_long_errors_whole_and_as_text(capsys) -> None:
+    """The summary table cut errors at 60 characters ("The 'Before' time must be equ") and read
+    them as rich markup (a "[...]" in an error vanished)."""
+    import datetime as dt
+
+    from amzigo_lab.cli.ingest import print_summary
+    from amzigo_lab.source import IngestReport
+    from amzigo_lab.source.streams.base import StreamResult
+
+    long = (
+        "SellingApiBadRequestException: The 'Before' time must be equal to or later than "
+        "the 'After' time [CreatedBefore]"
+    )
+    report = IngestReport("sandbox", dt.date(2026, 11, 20))
+    report.results = [
+        StreamResult("bluebird-home", "orders", status="failed", error=long),
+        StreamResult("bluebird-home", "inventory", status="failed", error="short [x]"),
+    ]
+    print_summary(report)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"error bluebird-home orders: {long}" in out
+    assert "short [x]" in out
