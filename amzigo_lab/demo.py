@@ -197,7 +197,7 @@ def _reports(
     total = len(SELLERS) * len(REPORTS)
     for seller in SELLERS:
         for report in REPORTS:
-            extra = {"now": now.isoformat()} if report in ("sales", "inventory") else {}
+            extra = {"now": now.isoformat()} if report in ("sales", "inventory", "reviews") else {}
             span = health if report == "account_health" else period
             done = generate(settings, report, seller.tenant, span, extra=extra)
             say(f"  {done.html}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -29,6 +30,32 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Example" in result.output, f"`amzigo {' '.join(path)} --help` has no example"
+
+
+@pytest.mark.parametrize("path", [(), *all_commands(main)], ids=lambda p: " ".join(p) or "amzigo")
+def test_help_prints_examples_line_by_line(path: tuple[str, ...]) -> None:
+    """Every indented line of a help text (examples, config snippets) appears on a line of its
+    own in `--help` at 80 columns: Click's rewrapping once joined `amzigo purge --dry-run` and
+    `amzigo purge --as-of ...` into one line, and a TOML snippet into a paragraph."""
+    command: click.Command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    printed = {line.strip() for line in result.output.splitlines()}
+    written = inspect.cleandoc(command.help or "").splitlines()
+    examples = [line.strip() for line in written if line.startswith("    ") and line.strip()]
+    missing = [line for line in examples if line not in printed]
+    assert not missing, f"`amzigo {' '.join(path)} --help` rewrapped: {missing}"
+
+
+def test_client_commands_name_the_real_default_home() -> None:
+    """`--home` defaults to $AMZIGO_HOME, else the user data folder, for every command (never
+    ./.amzigo, which some helps used to claim)."""
+    for path in all_commands(main):
+        result = CliRunner().invoke(main, [*path, "--help"], terminal_width=200)
+        assert "./.amzigo" not in result.output, " ".join(path)
 
 
 def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> None:
@@ -111,3 +138,16 @@ print(sorted(m for m in loaded if m.startswith(("amzigo_lab.lake", "amzigo_lab.h
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_purge_dry_run_with_nothing_due_says_so(tmp_path: Path) -> None:
+    """`amzigo purge --dry-run` on a home with nothing due printed only "would drop 0 derived
+    output(s)", saying nothing about partitions."""
+    home = str(tmp_path / "h")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--home", home]).exit_code == 0
+    result = runner.invoke(main, ["purge", "--dry-run", "--as-of", "2026-11-02", "--home", home])
+    assert result.exit_code == 0, result.output
+    assert "would drop 0 partitions: nothing is past its purge date as of 2026-11-02" in (
+        result.output
+    )

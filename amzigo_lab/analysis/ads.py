@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from amzigo_lab.analysis.money import money, ratio
+from amzigo_lab.analysis.money import MARKETPLACES, money, ratio
 from amzigo_lab.analysis.sales import SalesScope, order_lines
 from amzigo_lab.analysis.source import TableSource
 
@@ -181,6 +181,17 @@ def ads_table(
     return df.sort(order)
 
 
+def _with_code(df: pl.DataFrame) -> pl.DataFrame:
+    """`marketplace`: the code a seller reads (US, UK, DE) beside the marketplace id."""
+    return df.with_columns(
+        marketplace=pl.col("marketplace_id").replace_strict(
+            {m.marketplace_id: m.code for m in MARKETPLACES},
+            default=pl.col("marketplace_id"),
+            return_dtype=pl.String,
+        )
+    )
+
+
 def build_ads_report(source: TableSource, scope: SalesScope) -> AdsReport:
     """Compute every table of the Advertising section (empty when no ads data is ingested)."""
     lines = (ad_lines(source, scope), order_lines(source, scope))
@@ -188,9 +199,9 @@ def build_ads_report(source: TableSource, scope: SalesScope) -> AdsReport:
     report = AdsReport(scope)
     if skus.is_empty():
         return report
-    report.skus = skus.sort(["currency", "ad_spend"], descending=[False, True])
+    report.skus = _with_code(skus.sort(["currency", "ad_spend"], descending=[False, True]))
     report.daily = ads_table(source, scope, ("day",), lines)
-    report.marketplaces = ads_table(source, scope, ("marketplace_id",), lines)
+    report.marketplaces = _with_code(ads_table(source, scope, ("marketplace_id",), lines))
     orders = lines[1]
     totals = ads_table(source, scope, (), lines)
     all_sales = (

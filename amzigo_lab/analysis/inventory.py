@@ -43,8 +43,10 @@ STATUSES = ("out", "critical", "reorder", "healthy", "overstock")
 #: What each status means, for report footers and the dashboard.
 STATUS_RULES = (
     "out = nothing on hand; critical = on hand plus inbound runs out before a reorder placed "
-    "today could land (cover < lead time); reorder = cover below lead time + safety stock; "
-    "overstock = no sales or more than {overstock:g} days of cover; healthy otherwise."
+    "today could land ((on hand + inbound) / units per day < lead time); reorder = on hand plus "
+    "inbound below the reorder point (lead time + safety stock); overstock = no sales or more "
+    "than {overstock:g} days of cover; healthy otherwise. Days of cover = on hand / units per "
+    "day: inbound is not counted, so a SKU with stock on the way may be healthy with short cover."
 )
 
 

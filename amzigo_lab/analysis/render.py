@@ -79,14 +79,7 @@ def tiles_html(tiles: Sequence[Tile], comparison_label: str = "") -> str:
         out.append(f"<h4 style='font-family:sans-serif;margin:4px 0'>{html.escape(cur)}</h4>")
         out.append("<div class='amz-tiles'>")
         for t in (t for t in tiles if t.currency == cur):
-            change = t.change
-            if change is None:
-                ctext, cls = "no comparison" if t.previous is None else "–", "amz-flat"
-            else:
-                arrow = "▲" if change > 0 else "▼" if change < 0 else "■"
-                good = (change > 0) != (t.metric in BAD_WHEN_UP)
-                cls = "amz-flat" if change == 0 else "amz-up" if good else "amz-down"
-                ctext = f"{arrow} {change * 100:+.1f}% vs {_fmt(t.previous, t.kind, cur)}"
+            ctext, cls = tile_change(t)
             out.append(
                 f"<div class='amz-tile' data-metric='{t.metric}' data-currency='{cur}'>"
                 f"<div class='l'>{html.escape(t.label)}</div>"
@@ -97,6 +90,29 @@ def tiles_html(tiles: Sequence[Tile], comparison_label: str = "") -> str:
     if comparison_label:
         out.append(f"<p class='amz-note'>Changes against {html.escape(comparison_label)}.</p>")
     return "".join(out)
+
+
+def tile_change(t: Tile) -> tuple[str, str]:
+    """A tile's change text and CSS class. Rates (refund rate, margin) move in percentage
+    points ("▼ -1.2 pts vs 50.1%"), the rest relatively ("▲ +3.1% vs £90.39"); the arrow and
+    colour follow the change as printed, so one too small to show is "■ 0.0%" (never "▼ -0.0%")."""
+    if t.previous is None:
+        return "no comparison", "amz-flat"
+    if t.kind == "pct":
+        if t.value is None:
+            return "–", "amz-flat"
+        shown, unit = round((float(t.value) - float(t.previous)) * 100, 1), " pts"
+    else:
+        change = t.change
+        if change is None:
+            return "–", "amz-flat"
+        shown, unit = round(change * 100, 1), "%"
+    previous = _fmt(t.previous, t.kind, t.currency)
+    if shown == 0:
+        return f"■ 0.0{unit} vs {previous}", "amz-flat"
+    good = (shown > 0) != (t.metric in BAD_WHEN_UP)
+    arrow = "▲" if shown > 0 else "▼"
+    return f"{arrow} {shown:+.1f}{unit} vs {previous}", "amz-up" if good else "amz-down"
 
 
 def table_html(

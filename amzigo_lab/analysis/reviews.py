@@ -4,6 +4,11 @@ review-request view.
 Review data are aggregates per ASIN (no reviewer data). The review-request view reads only
 order ids, marketplaces and delivery dates from `solicitation_eligibility`: never buyer PII.
 Percentages are as Amazon reports them (0-100).
+
+Topics and star ratings come from the latest fetch that describes the period: one made up to the
+morning after it ends, or, when the period reaches the present (it ends at the latest local day
+complete in its marketplaces, see `period.is_current`), one made today: the current state, as
+the inventory report's current stock position.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo
-from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.period import Period, is_current
 from amzigo_lab.analysis.source import TableSource
 
 #: Amazon's review-request window: from 5 days after the earliest delivery date to 30 days
@@ -42,13 +47,27 @@ def _marketplace_code(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def fetch_cutoff(
+    period: Period, now: dt.datetime | None = None, marketplace: MarketplaceInfo | None = None
+) -> dt.date | None:
+    """The newest fetch date describing `period`: the morning after it (a fetch on the day
+    after the period closes describes it), or None (no bound: the latest fetch) when the period
+    reaches the present at `now`, since a fetch made today is the current state."""
+    markets = [marketplace] if marketplace else list(MARKETPLACES)
+    return None if is_current(period.end, now, markets) else period.end_exclusive
+
+
 def current_topics(
-    source: TableSource, period: Period, marketplace: MarketplaceInfo | None = None
+    source: TableSource,
+    period: Period,
+    marketplace: MarketplaceInfo | None = None,
+    now: dt.datetime | None = None,
 ) -> pl.DataFrame:
-    """The latest fetch of each ASIN's topics up to the morning after the period (a fetch on
-    the day after the period closes describes it)."""
+    """The latest fetch of each ASIN's topics describing the period (`fetch_cutoff`)."""
     t = source.table("review_topics")
-    t = t.filter(t.fetched_on <= period.end_exclusive)
+    cutoff = fetch_cutoff(period, now, marketplace)
+    if cutoff is not None:
+        t = t.filter(t.fetched_on <= cutoff)
     if marketplace is not None:
         t = t.filter(t.marketplace_id == marketplace.marketplace_id)
     latest = t.group_by(["asin", "marketplace_id"]).aggregate(last=t.fetched_on.max())
@@ -65,12 +84,18 @@ def current_topics(
 
 
 def rating_trend(
-    source: TableSource, period: Period, marketplace: MarketplaceInfo | None = None
+    source: TableSource,
+    period: Period,
+    marketplace: MarketplaceInfo | None = None,
+    now: dt.datetime | None = None,
 ) -> pl.DataFrame:
-    """Star rating per ASIN and fetch date (only where Amazon reported one), fetches up to the
-    morning after the period."""
+    """Star rating per ASIN and fetch date (only where Amazon reported one), fetches describing
+    the period (`fetch_cutoff`)."""
     t = source.table("review_topics")
-    t = t.filter(t.fetched_on <= period.end_exclusive, t.star_rating.notnull())
+    t = t.filter(t.star_rating.notnull())
+    cutoff = fetch_cutoff(period, now, marketplace)
+    if cutoff is not None:
+        t = t.filter(t.fetched_on <= cutoff)
     if marketplace is not None:
         t = t.filter(t.marketplace_id == marketplace.marketplace_id)
     agg = t.group_by(["asin", "marketplace_id", "fetched_on"]).aggregate(
@@ -304,16 +329,18 @@ def build_reviews_report(
     period: Period,
     marketplace: MarketplaceInfo | None = None,
     as_of: dt.datetime | None = None,
+    now: dt.datetime | None = None,
 ) -> ReviewsReport:
-    """Compute every table of the reviews report."""
+    """Compute every table of the reviews report. `now` (default: the current time) decides
+    whether the period reaches the present, so that today's fetch of topics counts."""
     trends = topic_trends(source, period, marketplace)
     changes = topic_changes(trends)
     titles = product_titles(source, marketplace)
     requests = review_requests(source, period, marketplace, as_of, objected_orders(source))
     return ReviewsReport(
         period=period,
-        topics=current_topics(source, period, marketplace),
-        ratings=rating_trend(source, period, marketplace),
+        topics=current_topics(source, period, marketplace, now),
+        ratings=rating_trend(source, period, marketplace, now),
         trends=trends,
         changes=changes,
         worsening=worsening_products(changes, titles),

@@ -309,7 +309,14 @@ def plan(
 ) -> list[TenantPlan]:
     """Every chosen tenant's plan (default: tenants with rules or orders). Sends nothing."""
     rules = load_rules(settings)
-    chosen = tenants or sorted(set(rules) | set(lake_tenants(lake)))
+    known = sorted(set(rules) | set(lake_tenants(lake)))
+    unknown = [t for t in tenants or () if t not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown tenant {unknown[0]!r}: no [campaigns] rules and no data; tenants: "
+            f"{', '.join(known) or 'none'}"
+        )
+    chosen = tenants or known
     now = now or default_now(lake, settings)
     own = store is None
     store = store or CampaignStore.for_home(settings.state_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import click
 
 from amzigo_lab.cli.audit import audit_verify
@@ -90,5 +92,22 @@ main.add_command(schedule_cmd)
 main.add_command(campaign_group)
 for command in INGEST_COMMANDS:
     main.add_command(command)
+
+
+def _keep_examples(command: click.Command) -> None:
+    """Mark every indented block of a command's help (examples, config snippets) with Click's
+    no-rewrap marker, so `--help` prints it line by line as written instead of joining the lines
+    into one paragraph (which makes the examples unusable)."""
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(
+            f"\b\n{text}" if text.startswith("    ") else text for text in paragraphs
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _keep_examples(sub)
+
+
+_keep_examples(main)
 
 __all__ = ["main"]

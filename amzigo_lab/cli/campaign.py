@@ -9,6 +9,7 @@ key holder may open. See docs/architecture.md (CLI) and amzigo_lab/campaigns.
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from amzigo_lab.cli.common import (
@@ -73,7 +74,8 @@ def plan_cmd(
         return
     for p in plans:
         if not p.rules.enable:
-            console.print(f'{p.tenant}: campaigns disabled (no [campaigns."{p.tenant}"] enable)')
+            rule = escape(f'[campaigns."{p.tenant}"] enable = true')  # not rich markup
+            console.print(f"{p.tenant}: campaigns disabled (set {rule} in config.toml)")
             continue
         counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts().items())) or "no orders"
         console.print(f"{p.tenant} as of {p.now:%Y-%m-%d %H:%M} UTC: {counts}")

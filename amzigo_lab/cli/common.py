@@ -68,7 +68,7 @@ def client_home_option(func: F) -> F:
         "--home",
         type=click.Path(file_okay=False, readable=False),
         default=None,
-        help="Home folder (default: $AMZIGO_HOME or ./.amzigo).",
+        help="Home folder (default: $AMZIGO_HOME, else ~/.local/share/amzigo/home).",
     )(func)
 
 

@@ -43,6 +43,8 @@ def purge_cmd(as_of: dt.date | None, dry_run: bool, home: str | None, as_json: b
     verb = "would drop" if dry_run else "dropped"
     for cat, c in sorted(plan["drop_summary"].items()):
         console.print(f"{verb} {c['partitions']:>6} {cat} partition(s), {c['rows']} rows")
+    if not plan["drop_summary"]:
+        console.print(f"{verb} 0 partitions: nothing is past its purge date as of {plan['as_of']}")
     console.print(f"{verb} {len(plan['outputs_drop'])} derived output(s)")
     for k in plan["kept_under_hold"]:
         console.print(

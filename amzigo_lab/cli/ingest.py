@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from amzigo_lab.cli.common import (
@@ -79,9 +80,13 @@ def print_summary(report: IngestReport) -> None:
         colour = {"ok": "green", "failed": "red", "pending": "yellow"}.get(r.status, "white")
         table.add_row(
             r.tenant, r.stream, f"[{colour}]{r.status}[/]", str(sum(r.rows.values())),
-            str(r.quarantined), str(r.reports_pending), f"{r.seconds:.1f}", r.error[:60],
+            str(r.quarantined), str(r.reports_pending), f"{r.seconds:.1f}",
+            escape(r.error if len(r.error) <= 60 else r.error[:59] + "…"),
         )  # fmt: skip
     console.print(table)
+    for r in report.results:  # the table cuts errors; each is printed whole, as plain text
+        if r.error and len(r.error) > 60:
+            console.print(f"error {r.tenant} {r.stream}: {escape(r.error)}", soft_wrap=True)
     rows = ", ".join(f"{k} {v}" for k, v in sorted(report.rows().items()) if v) or "nothing new"
     stats = report.scheduler
     console.print(

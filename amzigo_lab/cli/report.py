@@ -3,6 +3,7 @@ tenant."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
@@ -22,13 +23,17 @@ from amzigo_lab.cli.common import (
 @click.argument("report", type=click.Choice(["sales", "reviews", "inventory", "account_health"]))
 @click.option("--tenant", required=True, help="The tenant (seller) the report is about.")
 @click.option("--start", default=None, help="First day, YYYY-MM-DD (default: see --days).")
-@click.option("--end", default=None, help="Last day, YYYY-MM-DD (inventory: the as-of date).")
+@click.option(
+    "--end",
+    default=None,
+    help="Last day, YYYY-MM-DD (inventory: the as-of date); alone: the --days days ending there.",
+)
 @click.option(
     "--days",
     default=30,
     show_default=True,
     type=click.IntRange(1, MAX_LOOKBACK_DAYS),
-    help="Without --start/--end: the last N full days.",
+    help="Without --start: the last N full days (ending at --end if given).",
 )
 @click.option("--marketplace", default="", help="US, UK or DE (default: all, per currency).")
 @click.option(
@@ -96,9 +101,13 @@ def report_cmd(
 
     settings = settings_for(home)
     try:
-        if (start is None) != (end is None):
-            raise ReportError("give both --start and --end, or neither (then --days applies)")
-        period = Period.parse(start, end) if start and end else Period.last_days(days)
+        if start is not None and end is None:
+            raise ReportError("--start needs --end (or give --end alone: the --days days to it)")
+        if start is None and end is not None:  # the N days ending at --end
+            last = Period.parse(end, end).end
+            period = Period(last - dt.timedelta(days=days - 1), last)
+        else:
+            period = Period.parse(start, end) if start and end else Period.last_days(days)
     except ValueError as exc:
         raise ReportError(str(exc)) from None
     from amzigo_lab.cli.progress import busy

@@ -20,6 +20,7 @@ comparison = "previous_period"
 home = ""
 access = "session"
 purpose = "review_management"
+now = ""  # the clock of "as of" (ISO timestamp); empty: the current time
 
 # %%
 import polars as pl
@@ -27,7 +28,7 @@ import polars as pl
 from amzigo_lab.analysis import charts, render
 from amzigo_lab.analysis.money import marketplace as find_marketplace
 from amzigo_lab.analysis.notebook import header, open_source, show_chart, show_html
-from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.period import Period, parse_now
 from amzigo_lab.analysis.reviews import WORSENING_POINTS, build_reviews_report, top_topics
 
 TOP = 12  # rows per table; the rest is counted in a "+N more" note
@@ -35,8 +36,10 @@ PANELS = 9  # small multiples of the worst-moving topics
 LINES = 8  # products in the star-rating chart (one colour each)
 
 source = open_source(tenant, home, access, purpose)
-period = Period.parse(start, end) if start and end else Period.last_days(30)
-report = build_reviews_report(source, period, find_marketplace(marketplace))
+clock = parse_now(now)
+market = find_marketplace(marketplace)
+period = Period.parse(start, end) if start and end else Period.last_days(30, now=clock, marketplace=market)
+report = build_reviews_report(source, period, market, now=clock)
 show_html(header("Reviews", tenant, period.label(), marketplace or "all marketplaces"))
 counts = report.counts()
 latest = report.latest_ratings()

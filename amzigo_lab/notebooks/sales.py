@@ -214,14 +214,15 @@ else:
     )
     show_html(render.note(AFTER_ADS_RULE))
     show_html(render.table_html(ads.daily, [("day", "Day", "text"), ("currency", "Cur.", "text"), *ad_metrics], table_id="ads_daily"))
-    show_html(render.table_html(ads.marketplaces, [("marketplace_id", "Marketplace", "text"), ("currency", "Cur.", "text"), *ad_metrics], table_id="ads_marketplaces"))
-    show_html(
-        render.table_html(
-            ads.skus,
-            [("currency", "Cur.", "text"), ("marketplace_id", "Marketplace", "text"), ("seller_sku", "SKU", "text"), *ad_metrics],
-            max_rows=25,
-            table_id="ads_skus",
-            more="SKUs",
+    show_html(render.table_html(ads.marketplaces, [("marketplace", "Marketplace", "text"), ("currency", "Cur.", "text"), *ad_metrics], table_id="ads_marketplaces"))
+    for cur in ads.skus["currency"].unique(maintain_order=True).to_list():  # top SKUs of each currency
+        show_html(
+            render.table_html(
+                ads.skus.filter(pl.col("currency") == cur),
+                [("currency", "Cur.", "text"), ("marketplace", "Mkt", "text"), ("seller_sku", "SKU", "text"), *ad_metrics],
+                max_rows=15,
+                table_id=f"ads_skus_{cur}",
+                more=f"{cur} SKUs with ad spend",
+            )
         )
-    )
     show_html(render.note(DEFINITIONS))

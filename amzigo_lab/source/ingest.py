@@ -212,6 +212,11 @@ def _run(
     else:
         now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)  # Amazon: >= 2 min before now
         today = now.date()
+    if since is not None and since > today:  # Amazon answers "'Before' must be ..." per stream
+        raise ConfigError(
+            f"--since {since} is after today ({today} on the {connection.kind}'s clock): "
+            "give a day on or before it"
+        )
     factory = ClientFactory(connection)
     for tenant in chosen:
         factory.forget_token(tenant)  # a token cached for another endpoint is useless here

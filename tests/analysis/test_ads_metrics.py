@@ -124,6 +124,12 @@ def test_per_day_marketplace_and_sku() -> None:
     assert b["acos"] is None and b["tacos"] == 0.05 and b["roas"] == 0.0  # spend, no sales
     assert (US, "SKU-C") not in skus  # not advertised
     assert report.skus["seller_sku"].to_list()[0] == "SKU-A"  # GBP first, then by spend
+    # a seller reads marketplace codes, as in every other table (the ids were shown raw)
+    assert {r["marketplace_id"]: r["marketplace"] for r in report.marketplaces.to_dicts()} == {
+        US: "US",
+        UK: "UK",
+    }
+    assert set(report.skus["marketplace"]) == {"US", "UK"}
 
 
 def test_no_ads_data_says_why() -> None:

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from amzigo_lab.analysis.inventory import (
+    STATUS_RULES,
     InventoryParams,
     build_inventory_report,
     params_from_config,
@@ -212,6 +213,17 @@ def test_cover_below_lead_time_is_critical_not_healthy() -> None:
     fast = InventoryParams(lead_times={"S": 5}, safety_stock={"S": 10})
     r = plan({"seller_sku": "S", "units": 150, "on_hand": 40, "inbound": 0}, day, fast)
     assert (r["status"], r["reorder_point"], r["reorder_quantity"]) == ("healthy", 35.0, 0)
+
+
+def test_the_legend_defines_days_of_cover_as_on_hand_only() -> None:
+    """The demo showed "healthy, days of cover 8.1, lead time 30" (36 units inbound): the status
+    counts inbound, the column does not, and the legend did not say so."""
+    p = InventoryParams(velocity_days=30, default_lead_time=30, safety_days=7)
+    r = plan({"seller_sku": "S", "units": 30, "on_hand": 8, "inbound": 40}, dt.date(2026, 3, 8), p)
+    assert r["status"] == "healthy" and r["days_of_cover"] == pytest.approx(8.0)
+    rules = STATUS_RULES.format(overstock=p.overstock_days)
+    assert "Days of cover = on hand / units per day" in rules
+    assert "inbound is not counted" in rules
 
 
 def test_lead_time_and_safety_stock_come_from_the_config() -> None:

@@ -159,3 +159,26 @@ def test_a_cell_failing_in_a_real_kernel_names_the_cell_and_leaves_no_file(
     assert "unknown marketplace 'XX'" in str(err.value)
     assert files(tmp_path) == []
     assert [e["action"] for e in sink.events] == ["report.failed"]
+
+
+@pytest.mark.slow
+def test_end_alone_reports_the_days_ending_there(report_home: Path, tmp_path: Path) -> None:
+    """`--end D` alone (the inventory's as-of date, per --help) was refused with "give both
+    --start and --end"; it is the --days days ending at D. `--start` alone is still an error."""
+    import json
+
+    runner = CliRunner()
+    home = ["--home", str(report_home), "--out", str(tmp_path)]
+    end = END.isoformat()
+    res = runner.invoke(
+        main,
+        ["report", "inventory", "--tenant", ACME, "--end", end, "--days", "7", "--json", *home],
+    )
+    assert res.exit_code == 0, res.output
+    period = json.loads(res.output)["period"]
+    assert (period["end"], period["days"]) == (end, 7)
+    alone = runner.invoke(main, ["report", "sales", "--tenant", ACME, "--start", end, *home])
+    assert alone.exit_code == 2 and "--start needs --end" in alone.output
+    bad = runner.invoke(main, ["report", "sales", "--tenant", ACME, "--end", "2026-02-30", *home])
+    assert bad.exit_code == 2 and "'2026-02-30' is not a date" in bad.output
+    assert sorted(p.suffix for p in tmp_path.rglob("*") if p.is_file()) == [".html", ".ipynb"]

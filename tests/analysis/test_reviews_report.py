@@ -134,6 +134,26 @@ def test_worsening_products_carry_titles_and_moves_worst_first() -> None:
     assert rv.counts()["products_worsening"] == 2 and rv.counts()["topics_worsening"] == 3
 
 
+def test_a_period_reaching_the_present_reads_todays_fetch() -> None:
+    """The demo's reviews report showed empty complaint and praise tables and "no star rating":
+    its period ends at the latest day complete in Los Angeles while the topics were fetched
+    today (UTC), after the morning after the period. A period that reaches the present reads
+    today's fetch, the current state; a past period still ignores later fetches."""
+    fetch = dict(asin="B0LAMP", marketplace_id=US, fetched_on=dt.date(2026, 4, 2),
+                 sentiment="POSITIVE", topic="Bright", review_count=9,
+                 occurrence_percentage=30.0, star_rating_impact=0.2, star_rating=4.4)  # fmt: skip
+    source = _Source({"review_topics": _table("review_topics", [fetch])})
+    # 01:00 UTC on 2 April is still 1 April in Los Angeles: March 31 is the latest complete day
+    now = dt.datetime(2026, 4, 2, 1, 0, tzinfo=dt.UTC)
+    current = build_reviews_report(source, PERIOD, now=now)
+    assert top_topics(current.topics, "positive").select("topic", "review_count").rows() == [
+        ("Bright", 9)
+    ]
+    assert current.latest_ratings().select("asin", "star_rating").rows() == [("B0LAMP", 4.4)]
+    later = build_reviews_report(source, PERIOD, now=dt.datetime(2026, 4, 10, tzinfo=dt.UTC))
+    assert later.topics.height == 0 and later.ratings.height == 0
+
+
 def test_small_multiples_one_line_per_panel_okabe_ito_two_legend_entries() -> None:
     rv = build_reviews_report(_source(), PERIOD)
     spec = charts.topic_trends(rv.trends, rv.worst).to_dict()

@@ -455,6 +455,22 @@ def test_cli_json_embedded_sandbox_remembers_sends(settings: Settings) -> None:
     assert refused.exit_code == 2 and "never sends" in refused.output
 
 
+def test_cli_plan_names_the_rule_to_set_and_refuses_an_unknown_tenant(settings: Settings) -> None:
+    """The disabled-tenant hint once lost its `[campaigns."T"]` to rich markup ("(no  enable)"),
+    and a mistyped tenant was planned as a disabled one (exit 0)."""
+    from amzigo_lab.cli import main
+
+    (settings.home / "config.toml").write_text("", encoding="utf-8")  # no rules at all
+    runner = CliRunner()
+    home = ["--home", str(settings.home)]
+    off = runner.invoke(main, ["campaign", "plan", "--tenant", ACME, *home], env=CLI_ENV)
+    assert off.exit_code == 0, off.output
+    assert f'[campaigns."{ACME}"] enable = true' in off.output
+    typo = runner.invoke(main, ["campaign", "plan", "--tenant", "acme-outdor", *home], env=CLI_ENV)
+    assert typo.exit_code == 2 and "unknown tenant 'acme-outdor'" in typo.output
+    assert ACME in typo.output and "Traceback" not in typo.output
+
+
 def test_campaign_run_is_a_schedulable_job() -> None:
     from amzigo_lab.analysis.schedule import load_jobs
     from amzigo_lab.cli import main

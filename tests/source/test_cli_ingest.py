@@ -58,6 +58,22 @@ def test_unknown_stream_is_a_clean_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown stream" in result.output
 
 
+def test_since_after_today_is_a_clean_error_and_changes_nothing(tmp_path: Path) -> None:
+    """A future --since went to the API, which failed each stream with a cut-off "The 'Before'
+    time must be equ..." in the summary table (exit 1)."""
+    home = str(tmp_path / "h")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--sandbox", "--home", home], env=ENV).exit_code == 0
+    args = ["ingest", "--tenant", "bluebird-home", "--streams", "orders", "--home", home]
+    result = runner.invoke(main, [*args, "--since", "2026-11-21"], env=ENV)  # sandbox today +1
+    assert result.exit_code == 2, result.output
+    assert "--since 2026-11-21 is after today (2026-11-20" in result.output
+    status = runner.invoke(main, ["sync", "status", "--json", "--home", home], env=ENV)
+    assert json.loads(status.output) == []  # no run, no cursor
+    today = runner.invoke(main, [*args, "--since", "2026-11-20", "--json"], env=ENV)
+    assert today.exit_code == 0, today.output
+
+
 def test_commands_have_examples() -> None:
     runner = CliRunner()
     for path in (["ingest"], ["sync", "status"], ["sandbox", "serve"]):
@@ -168,3 +184,27 @@ def test_ingest_refuses_what_an_open_incident_paused(tmp_path: Path) -> None:
         env={"AMZIGO_HOME": str(home)},
     )  # fmt: skip
     assert result.exit_code != 0 and "paused by incident INC-7" in result.output
+
+
+def test_the_summary_prints_long_errors_whole_and_as_text(capsys) -> None:
+    """The summary table cut errors at 60 characters ("The 'Before' time must be equ") and read
+    them as rich markup (a "[...]" in an error vanished)."""
+    import datetime as dt
+
+    from amzigo_lab.cli.ingest import print_summary
+    from amzigo_lab.source import IngestReport
+    from amzigo_lab.source.streams.base import StreamResult
+
+    long = (
+        "SellingApiBadRequestException: The 'Before' time must be equal to or later than "
+        "the 'After' time [CreatedBefore]"
+    )
+    report = IngestReport("sandbox", dt.date(2026, 11, 20))
+    report.results = [
+        StreamResult("bluebird-home", "orders", status="failed", error=long),
+        StreamResult("bluebird-home", "inventory", status="failed", error="short [x]"),
+    ]
+    print_summary(report)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"error bluebird-home orders: {long}" in out
+    assert "short [x]" in out
