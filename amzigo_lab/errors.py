@@ -10,7 +10,9 @@ sandbox's errors (`ApiError`, ...: the fake Amazon's answers) and serve/hooks.py
 
     AmzigoError
     ├── ConfigError              an invalid setting (names the setting and the fix)
-    │   └── HardeningError       a hardened home used by the wrong OS user [hardening]
+    │   ├── HardeningError       a hardened home used by the wrong OS user [hardening]
+    │   └── PolicyChangeRefused  a policy change without a summary, or on a damaged change
+    │                            log [governance.policy_log]
     ├── KeyProviderError         master key missing, wrong, or exposed
     ├── CatalogError             catalog unreadable, or from a newer version of amzigo-lab
     ├── InvalidName              (also a ValueError) a tenant id or dataset name that could
@@ -21,6 +23,8 @@ sandbox's errors (`ApiError`, ...: the fake Amazon's answers) and serve/hooks.py
     ├── IntegrityError           a tampered, truncated or missing lake file
     │   └── TamperedRow          catalog rows whose MAC does not match [lake.rowmac]
     ├── WriteError               a write that could not complete (nothing was made visible)
+    ├── HotCacheBusy             a drop refused while another process holds decrypted copies
+    │                            [lake.hot_cache]
     ├── AccessDenied             (also a PermissionError) a read outside the caller's grants
     │   └── NotLoggedIn          an administrative command without a session [cli.auth]
     ├── IdentityError            logins and sessions [governance.identity.errors]
@@ -35,7 +39,8 @@ sandbox's errors (`ApiError`, ...: the fake Amazon's answers) and serve/hooks.py
     │   ├── UnknownUser          (also a LookupError) no such user id
     │   ├── UserExists           the user id is taken
     │   ├── InvalidUserId        (also a ValueError) a malformed user id, role or tenant
-    │   └── SchemaTooNew         the identity database is from a newer amzigo-lab
+    │   ├── SchemaTooNew         the identity database is from a newer amzigo-lab
+    │   └── MissingDatabase      no identity database to read [governance.identity.standing]
     ├── AuditError               the audit log [governance.audit.errors]
     │   ├── AuditFieldError      (also a ValueError) an unknown, malformed or PII-like field
     │   ├── AuditIntegrityError  damaged, tampered with or rolled back
@@ -43,6 +48,7 @@ sandbox's errors (`ApiError`, ...: the fake Amazon's answers) and serve/hooks.py
     ├── GatewayError             the gateway answered oddly [client.protocol]
     │   ├── GatewayUnavailable   no gateway answers at the address (named)
     │   ├── GatewayProtocolError a malformed request or answer
+    │   ├── KeyServiceError      the unwrap endpoint failed (not a refusal) [client.scale]
     │   └── GatewayLocked        another gateway already serves this home [gateway.run]
     ├── QueryError               (also a ValueError) the engine rejected a query
     │                            [client.protocol]
