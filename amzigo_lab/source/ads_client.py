@@ -54,11 +54,21 @@ def clean_environment() -> None:
 
 
 def import_ad_api() -> Any:
-    """Import `ad_api.api` without letting it reconfigure the root logger."""
+    """Import `ad_api.api` without letting it reconfigure the root logger.
+
+    Its import calls `logging.basicConfig(level=INFO)`, which is a no-op while the root logger
+    has a handler: a placeholder handler during the import keeps it from ever installing one
+    (removing it afterwards left a window in which other ingest threads' INFO lines reached
+    stderr)."""
     clean_environment()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    import ad_api.api as api
+    placeholder = logging.NullHandler()
+    root.addHandler(placeholder)
+    try:
+        import ad_api.api as api
+    finally:
+        root.removeHandler(placeholder)
 
     for handler in [h for h in root.handlers if h not in handlers]:
         root.removeHandler(handler)

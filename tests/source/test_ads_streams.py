@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 from pathlib import Path
 
@@ -289,3 +290,35 @@ def test_a_marketplace_without_a_profile_is_skipped_not_failed(
     result = report.results[0]
     assert result.status == "ok" and result.events == {"marketplaces_without_profile": 1}
     assert server.stats.requests["adsCreateReport"] == 1  # US only
+
+
+def test_importing_the_ads_library_never_prints_other_threads_info_lines() -> None:
+    """`ad_api` calls `logging.basicConfig(level=INFO)` at import. While another ingest thread
+    logs, no INFO line may reach stderr, not even in the moment of the import (the demo printed
+    a few stray lines before the import was guarded)."""
+    import subprocess
+    import sys
+
+    child = """
+import logging, threading
+from amzigo_lab.source.ads_client import import_ad_api
+done = threading.Event()
+log = logging.getLogger("amzigo_lab.ingest.probe")
+def chatter():
+    while not done.is_set():
+        log.info("probe-info-line")
+t = threading.Thread(target=chatter)
+t.start()
+try:
+    import_ad_api()
+finally:
+    done.set()
+    t.join()
+root = logging.getLogger()
+print(len(root.handlers), root.level)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "probe-info-line" not in out.stderr
+    assert out.stdout.split() == ["0", str(logging.WARNING)]
