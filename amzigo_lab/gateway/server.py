@@ -447,7 +447,7 @@ class GatewayServer(flight.FlightServerBase):
                 self._kernel_tokens.pop(_digest(token), None)
             if touch:  # a person's call (background checks are the servers' own)
                 self._gov.emit("gateway.denied", resource=action, decision="deny", reason=str(exc))
-            raise AccessDenied(f"{exc}: run `amzigo login NAME` again") from None
+            raise AccessDenied(f"{exc}: run `amzigo login NAME`") from None
 
     def _session_check(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Whether a login or kernel token is still good; refreshes the idle timer only when

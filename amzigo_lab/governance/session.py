@@ -476,7 +476,7 @@ def connect(
             try:
                 session = gov.identity.validate_session(token)
             except SessionExpired as exc:
-                raise AccessDenied(f"{exc}: run `amzigo login NAME` again") from None
+                raise AccessDenied(f"{exc}: run `amzigo login NAME`") from None
             if user is not None and session.user_id != user:
                 raise AccessDenied(
                     f"the session token belongs to another user than {user!r}; unset "
