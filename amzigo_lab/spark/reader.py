@@ -140,9 +140,12 @@ def scan(spark: SparkSession, plan: Any, dataset: str, files: list[str] | None =
     schema = spark_schema(spec)
     if not files:
         return spark.createDataFrame([], schema)
+    base = str(Path(plan.lake_dir) / spec.origin / spec.name)
+    if stray := [f for f in files if not f.startswith(base + os.sep)]:
+        raise AccessDenied(f"planned file {stray[0]} is not under the dataset's folder {base}")
     return (
         spark.read.schema(schema)
-        .option("basePath", str(Path(plan.lake_dir) / spec.origin / spec.name))
+        .option("basePath", base)
         .options(**read_options(plan))
         .parquet(*files)
     )
