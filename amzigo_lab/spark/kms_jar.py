@@ -44,9 +44,7 @@ def pyspark_jars() -> Path:
     try:
         import pyspark
     except ImportError:
-        raise SparkSetupError(
-            "pyspark is not installed: pip install 'amzigo-lab[spark]'"
-        ) from None
+        raise SparkSetupError("pyspark is not installed: pip install 'amzigo-lab[spark]'") from None
     jars = Path(pyspark.__file__).parent / "jars"
     if not any(jars.glob("parquet-hadoop-*.jar")):
         raise SparkSetupError(f"{jars} holds no parquet-hadoop jar: a broken pyspark install")
@@ -66,7 +64,9 @@ def source_digest(sources: list[Path], jars: Path) -> str:
 def cache_dir() -> Path:
     """The folder of built jars ($AMZIGO_SPARK_CACHE, else the user's cache folder)."""
     where = os.environ.get(CACHE_ENV)
-    return Path(where) if where else platformdirs.user_cache_path("amzigo", appauthor=False) / "spark"
+    return (
+        Path(where) if where else platformdirs.user_cache_path("amzigo", appauthor=False) / "spark"
+    )
 
 
 def kms_jar(cache: Path | None = None) -> Path:
@@ -96,7 +96,9 @@ def kms_jar(cache: Path | None = None) -> Path:
             )
         partial = Path(tmp) / jar.name
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nCreated-By: amzigo\r\n\r\n")
+            z.writestr(
+                "META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nCreated-By: amzigo\r\n\r\n"
+            )
             for cls in sorted(classes.rglob("*.class")):
                 z.write(cls, cls.relative_to(classes).as_posix())
         partial.replace(jar)  # atomic: concurrent builders write the same bytes

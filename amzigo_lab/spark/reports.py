@@ -50,7 +50,9 @@ class SparkTableSource:
         self.tenant = tenant_id(tenant)
         self.purpose = purpose
         if spark.conf.get("spark.sql.session.timeZone") != "UTC":
-            raise ReportError("the Spark session's time zone must be UTC (amzigo_lab.spark.session)")
+            raise ReportError(
+                "the Spark session's time zone must be UTC (amzigo_lab.spark.session)"
+            )
         spark.sql(TIMEZONE_SHIM)
         self.backend = ibis.pyspark.connect(spark)
         self._tables: dict[str, ir.Table] = {}
