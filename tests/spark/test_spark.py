@@ -7,7 +7,6 @@ Skipped only when pyspark is absent (`.ci/run` installs the spark extra and a JD
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 import urllib.request
@@ -21,15 +20,15 @@ pytest.importorskip(
     "pyspark", reason="pyspark is not installed (extra amzigo-lab[spark]; .ci/run installs it)"
 )
 
-from amzigo_lab.client import service  # noqa: E402
-from amzigo_lab.client.transport import GatewayClient  # noqa: E402
-from amzigo_lab.config import Settings, load_settings  # noqa: E402
-from amzigo_lab.datasets import REGISTRY  # noqa: E402
-from amzigo_lab.events import MemorySink  # noqa: E402
-from amzigo_lab.home import init_home  # noqa: E402
-from amzigo_lab.lake import Lake  # noqa: E402
-from amzigo_lab.lake.keys import unwrap  # noqa: E402
-from tests.analysis.data import ACME, OTHER, populate  # noqa: E402
+from amzigo_lab.client import service
+from amzigo_lab.client.transport import GatewayClient
+from amzigo_lab.config import Settings, load_settings
+from amzigo_lab.datasets import REGISTRY
+from amzigo_lab.events import MemorySink
+from amzigo_lab.home import init_home
+from amzigo_lab.lake import Lake
+from amzigo_lab.lake.keys import unwrap
+from tests.analysis.data import ACME, OTHER, populate
 
 PURPOSE = "sales_analysis"
 pytestmark = pytest.mark.slow
@@ -130,8 +129,9 @@ def test_spark_read_equals_the_lake_reader(spark, client, lake, dataset: str) ->
 def test_other_tenants_files_are_denied_and_audited(spark, client, lake, home) -> None:
     """A job token for ACME cannot unwrap OTHER's keys: Spark fails with a key-access denial
     and the gateway audits the refused unwrap."""
-    from amzigo_lab import spark as amzigo_spark
     from amzigo_lab.client.scale import plan_job
+
+    from amzigo_lab import spark as amzigo_spark
 
     plan = plan_job(client, ["orders"], tenants=[ACME], purpose=PURPOSE, engine="spark")
     foreign = lake.scan("orders", [OTHER]).paths
@@ -146,7 +146,7 @@ def test_other_tenants_files_are_denied_and_audited(spark, client, lake, home) -
 
 
 def _audit_text(home: Settings) -> str:
-    from amzigo_lab.governance.service import Governance
+    from amzigo_lab.governance.context import Governance
 
     with Governance.open(home) as gov:
         events = gov.audit_log.search()
@@ -195,7 +195,7 @@ def test_no_key_in_spark_conf_ui_event_log_or_plans(spark, client, lake, event_l
     app = spark.sparkContext.applicationId
     rest = b""
     for page in ("environment", "sql?details=true&planDescription=true", "jobs", "stages"):
-        with urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/{page}", timeout=60) as r:  # noqa: S310
+        with urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/{page}", timeout=60) as r:
             rest += r.read()
     assert b"spark.hadoop.parquet.crypto.factory.class" in rest  # the environment was read
     events = b"".join(p.read_bytes() for p in event_log.iterdir() if p.is_file())
