@@ -31,6 +31,14 @@ from amzigo_lab.cli.common import (
     metavar="HOST:PORT",
     help="Also serve over TLS on TCP (clients set AMZIGO_GATEWAY=grpc+tls://HOST:PORT).",
 )
+@click.option(
+    "--unwrap-listen",
+    default="127.0.0.1:0",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where the key service for Spark/Dask jobs listens (HTTPS; port 0: any free one; "
+    "'' for none). A cluster's executors must reach it; the certificate must name HOST.",
+)
 @click.option("--certfile", default=None, help="TLS certificate chain (default: a local CA's).")
 @click.option("--keyfile", default=None, help="TLS private key (with --certfile).")
 @click.pass_context
@@ -40,6 +48,7 @@ def gateway_group(
     home: str | None,
     idle_exit: float,
     listen: str,
+    unwrap_listen: str,
     certfile: str | None,
     keyfile: str | None,
 ) -> None:
@@ -53,6 +62,8 @@ def gateway_group(
 
         amzigo gateway --home /srv/amzigo        # as the service account (systemd unit)
         amzigo gateway --listen 0.0.0.0:8815     # plus TLS for clients on other machines
+        amzigo gateway --unwrap-listen 0.0.0.0:8816 --certfile c.pem --keyfile k.pem
+                                                 # key service reachable by a cluster
         amzigo gateway status --json
     """
     if ctx.invoked_subcommand is not None:
@@ -66,14 +77,18 @@ def gateway_group(
     configure_logging()
     settings = settings_for(home)
     tls_files = None
-    if listen:
+    files = None
+    if listen or certfile or keyfile:
         from amzigo_lab.serve.tls import resolve
 
         files = resolve(settings.state_dir, certfile, keyfile)
         tls_files = (files.certfile, files.keyfile)
-        if files.cafile is not None:
+        if listen and files.cafile is not None:
             err_console.print(f"clients trust {files.cafile} (AMZIGO_GATEWAY_CA)")
-    code = serve(settings, idle_exit=idle_exit, listen=listen, tls_files=tls_files)
+    code = serve(
+        settings, idle_exit=idle_exit, listen=listen, tls_files=tls_files,
+        unwrap_listen=unwrap_listen, unwrap_tls=files,
+    )  # fmt: skip
     if code == EXIT_LOCKED:
         err_console.print("[bold red]error:[/] another gateway already serves this home")
     sys.exit(code)

@@ -89,6 +89,9 @@ DSR_LIST = "dsr.list"
 #: `product_costs` (an analyst granted the tenant; import: not a seller account), or break-glass.
 COSTS_IMPORT = "costs.import"
 COSTS_LIST = "costs.list"
+#: Distributed reads (Spark, Dask): plan a job (files + job token), end it.
+SCALE_PLAN = "scale.plan"
+SCALE_REVOKE = "scale.revoke"
 #: `amzigo incident ...`: a session whose user holds the compliance or security_officer role.
 INCIDENT_OPEN = "incident.open"
 INCIDENT_LIST = "incident.list"
@@ -104,7 +107,7 @@ INCIDENT_NOTIFIED = "incident.notified"
 DENY_ALL_ALLOWED = frozenset(
     {LOGIN, LOGIN_CHANGE_PASSWORD, SESSION_CHECK, SESSION_END, AUDIT_SEARCH, ALERTS_RUN,
      HOLD_LIST, LAKE_VERIFY, USERS_LIST, USERS_DISABLE, KERNEL_REVOKE, SERVICE_REVOKE,
-     AUDIT_EMIT}
+     AUDIT_EMIT, SCALE_REVOKE}
 )  # fmt: skip
 #: What a gateway in an incident's read-only mode refuses (changes to data, users, secrets).
 READ_ONLY_REFUSED = frozenset(

@@ -32,9 +32,12 @@ from typing import IO, Any
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayError
 from amzigo_lab.client.service import OPERATOR_TOKEN_FILE
+from amzigo_lab.errors import AmzigoError
 from amzigo_lab.governance.audit.errors import AuditError
 
 EXIT_LOCKED = 3
+#: The unwrap endpoint (key service for Spark and Dask): this machine only, any free port.
+DEFAULT_UNWRAP_LISTEN = "127.0.0.1:0"
 REAP_EVERY = 30.0
 
 
@@ -129,11 +132,16 @@ def serve(
     stop: threading.Event | None = None,
     listen: str = "",
     tls_files: tuple[Path, Path] | None = None,
+    unwrap_listen: str = DEFAULT_UNWRAP_LISTEN,
+    unwrap_tls: Any = None,
 ) -> int:
     """Serve the home until stopped; the exit status (0, or EXIT_LOCKED).
 
     `listen` (HOST:PORT) also serves the gateway over TLS on TCP, presenting `tls_files`
-    (certificate chain, key) to clients beyond this machine."""
+    (certificate chain, key) to clients beyond this machine. `unwrap_listen` (HOST:PORT, port
+    0: any free one) is where the key service for distributed reads listens (HTTPS), with
+    `unwrap_tls` (`amzigo_lab.serve.tls.TlsFiles`; default: the home's local CA's localhost
+    certificate); "" serves none."""
     from amzigo_lab.gateway.server import GatewayServer, TlsFront
     from amzigo_lab.hardening import SOCKET_MODE, check_gateway_user
 
@@ -152,6 +160,7 @@ def serve(
     token_file = runtime / OPERATOR_TOKEN_FILE
     server: GatewayServer | None = None
     front: Any = None
+    unwrap: Any = None
     try:
         sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
@@ -180,6 +189,8 @@ def serve(
             location = f"grpc+tls://{host or '127.0.0.1'}:{int(port)}"
             front = TlsFront(server, location, tls_files[0].read_bytes(), tls_files[1].read_bytes())
             log.info("listening", extra={"fields": {"address": location}})
+        if unwrap_listen:
+            unwrap = _start_unwrap(server, settings, unwrap_listen, unwrap_tls)
         stop = stop or threading.Event()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -210,8 +221,31 @@ def serve(
             token_file.unlink()
         if front is not None:
             front.shutdown()
+        if unwrap is not None:
+            unwrap.close()
         if server is not None:
             server.stop()
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         lock.__exit__(None, None, None)
+
+
+def _start_unwrap(server: Any, settings: Any, listen: str, tls: Any) -> Any:
+    """Start the unwrap endpoint; None (logged, distributed reads refused) if it cannot."""
+    from amzigo_lab.gateway import unwrap_endpoint
+    from amzigo_lab.serve.tls import local_certificate
+
+    log = logging.getLogger("amzigo.gateway")
+    try:
+        endpoint = unwrap_endpoint.start(
+            server, listen, tls or local_certificate(settings.state_dir)
+        )
+    except (OSError, ValueError, AmzigoError) as exc:
+        log.error(
+            "unwrap_endpoint_failed",
+            extra={"fields": {"listen": listen, "error": type(exc).__name__, "message": str(exc)}},
+        )
+        return None
+    server.scale.attach_endpoint(endpoint.url, endpoint.ca_pem)
+    log.info("unwrap_listening", extra={"fields": {"url": endpoint.url}})
+    return endpoint

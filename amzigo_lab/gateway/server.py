@@ -122,6 +122,9 @@ class GatewayServer(flight.FlightServerBase):
         from amzigo_lab.governance.incidents import IncidentStore
 
         self._incidents = self._work.submit(lambda: IncidentStore(self._gov)).result()
+        from amzigo_lab.gateway.scale import ScaleKeys
+
+        self.scale = ScaleKeys(self)  # job tokens and KEK unwrapping for Spark and Dask
         self._alerts = self._alert_pipeline()
         self.started = time.monotonic()
         #: the folder this gateway opened (protocol.home_identity): clients ignore a gateway
@@ -154,6 +157,8 @@ class GatewayServer(flight.FlightServerBase):
             protocol.USERS_ENABLE: self._users_state("enable"),
             protocol.USERS_UNLOCK: self._users_state("unlock"),
             protocol.USERS_PASSWD: self._users_passwd,
+            protocol.SCALE_PLAN: self.scale.plan,
+            protocol.SCALE_REVOKE: self.scale.revoke,
         }
         from amzigo_lab.gateway.commands import handlers
         from amzigo_lab.gateway.incident_actions import handlers as incident_handlers
@@ -308,6 +313,7 @@ class GatewayServer(flight.FlightServerBase):
             "uptime_s": round(time.monotonic() - self.started, 1),
             "sessions": len(self._handles),
             "service_tokens": len(self._tokens),
+            "jobs": len(self.scale.jobs),
         }
 
     def stop(self) -> None:
@@ -319,6 +325,8 @@ class GatewayServer(flight.FlightServerBase):
         self.shutdown()  # waits for in-flight calls
 
         def close_all() -> None:
+            with contextlib.suppress(Exception):  # audited best-effort: stopping anyway
+                self.scale.stop()
             for handle in list(self._handles.values()):
                 with contextlib.suppress(Exception):  # closing anyway
                     handle.workbench.close()
@@ -398,6 +406,7 @@ class GatewayServer(flight.FlightServerBase):
             stale = [h for h, v in self._handles.items() if now - v.last_used > max_idle]
             for h in stale:
                 self._handles.pop(h).workbench.close()
+            self.scale.housekeeping()  # expired jobs audited, jobs whose scope was dropped end
             return len(stale)
 
         return self._work.submit(run).result()

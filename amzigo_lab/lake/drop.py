@@ -206,7 +206,7 @@ def _verify(
     # above covers every key.
     blobs = [b for b in wrapped_blobs if b]
     sample = blobs if len(blobs) <= _KEY_SCAN_SAMPLE else random.sample(blobs, _KEY_SCAN_SAMPLE)
-    key_copies = _scan_bytes(_catalog_files(lake), sample)
+    key_copies = _scan_catalog_bytes(_catalog_files(lake), sample)
     if key_copies:
         problems.append(f"wrapped key bytes still found in {', '.join(key_copies)}")
     needles = [c.encode() for c in canaries if c]
@@ -259,6 +259,52 @@ def _scan_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
         except FileNotFoundError:
             continue
     return hits
+
+
+#: The byte scan of the catalog files, run in a child process (see `_scan_catalog_bytes`).
+_CHILD_SCAN = """
+import sys
+needles = [bytes.fromhex(h) for h in sys.stdin.read().split()]
+longest = max(len(n) for n in needles)
+for name in sys.argv[1:]:
+    try:
+        with open(name, "rb") as fh:
+            tail = b""
+            while chunk := fh.read(1 << 22):
+                buf = tail + chunk
+                if any(n in buf for n in needles):
+                    print(name)
+                    break
+                tail = buf[-longest:]
+    except FileNotFoundError:
+        pass
+"""
+
+
+def _scan_catalog_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
+    """`_scan_bytes` of the catalog's own files, in a child process. Opening and closing a
+    SQLite database file in a process that holds a connection to it drops that process's POSIX
+    locks on it (sqlite.org "How To Corrupt", 2.2): another process closing its connection then
+    deletes the WAL under this one (the gateway then reads a stale catalog and its writes are
+    lost). The child holds no connection, so nothing of ours is released."""
+    import subprocess
+    import sys
+
+    if not needles or not paths:
+        return []
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", _CHILD_SCAN, *map(str, paths)],
+        input=" ".join(n.hex() for n in needles),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise IntegrityError(
+            f"drop verification could not scan the catalog files (exit {done.returncode})"
+        )
+    return [Path(line).name for line in done.stdout.splitlines() if line]
 
 
 def file_sha256(path: Path) -> str:
