@@ -28,7 +28,7 @@ from amzigo_lab.events import MemorySink
 from amzigo_lab.home import init_home
 from amzigo_lab.lake import Lake
 from amzigo_lab.lake.keys import unwrap
-from tests.analysis.data import ACME, OTHER, populate
+from tests.analysis.data import ACME, END, OTHER, START, populate
 
 PURPOSE = "sales_analysis"
 pytestmark = pytest.mark.slow
@@ -82,8 +82,31 @@ def client(home: Settings) -> Iterator[GatewayClient]:
     """The report service's connection for ACME (a minted svc:reports token)."""
     minted = service.mint(home.home, "svc:reports", ACME, [PURPOSE], 3600)
     with GatewayClient(minted.address, minted.token) as c:
+        _wait_for_key_service(c)
         yield c
     service.revoke(minted.address, minted.token)
+
+
+def _wait_for_key_service(client: GatewayClient) -> None:
+    """Until the gateway's unwrap endpoint is attached. A gateway started on demand answers
+    Flight calls a moment before its unwrap endpoint listens (start-up race reported in
+    notes/scale-protocol.md; remove this wait once the gateway orders its start-up)."""
+    import time
+
+    from amzigo_lab.client.protocol import GatewayError
+    from amzigo_lab.client.scale import plan_job, revoke_job
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            plan = plan_job(client, ["orders"], tenants=[ACME], purpose=PURPOSE, engine="spark")
+        except GatewayError as exc:
+            if "no unwrap endpoint" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            continue
+        revoke_job(client, plan)
+        return
 
 
 def _rows(table: Any) -> list[tuple]:
@@ -129,9 +152,8 @@ def test_spark_read_equals_the_lake_reader(spark, client, lake, dataset: str) ->
 def test_other_tenants_files_are_denied_and_audited(spark, client, lake, home) -> None:
     """A job token for ACME cannot unwrap OTHER's keys: Spark fails with a key-access denial
     and the gateway audits the refused unwrap."""
-    from amzigo_lab.client.scale import plan_job
-
     from amzigo_lab import spark as amzigo_spark
+    from amzigo_lab.client.scale import plan_job
 
     plan = plan_job(client, ["orders"], tenants=[ACME], purpose=PURPOSE, engine="spark")
     foreign = lake.scan("orders", [OTHER]).paths
@@ -140,17 +162,16 @@ def test_other_tenants_files_are_denied_and_audited(spark, client, lake, home) -
         spark.read.options(**amzigo_spark.read_options(plan)).parquet(*foreign).count()
     with pytest.raises(PermissionError, match="not in job"):
         amzigo_spark.scan(spark, plan, "orders", foreign)
-    text = _audit_text(home)
-    assert plan.job_id in text
-    assert re.search(r"deny", text)
-
-
-def _audit_text(home: Settings) -> str:
     from amzigo_lab.governance.context import Governance
 
     with Governance.open(home) as gov:
-        events = gov.audit_log.search()
-    return "\n".join(json.dumps(e.__dict__, default=str) for e in events)
+        refused = [
+            e
+            for e in gov.audit_log.search(action="scale.unwrap")
+            if e.resource == f"job:{plan.job_id}"
+        ]
+    assert refused and all(e.decision == "deny" and "403" in e.reason for e in refused)
+    assert {e.actor for e in refused} == {"svc:reports"}
 
 
 def _key_forms(key: bytes) -> list[bytes]:
@@ -185,7 +206,10 @@ def test_no_key_in_spark_conf_ui_event_log_or_plans(spark, client, lake, event_l
     keys = dict(scan.keys)
     secrets = list(keys.values()) + _keks(lake, scan.paths, keys)
     assert len(secrets) > len(keys)  # the KEKs were found
-    frame = amzigo_spark.read(spark, client, "order_items", tenants=[ACME], purpose=PURPOSE)
+    from amzigo_lab.client.scale import plan_job
+
+    plan = plan_job(client, ["order_items"], tenants=[ACME], purpose=PURPOSE, engine="spark")
+    frame = amzigo_spark.latest(amzigo_spark.scan(spark, plan, "order_items"), "order_items")
     assert frame.count() > 0
     frame.explain(True)
     plans = capsys.readouterr().out.encode()
@@ -198,9 +222,88 @@ def test_no_key_in_spark_conf_ui_event_log_or_plans(spark, client, lake, event_l
         with urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/{page}", timeout=60) as r:
             rest += r.read()
     assert b"spark.hadoop.parquet.crypto.factory.class" in rest  # the environment was read
-    events = b"".join(p.read_bytes() for p in event_log.iterdir() if p.is_file())
+    events = b"".join(p.read_bytes() for p in event_log.rglob("*") if p.is_file())  # rolling logs
     assert b"SparkListenerSQLExecutionStart" in events  # the plans were logged
     for where, blob in {"plans": plans, "conf": conf, "ui": rest, "event log": events}.items():
         assert _leaks(blob, secrets) == [], f"key material in the {where}"
+        assert plan.job_token.encode() not in blob, f"the job token in the {where}"
     # the scanner finds what it looks for
     assert _leaks(conf + base64.b64encode(secrets[-1]), secrets) == [len(secrets) - 1]
+
+
+def test_the_sales_report_on_spark_equals_duckdb(spark, client, lake) -> None:
+    """Every table and figure of the sales report (and its advertising section) built on
+    ibis' PySpark backend over governed Spark reads equals the default DuckDB build."""
+    from amzigo_lab.analysis.ads import build_ads_report
+    from amzigo_lab.analysis.period import Period, comparison_period
+    from amzigo_lab.analysis.sales import SalesScope, build_sales_report
+    from amzigo_lab.gateway.sources import LakeTableSource
+    from amzigo_lab.spark.reports import SparkTableSource
+
+    period = Period(START, END)
+    scope = SalesScope(period)
+    previous = comparison_period(period, "previous_period")
+    duck = LakeTableSource(lake, ACME)
+    on_spark = SparkTableSource(spark, client, ACME, PURPOSE)
+    try:
+        want = build_sales_report(duck, scope, previous)
+        got = build_sales_report(on_spark, scope, previous)
+        want_ads, got_ads = build_ads_report(duck, scope), build_ads_report(on_spark, scope)
+    finally:
+        on_spark.close()
+    assert want.totals and got.totals == want.totals and got.previous == want.previous
+    assert got.tiles == want.tiles and got.notes == want.notes
+    for name in ("daily", "weekly", "skus", "marketplaces", "traffic", "traffic_daily"):
+        assert getattr(got, name).equals(getattr(want, name)), name
+    assert not want_ads.empty and got_ads.totals == want_ads.totals
+    for name in ("daily", "marketplaces", "skus"):
+        assert getattr(got_ads, name).equals(getattr(want_ads, name)), name
+
+
+def _job_end(home: Settings, job_id: str) -> Any:
+    from amzigo_lab.governance.context import Governance
+
+    with Governance.open(home) as gov:
+        ended = [
+            e for e in gov.audit_log.search(action="scale.job") if e.resource == f"job:{job_id}"
+        ]
+    return ended[0] if ended else None
+
+
+def test_a_purge_during_a_job_makes_later_unwraps_fail(spark, client, home) -> None:
+    """(Last: it purges.) A job reads one day's files; the retention purge then drops that
+    day's partitions; the gateway ends the job (at its next unwrap or its 30-second
+    housekeeping) and Spark's later unwraps, for a day still live, fail with 401."""
+    import datetime as dt
+    import time
+
+    from amzigo_lab import spark as amzigo_spark
+    from amzigo_lab.client.scale import plan_job
+    from amzigo_lab.compliance.retention import purge
+    from amzigo_lab.home import open_lake
+
+    dataset = "sales_traffic_by_date"
+    plan = plan_job(client, [dataset], tenants=[ACME], purpose=PURPOSE, engine="spark")
+    days = sorted({re.search(r"ingest_date=([0-9-]+)", f)[1] for f in plan.files[dataset]})
+    assert len(days) == 2
+    first, second = ([f for f in plan.files[dataset] if f"ingest_date={d}/" in f] for d in days)
+    assert amzigo_spark.scan(spark, plan, dataset, first).count() > 0
+    lake = open_lake(home)
+    try:
+        due = [p for p in lake.catalog.partitions(dataset, [ACME]) if p.state == "live"]
+        as_of = min(p.purge_date for p in due)
+        assert max(p.purge_date for p in due) > as_of  # the second day stays
+        assert purge(lake, as_of=as_of).plan.drop
+        live = {
+            p.ingest_date for p in lake.catalog.partitions(dataset, [ACME]) if p.state == "live"
+        }
+    finally:
+        lake.close()
+    assert live == {dt.date.fromisoformat(days[1])}
+    deadline = time.monotonic() + 180  # the gateway's housekeeping runs every 30 s
+    while _job_end(home, plan.job_id) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    ended = _job_end(home, plan.job_id)
+    assert ended is not None and "dropped" in ended.reason
+    with pytest.raises(Exception, match=r"(?s)key access denied.*HTTP 401"):
+        amzigo_spark.scan(spark, plan, dataset, second).count()
