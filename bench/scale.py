@@ -90,9 +90,9 @@ class DaskSource:
         self._memory: Any = None
 
     def table(self, name: str) -> Any:
-        import amzigo_lab.dask as adask
         import pyarrow as pa
 
+        import amzigo_lab.dask as adask
         from amzigo_lab.analysis.source import MemoryTableSource
 
         if self._memory is None:
