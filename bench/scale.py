@@ -94,17 +94,20 @@ class DaskSource:
 
         import amzigo_lab.dask as adask
         from amzigo_lab.analysis.source import MemoryTableSource
+        from amzigo_lab.datasets import REGISTRY
 
         if self._memory is None:
             self._memory = MemoryTableSource({})
         if name not in self._memory._tables:
             job = self.plans[name] = adask.plan(self.client, name, [TENANT], purpose=PURPOSE)
+            if not job.files.get(name):  # nothing ingested: the source's empty typed table
+                return self._memory.table(name)
             frame = adask.read(self.client, name, [TENANT], purpose=PURPOSE, job=job)
+            schema = REGISTRY[name].schema
             data = pa.Table.from_pandas(frame.compute(), preserve_index=False)
-            drop = [c for c in ("tenant", "ingest_date", "purge_date") if c in data.column_names]
-            self._memory._tables[name] = self._memory.backend.create_table(
-                name, data.drop_columns(drop), overwrite=True
-            )
+            data = data.select(schema.names).cast(schema)
+            self._memory.backend.con.register(name, data)
+            self._memory._tables[name] = self._memory.backend.table(name)
         return self._memory._tables[name]
 
     def close(self) -> None:
