@@ -14,10 +14,14 @@ its own commit protocol.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +29,7 @@ import pyarrow as pa
 
 from amzigo_lab.datasets import REGISTRY
 from amzigo_lab.errors import AccessDenied, UnknownDataset
-from amzigo_lab.spark.kms_jar import KMS_CLIENT_CLASS, SparkSetupError, kms_jar
+from amzigo_lab.spark.kms_jar import KMS_CLIENT_CLASS, SparkSetupError, cache_dir, kms_jar
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -42,18 +46,50 @@ CRYPTO_FACTORY = "org.apache.parquet.crypto.keytools.PropertiesDrivenCryptoFacto
 _PARTITION_DDL = {"tenant": "STRING", "ingest_date": "DATE", "purge_date": "DATE"}
 
 
+#: Python warnings pyspark 4.3 and ibis print about pandas 3 on every conversion (harmless
+#: here: the reports compare equal to DuckDB's); kept out of notebooks and reports.
+_QUIET = (r"pyspark\..*", r"ibis\.formats\.pandas")
+
+
+@contextlib.contextmanager
+def _jvm_output(log: Path) -> Iterator[None]:
+    """Point this process's stdout/stderr at `log` while the JVM starts: the JVM inherits them
+    and keeps writing its start-up notices and log lines there (never into a notebook's or a
+    report's output, where they would show host names and addresses)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (*saved, fd):
+            os.close(f)
+
+
 def session(
     app_name: str = "amzigo",
     master: str = "local[2]",
     conf: dict[str, str] | None = None,
+    jvm_log: Path | None = None,
 ) -> SparkSession:
     """A Spark session that reads the lake through the gateway: builds (or finds) the KMS client
     jar and sets the crypto factory and KMS client class. Times are UTC. `conf` adds to or
-    overrides the rest (a real cluster: `master` and its own settings; see docs/operations.md)."""
+    overrides the rest (a real cluster: `master` and its own settings; see docs/operations.md).
+    The JVM's own output goes to `jvm_log` (default: `<cache>/logs/spark-<pid>.log`, 0600)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise SparkSetupError("pyspark is not installed: pip install 'amzigo-lab[spark]'") from None
+    for module in _QUIET:
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module=module)
     settings = {
         "spark.jars": str(kms_jar()),
         "spark.hadoop.parquet.crypto.factory.class": CRYPTO_FACTORY,
@@ -66,7 +102,8 @@ def session(
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _jvm_output(jvm_log or cache_dir() / "logs" / f"spark-{os.getpid()}.log"):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
