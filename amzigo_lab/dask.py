@@ -66,17 +66,28 @@ def read(
     *,
     ttl_s: float | None = None,
     job: JobPlan | None = None,
+    decimals: str = "float",
 ) -> dd.DataFrame:
     """The latest-state rows of `dataset` for the granted scope, as a Dask DataFrame.
 
     `connection_or_session`: `amzigo_lab.connect(...)`'s session (its purpose is the default)
     or a `GatewayClient`. `tenants` None: every tenant the policy grants. `since`/`until`:
-    ingest dates (inclusive). `job`: a plan from `amzigo_lab.client.scale.plan_job` to reuse."""
+    ingest dates (inclusive). `job`: a plan from `amzigo_lab.client.scale.plan_job` to reuse.
+    `decimals`: "float" (default) gives money columns as float64, which Dask sums and averages
+    (exact to the cent for totals below about 10^13); "arrow" keeps exact Arrow decimals
+    (`pd.ArrowDtype`), fine row by row, but Dask 2026.8 cannot reduce them (`.sum()` fails
+    building its metadata)."""
     import dask.dataframe as dd
 
+    if decimals not in ("float", "arrow"):
+        raise ValueError('decimals must be "float" or "arrow"')
     job = job or plan(connection_or_session, dataset, tenants, since, until, purpose, ttl_s=ttl_s)
     info = job.datasets[dataset]
     schema = schema_from_b64(str(info["schema"]))
+    if decimals == "float":
+        schema = pa.schema(
+            [f.with_type(pa.float64()) if pa.types.is_decimal(f.type) else f for f in schema]
+        )
     meta = _pandas(schema.empty_table())
     files = job.files.get(dataset, [])
     spec = _FileSpec(job.connection(), str(info["dir"]), schema)
@@ -111,6 +122,14 @@ class _FileSpec:
         self.service = service
         self.base_dir = base_dir
         self.schema = schema
+
+    def __dask_tokenize__(self) -> tuple[str, ...]:
+        """Deterministic identity for Dask's task names (reductions need it): the job (by a
+        digest of its token, never the token), the dataset root and the schema."""
+        import hashlib
+
+        job = hashlib.sha256(self.service.token.encode()).hexdigest()
+        return ("amzigo-file", self.service.url, job, self.base_dir, self.schema.to_string())
 
     def __call__(self, path: str) -> pd.DataFrame:
         props = file_decryption_properties(self.service)

@@ -63,7 +63,6 @@ def gateway_group(
         amzigo gateway --home /srv/amzigo        # as the service account (systemd unit)
         amzigo gateway --listen 0.0.0.0:8815     # plus TLS for clients on other machines
         amzigo gateway --unwrap-listen 0.0.0.0:8816 --certfile c.pem --keyfile k.pem
-                                                 # key service reachable by a cluster
         amzigo gateway status --json
     """
     if ctx.invoked_subcommand is not None:

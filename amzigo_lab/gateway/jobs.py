@@ -37,6 +37,13 @@ class Job:
     key_partitions: dict[str, int]  # partition key id -> partition id
     files: int
     expires: dt.datetime
+    #: the token that planned the job (a login, kernel or service token; memory only, like the
+    #: kernel-token table): each unwrap re-checks that it still lives and still grants the scope
+    credential: str = field(default="", repr=False)
+    scope: dict[str, frozenset[str]] = field(default_factory=dict)  # dataset -> tenants read
+    checked_at: float = 0.0  # time.monotonic() of the last re-check of the planner's rights
+    denied_audited_at: float = 0.0  # time.monotonic() of the last audited refusal
+    denied_unaudited: int = 0  # refusals since then (in the next audited one's count)
     unwraps: int = 0
     keys_used: set[str] = field(default_factory=set)
     denied: int = 0

@@ -191,6 +191,7 @@ def serve(
             log.info("listening", extra={"fields": {"address": location}})
         if unwrap_listen:
             unwrap = _start_unwrap(server, settings, unwrap_listen, unwrap_tls)
+        server.scale.settle()  # plans waiting for the endpoint go on (with it, or refused)
         stop = stop or threading.Event()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):

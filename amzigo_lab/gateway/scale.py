@@ -11,8 +11,9 @@ latest-state rule; see /work/notes/scale-protocol.md (docs/architecture.md, "Key
 Unwrapping (`unwrap`, called by the HTTPS endpoint in `amzigo_lab.gateway.unwrap_endpoint`)
 turns a wrapped KEK into the KEK with `PartitionKms.unwrap_key`, the very function the lake's
 pyarrow KmsClient uses, and only for a key id in the token's scope whose partition is still
-live. Audit: one `scale.plan` per plan (allow or deny), one `scale.unwrap` per refused unwrap
-(403, or 401 for a token that was once valid), and one `scale.job` summary when a job ends
+live. Audit: one `scale.plan` per plan (allow or deny), `scale.unwrap` for refused unwraps (403,
+or 401 for a token that was once valid: per job the first at once, then at most one a minute
+with the count since), and one `scale.job` summary when a job ends
 (revoked, expired, scope dropped, gateway stopped) with its unwrap counts. Unwraps that succeed
 are counted in memory, not audited one by one: a Spark job over a year of partitions makes
 thousands. Never a key, a KEK or a token in an event or the log.
@@ -28,8 +29,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import datetime as dt
+import logging
 import threading
 import time
 import uuid
@@ -45,8 +46,15 @@ from amzigo_lab.names import tenant_id
 if TYPE_CHECKING:
     from amzigo_lab.gateway.server import GatewayServer
 
+LOG = logging.getLogger("amzigo.gateway")
 ENGINES = ("spark", "dask")
 UNWRAP_PATH = "/v1/unwrap"
+#: How long a plan waits for the unwrap endpoint of a gateway that is still starting.
+ENDPOINT_WAIT = 30.0
+#: Seconds between re-checks of a job planner's session and rights (at its next unwrap).
+RECHECK_EVERY = 5.0
+#: At most one audit event per job per this many seconds for its refused unwraps (with a count).
+DENIAL_EVERY = 60.0
 #: At most one audit event per this many seconds for unwraps with an unknown token (each with
 #: the count since the last one): an unauthenticated caller cannot flood the audit log.
 UNKNOWN_TOKEN_EVERY = 60.0
@@ -63,13 +71,19 @@ class ScaleKeys:
         self.ca_pem = ""
         self._unknown_last = 0.0
         self._unknown_count = 0
-        self._recheck_lock = threading.Lock()
+        self._settled = threading.Event()  # the endpoint started, failed, or is not wanted
+        self._drops_seen = False  # a `lake.drop` was audited during the running call
         server._gov.sink.listeners.append(self.notice_drop)
 
     # -- the endpoint --------------------------------------------------------------------------
     def attach_endpoint(self, url: str, ca_pem: str) -> None:
         """Record where the unwrap endpoint listens and the CA that signed its certificate."""
         self.unwrap_url, self.ca_pem = url, ca_pem
+        self._settled.set()
+
+    def settle(self) -> None:
+        """No endpoint will be attached (none configured, or it failed): plans stop waiting."""
+        self._settled.set()
 
     # -- planning ------------------------------------------------------------------------------
     def plan(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +139,7 @@ class ScaleKeys:
         described: dict[str, dict[str, Any]] = {}
         key_partitions: dict[str, int] = {}
         tenants: set[str] = set()
+        read: dict[str, frozenset[str]] = {}
         for name, chosen in scope.items():
             scan = gov.lake.scan(name, chosen, since, until) if chosen != [] else None
             spec = gov.lake.spec(name)
@@ -132,6 +147,7 @@ class ScaleKeys:
             if scan is not None:
                 key_partitions.update({p.key_id: p.id for p in scan.partitions})
                 tenants.update(p.tenant for p in scan.partitions)
+                read[name] = frozenset(p.tenant for p in scan.partitions)
                 scan.keys.clear()  # the plan needs key ids only
             described[name] = {
                 "dir": str(gov.lake.root / spec.origin / spec.name),
@@ -139,6 +155,8 @@ class ScaleKeys:
                 "partition_fields": list(spec.partition_fields),
                 "latest": _latest_rule(spec),
             }
+        if not self.unwrap_url:  # the Flight server answers before the endpoint is up
+            self._settled.wait(ENDPOINT_WAIT)
         if not self.unwrap_url:
             raise AmzigoError(
                 "this gateway serves no unwrap endpoint (it failed to start: see the gateway "
@@ -156,6 +174,9 @@ class ScaleKeys:
             key_partitions=key_partitions,
             files=sum(len(f) for f in files.values()),
             expires=now + ttl,
+            credential=token,
+            scope=read,
+            checked_at=time.monotonic(),
         )
         secret = self.jobs.mint(job)
         gov.emit(
@@ -214,6 +235,11 @@ class ScaleKeys:
         return {"revoked": ended, "job_id": job.job_id}
 
     # -- unwrapping ----------------------------------------------------------------------------
+    def serve_unwrap(self, token: str, body: Any) -> tuple[int, dict[str, str]]:
+        """`unwrap` as the endpoint calls it: with the policy file re-read if it changed."""
+        self._server._reload_policy_if_changed()
+        return self.unwrap(token, body)
+
     def unwrap(self, token: str, body: Any) -> tuple[int, dict[str, str]]:
         """(HTTP status, JSON answer) of one unwrap request; see the module docstring."""
         from amzigo_lab.lake.pme import PartitionKms
@@ -227,6 +253,10 @@ class ScaleKeys:
             self._end(job, "expired")
         if not job.ended and self._server._incidents.mode() == "deny-all":
             self._end(job, "incident isolation (deny-all)")
+        if not job.ended:
+            lost = self._lost_rights(job)
+            if lost:
+                self._end(job, lost)
         if job.ended:
             self._deny(job, 401, f"job token refused: the job ended ({job.ended})")
             return 401, {"error": f"job {job.job_id} has ended ({job.ended}); plan it again"}
@@ -263,8 +293,43 @@ class ScaleKeys:
         job.keys_used.add(key_id)
         return 200, {"kek": base64.b64encode(kek).decode()}
 
+    def _lost_rights(self, job: Job) -> str:
+        """Why the job's planner may no longer read its scope ("" if it still may): its login
+        session ended (logout, disable, expiry, incident), its service token was revoked, or
+        the policy or its grants changed. At most every RECHECK_EVERY seconds per job."""
+        from amzigo_lab.gateway.tokens import ServiceTokens
+        from amzigo_lab.governance.policy import Principal
+        from amzigo_lab.governance.service import SERVICE_ROLE
+
+        now = time.monotonic()
+        if now - job.checked_at < RECHECK_EVERY:
+            return ""
+        job.checked_at = now
+        server, gov = self._server, self._server._gov
+        try:
+            if ServiceTokens.looks_like(job.credential):
+                grant = server._tokens.check(job.credential)
+                who = Principal(grant.actor, (SERVICE_ROLE,), grant.tenant)
+            else:  # a job's unwraps are its user's activity: they keep the session from idling
+                who = gov.principal_of(server._user_session(job.credential, "scale.unwrap"))
+        except AccessDenied:
+            return "the planner's session or service token ended"
+        for name, tenants in job.scope.items():
+            access = gov.policy.access(who, gov.lake.spec(name), job.purpose)
+            if not access.allowed or (access.tenants is not None and tenants - access.tenants):
+                return f"the policy no longer grants {name} of its tenants for {job.purpose}"
+        return ""
+
     def _deny(self, job: Job, status: int, reason: str) -> None:
+        """Count a refused unwrap; audit the first at once, then at most one per
+        DENIAL_EVERY seconds per job with the count since (the workers of a revoked Spark job
+        keep asking: thousands of identical events would drown the log)."""
         job.denied += 1
+        job.denied_unaudited += 1
+        now = time.monotonic()
+        if job.denied_audited_at and now - job.denied_audited_at < DENIAL_EVERY:
+            return
+        count, job.denied_unaudited, job.denied_audited_at = job.denied_unaudited, 0, now
         self._server._gov.emit(
             "scale.unwrap",
             actor=job.actor,
@@ -273,7 +338,8 @@ class ScaleKeys:
             resource=f"job:{job.job_id}",
             tenant=job.tenants[0] if len(job.tenants) == 1 else "",
             decision="deny",
-            reason=f"{status}: {reason}"[:500],
+            row_count=count,
+            reason=f"{status}: {reason} (refusals counted since the last such event)"[:500],
         )
 
     def _unknown_token(self) -> None:
@@ -328,12 +394,21 @@ class ScaleKeys:
                     break
 
     def notice_drop(self, event: Any) -> None:
-        """An audit listener: after a drop written by this gateway, re-check the jobs on the
-        home thread as soon as the running call ends (not inside the audit write)."""
-        if event.action != "lake.drop" or not self.jobs.live():
+        """An audit listener: a drop written by this gateway marks the jobs for a re-check
+        at the end of the running call (`after_call`), not inside the audit write."""
+        if event.action == "lake.drop":
+            self._drops_seen = True
+
+    def after_call(self) -> None:
+        """(Home thread, after every Flight call.) End the jobs whose scope the call dropped,
+        before its answer reaches the caller."""
+        if not self._drops_seen:
             return
-        with contextlib.suppress(RuntimeError):  # stopping: every job ends with the gateway
-            self._server._work.submit(self.recheck)
+        self._drops_seen = False
+        try:
+            self.recheck()
+        except Exception as exc:  # housekeeping and each unwrap check again
+            LOG.error("scale_recheck_failed", extra={"fields": {"error": type(exc).__name__}})
 
     def stop(self) -> None:
         """(Home thread.) End every live job: the gateway is stopping."""

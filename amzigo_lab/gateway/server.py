@@ -180,7 +180,10 @@ class GatewayServer(flight.FlightServerBase):
 
         def fresh() -> T:
             self._reload_policy_if_changed()
-            return fn()
+            try:
+                return fn()
+            finally:
+                self.scale.after_call()  # jobs whose partitions this call dropped end now
 
         try:
             return self._work.submit(fresh).result()

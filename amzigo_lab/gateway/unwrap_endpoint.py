@@ -110,7 +110,7 @@ class _HttpsServer(ThreadingHTTPServer):
         if core.stopping.is_set():
             return 503, {"error": "the gateway is shutting down; retry in a moment"}
         try:
-            return core._work.submit(lambda: core.scale.unwrap(token, body)).result()
+            return core._work.submit(lambda: core.scale.serve_unwrap(token, body)).result()
         except RuntimeError:  # the home thread is gone: stopping
             return 503, {"error": "the gateway is shutting down; retry in a moment"}
         except Exception as exc:

@@ -93,6 +93,18 @@ def _wrapped_kek(path: str) -> tuple[str, str]:
     return _Recorder.seen[0]
 
 
+def test_a_plan_right_after_the_gateway_starts_waits_for_its_endpoint(
+    world: World, address: str
+) -> None:
+    # the first test of the module: the gateway was started on demand just now and answers
+    # Flight calls before its unwrap endpoint is up; the plan waits for it
+    with GatewayClient(address, world.tokens["ana"]) as client:
+        plan = plan_job(client, ["orders"], tenants=["acme"], purpose="sales_analysis")
+        assert plan.unwrap_url.startswith("https://127.0.0.1:")
+        assert "BEGIN CERTIFICATE" in plan.ca_pem
+        assert revoke_job(client, plan) is True
+
+
 def test_plan_lists_the_catalogs_files_for_exactly_the_granted_scope(
     world: World, ana: Workbench
 ) -> None:
@@ -120,6 +132,32 @@ def test_plan_lists_the_catalogs_files_for_exactly_the_granted_scope(
     allowed = [e for e in events if e.decision == "allow" and e.resource == f"job:{plan.job_id}"]
     assert allowed and "files 3" in allowed[0].reason and allowed[0].actor == "ana"
     assert plan.job_token not in repr([e.to_dict() for e in events])
+
+
+def test_service_tokens_plan_their_one_tenant_and_other_tokens_cannot_plan(
+    world: World, address: str
+) -> None:
+    from amzigo_lab.client.service import operator_token
+
+    request = {"actor": "svc:reports", "tenant": "acme", "purposes": ["sales_analysis"]}
+    operator = operator_token(world.settings.home)
+    with GatewayClient(address, operator) as op:
+        svc = op.action(protocol.SERVICE_MINT, request)["token"]
+        with pytest.raises(AccessDenied, match="operator credential reads no data"):
+            plan_job(op, ["orders"], purpose="sales_analysis")
+    with GatewayClient(address, svc) as client:
+        plan = plan_job(client, ["orders"], purpose="sales_analysis", engine="spark")
+        assert {f.split("/")[-3] for f in plan.files["orders"]} == {"tenant=acme"}
+        with pytest.raises(AccessDenied):
+            plan_job(client, ["orders"], tenants=["globex"], purpose="sales_analysis")
+        with pytest.raises(AccessDenied, match="purpose not in the service token"):
+            plan_job(client, ["orders"], purpose="inventory_tracking")
+    with GatewayClient(address, plan.job_token) as job, pytest.raises(AccessDenied):
+        plan_job(job, ["orders"], purpose="sales_analysis")
+    assert any(
+        e.actor == "svc:reports" and e.decision == "deny"
+        for e in _audit(world, action="scale.plan")
+    )
 
 
 def test_unwrap_in_scope_and_refusals(world: World, ana: Workbench) -> None:
@@ -175,12 +213,37 @@ def test_an_expired_token_is_refused(world: World, ana: Workbench) -> None:
     assert len(ended) == 1 and "expired" in ended[0].reason
 
 
+def test_a_revoked_grant_ends_the_job(world: World, address: str) -> None:
+    with world.governance() as gov:
+        gov.grants.grant("nog", "acme", actor="test")
+    nog = amzigo_lab.connect("sales_analysis", token=world.tokens["nog"], address=address)
+    try:
+        plan = plan_job(nog, ["orders"], tenants=["acme"])
+    finally:
+        nog.close()
+    wrapped, key_id = _wrapped_kek(plan.files["orders"][0])
+    client_scale.unwrap(plan.connection(), wrapped, key_id)
+    with world.governance() as gov:
+        gov.grants.revoke("nog", "acme")
+    deadline = time.monotonic() + 60
+    while True:  # the planner's rights are re-checked every few seconds, at the next unwrap
+        try:
+            client_scale.unwrap(plan.connection(), wrapped, key_id)
+        except AccessDenied as exc:
+            assert "no longer grants" in str(exc) or "ended" in str(exc)
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    ended = [e for e in _audit(world, action="scale.job") if e.resource == f"job:{plan.job_id}"]
+    assert len(ended) == 1 and "no longer grants orders" in ended[0].reason
+
+
 def test_dask_read_equals_the_governed_reader(ana: Workbench) -> None:
     pytest.importorskip("dask.dataframe")
     import amzigo_lab.dask as amzigo_dask
 
     job = amzigo_dask.plan(ana, "orders")
-    frame = amzigo_dask.read(ana, "orders", job=job)
+    frame = amzigo_dask.read(ana, "orders", job=job, decimals="arrow")
     order = [("tenant", "ascending"), ("amazon_order_id", "ascending")]
     want = ana.sql("SELECT * FROM orders", arrow=True)
     assert isinstance(want, pa.Table)
@@ -188,6 +251,15 @@ def test_dask_read_equals_the_governed_reader(ana: Workbench) -> None:
     assert got.column_names == want.column_names
     assert got.num_rows == want.num_rows == 12  # acme's updated order once
     assert got.cast(want.schema).sort_by(order).equals(want.sort_by(order))
+    counts = frame.groupby("tenant").amazon_order_id.count().compute()  # a reduction
+    assert counts.to_dict() == {"acme": 5, "globex": 7}
+    money = amzigo_dask.read(ana, "orders", job=job)  # decimals as float64: Dask sums them
+    totals = want.group_by("tenant").aggregate([("order_total", "sum")]).to_pylist()
+    summed = money.groupby("tenant").order_total.sum().compute().round(2).to_dict()
+    assert summed == {t["tenant"]: float(t["order_total_sum"]) for t in totals}
+    assert round(money.order_total.sum().compute(), 2) == float(
+        sum(t["order_total_sum"] for t in totals)
+    )
     one = amzigo_dask.read(ana, "orders", tenants=["globex"]).compute()
     assert set(one["tenant"]) == {"globex"} and len(one) == 7
     assert revoke_job(ana, job) is True
