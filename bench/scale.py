@@ -102,7 +102,9 @@ class DaskSource:
             job = self.plans[name] = adask.plan(self.client, name, [TENANT], purpose=PURPOSE)
             if not job.files.get(name):  # nothing ingested: the source's empty typed table
                 return self._memory.table(name)
-            frame = adask.read(self.client, name, [TENANT], purpose=PURPOSE, job=job)
+            frame = adask.read(
+                self.client, name, [TENANT], purpose=PURPOSE, job=job, decimals="arrow"
+            )
             schema = REGISTRY[name].schema
             data = pa.Table.from_pandas(frame.compute(), preserve_index=False)
             data = data.select(schema.names).cast(schema)

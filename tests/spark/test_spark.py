@@ -82,31 +82,8 @@ def client(home: Settings) -> Iterator[GatewayClient]:
     """The report service's connection for ACME (a minted svc:reports token)."""
     minted = service.mint(home.home, "svc:reports", ACME, [PURPOSE], 3600)
     with GatewayClient(minted.address, minted.token) as c:
-        _wait_for_key_service(c)
         yield c
     service.revoke(minted.address, minted.token)
-
-
-def _wait_for_key_service(client: GatewayClient) -> None:
-    """Until the gateway's unwrap endpoint is attached. A gateway started on demand answers
-    Flight calls a moment before its unwrap endpoint listens (start-up race reported in
-    notes/scale-protocol.md; remove this wait once the gateway orders its start-up)."""
-    import time
-
-    from amzigo_lab.client.protocol import GatewayError
-    from amzigo_lab.client.scale import plan_job, revoke_job
-
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            plan = plan_job(client, ["orders"], tenants=[ACME], purpose=PURPOSE, engine="spark")
-        except GatewayError as exc:
-            if "no unwrap endpoint" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-            continue
-        revoke_job(client, plan)
-        return
 
 
 def _rows(table: Any) -> list[tuple]:
