@@ -95,9 +95,10 @@ def session(
         "spark.hadoop.parquet.crypto.factory.class": CRYPTO_FACTORY,
         "spark.hadoop.parquet.encryption.kms.client.class": KMS_CLIENT_CLASS,
         "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",
     }
+    if master.startswith("local"):  # Spark's 200 shuffle partitions are for clusters
+        settings["spark.sql.shuffle.partitions"] = "8"
     settings.update(conf or {})
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
