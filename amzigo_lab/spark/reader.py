@@ -81,7 +81,8 @@ def session(
 ) -> SparkSession:
     """A Spark session that reads the lake through the gateway: builds (or finds) the KMS client
     jar and sets the crypto factory and KMS client class. Times are UTC. `conf` adds to or
-    overrides the rest (a real cluster: `master` and its own settings; see docs/operations.md).
+    overrides the rest (a real cluster: `master` and its own settings; see docs/operations.md;
+    the Spark UI is off unless `conf` sets `spark.ui.enabled`).
     The JVM's own output goes to `jvm_log` (default: `<cache>/logs/spark-<pid>.log`, 0600)."""
     try:
         from pyspark.sql import SparkSession
@@ -96,9 +97,14 @@ def session(
         "spark.hadoop.parquet.encryption.kms.client.class": KMS_CLIENT_CLASS,
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
+        # the UI listens on every interface without authentication: off unless asked for
+        "spark.ui.enabled": "false",
     }
-    if master.startswith("local"):  # Spark's 200 shuffle partitions are for clusters
-        settings["spark.sql.shuffle.partitions"] = "8"
+    if master.startswith("local"):
+        settings["spark.sql.shuffle.partitions"] = "8"  # Spark's 200 are for clusters
+        # a local session's driver serves this machine only
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
+        settings["spark.driver.host"] = "127.0.0.1"
     settings.update(conf or {})
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
