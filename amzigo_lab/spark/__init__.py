@@ -5,12 +5,11 @@ unwraps key-encryption keys for the job's token; Spark's Parquet reader decrypts
 Java KmsClient built from `java/` (`kms_jar`).
 """
 
-from amzigo_lab.spark.kms_jar import KMS_CLIENT_CLASS, SparkSetupError, kms_jar
+from amzigo_lab.spark.kms_jar import KMS_CLIENT_CLASS, kms_jar
 from amzigo_lab.spark.reader import latest, read, read_options, scan, session
 
 __all__ = [
     "KMS_CLIENT_CLASS",
-    "SparkSetupError",
     "kms_jar",
     "latest",
     "read",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-from amzigo_lab.errors import AmzigoError
+from amzigo_lab.errors import ConfigError
 
 #: The KmsClient class Spark loads (`parquet.encryption.kms.client.class`).
 KMS_CLIENT_CLASS = "com.amzigo.kms.GatewayKmsClient"
@@ -26,16 +26,12 @@ KMS_CLIENT_CLASS = "com.amzigo.kms.GatewayKmsClient"
 CACHE_ENV = "AMZIGO_SPARK_CACHE"
 
 
-class SparkSetupError(AmzigoError):
-    """Spark cannot be set up here (pyspark or a JDK missing, the KMS client does not build)."""
-
-
 def java_sources() -> list[Path]:
     """The KMS client's Java source files, in a stable order."""
     root = Path(str(resources.files("amzigo_lab") / "spark" / "java"))
     files = sorted(root.rglob("*.java"))
     if not files:
-        raise SparkSetupError(f"no Java source under {root}: the package is incomplete")
+        raise ConfigError(f"no Java source under {root}: the package is incomplete")
     return files
 
 
@@ -44,10 +40,10 @@ def pyspark_jars() -> Path:
     try:
         import pyspark
     except ImportError:
-        raise SparkSetupError("pyspark is not installed: pip install 'amzigo-lab[spark]'") from None
+        raise ConfigError("pyspark is not installed: pip install 'amzigo-lab[spark]'") from None
     jars = Path(pyspark.__file__).parent / "jars"
     if not any(jars.glob("parquet-hadoop-*.jar")):
-        raise SparkSetupError(f"{jars} holds no parquet-hadoop jar: a broken pyspark install")
+        raise ConfigError(f"{jars} holds no parquet-hadoop jar: a broken pyspark install")
     return jars
 
 
@@ -79,7 +75,7 @@ def kms_jar(cache: Path | None = None) -> Path:
         return jar
     javac = shutil.which("javac")
     if javac is None:
-        raise SparkSetupError(
+        raise ConfigError(
             "javac not found: the Spark KMS client is built from source; install a JDK 17 "
             "(Debian: apt-get install default-jdk-headless)"
         )
@@ -91,7 +87,7 @@ def kms_jar(cache: Path | None = None) -> Path:
             [*cmd, *map(str, sources)], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
-            raise SparkSetupError(
+            raise ConfigError(
                 f"javac failed to build the Spark KMS client: {done.stderr.strip()[:2000]}"
             )
         partial = Path(tmp) / jar.name

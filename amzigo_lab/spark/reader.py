@@ -29,7 +29,8 @@ import pyarrow as pa
 
 from amzigo_lab.datasets import REGISTRY
 from amzigo_lab.errors import AccessDenied, UnknownDataset
-from amzigo_lab.spark.kms_jar import KMS_CLIENT_CLASS, SparkSetupError, cache_dir, kms_jar
+from amzigo_lab.errors import ConfigError
+from amzigo_lab.spark.kms_jar import KMS_CLIENT_CLASS, cache_dir, kms_jar
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -87,7 +88,7 @@ def session(
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise SparkSetupError("pyspark is not installed: pip install 'amzigo-lab[spark]'") from None
+        raise ConfigError("pyspark is not installed: pip install 'amzigo-lab[spark]'") from None
     for module in _QUIET:
         for category in (FutureWarning, DeprecationWarning):
             warnings.filterwarnings("ignore", category=category, module=module)
@@ -137,7 +138,7 @@ def _ddl(t: pa.DataType) -> str:
     }  # fmt: skip
     if t in simple:
         return simple[t]
-    raise SparkSetupError(f"no Spark type for the lake's Arrow type {t}")
+    raise ConfigError(f"no Spark type for the lake's Arrow type {t}")
 
 
 _ca_dir: Path | None = None
