@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from amzigo_lab.datasets import REGISTRY
-from amzigo_lab.errors import AccessDenied, UnknownDataset
-from amzigo_lab.errors import ConfigError
+from amzigo_lab.errors import AccessDenied, ConfigError, UnknownDataset
 from amzigo_lab.spark.kms_jar import KMS_CLIENT_CLASS, cache_dir, kms_jar
 
 if TYPE_CHECKING:
