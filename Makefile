@@ -41,7 +41,7 @@ bench: $(STAMP) ## run the benchmarks (prints medians and ratios); BENCH_ARGS=al
 
 lock: ## re-resolve requirements.lock from pyproject.toml's ranges (needs network or a local index)
 	$(PY) -m pip install --quiet pip-tools
-	$(BIN)/pip-compile -q --extra dev --extra pdf --extra dask --strip-extras --no-emit-index-url \
+	$(BIN)/pip-compile -q --extra dev --extra pdf --extra spark --extra dask --strip-extras --no-emit-index-url \
 		--no-emit-find-links --annotation-style line -o requirements.lock pyproject.toml
 
 clean:

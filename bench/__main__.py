@@ -1,6 +1,6 @@
 """`python -m bench [SUITE] [options]`: run the benchmarks and print medians and ratios.
 
-Suites: lake (default), ingest, governance, retention, reports, dashboard, gateway, all.
+Suites: lake (default), ingest, governance, retention, reports, dashboard, gateway, scale, all.
 Options after the suite name go to that suite (`python -m bench reports --help`).
 
 Examples:
@@ -24,7 +24,7 @@ from bench.lake import Config, run
 QUICK = {"rows": 300_000, "reps": 3, "read_reps": 3, "drops": 3}
 
 
-SUITES = ("ingest", "governance", "retention", "reports", "dashboard", "gateway")
+SUITES = ("ingest", "governance", "retention", "reports", "dashboard", "gateway", "scale")
 
 
 def run_suite(name: str, argv: list[str]) -> int:

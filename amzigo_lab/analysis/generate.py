@@ -112,13 +112,15 @@ def generate(
     timeout: int = DEFAULT_TIMEOUT,
     extra: dict[str, Any] | None = None,
     audit: Any = None,
+    engine: str = "duckdb",
 ) -> GeneratedReport:
     """Execute the report notebook for one tenant and period; write .ipynb, .html (and .pdf).
 
     Every argument is checked before a kernel starts (`check_arguments`, then the gateway:
-    the tenant has data, the marketplace is one of the tenant's). Files are written under
-    temporary names and renamed only when the whole run succeeded: a failed run leaves no
-    file behind.
+    the tenant has data, the marketplace is one of the tenant's). `engine`: where the sales
+    report's builders compute, "duckdb" (default) or "spark" (`amzigo_lab.spark`). Files are
+    written under temporary names and renamed only when the whole run succeeded: a failed run
+    leaves no file behind.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -126,6 +128,7 @@ def generate(
         tenant, market = check_arguments(
             report, tenant, period, marketplace, comparison, costs_file, timeout
         )
+        check_engine(report, engine)
     except ReportError as exc:
         if str(tenant or "").strip() and report in PURPOSES:
             _audit(audit, "report.failed", report, str(tenant), period, "error", str(exc))
@@ -147,6 +150,8 @@ def generate(
         "access": "service",
         "purpose": PURPOSES[report],
     }
+    if engine != "duckdb":
+        params["engine"] = engine
     if report == "sales" and costs_file:
         params["costs_file"] = str(Path(costs_file).expanduser().resolve())
     if report == "inventory":  # lead times and safety stock from the home's [inventory]
@@ -251,6 +256,31 @@ def check_arguments(
         except (UnicodeDecodeError, KeyError, ValueError) as exc:
             raise ReportError(f"--costs {costs_file}: not a CSV cost file ({exc})") from None
     return tenant, market.code if market else ""
+
+
+#: Reports whose notebook takes the `engine` parameter (the others compute on DuckDB only).
+ENGINE_REPORTS = ("sales",)
+
+
+def check_engine(report: str, engine: str) -> None:
+    """Refuse an unknown engine, or Spark for a report not ported to it (never a silent
+    fallback to DuckDB)."""
+    from amzigo_lab.analysis.notebook import ENGINES
+
+    if engine not in ENGINES:
+        raise ReportError(f"--engine {engine!r}: use {' or '.join(ENGINES)}")
+    if engine != "duckdb" and report not in ENGINE_REPORTS:
+        raise ReportError(
+            f"--engine {engine}: only the {', '.join(ENGINE_REPORTS)} report runs on it so far; "
+            f"the {report} report runs on duckdb"
+        )
+    if engine == "spark":
+        import importlib.util
+
+        if importlib.util.find_spec("pyspark") is None:
+            raise ReportError(
+                "--engine spark needs the spark extra: pip install 'amzigo-lab[spark]'"
+            )
 
 
 #: The dataset that tells which marketplaces a tenant has, per report.

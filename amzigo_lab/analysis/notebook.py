@@ -41,30 +41,48 @@ class WorkbenchTableSource:
         return t.filter(t.tenant == self.tenant).drop("tenant")
 
 
-def open_source(tenant: str, home: str = "", access: str = "service", purpose: str = "") -> Any:
+#: Where report builders compute: "duckdb" (in the kernel, over Arrow the gateway sends) or
+#: "spark" (a local[2] Spark session reading the lake's files with keys unwrapped per job by
+#: the gateway; `amzigo_lab.spark`, extra `amzigo-lab[spark]`).
+ENGINES = ("duckdb", "spark")
+
+
+def open_source(
+    tenant: str,
+    home: str = "",
+    access: str = "service",
+    purpose: str = "",
+    engine: str = "duckdb",
+) -> Any:
     """A `TableSource` for the tenant; refuses an empty tenant (fail closed)."""
     if not str(tenant or "").strip():
         raise ReportError("the `tenant` parameter is empty: a report needs exactly one tenant")
+    if engine not in ENGINES:
+        raise ReportError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     from amzigo_lab.client.workbench import home_path
 
     where = home_path(home or None)  # a path only: a kernel never reads the home
     if access == "session":
         from amzigo_lab.client.workbench import connect
 
-        return WorkbenchTableSource(connect(purpose=purpose, home=where), tenant)
+        workbench = connect(purpose=purpose, home=where)
+        if engine == "spark":
+            return spark_source(workbench, tenant, purpose)
+        return WorkbenchTableSource(workbench, tenant)
     if access != "service":
         raise ReportError(f"unknown access {access!r}: use service or session")
     if purpose not in PURPOSES.values():
         raise ReportError(f"unknown report purpose {purpose!r}: use {sorted(PURPOSES.values())}")
+    if engine == "spark":
+        return spark_source(service_client(where), tenant, purpose)
     return gateway_source(tenant, where, purpose)
 
 
-def gateway_source(tenant: str, home: Any, purpose: str, token: str = "") -> Any:
-    """The tenant's tables from the gateway, with the run's service token ($AMZIGO_TOKEN, set
-    by `amzigo report` and the scheduler for this kernel only)."""
+def service_client(home: Any, token: str = "") -> Any:
+    """A gateway client with the run's service token ($AMZIGO_TOKEN, set by `amzigo report`
+    and the scheduler for this kernel only)."""
     import os
 
-    from amzigo_lab.analysis.source import GatewayTableSource
     from amzigo_lab.client import protocol
     from amzigo_lab.client.transport import GatewayClient
 
@@ -74,7 +92,27 @@ def gateway_source(tenant: str, home: Any, purpose: str, token: str = "") -> Any
             "no service token for this report run: run it with `amzigo report`, which asks the "
             "gateway for one, or use access='session' after `amzigo login`"
         )
-    return GatewayTableSource(GatewayClient(protocol.default_address(home), token), tenant, purpose)
+    return GatewayClient(protocol.default_address(home), token)
+
+
+def gateway_source(tenant: str, home: Any, purpose: str, token: str = "") -> Any:
+    """The tenant's tables from the gateway, with the run's service token."""
+    from amzigo_lab.analysis.source import GatewayTableSource
+
+    return GatewayTableSource(service_client(home, token), tenant, purpose)
+
+
+def spark_source(connection: Any, tenant: str, purpose: str) -> Any:
+    """The tenant's tables on a local[2] Spark session, each dataset planned by the gateway for
+    `connection` (the run's service client or a governed session)."""
+    try:
+        from amzigo_lab.spark import session
+        from amzigo_lab.spark.reports import SparkTableSource
+    except ImportError as exc:
+        raise ReportError(
+            f"engine spark needs the spark extra: pip install 'amzigo-lab[spark]' ({exc})"
+        ) from None
+    return SparkTableSource(session(app_name="amzigo-report"), connection, tenant, purpose)
 
 
 def show_html(markup: str) -> None:

@@ -49,6 +49,14 @@ from amzigo_lab.cli.common import (
     help="Sales: CSV sku,currency,unit_cost replacing the tenant's product costs (amzigo "
     "costs import) for this run only.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where the sales report computes: duckdb in the report kernel, or spark (local[2], "
+    "extra amzigo-lab[spark]; keys unwrapped per job by the gateway).",
+)
 @click.option("--pdf", is_flag=True, help="Also print a PDF with Debian's chromium.")
 @click.option(
     "--out",
@@ -75,6 +83,7 @@ def report_cmd(
     marketplace: str,
     comparison: str,
     costs: str | None,
+    engine: str,
     pdf: bool,
     out: str | None,
     timeout: int,
@@ -92,6 +101,7 @@ def report_cmd(
     Example:
 
         amzigo report sales --tenant acme-outdoor --start 2026-10-01 --end 2026-10-31 --pdf
+        amzigo report sales --tenant acme-outdoor --days 90 --engine spark
         amzigo report inventory --tenant acme-outdoor --days 30 --out /srv/reports
     """
     from amzigo_lab.analysis.generate import generate
@@ -126,6 +136,7 @@ def report_cmd(
             pdf=pdf,
             timeout=timeout,
             audit=lake.audit,
+            engine=engine,
         )
     if as_json:
         print_json(result.summary())

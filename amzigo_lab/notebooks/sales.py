@@ -23,6 +23,7 @@ home = ""
 access = "session"
 purpose = "sales_analysis"
 now = ""  # the clock of "as of" (ISO timestamp); empty: the current time
+engine = "duckdb"  # where the builders compute: duckdb (this kernel) or spark (local[2])
 
 # %%
 from amzigo_lab.analysis import charts, render
@@ -37,7 +38,7 @@ from amzigo_lab.analysis.sales import (
     profit_table,
 )
 
-source = open_source(tenant, home, access, purpose)
+source = open_source(tenant, home, access, purpose, engine)
 market = find_marketplace(marketplace)
 if start and end:
     period = Period.parse(start, end)

@@ -52,6 +52,8 @@ def files(root: Path) -> list[Path]:
         ("sales", {"comparison": "lastweek"}, "--comparison: unknown comparison"),
         ("sales", {"timeout": 0}, "--timeout 0"),
         ("inventory", {"costs_file": "x.csv"}, "--costs applies to the sales report only"),
+        ("reviews", {"engine": "spark"}, "--engine spark: only the sales report runs on it"),
+        ("sales", {"engine": "polars"}, "--engine 'polars': use duckdb or spark"),
     ],
 )
 def test_bad_arguments_fail_before_any_kernel_and_leave_no_file(
@@ -92,7 +94,15 @@ def test_good_arguments_reach_the_kernel_normalised(report_settings, tmp_path, n
     with pytest.raises(KernelStarted, match="UK"):
         gen.generate(report_settings, "sales", ACME, PERIOD, out_dir=tmp_path, marketplace="uk")
     assert no_kernel[0]["marketplace"] == "UK" and no_kernel[0]["tenant"] == ACME
+    assert "engine" not in no_kernel[0]  # the default engine: the notebook's own default
     assert files(tmp_path) == []  # the half-written notebook went with the failure
+
+
+def test_the_engine_reaches_the_sales_notebook(report_settings, tmp_path, no_kernel) -> None:
+    pytest.importorskip("pyspark", reason="pyspark is not installed (extra amzigo-lab[spark])")
+    with pytest.raises(KernelStarted):
+        gen.generate(report_settings, "sales", ACME, PERIOD, out_dir=tmp_path, engine="spark")
+    assert no_kernel[0]["engine"] == "spark"
 
 
 def test_a_run_failing_late_leaves_no_file(
