@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -219,7 +220,59 @@ def _catalog_files(lake: LakeHandle) -> list[Path]:
     return [p for p in (base, Path(f"{base}-wal"), Path(f"{base}-journal")) if p.exists()]
 
 
-#: The byte scan of the catalog files, run in a child process (see `_scan_catalog_bytes`).
+def _scan_catalog_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
+    """`fs.scan_bytes` of the catalog's own files without releasing this process's SQLite locks.
+
+    Opening and closing a SQLite database file in a process that holds a connection to it drops
+    that process's POSIX locks on it (sqlite.org "How To Corrupt", 2.2): another process closing
+    its connection then deletes the WAL under this one (the gateway then reads a stale catalog
+    and its writes are lost). So a file this process already has open (SQLite's own descriptor)
+    is read through that descriptor with `os.pread`, which neither moves its offset nor closes
+    it; a file it has no descriptor for holds no lock of ours and is opened normally. Without
+    /proc (not Linux), the scan runs in a child process, which holds no connection (~20 ms)."""
+    if not needles or not paths:
+        return []
+    own = _own_descriptors()
+    if own is None:
+        return _scan_in_child(paths, needles)
+    longest = max(len(n) for n in needles)
+    hits = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        fd = own.get((st.st_dev, st.st_ino))
+        if fd is None:
+            hits.extend(scan_bytes([path], needles))
+            continue
+        offset, tail = 0, b""
+        while chunk := os.pread(fd, 1 << 22, offset):
+            offset += len(chunk)
+            buf = tail + chunk
+            if any(n in buf for n in needles):
+                hits.append(path.name)
+                break
+            tail = buf[-longest:]
+    return hits
+
+
+def _own_descriptors() -> dict[tuple[int, int], int] | None:
+    """(device, inode) -> one of this process's open descriptors, from /proc/self/fd."""
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        return None
+    out: dict[tuple[int, int], int] = {}
+    for entry in os.listdir(fd_dir):
+        try:
+            st = os.fstat(int(entry))
+        except (OSError, ValueError):  # the listing's own descriptor, already closed
+            continue
+        out.setdefault((st.st_dev, st.st_ino), int(entry))
+    return out
+
+
+#: The byte scan of the catalog files in a child process (where /proc is missing).
 _CHILD_SCAN = """
 import sys
 needles = [bytes.fromhex(h) for h in sys.stdin.read().split()]
@@ -239,17 +292,10 @@ for name in sys.argv[1:]:
 """
 
 
-def _scan_catalog_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
-    """`fs.scan_bytes` of the catalog's own files, in a child process. Opening and closing a
-    SQLite database file in a process that holds a connection to it drops that process's POSIX
-    locks on it (sqlite.org "How To Corrupt", 2.2): another process closing its connection then
-    deletes the WAL under this one (the gateway then reads a stale catalog and its writes are
-    lost). The child holds no connection, so nothing of ours is released."""
+def _scan_in_child(paths: list[Path], needles: list[bytes]) -> list[str]:
     import subprocess
     import sys
 
-    if not needles or not paths:
-        return []
     done = subprocess.run(
         [sys.executable, "-I", "-c", _CHILD_SCAN, *map(str, paths)],
         input=" ".join(n.hex() for n in needles),

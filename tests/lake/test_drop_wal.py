@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from amzigo_lab.lake import Lake
 from tests.conftest import DAY
@@ -36,3 +37,16 @@ def test_after_a_drop_this_process_still_sees_other_processes_writes(lake: Lake)
     assert wal.exists()  # it did not take itself for the last connection and delete our WAL
     _other_process(lake, "written elsewhere")
     assert lake.catalog.get_meta("probe") == "written elsewhere"
+
+
+def test_without_proc_the_catalog_scan_runs_in_a_child_and_finds_the_bytes(tmp_path: Path) -> None:
+    """Where /proc is missing the drop check scans in a child process; it must find what the
+    in-process scan finds (a wrapped key left in a catalog file) and nothing else."""
+    from amzigo_lab.lake import drop
+
+    hit, miss = tmp_path / "catalog.sqlite", tmp_path / "catalog.sqlite-wal"
+    hit.write_bytes(b"\0" * (5 << 20) + b"WRAPPED-KEY" + b"\0" * 10)
+    miss.write_bytes(b"nothing here")
+    paths = [hit, miss, tmp_path / "absent"]
+    assert drop._scan_in_child(paths, [b"WRAPPED-KEY"]) == ["catalog.sqlite"]
+    assert drop._scan_catalog_bytes(paths, [b"WRAPPED-KEY"]) == ["catalog.sqlite"]
