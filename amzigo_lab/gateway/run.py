@@ -161,6 +161,8 @@ def serve(
     server: GatewayServer | None = None
     front: Any = None
     unwrap: Any = None
+    owned: dict[Path, tuple[int, int] | None] = {}  # files this gateway made, by identity
+    home_gone = False
     try:
         sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
@@ -170,6 +172,7 @@ def serve(
         # the credential first: the server answers `health` as soon as it is built, and a
         # client that saw it answer (ensure_gateway) may read the credential at once
         _write_secret(token_file, secret)
+        owned[token_file] = _file_id(token_file)
         old_umask = os.umask(0o077)
         try:
             server = GatewayServer(settings, address, operator_token=secret)
@@ -180,6 +183,7 @@ def serve(
             raise
         finally:
             os.umask(old_umask)
+        owned[sock] = _file_id(sock)
         if hardened_dir is not None:  # the kernel user's group may connect (setgid directory)
             os.chmod(sock, SOCKET_MODE)
         if listen:
@@ -210,6 +214,7 @@ def serve(
                 break
             if on_demand and protocol.home_identity(home) != server.home_id:
                 log.info("home_gone", extra={"fields": {}})  # deleted, or replaced by another
+                home_gone = True
                 break
             server.tick_alerts()  # cheap unless due (interval, security event, retry)
             if now - last_reap > REAP_EVERY:
@@ -218,17 +223,35 @@ def serve(
                 last_reap = now
         return 0
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            token_file.unlink()
+        _unlink_own(token_file, owned)
         if front is not None:
             front.shutdown()
         if unwrap is not None:
             unwrap.close()
         if server is not None:
-            server.stop()
-        with contextlib.suppress(FileNotFoundError):
-            sock.unlink()
+            # A home deleted or created again at the same path: every path this process would
+            # write on the way out (the final audit checkpoint, the catalog) may now belong to
+            # the new home and its own gateway, so leave without writing anything.
+            server.abandon() if home_gone else server.stop()
+        _unlink_own(sock, owned)
         lock.__exit__(None, None, None)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _unlink_own(path: Path, owned: dict[Path, tuple[int, int] | None]) -> None:
+    """Remove `path` only if it is still the file this gateway made there (a gateway started
+    for a home created again at the same path may have replaced it: its socket and credential
+    are not ours to remove)."""
+    if path in owned and owned[path] is not None and _file_id(path) == owned[path]:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _start_unwrap(server: Any, settings: Any, listen: str, tls: Any) -> Any:

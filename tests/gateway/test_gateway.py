@@ -350,5 +350,14 @@ def test_a_home_created_again_at_the_same_path_never_reaches_the_old_gateway(
         time.sleep(0.1)
     else:
         pytest.fail("the gateway of the deleted home is still running")
+    # leaving, the old gateway wrote nothing into the new home and removed none of its files:
+    # the new gateway still answers at its socket, its credential is there, its log verifies
     with GatewayClient(again, operator_token(home)) as client:
+        assert client.health()["pid"] == new["pid"]
         client.action(protocol.SHUTDOWN, {})
+    from click.testing import CliRunner
+
+    from amzigo_lab.cli import main
+
+    verified = CliRunner().invoke(main, ["audit", "verify", "--home", str(home)])
+    assert verified.exit_code == 0, verified.output
