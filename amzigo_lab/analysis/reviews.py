@@ -203,22 +203,35 @@ def top_topics(
     return _with_titles(rows, titles)
 
 
+def item_titles(source: TableSource, marketplace: MarketplaceInfo | None = None) -> pl.DataFrame:
+    """A title per ASIN and marketplace from the order lines (asin, marketplace, title): what a
+    source without the catalog (the dashboard's) can name products by."""
+    return _marketplace_code(_item_titles(source, marketplace)).select(
+        "asin", "marketplace", "title"
+    )
+
+
+def _item_titles(source: TableSource, marketplace: MarketplaceInfo | None) -> pl.DataFrame:
+    i = source.table("order_items")
+    i = i.filter(i.title.notnull())
+    if marketplace is not None:
+        i = i.filter(i.marketplace_id == marketplace.marketplace_id)
+    return i.group_by(["asin", "marketplace_id"]).aggregate(title=i.title.max()).to_polars()
+
+
 def product_titles(source: TableSource, marketplace: MarketplaceInfo | None = None) -> pl.DataFrame:
     """A title per ASIN and marketplace: the catalog's latest, else one from the order lines."""
     c = source.table("catalog_items")
     c = c.filter(c.title.notnull())
-    i = source.table("order_items")
-    i = i.filter(i.title.notnull())
     if marketplace is not None:
         c = c.filter(c.marketplace_id == marketplace.marketplace_id)
-        i = i.filter(i.marketplace_id == marketplace.marketplace_id)
     catalog = (
         c.order_by([c.asin, c.marketplace_id, c.fetched_at.desc()])
         .select("asin", "marketplace_id", "title")
         .to_polars()
         .unique(["asin", "marketplace_id"], keep="first", maintain_order=True)
     )
-    items = i.group_by(["asin", "marketplace_id"]).aggregate(title=i.title.max()).to_polars()
+    items = _item_titles(source, marketplace)
     both = pl.concat([catalog, items.select(catalog.columns)], how="vertical_relaxed")
     both = both.unique(["asin", "marketplace_id"], keep="first", maintain_order=True)
     return _marketplace_code(both).select("asin", "marketplace", "title")

@@ -313,3 +313,18 @@ def test_dashboard_advertising_section(serve_home: Home) -> None:
     assert "amz-profit-after-ads" in ads and "Profit after ad spend" in ads
     empty = board.sections(View(dt.date(2026, 2, 1), dt.date(2026, 2, 7))).advertising
     assert "no ads data ingested" in empty
+
+
+def test_review_topic_changes_name_the_product_and_label_the_verdict(serve_home: Home) -> None:
+    """The dashboard's review-topic table names each product (from its order lines: the
+    dashboard does not load the catalog) and heads every column."""
+    board = SellerDashboard.open("acme-outdoor", str(serve_home.settings.home))
+    reviews = board.sections(View(dt.date(2025, 12, 1), dt.date(2026, 3, 7))).reviews
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", reviews)
+    assert heads == [
+        "Product", "ASIN", "Mkt", "Sentiment", "Topic", "Share %", "Change (points)", "Verdict"
+    ]  # fmt: skip
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", reviews)
+    rows = [cells[i : i + len(heads)] for i in range(0, len(cells), len(heads))]
+    assert rows and ["Product SKU-BLUE", "B0BLUE", "US"] in [r[:3] for r in rows]
+    assert all(r[7] in ("worse", "ok") for r in rows)

@@ -32,7 +32,7 @@ from amzigo_lab.analysis.inventory import (
 from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, fmt_money
 from amzigo_lab.analysis.period import Period, day_rule, latest_complete_day
 from amzigo_lab.analysis.profit import cost_notes, cost_rows
-from amzigo_lab.analysis.reviews import topic_changes, topic_trends
+from amzigo_lab.analysis.reviews import item_titles, topic_changes, topic_trends
 from amzigo_lab.analysis.sales import (
     SalesScope,
     kpi_tiles,
@@ -376,16 +376,19 @@ class SellerDashboard:
         moved = moved.head(10).with_columns(
             verdict=pl.when(pl.col("worsening")).then(pl.lit("worse")).otherwise(pl.lit("ok"))
         )
+        titles = item_titles(self.source, market)  # the catalog is not among its datasets
+        moved = moved.join(titles, on=["asin", "marketplace"], how="left", maintain_order="left")
         return render.table_html(
             moved,
             [
+                ("title", "Product", "text"),
                 ("asin", "ASIN", "text"),
                 ("marketplace", "Mkt", "text"),
                 ("sentiment", "Sentiment", "text"),
                 ("topic", "Topic", "text"),
                 ("occurrence_percentage", "Share %", "float1"),
                 ("change", "Change (points)", "float1"),
-                ("verdict", "", "text"),
+                ("verdict", "Verdict", "text"),
             ],
             table_id="amz-reviews",
         )
