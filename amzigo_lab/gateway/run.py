@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayError
@@ -162,7 +162,6 @@ def serve(
     front: Any = None
     unwrap: Any = None
     owned: dict[Path, tuple[int, int] | None] = {}  # files this gateway made, by identity
-    home_gone = False
     try:
         sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
@@ -214,8 +213,7 @@ def serve(
                 break
             if on_demand and protocol.home_identity(home) != server.home_id:
                 log.info("home_gone", extra={"fields": {}})  # deleted, or replaced by another
-                home_gone = True
-                break
+                _leave_without_writing()
             server.tick_alerts()  # cheap unless due (interval, security event, retry)
             if now - last_reap > REAP_EVERY:
                 server.reap(max_idle=idle_exit or 3600.0)
@@ -229,12 +227,22 @@ def serve(
         if unwrap is not None:
             unwrap.close()
         if server is not None:
-            # A home deleted or created again at the same path: every path this process would
-            # write on the way out (the final audit checkpoint, the catalog) may now belong to
-            # the new home and its own gateway, so leave without writing anything.
-            server.abandon() if home_gone else server.stop()
+            server.stop()
         _unlink_own(sock, owned)
         lock.__exit__(None, None, None)
+
+
+def _leave_without_writing() -> NoReturn:
+    """End an on-demand gateway whose home was deleted or created again at the same path, at
+    once and writing nothing: every path a graceful stop writes (the final audit checkpoint,
+    the catalog, the credential and socket it removes) may now belong to the new home and its
+    own gateway, and even gRPC's own shutdown unlinks the Unix socket path, which the new
+    gateway may already serve. The kernel releases the lock and every open file."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -347,16 +347,6 @@ class GatewayServer(flight.FlightServerBase):
         self._work.shutdown(wait=True)
         _log("stopped")
 
-    def abandon(self) -> None:
-        """Stop serving a home that was deleted or created again at the same path, writing
-        nothing: no final audit checkpoint, no audit events, no catalog writes (those paths may
-        now be another home's). Open files are released when the process exits."""
-        if self.stopping.is_set():
-            return
-        self.stopping.set()
-        _log("abandoned")
-        self.shutdown()  # waits for in-flight calls
-
     def tick_audit(self) -> bool:
         """Write the audit log's time-based checkpoint if one is due (and anchor it); True if
         one was written. The gateway is the long-running process that owns the log."""
