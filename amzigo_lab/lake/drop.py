@@ -19,12 +19,20 @@ import os
 import random
 import uuid
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from amzigo_lab.errors import IntegrityError
 from amzigo_lab.lake.catalog import Partition, iso
-from amzigo_lab.lake.fs import files_under, fsync_dir, remove_empty_dirs, scan_bytes
+from amzigo_lab.lake.fs import (
+    CHUNK,
+    contains,
+    files_under,
+    fsync_dir,
+    remove_empty_dirs,
+    scan_bytes,
+)
 from amzigo_lab.lake.handle import LakeHandle
 from amzigo_lab.lake.rowmac import require_intact, seal_partitions
 
@@ -235,7 +243,6 @@ def _scan_catalog_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
     own = _own_descriptors()
     if own is None:
         return _scan_in_child(paths, needles)
-    longest = max(len(n) for n in needles)
     hits = []
     for path in paths:
         try:
@@ -245,16 +252,13 @@ def _scan_catalog_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
         fd = own.get((st.st_dev, st.st_ino))
         if fd is None:
             hits.extend(scan_bytes([path], needles))
-            continue
-        offset, tail = 0, b""
-        while chunk := os.pread(fd, 1 << 22, offset):
-            offset += len(chunk)
-            buf = tail + chunk
-            if any(n in buf for n in needles):
-                hits.append(path.name)
-                break
-            tail = buf[-longest:]
+        elif contains(partial(_pread, fd), needles):  # SQLite's descriptor, never closed
+            hits.append(path.name)
     return hits
+
+
+def _pread(fd: int, offset: int) -> bytes:
+    return os.pread(fd, CHUNK, offset)
 
 
 def _own_descriptors() -> dict[tuple[int, int], int] | None:

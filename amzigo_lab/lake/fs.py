@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -50,22 +50,34 @@ def remove_empty_dirs(dirs: Iterable[Path], stop: Path) -> None:
             cur = cur.parent
 
 
+#: Bytes read at a time by the scans.
+CHUNK = 1 << 22
+
+
 def scan_bytes(paths: list[Path], needles: list[bytes]) -> list[str]:
     """Names of files containing any needle (chunked, overlapping reads)."""
     if not needles:
         return []
-    longest = max(len(n) for n in needles)
     hits = []
     for path in paths:
         try:
             with open(path, "rb") as fh:
-                tail = b""
-                while chunk := fh.read(1 << 22):
-                    buf = tail + chunk
-                    if any(n in buf for n in needles):
-                        hits.append(path.name)
-                        break
-                    tail = buf[-longest:]
+                if contains(lambda offset: os.pread(fh.fileno(), CHUNK, offset), needles):
+                    hits.append(path.name)
         except FileNotFoundError:
             continue
     return hits
+
+
+def contains(read: Callable[[int], bytes], needles: list[bytes]) -> bool:
+    """True if the bytes `read(offset)` returns chunk by chunk (b"" at the end) hold a needle,
+    also across chunk boundaries."""
+    longest = max(len(n) for n in needles)
+    offset, tail = 0, b""
+    while chunk := read(offset):
+        offset += len(chunk)
+        buf = tail + chunk
+        if any(n in buf for n in needles):
+            return True
+        tail = buf[-longest:]
+    return False
