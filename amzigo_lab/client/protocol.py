@@ -126,6 +126,15 @@ BREAK_GLASS = "admin.break_glass"
 TICKET_SQL = "sql"
 TICKET_LATEST = "latest"
 
+#: Large results for local clients (`gateway/bulk.py`): a ticket with `"bulk": 1` may be answered
+#: with the schema alone, its metadata holding a one-time id under this key; the client fetches
+#: the result from the bulk socket (send the id and a newline; read an 8-byte little-endian
+#: length, then that many bytes of Arrow IPC stream; length `BULK_MISSING` = no such result).
+BULK_META_KEY = b"amzigo.bulk"
+BULK_ID_BYTES = 32
+BULK_MISSING = -1
+BULK_SOCKET_SUFFIX = "-bulk"
+
 # Unix sockets have a 108-byte path limit; deep homes get a short path under the temp dir.
 _MAX_SOCKET_PATH = 100
 
@@ -188,6 +197,14 @@ def socket_path(home: Path) -> Path:
         return path
     digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:20]
     return Path(tempfile.gettempdir()) / f"amzigo-{os.getuid()}" / f"gw-{digest}.sock"
+
+
+def bulk_socket_path(address: str) -> Path | None:
+    """The bulk socket beside a local gateway's socket (None for a gateway over TCP)."""
+    if not address.startswith("grpc+unix://"):
+        return None
+    sock = Path(address[len("grpc+unix://") :])
+    return sock.with_name(sock.stem + BULK_SOCKET_SUFFIX + sock.suffix)
 
 
 def default_address(home: Path) -> str:

@@ -142,6 +142,7 @@ def serve(
     0: any free one) is where the key service for distributed reads listens (HTTPS), with
     `unwrap_tls` (`amzigo_lab.serve.tls.TlsFiles`; default: the home's local CA's localhost
     certificate); "" serves none."""
+    from amzigo_lab.gateway.bulk import BulkResults
     from amzigo_lab.gateway.server import GatewayServer, TlsFront
     from amzigo_lab.hardening import SOCKET_MODE, check_gateway_user
 
@@ -185,6 +186,11 @@ def serve(
         owned[sock] = _file_id(sock)
         if hardened_dir is not None:  # the kernel user's group may connect (setgid directory)
             os.chmod(sock, SOCKET_MODE)
+        bulk_path = protocol.bulk_socket_path(address)
+        if bulk_path is not None:  # large results to local clients, same permissions
+            server.bulk = BulkResults(
+                bulk_path, mode=SOCKET_MODE if hardened_dir is not None else None
+            )
         if listen:
             if tls_files is None:
                 raise GatewayError("--listen needs a TLS certificate and key")

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
     from amzigo_lab.config import Settings
+    from amzigo_lab.gateway.bulk import BulkResults
     from amzigo_lab.governance.context import Governance
     from amzigo_lab.governance.session import Workbench
 
@@ -108,6 +109,8 @@ class GatewayServer(flight.FlightServerBase):
         from amzigo_lab.governance.identity import utc_now
 
         self.settings = settings
+        #: Large results to local clients (`gateway/bulk.py`); set by `gateway.run`, else none.
+        self.bulk: BulkResults | None = None
         self._clock = clock or utc_now
         self._work = ThreadPoolExecutor(1, thread_name_prefix="amzigo-governance")
         self._gov: Governance = self._work.submit(
@@ -288,13 +291,16 @@ class GatewayServer(flight.FlightServerBase):
 
         return [flight.Result(protocol.encode(self._on_home(run, name)))]
 
-    def do_get(self, context: Any, ticket: Any) -> Any:
+    def do_get(self, context: Any, ticket: Any, *, local: bool = True) -> Any:
         token = context.get_middleware("auth").token
         body = ticket.ticket
+        wants_bulk = False
 
         def run() -> pa.Table:
+            nonlocal wants_bulk
             self._check_mode(protocol.TICKET_SQL)
             request = protocol.decode(body)
+            wants_bulk = request.get("bulk") == 1
             op = request.get("op")
             if op == protocol.TICKET_SQL:
                 return self._sql(token, request)
@@ -303,6 +309,13 @@ class GatewayServer(flight.FlightServerBase):
             raise GatewayProtocolError(f"unknown ticket op {op!r}")
 
         table = self._on_home(run, "do_get")
+        if local and wants_bulk and self.bulk is not None:
+            key = self.bulk.offer(table)  # a large result: the client fetches it (bulk.py)
+            if key is not None:
+                schema = table.schema.with_metadata(
+                    {**(table.schema.metadata or {}), protocol.BULK_META_KEY: key.encode()}
+                )
+                return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(schema, []))
         batches = table.to_batches(max_chunksize=STREAM_ROWS)
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(table.schema, batches))
 
@@ -331,6 +344,8 @@ class GatewayServer(flight.FlightServerBase):
         self.stopping.set()
         _log("stopping")
         self.shutdown()  # waits for in-flight calls
+        if self.bulk is not None:
+            self.bulk.close()  # results not yet fetched are dropped with it
 
         def close_all() -> None:
             with contextlib.suppress(Exception):  # audited best-effort: stopping anyway
@@ -869,7 +884,7 @@ class TlsFront(flight.FlightServerBase):
         return self.core.do_action(context, action)
 
     def do_get(self, context: Any, ticket: Any) -> Any:
-        return self.core.do_get(context, ticket)
+        return self.core.do_get(context, ticket, local=False)  # the bulk socket is local only
 
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
         return self.core.list_actions(context)

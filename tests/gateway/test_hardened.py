@@ -164,6 +164,10 @@ def test_home_and_socket_layout(hw: Hardened) -> None:
     assert sock.parent == sock_dir
     ss = sock.stat()
     assert (ss.st_uid, ss.st_gid, stat.S_IMODE(ss.st_mode)) == (svc.uid, kern.gid, 0o660)
+    bulk = protocol.bulk_socket_path(f"grpc+unix://{sock}")  # large results: same permissions
+    assert bulk is not None
+    bs = bulk.stat()
+    assert (bs.st_uid, bs.st_gid, stat.S_IMODE(bs.st_mode)) == (svc.uid, kern.gid, 0o660)
     report = inspect(hw.world.settings)
     assert report["hardened"] and report["ok"], report
     # idempotent: hardening again changes nothing and keeps the first date
@@ -268,6 +272,8 @@ out["user"] = wb.user
 out["datasets"] = wb.datasets()
 if "orders" in wb.datasets():
     out["tenants"] = sorted(wb.sql("SELECT DISTINCT tenant FROM orders")["tenant"].to_list())
+# a result large enough for the bulk socket (~12 MB), received by the kernel user
+out["big"] = wb.sql("SELECT range AS i, repeat('x', 200) AS pad FROM range(60000)", arrow=True).num_rows
 try:
     wb.tenants("order_buyers")
     out["pii"] = "READ"
@@ -281,6 +287,7 @@ print(json.dumps(out))
 def test_kernel_user_reads_through_the_gateway_only_what_is_granted(hw: Hardened) -> None:
     ana = _json(as_user(KERN, CONNECT, str(hw.home), "sales_analysis", AMZIGO_TOKEN=hw.world.tokens["ana"]))  # fmt: skip
     assert ana["user"] == "ana" and ana["tenants"] == ["acme", "globex"]
+    assert ana["big"] == 60_000  # over the bulk socket, reachable by the kernel user's group
     assert ana["pii"].startswith("denied")
     # a PII processor gets no session without a PII purpose; with one, its granted tenant only
     pia = _json(as_user(KERN, CONNECT, str(hw.home), "sales_analysis", AMZIGO_TOKEN=hw.world.tokens["pia"]))  # fmt: skip
