@@ -451,8 +451,14 @@ def inspect(settings: Any) -> dict[str, Any]:
         if stat.S_IMODE(sd.st_mode) != SOCKET_DIR_MODE:
             problems.append(f"{socket_dir} has mode {stat.S_IMODE(sd.st_mode):o}, not 2750")
         sock = socket_dir / protocol.SOCKET_NAME
-        if sock.exists() and stat.S_IMODE(sock.stat().st_mode) != SOCKET_MODE:
-            problems.append(f"{sock} has mode {stat.S_IMODE(sock.stat().st_mode):o}, not 660")
+        bulk = protocol.bulk_socket_path(f"grpc+unix://{sock}")
+        for path in (sock, bulk):
+            if (
+                path is not None
+                and path.exists()
+                and stat.S_IMODE(path.stat().st_mode) != SOCKET_MODE
+            ):
+                problems.append(f"{path} has mode {stat.S_IMODE(path.stat().st_mode):o}, not 660")
     return {
         "hardened": True,
         "ok": not problems,
