@@ -50,6 +50,8 @@ BULK_TTL = 30.0
 BULK_MAX_BYTES = 2 * 1024**3
 #: Seconds a connected client has to send its id.
 _ID_TIMEOUT = 10.0
+#: Seconds a client may stall while the result is sent (then the result is dropped).
+_SEND_TIMEOUT = 600.0
 
 
 @dataclass
@@ -165,7 +167,7 @@ class BulkResults:
                     LOG.info("bulk_refused", extra={"fields": {"reason": "unknown or expired id"}})
                     conn.sendall(struct.pack("<q", BULK_MISSING))
                     return
-                conn.settimeout(None)  # a slow client only holds its own thread
+                conn.settimeout(_SEND_TIMEOUT)  # a stalled client holds its thread this long
                 size = _stream_size(table)
                 conn.sendall(struct.pack("<q", size))
                 out = pa.PythonFile(conn.makefile("wb", buffering=0), mode="w")
