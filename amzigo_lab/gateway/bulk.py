@@ -170,12 +170,34 @@ class BulkResults:
                 conn.settimeout(_SEND_TIMEOUT)  # a stalled client holds its thread this long
                 size = _stream_size(table)
                 conn.sendall(struct.pack("<q", size))
-                out = pa.PythonFile(conn.makefile("wb", buffering=0), mode="w")
+                out = pa.PythonFile(_SendAll(conn), mode="w")
                 with ipc.new_stream(out, table.schema) as writer:
                     writer.write_table(table)
                 LOG.info("bulk_sent", extra={"fields": {"bytes": size, "rows": table.num_rows}})
             except OSError as exc:  # the client went away: its result is gone with it
                 LOG.info("bulk_aborted", extra={"fields": {"error": type(exc).__name__}})
+            except Exception:  # never takes the gateway down; the client sees the cut
+                LOG.exception("bulk_failed")
+
+
+class _SendAll:
+    """The file interface Arrow's writer needs, over `socket.sendall` (a plain `send` may
+    write part of a buffer once the socket has a timeout)."""
+
+    closed = False
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._conn.sendall(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _read_line(conn: socket.socket, limit: int) -> str:
