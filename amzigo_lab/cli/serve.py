@@ -16,6 +16,18 @@ from amzigo_lab.cli.common import (
 from amzigo_lab.serve.warmup import DEFAULT_WARM_KERNELS
 
 
+def _check_proxies(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from amzigo_lab.serve.web import proxy_networks
+
+    try:
+        proxy_networks(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--trusted-proxy ")) from None
+    return values
+
+
 def _server_options(default_port: int):  # type: ignore[no-untyped-def]
     def decorate(func):  # type: ignore[no-untyped-def]
         for option in reversed(
@@ -48,6 +60,16 @@ def _server_options(default_port: int):  # type: ignore[no-untyped-def]
                     type=click.FloatRange(1.0, 30 * 86400),
                     help="Seconds the per-address failed-login count looks back.",
                 ),
+                click.option(
+                    "--trusted-proxy",
+                    "trusted_proxies",
+                    multiple=True,
+                    callback=_check_proxies,
+                    metavar="ADDRESS[/BITS]",
+                    help="A reverse proxy in front of this server (repeatable): its "
+                    "X-Forwarded-For names the client for login throttling and audit. "
+                    "Without it the connection's address is used and the header ignored.",
+                ),
             ]
         ):
             func = option(func)
@@ -75,6 +97,7 @@ def dashboard_cmd(
     no_tls: bool,
     address_max_failures: int,
     address_window: float,
+    trusted_proxies: tuple[str, ...],
     warm_kernels: int,
     home: str | None,
 ) -> None:
@@ -101,6 +124,7 @@ def dashboard_cmd(
         warm_kernels=warm_kernels,
         address_max_failures=address_max_failures,
         address_window=address_window,
+        trusted_proxies=trusted_proxies,
     )
     scheme = "http" if no_tls else "https"
     shown = "localhost" if host == "127.0.0.1" else host
@@ -129,6 +153,7 @@ def lab_cmd(
     no_tls: bool,
     address_max_failures: int,
     address_window: float,
+    trusted_proxies: tuple[str, ...],
     root: str | None,
     home: str | None,
 ) -> None:
@@ -152,6 +177,7 @@ def lab_cmd(
         no_tls,
         address_max_failures=address_max_failures,
         address_window=address_window,
+        trusted_proxies=trusted_proxies,
     )
     scheme = "http" if no_tls else "https"
     console.print(f"lab  {scheme}://localhost:{port}/lab/tree/explore.ipynb")

@@ -88,6 +88,8 @@ class ServeOptions:
     #: failed logins from one client address within `address_window` seconds before 429
     address_max_failures: int = DEFAULT_ADDRESS_MAX_FAILURES
     address_window: float = DEFAULT_ADDRESS_WINDOW
+    #: reverse proxies whose X-Forwarded-For names the client (addresses or CIDR networks)
+    trusted_proxies: tuple[str, ...] = ()
 
 
 def _prepare(settings: Settings, opts: ServeOptions) -> ssl.SSLContext | None:
@@ -121,6 +123,7 @@ def _common_config(c: Config, settings: Settings, opts: ServeOptions) -> None:
     c.MappingKernelManager.transport_encryption = "required"
     c.AmzigoIdentityProvider.address_max_failures = opts.address_max_failures
     c.AmzigoIdentityProvider.address_window = opts.address_window
+    c.AmzigoIdentityProvider.trusted_proxies = list(opts.trusted_proxies)
     c.OwnedKernelManager.gateway_home = str(settings.home)
     marker = read_marker_quiet(settings.home)
     if marker is not None:  # a hardened home: kernels run as its kernel user (oskernel.py)

@@ -28,7 +28,7 @@ from tornado import web
 from traitlets import Float, Integer, List, Unicode
 
 from amzigo_lab.serve.kernels import REQUEST_SESSION, REQUEST_USER
-from amzigo_lab.serve.web import LoginThrottle, SafeErrorPages
+from amzigo_lab.serve.web import LoginThrottle, SafeErrorPages, client_address, proxy_networks
 
 if TYPE_CHECKING:
     from amzigo_lab.client.directory import Directory, LoginSession
@@ -75,6 +75,13 @@ class AmzigoIdentityProvider(IdentityProvider):
         "which that address gets 429 (0: no limit). Separate from the per-account lockout.",
     )
     address_window = Float(900.0, config=True, help="Seconds the per-address count looks back.")
+    trusted_proxies = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the "
+        "client: login throttling and audit then use the client's address, not the proxy's.",
+    )
     failure_seconds = Float(
         1.0,
         config=True,
@@ -88,6 +95,7 @@ class AmzigoIdentityProvider(IdentityProvider):
         super().__init__(**kwargs)
         self._directory: Directory | None = None
         self.throttle = LoginThrottle(self.address_max_failures, self.address_window)
+        self.proxies = proxy_networks(self.trusted_proxies)
 
     # -- the home's identity, through its gateway ----------------------------------------------
     @property
@@ -390,7 +398,11 @@ class AmzigoLoginHandler(SafeErrorPages, LoginFormHandler):
         self.check_xsrf_cookie()
         provider = self.identity_provider
         assert isinstance(provider, AmzigoIdentityProvider)
-        where = self.request.remote_ip or "-"
+        where = client_address(
+            self.request.remote_ip or "-",
+            self.request.headers.get("X-Forwarded-For"),
+            provider.proxies,
+        )
         if self._refuse_throttled(provider, where):
             return
         if self.get_argument("ticket", default=""):

@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tornado import web
@@ -76,6 +77,52 @@ def tornado_settings(csp: tuple[str, ...], tls: bool) -> dict[str, Any]:
         "xsrf_cookie_kwargs": xsrf_cookie_kwargs(tls),
         "headers": security_headers(csp, tls),
     }
+
+
+# -- the client's address, behind trusted reverse proxies ---------------------------------------
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(entries: Sequence[str]) -> tuple[Network, ...]:
+    """`--trusted-proxy` values (addresses or CIDR networks); ValueError names a bad one."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"--trusted-proxy {entry!r} is not an IP address or network (e.g. 10.0.0.5 or "
+                "10.0.0.0/24)"
+            ) from None
+    return tuple(networks)
+
+
+def _trusted(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """Who is really asking: the connection's peer, unless that peer is a trusted reverse
+    proxy; then the nearest address in `X-Forwarded-For` (read right to left) that is not a
+    trusted proxy. A header from an untrusted peer is ignored (anyone can send one), and so
+    is an entry that is not an IP address (the last trusted hop is used then)."""
+    if not trusted or not _trusted(peer, trusted) or not forwarded_for:
+        return peer
+    address = peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return address  # garbage: stop at the last hop a trusted proxy vouched for
+        address = hop
+        if not _trusted(hop, trusted):
+            return hop
+    return address
 
 
 # -- per-address login throttling -------------------------------------------------------------

@@ -38,6 +38,7 @@ USERS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "lee": (("analyst",), None),  # logs in to the lab after its address was throttled
     "mia": (("analyst",), None),  # checks the lab's headers
     "una": (("analyst",), None),  # one login into connect() in a lab kernel
+    "pat": (("analyst",), None),  # logs in to the lab through its reverse proxy
     "ott": (("seller",), "acme-outdoor"),  # a one-time password, changed at first web login
 }
 #: Users created with a one-time password (as `amzigo users add` and the demo do).
@@ -169,11 +170,16 @@ def start_dashboard(home: Home, log_dir: Path, *extra: str, command: str = "dash
 
 
 def login(
-    server: Server, user: str, password: str = PASSWORD, code: str | None = None
+    server: Server,
+    user: str,
+    password: str = PASSWORD,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[requests.Session, requests.Response]:
     """Post the login form with requests; return the session and the final response."""
     s = requests.Session()
     s.trust_env = False  # no proxies, and REQUESTS_CA_BUNDLE would override `verify`
+    s.headers.update(headers or {})
     s.verify = str(server.home.ca)
     s.get(f"{server.base}/login")
     xsrf = s.cookies.get("_xsrf")

@@ -28,6 +28,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         str(work / "notebooks"),
         *("--address-max-failures", str(THROTTLE_FAILURES)),
         *("--address-window", str(THROTTLE_WINDOW)),
+        *("--trusted-proxy", "127.0.0.1"),  # the test client plays the reverse proxy
         command="lab",
     )
     yield server
@@ -172,6 +173,25 @@ def test_a_throttled_address_gets_429_and_the_account_is_not_locked(lab: Server)
             break
         time.sleep(1)
     assert r.status_code == 302, r.text
+
+
+def test_behind_a_trusted_proxy_each_client_address_is_throttled_not_the_proxy(
+    lab: Server,
+) -> None:
+    """The lab trusts 127.0.0.1 as its reverse proxy: failed logins forwarded for one client
+    block that client only, whatever that client writes into X-Forwarded-For itself (the
+    proxy appends the real address; the nearest untrusted hop counts); another client behind
+    the same proxy logs in."""
+    client = {"X-Forwarded-For": "198.51.100.7"}
+    answers = [
+        login(lab, "lee", password="Wrong-Password-000", code="000000", headers=client)[1]
+        for _ in range(THROTTLE_FAILURES + 1)
+    ]
+    assert [r.status_code for r in answers] == [401] * THROTTLE_FAILURES + [429]
+    forged = {"X-Forwarded-For": "203.0.113.99, 198.51.100.7"}  # a made-up hop of its own
+    assert login(lab, "lee", password=PASSWORD, headers=forged)[1].status_code == 429
+    other = {"X-Forwarded-For": "198.51.100.8"}  # (pat: lee's code may be used already)
+    assert login(lab, "pat", password=PASSWORD, headers=other)[1].status_code == 302
 
 
 def _run_in_kernel(lab: Server, s: requests.Session, kernel_id: str, code: str) -> str:

@@ -24,7 +24,7 @@ from amzigo_lab.serve.dashboard import (
 )
 from amzigo_lab.serve.hooks import DASHBOARD_PURPOSE, inject_parameters
 from amzigo_lab.serve.kernels import body_kernel_id, kernel_env
-from amzigo_lab.serve.web import LoginThrottle
+from amzigo_lab.serve.web import LoginThrottle, client_address, proxy_networks
 from tests.analysis.data import OTHER, OTHER_MARKERS, PII_MARKERS
 from tests.serve.helpers import Home
 
@@ -219,6 +219,25 @@ def test_login_throttle_counts_failures_per_address_in_a_window() -> None:
     throttle.failed("10.0.0.3")  # only the 2 most recent addresses are remembered
     assert "10.0.0.1" not in throttle._failures
     assert LoginThrottle(0, 60.0).retry_after("x") == 0.0  # 0: no limit
+
+
+def test_the_client_address_comes_from_trusted_proxies_only() -> None:
+    proxies = proxy_networks(["10.0.0.0/24", "::1"])
+    # no trusted proxy configured, or an untrusted peer: the header is anyone's to forge
+    assert client_address("10.0.0.5", "198.51.100.7", ()) == "10.0.0.5"
+    assert client_address("192.0.2.1", "198.51.100.7", proxies) == "192.0.2.1"
+    assert client_address("10.0.0.5", None, proxies) == "10.0.0.5"
+    # a trusted proxy: the nearest hop that is not a trusted proxy itself
+    assert client_address("10.0.0.5", "198.51.100.7", proxies) == "198.51.100.7"
+    assert client_address("10.0.0.5", "203.0.113.9, 198.51.100.7, 10.0.0.9", proxies) == (
+        "198.51.100.7"
+    )
+    assert client_address("::1", "2001:db8::1", proxies) == "2001:db8::1"
+    # garbage stops the walk at the last hop a trusted proxy vouched for
+    assert client_address("10.0.0.5", "198.51.100.7, not-an-ip", proxies) == "10.0.0.5"
+    assert client_address("10.0.0.5", "10.0.0.8, 10.0.0.9", proxies) == "10.0.0.8"
+    with pytest.raises(ValueError, match="not an IP address or network"):
+        proxy_networks(["10.0.0.x"])
 
 
 def test_session_bodies_name_kernels() -> None:
