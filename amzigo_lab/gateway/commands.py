@@ -1,10 +1,11 @@
 """The CLI's client commands, served by the gateway (`amzigo lake ls`, `hold ...`, `dsr ...`).
 
 Each action runs on the gateway's home thread, as the person whose login session the CLI
-presents, checked for a policy right or the compliance role by `GatewayServer._admin_actor`
-(a denial is audited naming the user). Rights-based actions also accept the operator
-credential with a `--break-glass` reason (audited, alerted); compliance actions never do: they
-need a named person with the compliance role, as the in-process commands did.
+presents, checked for a policy right or the compliance role by `Calls.admin_actor` in
+`amzigo_lab.gateway.calls` (a denial is audited naming the user). Rights-based actions also
+accept the operator credential with a `--break-glass` reason (audited, alerted); compliance
+actions never do: they need a named person with the compliance role, as the in-process
+commands did.
 
 The bodies carry no secret but a DSR's subject and a credential's value, which stay in memory:
 the gateway's log names the action and the error class only, never a body or a message.
@@ -33,11 +34,10 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import InvalidName, UnknownTenant
-from amzigo_lab.gateway.tokens import same_secret
 from amzigo_lab.names import tenant_id
 
 if TYPE_CHECKING:
-    from amzigo_lab.gateway.server import GatewayServer
+    from amzigo_lab.gateway.calls import Calls
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 COMPLIANCE = "compliance"  # the role (amzigo_lab.compliance.roles.COMPLIANCE)
@@ -76,15 +76,15 @@ def _files(paths: list[Path]) -> list[dict[str, str]]:
     return [{"name": p.name, "text": p.read_text(encoding="utf-8")} for p in paths]
 
 
-def handlers(server: GatewayServer) -> dict[str, Handler]:
-    """The CLI's client actions of `server`, by name."""
-    gov = server._gov
+def handlers(calls: Calls) -> dict[str, Handler]:
+    """The CLI's client actions, by name, acting through `calls`."""
+    gov = calls.gov
 
     def person(token: str, body: dict[str, Any], action: str) -> str:
-        return server._admin_actor(token, body, action, role=COMPLIANCE)
+        return calls.admin_actor(token, body, action, role=COMPLIANCE)
 
     def right(token: str, body: dict[str, Any], action: str, name: str) -> str:
-        return server._admin_actor(token, body, action, right=name)
+        return calls.admin_actor(token, body, action, right=name)
 
     # -- the lake ------------------------------------------------------------------------------
     def lake_ls(token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             until=_moment(body, "until"),
         )
         glass = actor.startswith("break-glass:")
-        session = None if glass else server._user_session(token, "audit.search", touch=False)
+        session = None if glass else calls.user_session(token, "audit.search", touch=False)
         gov.emit(
             "audit.search",
             actor=actor,
@@ -235,14 +235,12 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             raise UnknownTenant(
                 f"invalid tenant {raw!r} (a-z, 0-9, '-', '_'): {LIST_TENANTS}"
             ) from None
-        if token and same_secret(token, server._operator):
+        if token and calls.is_operator(token):
             actor = right(token, body, action, "manage_users")  # break-glass path only
         else:
             if token.startswith("knl_"):
-                server._deny(
-                    f"{action}: a kernel token reads data only; use `amzigo login`", action
-                )
-            session = server._user_session(token, action)
+                calls.deny(f"{action}: a kernel token reads data only; use `amzigo login`", action)
+            session = calls.user_session(token, action)
             who = gov.principal_of(session)
             decision = gov.policy.decide(who, gov.lake.spec(COSTS), tenant, COSTS_PURPOSE)
             if not decision:
@@ -290,7 +288,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
                 reason=f"file sha256 {sha[:16]}: {str(exc).splitlines()[0][:300]}",
             )  # fmt: skip
             raise
-        now = server._clock()
+        now = calls.clock()
         table = cost_table(rows, sha, now)
         batch = f"costs-{sha[:40]}-{default.isoformat() if default else 'file'}"
         result = gov.lake.write(COSTS, tenant, now.date(), table, batch)
@@ -311,8 +309,8 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
         actor, tenant = costs_actor(token, body, protocol.COSTS_LIST, write=False)
         scan = gov.lake.scan(COSTS, [tenant])
-        rows = scan.latest(server._con).to_pylist() if scan.paths else []
-        today = _date(body, "today") or server._clock().date()
+        rows = scan.latest(calls.con).to_pylist() if scan.paths else []
+        today = _date(body, "today") or calls.clock().date()
         in_effect: dict[tuple[Any, ...], dt.date] = {}
         for r in rows:
             key = (r["sku"], r["marketplace_id"], r["currency"])
@@ -442,7 +440,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
         facts = installation_facts(gov.lake, gov.policy, in_force(gov))  # counts only
         with tempfile.TemporaryDirectory(prefix="amzigo-ropa-") as tmp:
-            return {"files": _files(write_ropa(Path(tmp), server.settings.pii_purposes, facts))}
+            return {"files": _files(write_ropa(Path(tmp), calls.settings.pii_purposes, facts))}
 
     # -- data-subject requests (the subject is in the body; never logged or echoed) ------------
     def subject(body: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.gateway.commands import Handler, _moment, _text
-from amzigo_lab.gateway.tokens import same_secret
 from amzigo_lab.governance.incidents import (
     Isolator,
     Scope,
@@ -25,20 +24,20 @@ from amzigo_lab.governance.incidents import (
 )
 
 if TYPE_CHECKING:
-    from amzigo_lab.gateway.server import GatewayServer
+    from amzigo_lab.gateway.calls import Calls
 
 
-def handlers(server: GatewayServer) -> dict[str, Handler]:
-    """The incident actions of `server`, by name."""
-    gov = server._gov
-    store = server._incidents
+def handlers(calls: Calls) -> dict[str, Handler]:
+    """The incident actions, by name, acting through `calls`."""
+    gov = calls.gov
+    store = calls.incidents
 
     def who(token: str, body: dict[str, Any], action: str) -> str:
-        if token and same_secret(token, server._operator):
-            server._deny(f"{action} needs a named responder; break-glass cannot stand in", action)
+        if token and calls.is_operator(token):
+            calls.deny(f"{action} needs a named responder; break-glass cannot stand in", action)
         if token.startswith("knl_"):
-            server._deny(f"{action}: a kernel token reads data only", action)
-        return responder(gov, server._user_session(token, action), action)
+            calls.deny(f"{action}: a kernel token reads data only", action)
+        return responder(gov, calls.user_session(token, action), action)
 
     def ident(body: dict[str, Any]) -> str:
         value = _text(body, "id")
@@ -80,14 +79,14 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         scope_text = _text(body, "scope")
         scope = Scope.parse(scope_text) if scope_text else None
         before = len(store.timeline(incident_id))
-        Isolator(store, server).isolate(incident_id, actor, scope, _text(body, "mode"))
-        server._deliver_alerts()
+        Isolator(store, calls).isolate(incident_id, actor, scope, _text(body, "mode"))
+        calls.deliver_alerts()
         return {"actions": store.timeline(incident_id)[before:], "mode": store.mode()}
 
     def restore(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = who(token, body, protocol.INCIDENT_RESTORE)
         seqs = [int(s) for s in body.get("actions") or []]
-        done = Isolator(store, server).restore(ident(body), actor, seqs or None)
+        done = Isolator(store, calls).restore(ident(body), actor, seqs or None)
         return {"restored": done, "mode": store.mode()}
 
     def evidence(token: str, body: dict[str, Any]) -> dict[str, Any]:
