@@ -55,8 +55,8 @@ from amzigo_lab.compliance.drops import batches, drop_batch
 from amzigo_lab.compliance.holds import expire_holds, holding, trusted_holds
 from amzigo_lab.compliance.scoped_recovery import resume_scoped
 from amzigo_lab.lake.catalog import ALL_STATES
-from amzigo_lab.lake.records import Runs
-from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_derived, check_partitions
+from amzigo_lab.lake.records import DerivedOutputs, Runs
+from amzigo_lab.lake.rowmac import RowProblem, TamperedRow
 from amzigo_lab.retention_rules import add_months
 
 if TYPE_CHECKING:
@@ -157,14 +157,14 @@ def plan_purge(lake: Lake, as_of: dt.date | None = None) -> PurgePlan:
     # only holds whose row verifies keep anything; a forged or edited hold is refused
     holds, plan.holds_refused = trusted_holds(lake)
     bad_outputs = {
-        rp.row_id: rp for rp in check_derived(lake.catalog.db, lake.row_mac_key())
+        rp.row_id: rp for rp in DerivedOutputs(lake.catalog).check(lake.row_mac_key())
     }  # rows of every state: `deleted_at` set outside would otherwise hide a file
     plan.outputs_refused = [(o, bad_outputs[o.id]) for o in output_rows(lake, bad_outputs)]
     # A row edited outside amzigo-lab (purge_date moved to 2099, or a live partition marked
     # `dropped` so no purge sees it) cannot be trusted either way: it is neither dropped nor
     # kept on its word, but refused and alerted on. Rows of every state are checked.
     tampered: dict[int, RowProblem] = {}
-    for rp in check_partitions(lake.catalog.db, lake.row_mac_key()):
+    for rp in lake.check_partition_rows():
         if rp.table == "partitions":
             tampered.setdefault(int(rp.row_id), rp)
     for p in lake.catalog.partitions(states=ALL_STATES):
