@@ -5,7 +5,8 @@ it hands that object to the action modules (`commands`, `incident_actions`, `pol
 to the key service (`scale.ScaleKeys`) and to an incident's `Isolator`. None of them imports
 the server: they see the home (Governance, the DuckDB connection, the incident store), the
 live token tables (service tokens, kernel tokens) and the checks of a caller's credential,
-each refusal audited as `gateway.denied`.
+each refusal audited as `gateway.denied`. `text_of`, `date_of` and `moment_of` read the fields
+of a request body.
 
 Every method runs on the gateway's home thread.
 """
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.client import protocol
+from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import AccessDenied
 from amzigo_lab.gateway.tokens import ServiceGrant, ServiceTokens, same_secret
 from amzigo_lab.gateway.tokens import digest as _digest
@@ -32,6 +34,37 @@ if TYPE_CHECKING:
 
 #: Kernel tokens start with this; each rides on one login session (`kernel_tokens`).
 KERNEL_PREFIX = "knl_"
+#: An action: (the caller's bearer token, the request body) -> the JSON answer.
+Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def text_of(body: dict[str, Any], key: str) -> str | None:
+    """A request field as text (None when absent or empty)."""
+    value = body.get(key)
+    return None if value in (None, "") else str(value)
+
+
+def date_of(body: dict[str, Any], key: str) -> dt.date | None:
+    """A request field as a date (YYYY-MM-DD; None when absent)."""
+    value = text_of(body, key)
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise GatewayProtocolError(f"{key} must be a date (YYYY-MM-DD)") from None
+
+
+def moment_of(body: dict[str, Any], key: str) -> dt.datetime | None:
+    """A request field as an ISO time (UTC when it names no zone; None when absent)."""
+    value = text_of(body, key)
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise GatewayProtocolError(f"{key} must be an ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class Calls:

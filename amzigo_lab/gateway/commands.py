@@ -27,49 +27,19 @@ import binascii
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import InvalidName, UnknownTenant
+from amzigo_lab.gateway.calls import Calls, Handler, date_of, moment_of, text_of
 from amzigo_lab.names import tenant_id
 
-if TYPE_CHECKING:
-    from amzigo_lab.gateway.calls import Calls
-
-Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 COMPLIANCE = "compliance"  # the role (amzigo_lab.compliance.roles.COMPLIANCE)
 COSTS = "product_costs"
 COSTS_PURPOSE = "sales_analysis"
 LIST_TENANTS = "list the lake's tenants with `amzigo lake ls`"
-
-
-def _text(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    return None if value in (None, "") else str(value)
-
-
-def _date(body: dict[str, Any], key: str) -> dt.date | None:
-    value = _text(body, key)
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise GatewayProtocolError(f"{key} must be a date (YYYY-MM-DD)") from None
-
-
-def _moment(body: dict[str, Any], key: str) -> dt.datetime | None:
-    value = _text(body, key)
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise GatewayProtocolError(f"{key} must be an ISO time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _files(paths: list[Path]) -> list[dict[str, str]]:
@@ -90,7 +60,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
     def lake_ls(token: str, body: dict[str, Any]) -> dict[str, Any]:
         right(token, body, protocol.LAKE_LS, "read_audit")
         lake = gov.lake
-        dataset, tenant = _text(body, "dataset"), _text(body, "tenant")
+        dataset, tenant = text_of(body, "dataset"), text_of(body, "tenant")
         if tenant is not None:
             try:
                 tenant_id(tenant)
@@ -140,7 +110,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
         from amzigo_lab.governance.access_review import write_access_review
 
         actor = right(token, body, protocol.ACCESS_REVIEW, "access_review")
-        today = _date(body, "today") or dt.date.today()
+        today = date_of(body, "today") or dt.date.today()
         with tempfile.TemporaryDirectory(prefix="amzigo-review-") as tmp:
             csv_path, html_path, n = write_access_review(gov, Path(tmp), today)
             files = _files([csv_path, html_path])
@@ -150,11 +120,11 @@ def handlers(calls: Calls) -> dict[str, Handler]:
     def audit_search(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = right(token, body, protocol.AUDIT_SEARCH, "read_audit")
         events = gov.audit_log.search(
-            actor=_text(body, "actor"),
-            action=_text(body, "action"),
-            resource=_text(body, "resource"),
-            since=_moment(body, "since"),
-            until=_moment(body, "until"),
+            actor=text_of(body, "actor"),
+            action=text_of(body, "action"),
+            resource=text_of(body, "resource"),
+            since=moment_of(body, "since"),
+            until=moment_of(body, "until"),
         )
         glass = actor.startswith("break-glass:")
         session = None if glass else calls.user_session(token, "audit.search", touch=False)
@@ -180,7 +150,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
         )
 
         actor = right(token, body, protocol.ALERTS_RUN, "read_audit")
-        alerts = collect_alerts(gov, _moment(body, "since"))
+        alerts = collect_alerts(gov, moment_of(body, "since"))
         _rules, sinks = alert_rules(gov)
         report = DeliveryReport()
         if sinks and body.get("send", True) is not False:  # once per (alert, sink); failed
@@ -218,7 +188,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
         if not isinstance(values, dict):
             raise GatewayProtocolError("credentials.set takes values as an object")
         clean = {str(k): str(v) for k, v in values.items()}
-        return {"names": set_credentials(gov, _text(body, "tenant"), clean, actor)}
+        return {"names": set_credentials(gov, text_of(body, "tenant"), clean, actor)}
 
     # -- product costs (tenant data: the tenant's sales_analysis access) ------------------------
     def costs_actor(
@@ -226,7 +196,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
     ) -> tuple[str, str]:
         """(actor, tenant): a person with sales_analysis access to the tenant's product_costs
         (not a seller account when `write`), or break-glass; denials audited naming the user."""
-        raw = _text(body, "tenant")
+        raw = text_of(body, "tenant")
         if raw is None:
             raise GatewayProtocolError(f"{action} needs a tenant")
         try:
@@ -235,7 +205,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
             raise UnknownTenant(
                 f"invalid tenant {raw!r} (a-z, 0-9, '-', '_'): {LIST_TENANTS}"
             ) from None
-        if token and calls.is_operator(token):
+        if calls.is_operator(token):
             actor = right(token, body, action, "manage_users")  # break-glass path only
         else:
             if token.startswith("knl_"):
@@ -277,7 +247,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
             data = base64.b64decode(str(body.get("data_b64", "")), validate=True)
         except (binascii.Error, ValueError):
             raise GatewayProtocolError("costs.import takes the file as base64 (data_b64)") from None
-        default = _date(body, "valid_from")
+        default = date_of(body, "valid_from")
         sha = digest(data)
         try:
             rows = parse_cost_file(name, data, default)
@@ -310,7 +280,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
         actor, tenant = costs_actor(token, body, protocol.COSTS_LIST, write=False)
         scan = gov.lake.scan(COSTS, [tenant])
         rows = scan.latest(calls.con).to_pylist() if scan.paths else []
-        today = _date(body, "today") or calls.clock().date()
+        today = date_of(body, "today") or calls.clock().date()
         in_effect: dict[tuple[Any, ...], dt.date] = {}
         for r in rows:
             key = (r["sku"], r["marketplace_id"], r["currency"])
@@ -343,15 +313,15 @@ def handlers(calls: Calls) -> dict[str, Handler]:
         from amzigo_lab.compliance.holds import add_hold
 
         actor = person(token, body, protocol.HOLD_ADD)
-        until = _date(body, "until")
+        until = date_of(body, "until")
         if until is None:
             raise GatewayProtocolError("hold.add needs until")
         hold = add_hold(
             gov.lake,
             tenant=str(body.get("tenant", "")),
-            dataset=_text(body, "dataset"),
-            from_date=_date(body, "from_date"),
-            to_date=_date(body, "to_date"),
+            dataset=text_of(body, "dataset"),
+            from_date=date_of(body, "from_date"),
+            to_date=date_of(body, "to_date"),
             reason=str(body.get("reason", "")),
             until=until,
             actor=actor,
@@ -448,7 +418,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
         if not isinstance(who, dict):
             raise GatewayProtocolError("the subject must be an object")
         ident = {k: (str(who[k]) if who.get(k) else None) for k in ("email", "name", "postcode")}
-        return {"tenant": _text(body, "tenant"), **ident}
+        return {"tenant": text_of(body, "tenant"), **ident}
 
     def dsr_export(token: str, body: dict[str, Any]) -> dict[str, Any]:
         from amzigo_lab.compliance import dsr

@@ -9,17 +9,14 @@ summary, bad date, invalid TOML) is audited and changes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import ConfigError
-from amzigo_lab.gateway.commands import Handler, _date
+from amzigo_lab.gateway.calls import Calls, Handler, date_of
 from amzigo_lab.governance import policy_log
 from amzigo_lab.governance.incidents import responder
-
-if TYPE_CHECKING:
-    from amzigo_lab.gateway.calls import Calls
 
 MAX_POLICY_BYTES = 256 * 1024
 
@@ -29,7 +26,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
     gov = calls.gov
 
     def reader(token: str, action: str) -> str:
-        if token and calls.is_operator(token):
+        if calls.is_operator(token):
             calls.deny(f"{action} needs a login session (amzigo login NAME)", action)
         return str(calls.user_session(token, action).user_id)
 
@@ -65,7 +62,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
 
     def change(token: str, body: dict[str, Any]) -> dict[str, Any]:
         action = protocol.POLICY_CHANGE
-        if token and calls.is_operator(token):
+        if calls.is_operator(token):
             calls.deny(f"{action} needs a named person; break-glass cannot stand in", action)
         if token.startswith("knl_"):
             calls.deny(f"{action}: a kernel token reads data only", action)
@@ -79,7 +76,7 @@ def handlers(calls: Calls) -> dict[str, Handler]:
         try:
             entry = policy_log.change_policy(
                 gov, text, summary=str(body.get("summary") or ""),
-                effective=_date(body, "effective"), actor=actor,
+                effective=date_of(body, "effective"), actor=actor,
             )  # fmt: skip
         except ConfigError as exc:
             gov.emit(action, actor=actor, session=f"s{session.session_id}", resource="policy",

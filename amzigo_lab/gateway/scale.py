@@ -34,17 +34,15 @@ import logging
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.client.workbench import schema_to_b64
 from amzigo_lab.errors import AccessDenied, AmzigoError, KeyProviderError
+from amzigo_lab.gateway.calls import Calls, date_of
 from amzigo_lab.gateway.jobs import DEFAULT_TTL, MAX_TTL, MIN_TTL, Job, JobTokens
 from amzigo_lab.names import tenant_id
-
-if TYPE_CHECKING:
-    from amzigo_lab.gateway.calls import Calls
 
 LOG = logging.getLogger("amzigo.gateway")
 ENGINES = ("spark", "dask")
@@ -102,7 +100,7 @@ class ScaleKeys:
             raise GatewayProtocolError("scale.plan needs datasets (a non-empty list)")
         names = sorted({gov.lake.spec(str(d)).name for d in datasets})  # UnknownDataset
         wanted = _tenants(body.get("tenants"))
-        since, until = _date(body, "since"), _date(body, "until")
+        since, until = date_of(body, "since"), date_of(body, "until")
         ttl = _ttl(body.get("ttl_s"))
         if JobTokens.looks_like(token):
             calls.deny("a job token cannot plan another job", action)
@@ -425,16 +423,6 @@ def _tenants(value: Any) -> list[str] | None:
         return sorted({tenant_id(str(t)) for t in value})
     except AmzigoError as exc:
         raise GatewayProtocolError(f"bad tenant: {exc}") from None
-
-
-def _date(body: dict[str, Any], key: str) -> dt.date | None:
-    value = body.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise GatewayProtocolError(f"{key} must be a date (YYYY-MM-DD)") from None
 
 
 def _ttl(value: Any) -> dt.timedelta:
