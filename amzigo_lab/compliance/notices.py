@@ -29,8 +29,8 @@ from amzigo_lab.compliance.common import (
     today,
 )
 from amzigo_lab.compliance.derived import delete_outputs, outputs
+from amzigo_lab.compliance.drops import batches, drop_batch
 from amzigo_lab.compliance.holds import holding, trusted_holds
-from amzigo_lab.compliance.retention import batches, drop_batch
 from amzigo_lab.compliance.roles import COMPLIANCE, require_role
 from amzigo_lab.lake.records import forget_tenant
 from amzigo_lab.names import tenant_id

@@ -8,6 +8,8 @@ as re-running its command would (same run id, same reason, canaries sampled from
 partition whose key is still present) so the operation's own certificate covers everything it
 destroyed. Partitions left `dropping` by no known operation (a raw `Lake.drop_partitions`
 killed mid-way) are finished in a `recovery` run of their own and certified as such.
+Interrupted deletion notices and data-subject requests are finished first, by
+`resume_scoped` (compliance/scoped_recovery.py, named here too; the purge calls it as well).
 
 `uncovered_partitions` (compliance/coverage.py, named here too) lists destroyed partitions that
 no certificate covers, for `amzigo certificate verify` and `amzigo doctor`.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.compliance.common import (
@@ -29,6 +30,9 @@ from amzigo_lab.compliance.common import (
     run_records,
 )
 from amzigo_lab.compliance.coverage import Uncovered, uncovered_partitions
+from amzigo_lab.compliance.drops import batches, drop_batch
+from amzigo_lab.compliance.retention import purge
+from amzigo_lab.compliance.scoped_recovery import Recovery, pending_scoped, resume_scoped
 from amzigo_lab.lake.records import Destructions, Runs, SubjectRequests
 
 if TYPE_CHECKING:
@@ -47,32 +51,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class Recovery:
-    """What `resume_interrupted` finished."""
-
-    purges: list[str] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    dsr_requests: list[str] = field(default_factory=list)
-    recovered_run: str | None = None
-    certificates: list[str] = field(default_factory=list)
-
-    @property
-    def anything(self) -> bool:
-        """Whether anything was resumed."""
-        return bool(self.purges or self.notices or self.dsr_requests or self.recovered_run)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "purge_runs": self.purges,
-            "deletion_notice_runs": self.notices,
-            "dsr_requests": self.dsr_requests,
-            "recovery_run": self.recovered_run,
-            "certificates": self.certificates,
-        }
-
-
 def _unfinished(lake: Lake, kind: str) -> list[tuple[str, str, str, dict[str, Any]]]:
     return Runs(lake.catalog).unfinished(kind)
 
@@ -86,8 +64,6 @@ def resume_interrupted(lake: Lake) -> Recovery:
 
     Deletion notices and erasures first (a purge would otherwise take their `dropping`
     partitions into its own run), then purges, then partitions no operation claims."""
-    from amzigo_lab.compliance.retention import purge
-
     out = resume_scoped(lake)
     for run_id, _ref, actor, scope in _unfinished(lake, "purge"):
         as_of = dt.date.fromisoformat(scope["as_of"]) if scope.get("as_of") else None
@@ -151,43 +127,9 @@ def _certify_late(lake: Lake) -> str | None:
     return cert.id
 
 
-def pending_scoped(lake: Lake) -> bool:
-    """Whether a deletion notice or an erasure/rectification was interrupted."""
-    if _unfinished(lake, "deletion_notice"):
-        return True
-    in_progress = SubjectRequests(lake.catalog).in_progress_ids()
-    stage = lake.settings.state_dir / "dsr-staging"
-    return bool(in_progress) or (stage.exists() and any(stage.glob("*.bin")))
-
-
-def resume_scoped(lake: Lake) -> Recovery:
-    """Finish interrupted deletion notices and data-subject requests (each in its own run)."""
-    from amzigo_lab.compliance.notices import delete_scope
-    from amzigo_lab.compliance.subject_rewrites import resume_requests
-
-    out = Recovery()
-    if not pending_scoped(lake):
-        return out
-    for run_id, notice, actor, scope in _unfinished(lake, "deletion_notice"):
-        res = delete_scope(
-            lake, tenant=scope["tenant"], notice=notice, actor=actor, datasets=scope.get("datasets")
-        )
-        out.notices.append(run_id)
-        if res.certificate_id:
-            out.certificates.append(res.certificate_id)
-    out.dsr_requests = resume_requests(lake)
-    for req in out.dsr_requests:
-        detail = SubjectRequests(lake.catalog).detail(req)
-        cert = detail.get("certificate") if detail else None
-        if cert:
-            out.certificates.append(cert)
-    return out
-
-
 def _recover_orphaned(lake: Lake) -> tuple[str | None, str]:
     """Drop partitions left `dropping` by no known operation, in a certified `recovery` run."""
     from amzigo_lab.compliance.certificates import existing_certificate, issue_certificate
-    from amzigo_lab.compliance.retention import batches, drop_batch
 
     run_id = open_run(lake, "recovery", "interrupted-drop", RECOVERY_ACTOR, {})
     events = EventLog(lake, RECOVERY_ACTOR, run_id=run_id)

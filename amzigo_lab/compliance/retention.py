@@ -29,7 +29,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from amzigo_lab.compliance.blind_index import forget_partitions
 from amzigo_lab.compliance.certificates import (
     existing_certificate,
     issue_certificate,
@@ -39,10 +38,8 @@ from amzigo_lab.compliance.common import (
     SYSTEM_ACTOR,
     EventLog,
     finish_run,
-    forget_canaries,
     open_run,
     run_records,
-    sample_canaries,
     store_record,
     today,
 )
@@ -54,10 +51,12 @@ from amzigo_lab.compliance.derived import (
     outputs,
     tamper_safe_path,
 )
+from amzigo_lab.compliance.drops import batches, drop_batch
 from amzigo_lab.compliance.holds import expire_holds, holding, trusted_holds
+from amzigo_lab.compliance.scoped_recovery import resume_scoped
 from amzigo_lab.lake.catalog import ALL_STATES
-from amzigo_lab.lake.records import Runs
-from amzigo_lab.lake.rowmac import RowProblem, TamperedRow, check_derived, check_partitions
+from amzigo_lab.lake.records import DerivedOutputs, Runs
+from amzigo_lab.lake.rowmac import RowProblem, TamperedRow
 from amzigo_lab.retention_rules import add_months
 
 if TYPE_CHECKING:
@@ -158,14 +157,14 @@ def plan_purge(lake: Lake, as_of: dt.date | None = None) -> PurgePlan:
     # only holds whose row verifies keep anything; a forged or edited hold is refused
     holds, plan.holds_refused = trusted_holds(lake)
     bad_outputs = {
-        rp.row_id: rp for rp in check_derived(lake.catalog.db, lake.row_mac_key())
+        rp.row_id: rp for rp in DerivedOutputs(lake.catalog).check(lake.row_mac_key())
     }  # rows of every state: `deleted_at` set outside would otherwise hide a file
     plan.outputs_refused = [(o, bad_outputs[o.id]) for o in output_rows(lake, bad_outputs)]
     # A row edited outside amzigo-lab (purge_date moved to 2099, or a live partition marked
     # `dropped` so no purge sees it) cannot be trusted either way: it is neither dropped nor
     # kept on its word, but refused and alerted on. Rows of every state are checked.
     tampered: dict[int, RowProblem] = {}
-    for rp in check_partitions(lake.catalog.db, lake.row_mac_key()):
+    for rp in lake.check_partition_rows():
         if rp.table == "partitions":
             tampered.setdefault(int(rp.row_id), rp)
     for p in lake.catalog.partitions(states=ALL_STATES):
@@ -230,30 +229,6 @@ class PurgeResult:
         }
 
 
-def batches(lake: Lake, parts: list[Partition], size: int) -> list[list[Partition]]:
-    """PII partitions and others in separate batches (only PII batches carry canaries)."""
-    pii = [p for p in parts if lake.spec(p.dataset).pii]
-    rest = [p for p in parts if not lake.spec(p.dataset).pii]
-    return [g[i : i + size] for g in (pii, rest) for i in range(0, len(g), size)]
-
-
-def drop_batch(
-    lake: Lake, batch: list[Partition], reason: str, events: EventLog, action: str
-) -> tuple[str, int]:
-    """Drop one batch with PII canaries, forget its blind-index entries, audit it."""
-    canaries = sample_canaries(lake, batch)
-    record = lake.drop_partitions(batch, canaries=canaries, reason=reason)
-    forget_canaries(lake, [p.id for p in batch])
-    forget_partitions(lake, [p.id for p in batch])
-    events.emit(
-        action,
-        resource=f"destruction:{record.record_id}",
-        row_count=record.rows,
-        reason=f"{len(record.partitions)} partition(s), {len(canaries)} canaries verified absent",
-    )
-    return record.record_id, record.rows
-
-
 def purge(
     lake: Lake,
     as_of: dt.date | None = None,
@@ -270,8 +245,6 @@ def purge(
     if not dry_run and lake.catalog.partitions(states=("dropping",)):
         # an interrupted deletion notice or erasure finishes in its own run (and certificate)
         # before this purge would take its `dropping` partitions into the purge's run
-        from amzigo_lab.compliance.recovery import resume_scoped
-
         resume_scoped(lake)
     plan = plan_purge(lake, as_of)
     events = EventLog(lake, actor)

@@ -1,10 +1,11 @@
 """The CLI's client commands, served by the gateway (`amzigo lake ls`, `hold ...`, `dsr ...`).
 
 Each action runs on the gateway's home thread, as the person whose login session the CLI
-presents, checked for a policy right or the compliance role by `GatewayServer._admin_actor`
-(a denial is audited naming the user). Rights-based actions also accept the operator
-credential with a `--break-glass` reason (audited, alerted); compliance actions never do: they
-need a named person with the compliance role, as the in-process commands did.
+presents, checked for a policy right or the compliance role by `Calls.admin_actor` in
+`amzigo_lab.gateway.calls` (a denial is audited naming the user). Rights-based actions also
+accept the operator credential with a `--break-glass` reason (audited, alerted); compliance
+actions never do: they need a named person with the compliance role, as the in-process
+commands did.
 
 The bodies carry no secret but a DSR's subject and a credential's value, which stay in memory:
 the gateway's log names the action and the error class only, never a body or a message.
@@ -26,71 +27,40 @@ import binascii
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import InvalidName, UnknownTenant
-from amzigo_lab.gateway.tokens import same_secret
+from amzigo_lab.gateway.calls import Calls, Handler, date_of, moment_of, text_of
 from amzigo_lab.names import tenant_id
 
-if TYPE_CHECKING:
-    from amzigo_lab.gateway.server import GatewayServer
-
-Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 COMPLIANCE = "compliance"  # the role (amzigo_lab.compliance.roles.COMPLIANCE)
 COSTS = "product_costs"
 COSTS_PURPOSE = "sales_analysis"
 LIST_TENANTS = "list the lake's tenants with `amzigo lake ls`"
 
 
-def _text(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    return None if value in (None, "") else str(value)
-
-
-def _date(body: dict[str, Any], key: str) -> dt.date | None:
-    value = _text(body, key)
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise GatewayProtocolError(f"{key} must be a date (YYYY-MM-DD)") from None
-
-
-def _moment(body: dict[str, Any], key: str) -> dt.datetime | None:
-    value = _text(body, key)
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise GatewayProtocolError(f"{key} must be an ISO time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _files(paths: list[Path]) -> list[dict[str, str]]:
     return [{"name": p.name, "text": p.read_text(encoding="utf-8")} for p in paths]
 
 
-def handlers(server: GatewayServer) -> dict[str, Handler]:
-    """The CLI's client actions of `server`, by name."""
-    gov = server._gov
+def handlers(calls: Calls) -> dict[str, Handler]:
+    """The CLI's client actions, by name, acting through `calls`."""
+    gov = calls.gov
 
     def person(token: str, body: dict[str, Any], action: str) -> str:
-        return server._admin_actor(token, body, action, role=COMPLIANCE)
+        return calls.admin_actor(token, body, action, role=COMPLIANCE)
 
     def right(token: str, body: dict[str, Any], action: str, name: str) -> str:
-        return server._admin_actor(token, body, action, right=name)
+        return calls.admin_actor(token, body, action, right=name)
 
     # -- the lake ------------------------------------------------------------------------------
     def lake_ls(token: str, body: dict[str, Any]) -> dict[str, Any]:
         right(token, body, protocol.LAKE_LS, "read_audit")
         lake = gov.lake
-        dataset, tenant = _text(body, "dataset"), _text(body, "tenant")
+        dataset, tenant = text_of(body, "dataset"), text_of(body, "tenant")
         if tenant is not None:
             try:
                 tenant_id(tenant)
@@ -140,7 +110,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         from amzigo_lab.governance.access_review import write_access_review
 
         actor = right(token, body, protocol.ACCESS_REVIEW, "access_review")
-        today = _date(body, "today") or dt.date.today()
+        today = date_of(body, "today") or dt.date.today()
         with tempfile.TemporaryDirectory(prefix="amzigo-review-") as tmp:
             csv_path, html_path, n = write_access_review(gov, Path(tmp), today)
             files = _files([csv_path, html_path])
@@ -150,14 +120,14 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
     def audit_search(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = right(token, body, protocol.AUDIT_SEARCH, "read_audit")
         events = gov.audit_log.search(
-            actor=_text(body, "actor"),
-            action=_text(body, "action"),
-            resource=_text(body, "resource"),
-            since=_moment(body, "since"),
-            until=_moment(body, "until"),
+            actor=text_of(body, "actor"),
+            action=text_of(body, "action"),
+            resource=text_of(body, "resource"),
+            since=moment_of(body, "since"),
+            until=moment_of(body, "until"),
         )
         glass = actor.startswith("break-glass:")
-        session = None if glass else server._user_session(token, "audit.search", touch=False)
+        session = None if glass else calls.user_session(token, "audit.search", touch=False)
         gov.emit(
             "audit.search",
             actor=actor,
@@ -180,7 +150,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         )
 
         actor = right(token, body, protocol.ALERTS_RUN, "read_audit")
-        alerts = collect_alerts(gov, _moment(body, "since"))
+        alerts = collect_alerts(gov, moment_of(body, "since"))
         _rules, sinks = alert_rules(gov)
         report = DeliveryReport()
         if sinks and body.get("send", True) is not False:  # once per (alert, sink); failed
@@ -218,7 +188,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         if not isinstance(values, dict):
             raise GatewayProtocolError("credentials.set takes values as an object")
         clean = {str(k): str(v) for k, v in values.items()}
-        return {"names": set_credentials(gov, _text(body, "tenant"), clean, actor)}
+        return {"names": set_credentials(gov, text_of(body, "tenant"), clean, actor)}
 
     # -- product costs (tenant data: the tenant's sales_analysis access) ------------------------
     def costs_actor(
@@ -226,7 +196,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
     ) -> tuple[str, str]:
         """(actor, tenant): a person with sales_analysis access to the tenant's product_costs
         (not a seller account when `write`), or break-glass; denials audited naming the user."""
-        raw = _text(body, "tenant")
+        raw = text_of(body, "tenant")
         if raw is None:
             raise GatewayProtocolError(f"{action} needs a tenant")
         try:
@@ -235,14 +205,12 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             raise UnknownTenant(
                 f"invalid tenant {raw!r} (a-z, 0-9, '-', '_'): {LIST_TENANTS}"
             ) from None
-        if token and same_secret(token, server._operator):
+        if calls.is_operator(token):
             actor = right(token, body, action, "manage_users")  # break-glass path only
         else:
             if token.startswith("knl_"):
-                server._deny(
-                    f"{action}: a kernel token reads data only; use `amzigo login`", action
-                )
-            session = server._user_session(token, action)
+                calls.deny(f"{action}: a kernel token reads data only; use `amzigo login`", action)
+            session = calls.user_session(token, action)
             who = gov.principal_of(session)
             decision = gov.policy.decide(who, gov.lake.spec(COSTS), tenant, COSTS_PURPOSE)
             if not decision:
@@ -279,7 +247,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
             data = base64.b64decode(str(body.get("data_b64", "")), validate=True)
         except (binascii.Error, ValueError):
             raise GatewayProtocolError("costs.import takes the file as base64 (data_b64)") from None
-        default = _date(body, "valid_from")
+        default = date_of(body, "valid_from")
         sha = digest(data)
         try:
             rows = parse_cost_file(name, data, default)
@@ -290,7 +258,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
                 reason=f"file sha256 {sha[:16]}: {str(exc).splitlines()[0][:300]}",
             )  # fmt: skip
             raise
-        now = server._clock()
+        now = calls.clock()
         table = cost_table(rows, sha, now)
         batch = f"costs-{sha[:40]}-{default.isoformat() if default else 'file'}"
         result = gov.lake.write(COSTS, tenant, now.date(), table, batch)
@@ -311,8 +279,8 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
         actor, tenant = costs_actor(token, body, protocol.COSTS_LIST, write=False)
         scan = gov.lake.scan(COSTS, [tenant])
-        rows = scan.latest(server._con).to_pylist() if scan.paths else []
-        today = _date(body, "today") or server._clock().date()
+        rows = scan.latest(calls.con).to_pylist() if scan.paths else []
+        today = date_of(body, "today") or calls.clock().date()
         in_effect: dict[tuple[Any, ...], dt.date] = {}
         for r in rows:
             key = (r["sku"], r["marketplace_id"], r["currency"])
@@ -345,15 +313,15 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         from amzigo_lab.compliance.holds import add_hold
 
         actor = person(token, body, protocol.HOLD_ADD)
-        until = _date(body, "until")
+        until = date_of(body, "until")
         if until is None:
             raise GatewayProtocolError("hold.add needs until")
         hold = add_hold(
             gov.lake,
             tenant=str(body.get("tenant", "")),
-            dataset=_text(body, "dataset"),
-            from_date=_date(body, "from_date"),
-            to_date=_date(body, "to_date"),
+            dataset=text_of(body, "dataset"),
+            from_date=date_of(body, "from_date"),
+            to_date=date_of(body, "to_date"),
             reason=str(body.get("reason", "")),
             until=until,
             actor=actor,
@@ -442,7 +410,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
         facts = installation_facts(gov.lake, gov.policy, in_force(gov))  # counts only
         with tempfile.TemporaryDirectory(prefix="amzigo-ropa-") as tmp:
-            return {"files": _files(write_ropa(Path(tmp), server.settings.pii_purposes, facts))}
+            return {"files": _files(write_ropa(Path(tmp), calls.settings.pii_purposes, facts))}
 
     # -- data-subject requests (the subject is in the body; never logged or echoed) ------------
     def subject(body: dict[str, Any]) -> dict[str, Any]:
@@ -450,7 +418,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         if not isinstance(who, dict):
             raise GatewayProtocolError("the subject must be an object")
         ident = {k: (str(who[k]) if who.get(k) else None) for k in ("email", "name", "postcode")}
-        return {"tenant": _text(body, "tenant"), **ident}
+        return {"tenant": text_of(body, "tenant"), **ident}
 
     def dsr_export(token: str, body: dict[str, Any]) -> dict[str, Any]:
         from amzigo_lab.compliance import dsr

@@ -9,12 +9,11 @@ the identity store, its mode.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
-from amzigo_lab.gateway.commands import Handler, _moment, _text
-from amzigo_lab.gateway.tokens import same_secret
+from amzigo_lab.gateway.calls import Calls, Handler, moment_of, text_of
 from amzigo_lab.governance.incidents import (
     Isolator,
     Scope,
@@ -24,31 +23,28 @@ from amzigo_lab.governance.incidents import (
     responder,
 )
 
-if TYPE_CHECKING:
-    from amzigo_lab.gateway.server import GatewayServer
 
-
-def handlers(server: GatewayServer) -> dict[str, Handler]:
-    """The incident actions of `server`, by name."""
-    gov = server._gov
-    store = server._incidents
+def handlers(calls: Calls) -> dict[str, Handler]:
+    """The incident actions, by name, acting through `calls`."""
+    gov = calls.gov
+    store = calls.incidents
 
     def who(token: str, body: dict[str, Any], action: str) -> str:
-        if token and same_secret(token, server._operator):
-            server._deny(f"{action} needs a named responder; break-glass cannot stand in", action)
+        if calls.is_operator(token):
+            calls.deny(f"{action} needs a named responder; break-glass cannot stand in", action)
         if token.startswith("knl_"):
-            server._deny(f"{action}: a kernel token reads data only", action)
-        return responder(gov, server._user_session(token, action), action)
+            calls.deny(f"{action}: a kernel token reads data only", action)
+        return responder(gov, calls.user_session(token, action), action)
 
     def ident(body: dict[str, Any]) -> str:
-        value = _text(body, "id")
+        value = text_of(body, "id")
         if value is None:
             raise GatewayProtocolError("name the incident (its id, from `amzigo incident list`)")
         return value
 
     def open_(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = who(token, body, protocol.INCIDENT_OPEN)
-        detected = _moment(body, "detected_at")
+        detected = moment_of(body, "detected_at")
         inc = store.open(
             title=str(body.get("title", "")), severity=str(body.get("severity", "")),
             actor=actor, detected_at=detected, source="manual",
@@ -77,17 +73,17 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
     def isolate(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = who(token, body, protocol.INCIDENT_ISOLATE)
         incident_id = ident(body)
-        scope_text = _text(body, "scope")
+        scope_text = text_of(body, "scope")
         scope = Scope.parse(scope_text) if scope_text else None
         before = len(store.timeline(incident_id))
-        Isolator(store, server).isolate(incident_id, actor, scope, _text(body, "mode"))
-        server._deliver_alerts()
+        Isolator(store, calls).isolate(incident_id, actor, scope, text_of(body, "mode"))
+        calls.deliver_alerts()
         return {"actions": store.timeline(incident_id)[before:], "mode": store.mode()}
 
     def restore(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = who(token, body, protocol.INCIDENT_RESTORE)
         seqs = [int(s) for s in body.get("actions") or []]
-        done = Isolator(store, server).restore(ident(body), actor, seqs or None)
+        done = Isolator(store, calls).restore(ident(body), actor, seqs or None)
         return {"restored": done, "mode": store.mode()}
 
     def evidence(token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +92,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
     def custody(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = who(token, body, protocol.INCIDENT_CUSTODY)
-        to, reason = _text(body, "to"), _text(body, "reason")
+        to, reason = text_of(body, "to"), text_of(body, "reason")
         if not to or not reason:
             raise GatewayProtocolError("a hand-over needs --to and --reason")
         entry = custody_entry(
@@ -111,7 +107,7 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
     def notified(token: str, body: dict[str, Any]) -> dict[str, Any]:
         actor = who(token, body, protocol.INCIDENT_NOTIFIED)
-        at: dt.datetime | None = _moment(body, "at")
+        at: dt.datetime | None = moment_of(body, "at")
         note = str(body.get("note", ""))
         return {"incident": store.mark_notified(ident(body), actor, at, note)}
 

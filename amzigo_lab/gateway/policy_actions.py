@@ -9,30 +9,26 @@ summary, bad date, invalid TOML) is audited and changes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import ConfigError
-from amzigo_lab.gateway.commands import Handler, _date
-from amzigo_lab.gateway.tokens import same_secret
+from amzigo_lab.gateway.calls import Calls, Handler, date_of
 from amzigo_lab.governance import policy_log
 from amzigo_lab.governance.incidents import responder
-
-if TYPE_CHECKING:
-    from amzigo_lab.gateway.server import GatewayServer
 
 MAX_POLICY_BYTES = 256 * 1024
 
 
-def handlers(server: GatewayServer) -> dict[str, Handler]:
-    """The policy change-log actions of `server`, by name."""
-    gov = server._gov
+def handlers(calls: Calls) -> dict[str, Handler]:
+    """The policy change-log actions, by name, acting through `calls`."""
+    gov = calls.gov
 
     def reader(token: str, action: str) -> str:
-        if token and same_secret(token, server._operator):
-            server._deny(f"{action} needs a login session (amzigo login NAME)", action)
-        return str(server._user_session(token, action).user_id)
+        if calls.is_operator(token):
+            calls.deny(f"{action} needs a login session (amzigo login NAME)", action)
+        return str(calls.user_session(token, action).user_id)
 
     def version(body: dict[str, Any], key: str) -> int:
         try:
@@ -66,11 +62,11 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
 
     def change(token: str, body: dict[str, Any]) -> dict[str, Any]:
         action = protocol.POLICY_CHANGE
-        if token and same_secret(token, server._operator):
-            server._deny(f"{action} needs a named person; break-glass cannot stand in", action)
+        if calls.is_operator(token):
+            calls.deny(f"{action} needs a named person; break-glass cannot stand in", action)
         if token.startswith("knl_"):
-            server._deny(f"{action}: a kernel token reads data only", action)
-        session = server._user_session(token, action)
+            calls.deny(f"{action}: a kernel token reads data only", action)
+        session = calls.user_session(token, action)
         actor = responder(gov, session, action)  # compliance or security_officer; audited
         text = body.get("policy_toml")
         if not isinstance(text, str) or not text.strip():
@@ -80,13 +76,13 @@ def handlers(server: GatewayServer) -> dict[str, Handler]:
         try:
             entry = policy_log.change_policy(
                 gov, text, summary=str(body.get("summary") or ""),
-                effective=_date(body, "effective"), actor=actor,
+                effective=date_of(body, "effective"), actor=actor,
             )  # fmt: skip
         except ConfigError as exc:
             gov.emit(action, actor=actor, session=f"s{session.session_id}", resource="policy",
                      decision="deny", reason=str(exc)[:480])  # fmt: skip
             raise
-        server._deliver_alerts()  # the policy_changed rule fires now
+        calls.deliver_alerts()  # the policy_changed rule fires now
         return {"version": entry}
 
     return {

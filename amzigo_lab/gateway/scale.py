@@ -34,17 +34,15 @@ import logging
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.client.workbench import schema_to_b64
 from amzigo_lab.errors import AccessDenied, AmzigoError, KeyProviderError
+from amzigo_lab.gateway.calls import Calls, date_of
 from amzigo_lab.gateway.jobs import DEFAULT_TTL, MAX_TTL, MIN_TTL, Job, JobTokens
 from amzigo_lab.names import tenant_id
-
-if TYPE_CHECKING:
-    from amzigo_lab.gateway.server import GatewayServer
 
 LOG = logging.getLogger("amzigo.gateway")
 ENGINES = ("spark", "dask")
@@ -64,16 +62,16 @@ class ScaleKeys:
     """Plans jobs and unwraps KEKs for them; all methods run on the gateway's home thread,
     except `notice_drop` (an audit listener) and the endpoint bookkeeping."""
 
-    def __init__(self, server: GatewayServer) -> None:
-        self._server = server
-        self.jobs = JobTokens(server._clock)
+    def __init__(self, calls: Calls) -> None:
+        self._calls = calls
+        self.jobs = JobTokens(calls.clock)
         self.unwrap_url = ""
         self.ca_pem = ""
         self._unknown_last = 0.0
         self._unknown_count = 0
         self._settled = threading.Event()  # the endpoint started, failed, or is not wanted
         self._drops_seen = False  # a `lake.drop` was audited during the running call
-        server._gov.sink.listeners.append(self.notice_drop)
+        calls.gov.sink.listeners.append(self.notice_drop)
 
     # -- the endpoint --------------------------------------------------------------------------
     def attach_endpoint(self, url: str, ca_pem: str) -> None:
@@ -91,7 +89,7 @@ class ScaleKeys:
         from amzigo_lab.governance.policy import Principal
         from amzigo_lab.governance.service import SERVICE_ROLE
 
-        server, gov = self._server, self._server._gov
+        calls, gov = self._calls, self._calls.gov
         action = protocol.SCALE_PLAN
         purpose = str(body.get("purpose") or "")
         engine = str(body.get("engine") or "")
@@ -102,20 +100,20 @@ class ScaleKeys:
             raise GatewayProtocolError("scale.plan needs datasets (a non-empty list)")
         names = sorted({gov.lake.spec(str(d)).name for d in datasets})  # UnknownDataset
         wanted = _tenants(body.get("tenants"))
-        since, until = _date(body, "since"), _date(body, "until")
+        since, until = date_of(body, "since"), date_of(body, "until")
         ttl = _ttl(body.get("ttl_s"))
         if JobTokens.looks_like(token):
-            server._deny("a job token cannot plan another job", action)
-        if token and server._tokens.looks_like(token):
-            grant = server._service_grant(token, action)
+            calls.deny("a job token cannot plan another job", action)
+        if token and calls.tokens.looks_like(token):
+            grant = calls.service_grant(token, action)
             who = Principal(grant.actor, (SERVICE_ROLE,), grant.tenant)
             actor, session = grant.actor, ""
             if purpose not in grant.purposes:
                 self._refuse(actor, session, purpose, names, "purpose not in the service token")
         else:
-            if _is_operator(server, token):
-                server._deny("the operator credential reads no data; log in as a person", action)
-            person = server._user_session(token, action)
+            if calls.is_operator(token):
+                calls.deny("the operator credential reads no data; log in as a person", action)
+            person = calls.user_session(token, action)
             who = gov.principal_of(person)
             actor, session = str(person.user_id), f"s{person.session_id}"
         check = gov.policy.check_purpose(who, purpose)
@@ -162,7 +160,7 @@ class ScaleKeys:
                 "this gateway serves no unwrap endpoint (it failed to start: see the gateway "
                 "log), so no distributed read can get keys"
             )
-        now = server._clock()
+        now = calls.clock()
         job = Job(
             job_id="job-" + uuid.uuid4().hex[:16],
             actor=actor,
@@ -205,7 +203,7 @@ class ScaleKeys:
     def _refuse(
         self, actor: str, session: str, purpose: str, names: list[str], reason: str
     ) -> None:
-        self._server._gov.emit(
+        self._calls.gov.emit(
             "scale.plan",
             actor=actor,
             session=session,
@@ -219,16 +217,16 @@ class ScaleKeys:
     def revoke(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """`scale.revoke`: end a job, by its token (whoever holds it), or by its id (the user
         who planned it, or the operator credential)."""
-        server = self._server
+        calls = self._calls
         target = str(body.get("job_token") or "")
         if target:
             job = self.jobs.find(target)
         else:
             job = self.jobs.by_id(str(body.get("job_id") or ""))
-            if job is not None and not _is_operator(server, token):
-                person = server._user_session(token, protocol.SCALE_REVOKE)
+            if job is not None and not calls.is_operator(token):
+                person = calls.user_session(token, protocol.SCALE_REVOKE)
                 if str(person.user_id) != job.actor:
-                    server._deny("only the user who planned a job may revoke it by id")
+                    calls.deny("only the user who planned a job may revoke it by id")
         if job is None:
             return {"revoked": False}
         ended = self._end(job, "revoked by scale.revoke")
@@ -237,21 +235,21 @@ class ScaleKeys:
     # -- unwrapping ----------------------------------------------------------------------------
     def serve_unwrap(self, token: str, body: Any) -> tuple[int, dict[str, str]]:
         """`unwrap` as the endpoint calls it: with the policy file re-read if it changed."""
-        self._server._reload_policy_if_changed()
+        self._calls.reload_policy_if_changed()
         return self.unwrap(token, body)
 
     def unwrap(self, token: str, body: Any) -> tuple[int, dict[str, str]]:
         """(HTTP status, JSON answer) of one unwrap request; see the module docstring."""
         from amzigo_lab.lake.pme import PartitionKms
 
-        gov = self._server._gov
+        gov = self._calls.gov
         job = self.jobs.find(token) if token else None
         if job is None:
             self._unknown_token()
             return 401, {"error": "unknown job token: plan the job again (scale.plan)"}
-        if not job.ended and job.expires <= self._server._clock():
+        if not job.ended and job.expires <= self._calls.clock():
             self._end(job, "expired")
-        if not job.ended and self._server._incidents.mode() == "deny-all":
+        if not job.ended and self._calls.incidents.mode() == "deny-all":
             self._end(job, "incident isolation (deny-all)")
         if not job.ended:
             lost = self._lost_rights(job)
@@ -305,13 +303,13 @@ class ScaleKeys:
         if now - job.checked_at < RECHECK_EVERY:
             return ""
         job.checked_at = now
-        server, gov = self._server, self._server._gov
+        calls, gov = self._calls, self._calls.gov
         try:
             if ServiceTokens.looks_like(job.credential):
-                grant = server._tokens.check(job.credential)
+                grant = calls.tokens.check(job.credential)
                 who = Principal(grant.actor, (SERVICE_ROLE,), grant.tenant)
             else:  # a job's unwraps are its user's activity: they keep the session from idling
-                who = gov.principal_of(server._user_session(job.credential, "scale.unwrap"))
+                who = gov.principal_of(calls.user_session(job.credential, "scale.unwrap"))
         except AccessDenied:
             return "the planner's session or service token ended"
         for name, tenants in job.scope.items():
@@ -330,7 +328,7 @@ class ScaleKeys:
         if job.denied_audited_at and now - job.denied_audited_at < DENIAL_EVERY:
             return
         count, job.denied_unaudited, job.denied_audited_at = job.denied_unaudited, 0, now
-        self._server._gov.emit(
+        self._calls.gov.emit(
             "scale.unwrap",
             actor=job.actor,
             session=job.session,
@@ -348,7 +346,7 @@ class ScaleKeys:
         if self._unknown_last and now - self._unknown_last < UNKNOWN_TOKEN_EVERY:
             return
         count, self._unknown_count, self._unknown_last = self._unknown_count, 0, now
-        self._server._gov.emit(
+        self._calls.gov.emit(
             "scale.unwrap",
             actor="unknown",
             resource="job:unknown",
@@ -361,7 +359,7 @@ class ScaleKeys:
     def _end(self, job: Job, why: str) -> bool:
         if not self.jobs.end(job, why):
             return False
-        self._server._gov.emit(
+        self._calls.gov.emit(
             "scale.job",
             actor=job.actor,
             session=job.session,
@@ -386,7 +384,7 @@ class ScaleKeys:
 
     def recheck(self) -> None:
         """End every live job with a partition in its scope that is no longer live."""
-        catalog = self._server._gov.lake.catalog
+        catalog = self._calls.gov.lake.catalog
         for job in self.jobs.live():
             for partition in job.key_partitions.values():
                 if catalog.partition(partition).state != "live":
@@ -416,12 +414,6 @@ class ScaleKeys:
             self._end(job, "the gateway stopped")
 
 
-def _is_operator(server: GatewayServer, token: str) -> bool:
-    from amzigo_lab.gateway.tokens import same_secret
-
-    return bool(token) and same_secret(token, server._operator)
-
-
 def _tenants(value: Any) -> list[str] | None:
     if value is None:
         return None
@@ -431,16 +423,6 @@ def _tenants(value: Any) -> list[str] | None:
         return sorted({tenant_id(str(t)) for t in value})
     except AmzigoError as exc:
         raise GatewayProtocolError(f"bad tenant: {exc}") from None
-
-
-def _date(body: dict[str, Any], key: str) -> dt.date | None:
-    value = body.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise GatewayProtocolError(f"{key} must be a date (YYYY-MM-DD)") from None
 
 
 def _ttl(value: Any) -> dt.timedelta:

@@ -38,13 +38,10 @@ from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError, QueryError
 from amzigo_lab.client.workbench import schema_to_b64
 from amzigo_lab.errors import AccessDenied, AmzigoError, UnknownTenant
+from amzigo_lab.gateway.calls import KERNEL_PREFIX, Calls
 from amzigo_lab.gateway.tokens import ServiceGrant, ServiceTokens, same_secret
 from amzigo_lab.gateway.tokens import digest as _digest
-from amzigo_lab.governance.identity.errors import (
-    IdentityError,
-    PasswordChangeRequired,
-    SessionExpired,
-)
+from amzigo_lab.governance.identity.errors import IdentityError, PasswordChangeRequired
 from amzigo_lab.governance.tenants import require_known_tenant
 from amzigo_lab.names import tenant_id
 
@@ -57,7 +54,6 @@ if TYPE_CHECKING:
     from amzigo_lab.governance.session import Workbench
 
 T = TypeVar("T")
-KERNEL_PREFIX = "knl_"
 LOG = logging.getLogger("amzigo.gateway")
 #: Rows per record batch on the wire. DuckDB hands over batches of up to ~1M rows (tens of MB);
 #: one gRPC message each serialises, sends and decodes one after the other. Zero-copy slices of
@@ -118,16 +114,18 @@ class GatewayServer(flight.FlightServerBase):
         ).result()
         self._con = self._work.submit(duckdb.connect).result()
         self._handles: dict[str, _Handle] = {}
-        self._tokens = ServiceTokens(self._clock)
-        self._kernel_tokens: dict[str, str] = {}  # digest of a kernel token -> its login token
-        self._operator = operator_token
         self._policy_stamp: tuple[int, int] | None = None
         from amzigo_lab.governance.incidents import IncidentStore
 
         self._incidents = self._work.submit(lambda: IncidentStore(self._gov)).result()
+        #: what every action works with: the home, the token tables, the checks of a caller
+        self.calls = Calls(
+            settings, self._gov, self._con, self._clock, operator_token, self._incidents,
+            reload_policy=self._reload_policy_if_changed, deliver_alerts=self._deliver_alerts,
+        )  # fmt: skip
         from amzigo_lab.gateway.scale import ScaleKeys
 
-        self.scale = ScaleKeys(self)  # job tokens and KEK unwrapping for Spark and Dask
+        self.scale = ScaleKeys(self.calls)  # job tokens and KEK unwrapping for Spark and Dask
         self._alerts = self._alert_pipeline()
         self.started = time.monotonic()
         #: the folder this gateway opened (protocol.home_identity): clients ignore a gateway
@@ -166,9 +164,9 @@ class GatewayServer(flight.FlightServerBase):
         from amzigo_lab.gateway.incident_actions import handlers as incident_handlers
         from amzigo_lab.gateway.policy_actions import handlers as policy_handlers
 
-        self._actions.update(handlers(self))  # the CLI's client commands
-        self._actions.update(incident_handlers(self))  # amzigo incident ...
-        self._actions.update(policy_handlers(self))  # amzigo policy ...
+        self._actions.update(handlers(self.calls))  # the CLI's client commands
+        self._actions.update(incident_handlers(self.calls))  # amzigo incident ...
+        self._actions.update(policy_handlers(self.calls))  # amzigo policy ...
         # Listen only now: the Flight server answers as soon as it is constructed, and a client
         # that saw a healthy gateway must find every action (not "unknown action" while the
         # action modules above are still being imported).
@@ -247,25 +245,11 @@ class GatewayServer(flight.FlightServerBase):
         else:
             allowed = action not in protocol.READ_ONLY_REFUSED
         if not allowed:
-            self._deny(
+            self.calls.deny(
                 f"the gateway is in {mode} mode (incident isolation): {action} is "
                 "refused until a responder runs `amzigo incident restore`",
                 action,
             )
-
-    def _login_owner(self, login_token: str) -> str | None:
-        """(Home thread.) The user of a login token (live or not)."""
-        return self._gov.identity.session_owner(login_token)
-
-    def _revoke_session_id(self, session_id: int, actor: str, reason: str) -> str | None:
-        """(Home thread.) Revoke one login session by id, and the kernel tokens riding on it;
-        the user, or None if no live session has that id."""
-        user = self._gov.identity.revoke_session_id(session_id, actor=actor, reason=reason)
-        return user
-
-    def _deny(self, reason: str, action: str = "gateway.call") -> None:
-        self._gov.emit("gateway.denied", resource=action, decision="deny", reason=reason)
-        raise AccessDenied(reason)
 
     # -- Flight entry points -------------------------------------------------------------------
     def do_action(self, context: Any, action: Any) -> list[Any]:
@@ -274,7 +258,7 @@ class GatewayServer(flight.FlightServerBase):
             return [flight.Result(protocol.encode(self.health()))]
         token = context.get_middleware("auth").token
         if name == protocol.SHUTDOWN:
-            self._on_home(lambda: self._require_operator(token, name), name)
+            self._on_home(lambda: self.calls.require_operator(token, name), name)
             threading.Thread(target=self.stop, daemon=True).start()
             return [flight.Result(protocol.encode({"stopping": True}))]
         handler = self._actions.get(name)
@@ -333,7 +317,7 @@ class GatewayServer(flight.FlightServerBase):
             "home_id": self.home_id,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "sessions": len(self._handles),
-            "service_tokens": len(self._tokens),
+            "service_tokens": len(self.calls.tokens),
             "jobs": len(self.scale.jobs),
         }
 
@@ -435,40 +419,13 @@ class GatewayServer(flight.FlightServerBase):
         return self._work.submit(run).result()
 
     # -- authentication ------------------------------------------------------------------------
-    def _require_operator(self, token: str, action: str) -> None:
-        """(On the home thread.) Refuse, audited, unless `token` is the operator credential."""
-        if not token or not same_secret(token, self._operator):
-            reason = f"{action} needs the gateway's operator credential (the service account)"
-            self._deny(reason, action)
-
-    def _user_session(self, token: str, action: str, *, touch: bool = True) -> Any:
-        """The live login session behind `token` (a login token, or a kernel token whose login
-        session still lives: logout, disable and expiry end both)."""
-        if not token:
-            self._deny("no token: log in (`amzigo login NAME`, or amzigo_lab.connect())", action)
-        if ServiceTokens.looks_like(token):
-            self._deny("a service token cannot open a person's session", action)
-        login = token
-        if token.startswith(KERNEL_PREFIX):
-            parent = self._kernel_tokens.get(_digest(token))
-            if parent is None:
-                self._deny("the kernel token is revoked or unknown: restart the kernel", action)
-            assert parent is not None
-            login = parent
-        try:
-            return self._gov.identity.validate_session(login, touch=touch)
-        except SessionExpired as exc:
-            if login is not token:
-                self._kernel_tokens.pop(_digest(token), None)
-            if touch:  # a person's call (background checks are the servers' own)
-                self._gov.emit("gateway.denied", resource=action, decision="deny", reason=str(exc))
-            raise AccessDenied(f"{exc}: run `amzigo login NAME`") from None
-
     def _session_check(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Whether a login or kernel token is still good; refreshes the idle timer only when
         asked (`touch`: a request by the user, not a background check)."""
         touch = body.get("touch", False) is True
-        return _describe_session(self._user_session(token, protocol.SESSION_CHECK, touch=touch))
+        return _describe_session(
+            self.calls.user_session(token, protocol.SESSION_CHECK, touch=touch)
+        )
 
     def _session_end(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """End the caller's own login session (logout, or a role the server does not admit)."""
@@ -479,7 +436,7 @@ class GatewayServer(flight.FlightServerBase):
 
     def _audit_emit(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """An audit event from a web server (operator credential; the servers' own actions)."""
-        self._require_operator(token, protocol.AUDIT_EMIT)
+        self.calls.require_operator(token, protocol.AUDIT_EMIT)
         action = str(body.get("action", ""))
         if not _SERVER_ACTION.fullmatch(action):
             raise GatewayProtocolError(f"servers may not write {action!r} audit events")
@@ -491,7 +448,7 @@ class GatewayServer(flight.FlightServerBase):
         """The tenant a seller's dashboard is bound to, or why there is none (operator)."""
         from amzigo_lab.governance.service import seller_tenant
 
-        self._require_operator(token, protocol.SELLER_BINDING)
+        self.calls.require_operator(token, protocol.SELLER_BINDING)
         tenant, why = seller_tenant(
             self._gov, str(body.get("user", "")), str(body.get("purpose", ""))
         )
@@ -501,10 +458,10 @@ class GatewayServer(flight.FlightServerBase):
         """A kernel token for the caller's login session (it reads data, nothing else, and
         lives exactly as long as that session)."""
         if token.startswith(KERNEL_PREFIX):
-            self._deny("a kernel token cannot mint another", protocol.KERNEL_MINT)
-        session = self._user_session(token, protocol.KERNEL_MINT)
+            self.calls.deny("a kernel token cannot mint another", protocol.KERNEL_MINT)
+        session = self.calls.user_session(token, protocol.KERNEL_MINT)
         kernel = KERNEL_PREFIX + secrets.token_urlsafe(32)
-        self._kernel_tokens[_digest(kernel)] = token
+        self.calls.kernel_tokens[_digest(kernel)] = token
         self._gov.emit(
             "gateway.token",
             actor=session.user_id,
@@ -517,8 +474,8 @@ class GatewayServer(flight.FlightServerBase):
     def _kernel_revoke(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         target = str(body.get("token", ""))
         if not (token.startswith(KERNEL_PREFIX) and same_secret(token, target)):
-            self._require_operator(token, protocol.KERNEL_REVOKE)
-        return {"revoked": self._kernel_tokens.pop(_digest(target), None) is not None}
+            self.calls.require_operator(token, protocol.KERNEL_REVOKE)
+        return {"revoked": self.calls.kernel_tokens.pop(_digest(target), None) is not None}
 
     def _login(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -558,7 +515,7 @@ class GatewayServer(flight.FlightServerBase):
     def _session_open(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         from amzigo_lab.governance.session import Workbench
 
-        session = self._user_session(token, protocol.SESSION_OPEN)
+        session = self.calls.user_session(token, protocol.SESSION_OPEN)
         purpose = str(body.get("purpose", ""))
         workbench = Workbench(self._gov, session, purpose, owns=False)
         handle = uuid.uuid4().hex
@@ -579,10 +536,10 @@ class GatewayServer(flight.FlightServerBase):
         handle = self._handles.get(key)
         if handle is None or not token or handle.token_digest != _digest(token):
             raise GatewayProtocolError("unknown session handle: connect again")
-        if token.startswith(KERNEL_PREFIX) and _digest(token) not in self._kernel_tokens:
+        if token.startswith(KERNEL_PREFIX) and _digest(token) not in self.calls.kernel_tokens:
             del self._handles[key]
             handle.workbench.close()
-            self._deny("the kernel token was revoked: restart the kernel", "session")
+            self.calls.deny("the kernel token was revoked: restart the kernel", "session")
         handle.last_used = time.monotonic()
         return key, handle
 
@@ -610,7 +567,7 @@ class GatewayServer(flight.FlightServerBase):
 
     # -- services ------------------------------------------------------------------------------
     def _service_mint(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        self._require_operator(token, protocol.SERVICE_MINT)
+        self.calls.require_operator(token, protocol.SERVICE_MINT)
         actor = str(body.get("actor", ""))
         tenant = tenant_id(str(body.get("tenant", "")))
         purposes = frozenset(str(p) for p in body.get("purposes", []))
@@ -620,30 +577,21 @@ class GatewayServer(flight.FlightServerBase):
         )
         if not known:
             raise UnknownTenant(f"tenant {tenant!r} has no data in {self.settings.home}")
-        secret, grant = self._tokens.mint(actor, tenant, purposes, ttl)
+        secret, grant = self.calls.tokens.mint(actor, tenant, purposes, ttl)
         self._audit_token("minted", grant)
         return {"token": secret, "expires": grant.expires.isoformat(), "token_id": grant.token_id}
 
     def _service_revoke(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         target = str(body.get("token", ""))
         if not (ServiceTokens.looks_like(token) and same_secret(token, target)):
-            self._require_operator(token, protocol.SERVICE_REVOKE)
-        return {"revoked": self._tokens.revoke(target)}
-
-    def _service_grant(self, token: str, action: str) -> ServiceGrant:
-        if not ServiceTokens.looks_like(token):
-            self._deny(f"{action} is for service tokens", action)
-        try:
-            return self._tokens.check(token)
-        except AccessDenied as exc:
-            self._deny(str(exc), action)
-            raise
+            self.calls.require_operator(token, protocol.SERVICE_REVOKE)
+        return {"revoked": self.calls.tokens.revoke(target)}
 
     def _service_objections(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Order ids of the token's tenant whose buyer objected (review requests skip them)."""
         from amzigo_lab.compliance.dsr import objected_order_ids
 
-        grant = self._service_grant(token, protocol.SERVICE_OBJECTIONS)
+        grant = self.calls.service_grant(token, protocol.SERVICE_OBJECTIONS)
         orders = sorted(objected_order_ids(self._gov.lake, grant.tenant))
         self._gov.emit(
             "data.read",
@@ -662,7 +610,7 @@ class GatewayServer(flight.FlightServerBase):
 
         from amzigo_lab.compliance.derived import register_output
 
-        self._require_operator(token, protocol.OUTPUTS_REGISTER)
+        self.calls.require_operator(token, protocol.OUTPUTS_REGISTER)
         lake = self._gov.lake
         tenant = tenant_id(str(body.get("tenant", "")))
         dataset = lake.spec(str(body.get("dataset", ""))).name
@@ -689,50 +637,6 @@ class GatewayServer(flight.FlightServerBase):
         )
 
     # -- administration ------------------------------------------------------------------------
-    def _admin_actor(
-        self,
-        token: str,
-        body: dict[str, Any],
-        action: str,
-        *,
-        right: str | None = None,
-        role: str | None = None,
-    ) -> str:
-        """(Home thread.) Who performs an administrative action.
-
-        A login session whose roles hold `right` (or include `role`): its user. The operator
-        credential (only the service account can read it) with a non-empty `break_glass`
-        reason: `break-glass:<os user>`, audited with the reason, alerts delivered. A `role`
-        (compliance) always needs a named person: break-glass cannot stand in for one.
-        """
-        if token and same_secret(token, self._operator):
-            reason = " ".join(str(body.get("break_glass") or "").split())[:500]
-            os_user = re.sub(r"[^A-Za-z0-9._@-]", "_", str(body.get("os_user") or "unknown"))
-            if not reason:
-                self._deny(
-                    f"{action} with the operator credential needs --break-glass REASON", action
-                )
-            if role is not None:
-                self._deny(
-                    f"{action} needs a person with the {role} role; break-glass cannot stand in "
-                    f"(create one: amzigo users add NAME --role {role} --break-glass REASON)",
-                    action,
-                )
-            actor = f"break-glass:{os_user[:64]}"
-            self._gov.emit(
-                protocol.BREAK_GLASS, actor=actor, resource=action, decision="allow", reason=reason
-            )
-            self._deliver_alerts()
-            return actor
-        if token.startswith(KERNEL_PREFIX):
-            self._deny(f"{action}: a kernel token reads data only; use `amzigo login`", action)
-        session = self._user_session(token, action)
-        if role is not None:
-            self._gov.require_role(session, role, action)
-        else:
-            self._gov.require_right(session, right or "manage_users", action)
-        return str(session.user_id)
-
     def _deliver_alerts(self) -> None:
         """(Home thread.) Evaluate and deliver alerts now (after a security-relevant event)."""
         try:
@@ -751,15 +655,15 @@ class GatewayServer(flight.FlightServerBase):
         if role is not None:
             if str(role) not in self._gov.policy.roles:
                 raise GatewayProtocolError(f"unknown role {role!r}")
-            actor = self._admin_actor(token, body, action, role=str(role))
+            actor = self.calls.admin_actor(token, body, action, role=str(role))
         elif right in RIGHTS:
-            actor = self._admin_actor(token, body, action, right=str(right))
+            actor = self.calls.admin_actor(token, body, action, right=str(right))
         else:
             raise GatewayProtocolError(f"unknown right {right!r}; known: {', '.join(RIGHTS)}")
         return {"user": actor}
 
     def _users_add(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        actor = self._admin_actor(token, body, protocol.USERS_ADD, right="manage_users")
+        actor = self.calls.admin_actor(token, body, protocol.USERS_ADD, right="manage_users")
         name = str(body.get("name", ""))
         roles = [str(r) for r in body.get("roles") or []]
         tenant = str(body["tenant"]) if body.get("tenant") else None
@@ -788,7 +692,7 @@ class GatewayServer(flight.FlightServerBase):
         return answer
 
     def _users_grant(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        actor = self._admin_actor(token, body, protocol.USERS_GRANT, right="manage_users")
+        actor = self.calls.admin_actor(token, body, protocol.USERS_GRANT, right="manage_users")
         name, tenant, revoke = (
             str(body.get("name", "")),
             str(body.get("tenant", "")),
@@ -813,14 +717,14 @@ class GatewayServer(flight.FlightServerBase):
         action = f"users.{verb}"
 
         def run(token: str, body: dict[str, Any]) -> dict[str, Any]:
-            actor = self._admin_actor(token, body, action, right="manage_users")
+            actor = self.calls.admin_actor(token, body, action, right="manage_users")
             getattr(self._gov.identity, verb)(str(body.get("name", "")), actor=actor)
             return {"actor": actor}
 
         return run
 
     def _users_passwd(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        actor = self._admin_actor(token, body, protocol.USERS_PASSWD, right="manage_users")
+        actor = self.calls.admin_actor(token, body, protocol.USERS_PASSWD, right="manage_users")
         self._gov.identity.set_password(  # an admin-set password is a one-time password
             str(body.get("name", "")), str(body.get("password", "")), actor=actor, one_time=True
         )
@@ -830,7 +734,7 @@ class GatewayServer(flight.FlightServerBase):
         from amzigo_lab.governance.service import ServiceReader
         from amzigo_lab.schema import PARTITION_COLUMNS
 
-        grant = self._service_grant(token, protocol.TICKET_LATEST)
+        grant = self.calls.service_grant(token, protocol.TICKET_LATEST)
         purpose = str(request.get("purpose", ""))
         dataset = str(request.get("dataset", ""))
         lake = self._gov.lake

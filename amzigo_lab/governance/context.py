@@ -13,15 +13,15 @@ from amzigo_lab.config import Settings, config_sections, load_settings
 from amzigo_lab.errors import AccessDenied, ConfigError
 from amzigo_lab.governance.audit import AuditLog
 from amzigo_lab.governance.auditing import AuditLogSink, open_audit_log
-from amzigo_lab.governance.grants import GrantStore
+from amzigo_lab.governance.grants import GRANTS_DB, GrantStore
 from amzigo_lab.governance.identity import IdentityStore, Session, utc_now
 from amzigo_lab.governance.identity.standing import DATABASE_NAME
 from amzigo_lab.governance.policy import Policy, Principal, archive_policy, load_policy
+from amzigo_lab.governance.policy_log import record_current
 from amzigo_lab.home import open_lake
 from amzigo_lab.lake.store import Lake
 
 IDENTITY_DB = DATABASE_NAME
-GRANTS_DB = "grants.sqlite"
 TOTP_SECRET = "identity-totp-key"  # noqa: S105 - a secret's name
 
 
@@ -110,8 +110,6 @@ class Governance:
                 reason=f"sha256 {(previous or '-')[:16]} -> {policy.sha256[:16]} ({source})",
             )
             self.grants.set_meta("policy_sha256", policy.sha256)
-        from amzigo_lab.governance.policy_log import record_current
-
         record_current(self, policy)  # a home older than the change log: version 1
         return policy
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from amzigo_lab.governance.identity.users import tenant as check_tenant
 from amzigo_lab.governance.identity.users import user_id as check_user
 
+#: The file of a home's grants and governance metadata, under the home.
+GRANTS_DB = "grants.sqlite"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS grants (user_id TEXT NOT NULL, tenant TEXT NOT NULL,"
     " granted_by TEXT NOT NULL, granted_at TEXT NOT NULL, PRIMARY KEY (user_id, tenant)) STRICT",

@@ -455,9 +455,9 @@ def responder(gov: Governance, session: Any, action: str) -> str:
 class Isolator:
     """Carries out an isolation against the gateway's live state (token tables, identity)."""
 
-    def __init__(self, store: IncidentStore, server: Any) -> None:
+    def __init__(self, store: IncidentStore, calls: Any) -> None:
         self.store = store
-        self.server = server
+        self.calls = calls  # the gateway's token tables (amzigo_lab.gateway.calls.Calls)
         self.gov = store.gov
 
     def _users(self) -> list[Any]:
@@ -492,10 +492,10 @@ class Isolator:
     def _revoke_kernels(self, inc: str, actor: str, users: set[str] | None) -> int:
         """Revoke kernel tokens whose login session belongs to `users` (None: all)."""
         revoked = 0
-        for digest, login in list(self.server._kernel_tokens.items()):
-            owner = self.server._login_owner(login)
+        for digest, login in list(self.calls.kernel_tokens.items()):
+            owner = self.calls.login_owner(login)
             if users is None or owner in users:
-                del self.server._kernel_tokens[digest]
+                del self.calls.kernel_tokens[digest]
                 revoked += 1
         if revoked:
             self.store.record(
@@ -506,7 +506,7 @@ class Isolator:
         return revoked
 
     def _revoke_services(self, inc: str, actor: str, tenants: set[str] | None) -> int:
-        grants = self.server._tokens.revoke_where(lambda g: tenants is None or g.tenant in tenants)
+        grants = self.calls.tokens.revoke_where(lambda g: tenants is None or g.tenant in tenants)
         if grants:
             self.store.record(
                 inc, actor, "tokens_revoked",
@@ -634,7 +634,7 @@ class Isolator:
 
     def _token(self, inc: str, actor: str, token_id: str) -> set[str]:
         if token_id.startswith("s") and token_id[1:].isdigit():
-            user = self.server._revoke_session_id(int(token_id[1:]), actor, f"incident {inc}")
+            user = self.calls.revoke_session_id(int(token_id[1:]), actor, f"incident {inc}")
             if user is None:
                 raise IncidentError(f"no live session {token_id}")
             self.store.record(
@@ -643,18 +643,18 @@ class Isolator:
                 {"kind": "session", "session": token_id, "user": user},
             )  # fmt: skip
             return self._tenants_of_user(user)
-        kernels = [d for d in self.server._kernel_tokens if d.startswith(token_id)]
+        kernels = [d for d in self.calls.kernel_tokens if d.startswith(token_id)]
         if len(token_id) >= 8 and kernels:
-            users = {self.server._login_owner(self.server._kernel_tokens[d]) for d in kernels}
+            users = {self.calls.login_owner(self.calls.kernel_tokens[d]) for d in kernels}
             for d in kernels:
-                del self.server._kernel_tokens[d]
+                del self.calls.kernel_tokens[d]
             self.store.record(
                 inc, actor, "tokens_revoked",
                 f"kernel token {token_id} revoked", {"kind": "kernel", "token": token_id},
             )  # fmt: skip
             return set().union(*(self._tenants_of_user(u) for u in users if u))
         grants = (
-            self.server._tokens.revoke_where(lambda g: g.token_id.startswith(token_id))
+            self.calls.tokens.revoke_where(lambda g: g.token_id.startswith(token_id))
             if len(token_id) >= 8
             else []
         )

@@ -39,17 +39,18 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from amzigo_lab.errors import ConfigError
+from amzigo_lab.governance.grants import GRANTS_DB, GrantStore
 from amzigo_lab.governance.policy import POLICY_FILE, Policy, load_policy
 
 if TYPE_CHECKING:
-    from amzigo_lab.governance.context import Governance
-    from amzigo_lab.governance.grants import GrantStore
+    from amzigo_lab.config import Settings
+    from amzigo_lab.governance.identity import IdentityStore
     from amzigo_lab.lake.store import Lake
 
 FORMAT = "amzigo-policy-change/1"
@@ -59,6 +60,21 @@ INITIAL_SUMMARY = "initial policy"
 MAX_SUMMARY = 1000
 #: Audit action of a recorded version (its reason names version, digest and entry hash).
 RECORDED = "policy.version"
+
+
+class Governed(Protocol):
+    """What the change log uses of an open home's governance: `governance.context.Governance`
+    is one (and records version 1 through `record_current` when it loads the policy)."""
+
+    settings: Settings
+    lake: Lake
+    grants: GrantStore
+    identity: IdentityStore
+    policy: Policy
+
+    def emit(self, action: str, **fields: Any) -> str: ...
+
+    def load_policy(self) -> Policy: ...
 
 
 class PolicyChangeRefused(ConfigError):
@@ -345,16 +361,13 @@ def open_log(home: Path, lake: Lake, grants: GrantStore, clock: Any = None) -> P
     return log
 
 
-def gov_log(gov: Governance) -> PolicyLog:
-    """The change log of a Governance's home (its clock)."""
+def gov_log(gov: Governed) -> PolicyLog:
+    """The change log of a governed home (its identity store's clock)."""
     return open_log(gov.settings.home, gov.lake, gov.grants, gov.identity._clock)
 
 
 def record_at_init(lake: Lake) -> None:
     """`amzigo init`: record the home's policy as version 1 (no-op when one exists)."""
-    from amzigo_lab.governance.context import GRANTS_DB
-    from amzigo_lab.governance.grants import GrantStore
-
     home = lake.settings.home
     if (home / LOG_FILE).exists():  # re-running init (maybe as root) touches nothing here
         return
@@ -366,7 +379,7 @@ def record_at_init(lake: Lake) -> None:
         grants.close()
 
 
-def record_current(gov: Governance, policy: Policy) -> None:
+def record_current(gov: Governed, policy: Policy) -> None:
     """(Governance.load_policy.) A home without a change log (created before it existed):
     record the policy in force as version 1, "initial policy", origin `upgrade`; audited."""
     from amzigo_lab.errors import AmzigoError
@@ -384,7 +397,7 @@ def record_current(gov: Governance, policy: Policy) -> None:
         _audit_recorded(gov, entry, "system")
 
 
-def _audit_recorded(gov: Governance, entry: dict[str, Any], actor: str) -> None:
+def _audit_recorded(gov: Governed, entry: dict[str, Any], actor: str) -> None:
     gov.emit(
         RECORDED, actor=actor, resource="policy", decision="allow",
         reason=f"version {entry['version']} effective {entry['effective']} content "
@@ -393,7 +406,7 @@ def _audit_recorded(gov: Governance, entry: dict[str, Any], actor: str) -> None:
 
 
 def change_policy(
-    gov: Governance, text: str, *, summary: str, effective: dt.date | None, actor: str
+    gov: Governed, text: str, *, summary: str, effective: dt.date | None, actor: str
 ) -> dict[str, Any]:
     """Validate `text` as the new policy, record it (signed) and put it in force by writing
     `<home>/policy.toml`. Refused (PolicyChangeRefused/ConfigError, nothing changed) when the
@@ -437,7 +450,7 @@ def diff(log: PolicyLog, a: int, b: int) -> dict[str, Any]:
     }
 
 
-def notice(gov: Governance, user_id: str, *, mark: bool) -> dict[str, Any] | None:
+def notice(gov: Governed, user_id: str, *, mark: bool) -> dict[str, Any] | None:
     """The policy notice a user gets at login: the current version and the changes recorded
     since they last saw one (the initial version is not a change); with `mark`, they are now
     seen. None when the home has no change log yet."""
@@ -452,7 +465,7 @@ def notice(gov: Governance, user_id: str, *, mark: bool) -> dict[str, Any] | Non
     return {"version": head["version"], "effective": head["effective"], "unread": unread}
 
 
-def in_force(gov: Governance) -> dict[str, Any] | None:
+def in_force(gov: Governed) -> dict[str, Any] | None:
     """The version in force for the record of processing: version, effective date, summary,
     digest (None when the log is empty)."""
     head = gov_log(gov).head()

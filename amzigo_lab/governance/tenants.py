@@ -23,9 +23,7 @@ def known_tenants(lake: Lake) -> set[str]:
     """Tenants with partitions (any state), sync state or a stored refresh token."""
     from amzigo_lab.source.client import SECRET_REFRESH_PREFIX
 
-    db = lake.catalog.db
-    found = {r[0] for r in db.execute("SELECT DISTINCT tenant FROM partitions")}
-    found |= {r[0] for r in db.execute("SELECT DISTINCT tenant FROM sync_state")}
+    found = lake.catalog.tenants_seen()
     found |= {
         name[len(SECRET_REFRESH_PREFIX) :]
         for name, _c, _r in lake.secret_names()

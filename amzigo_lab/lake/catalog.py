@@ -449,6 +449,11 @@ class Catalog:
         )
         return {r[0] for r in rows}
 
+    def tenants_seen(self) -> set[str]:
+        """Every tenant with a partition (in any state, dropped ones too) or sync state."""
+        rows = self.db.execute("SELECT tenant FROM partitions UNION SELECT tenant FROM sync_state")
+        return {r[0] for r in rows}
+
     # -- sync state ------------------------------------------------------------------------
     def get_sync_state(self, tenant: str, stream: str) -> dict[str, Any]:
         """The durable sync state of one stream for one tenant ({} if none)."""

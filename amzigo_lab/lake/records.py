@@ -359,9 +359,9 @@ class DerivedOutputs:
             for r in db.execute("SELECT * FROM derived_outputs WHERE id = ?", (i,))
         ]
 
-    def check(self, mac_key: bytes, ids: Sequence[str]) -> list[RowProblem]:
-        """The rows among these that fail their MAC."""
-        return check_derived(self.catalog.db, mac_key, list(ids))
+    def check(self, mac_key: bytes, ids: Sequence[str] | None = None) -> list[RowProblem]:
+        """The rows among these (all rows, of every state, if None) that fail their MAC."""
+        return check_derived(self.catalog.db, mac_key, None if ids is None else list(ids))
 
     def mark_deleted(self, ids: Sequence[str], at: str, mac_key: bytes) -> set[str]:
         """Mark these rows deleted and re-seal them; rows failing their MAC (checked inside the

@@ -36,6 +36,7 @@ from amzigo_lab.lake.keys import (
     wrap,
 )
 from amzigo_lab.lake.reader import Scan
+from amzigo_lab.lake.rowmac import RowProblem
 from amzigo_lab.lake.writer import WriteResult
 from amzigo_lab.names import dataset_name
 from amzigo_lab.schema import DatasetSpec
@@ -267,6 +268,12 @@ class Lake:
         ids = sorted(set(partition_ids))
         if ids:
             require_intact(self.catalog.db, self.row_mac_key(), ids, action)
+
+    def check_partition_rows(self) -> list[RowProblem]:
+        """Problems of every partition row (any state) and its file rows: [] if all intact."""
+        from amzigo_lab.lake.rowmac import check_partitions
+
+        return check_partitions(self.catalog.db, self.row_mac_key())
 
     def _migrate_row_macs(self) -> None:
         """Once per catalog upgraded to schema 3 (partitions, files, certificates) and once per
