@@ -27,6 +27,8 @@ from typing import Any
 
 from amzigo_lab.errors import AmzigoError
 
+#: The store's file, under the home's state directory.
+DATABASE = "campaigns.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
     tenant TEXT NOT NULL,
@@ -100,7 +102,23 @@ class CampaignStore:
     @classmethod
     def for_home(cls, state_dir: Path) -> CampaignStore:
         """The store of a home (`<state>/campaigns.sqlite`)."""
-        return cls(state_dir / "campaigns.sqlite")
+        return cls(state_dir / DATABASE)
+
+    @staticmethod
+    def count_in(state_dir: Path) -> int | None:
+        """Orders with a row (any state) in the store of a home, read without creating or
+        changing it (None: the home has no campaign state yet, or it cannot be read)."""
+        path = state_dir / DATABASE
+        if not path.exists():
+            return None
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM sends").fetchone()[0])
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None
 
     def close(self) -> None:
         """Close the connection."""

@@ -6,7 +6,10 @@ retention rule), the PII purposes from `amzigo_lab.config.PII_PURPOSES`; nothing
 `installation_facts` adds what this home actually holds: rows per dataset and tenant counts
 from the catalog (counts only, never a value), the purposes the access policy lets anyone read
 PII for, and every place derived copies live (reports, DSR exports, quarantine, DSR staging,
-the audit log, the user store, grants, the alert ledger) with its retention.
+the audit log, the user store, grants, campaign state, the alert ledger) with its retention.
+The stores other layers own (users, grants, campaign state, alert ledger) are counted by their
+owners and passed in as `StoreCounts` (the gateway's ROPA action collects them): this module
+never opens their databases, and compliance never imports campaigns, which sits above it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,18 +89,19 @@ def _dataset(spec: DatasetSpec, configured: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _count_rows(db: Path, sql: str) -> int | None:
-    """A count from a SQLite file opened read-only (None if absent or unreadable)."""
-    if not db.exists():
-        return None
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return int(con.execute(sql).fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
+@dataclass(frozen=True)
+class StoreCounts:
+    """Rows in the stores other layers own, each counted by its owner (None: unknown, e.g.
+    the store was never created or cannot be read)."""
+
+    users: int | None
+    """Staff accounts in the identity store (`IdentityStore.count`)."""
+    grants: int | None
+    """Tenant grants (`GrantStore.count`)."""
+    campaign_orders: int | None
+    """Orders with a review-request row (`CampaignStore.count_in`)."""
+    alerts: int | None
+    """Alerts raised in the delivery ledger (`DeliveryLedger.count_in`)."""
 
 
 def _audit_records(checkpoint_dir: Path) -> int | None:
@@ -112,12 +116,16 @@ def _audit_records(checkpoint_dir: Path) -> int | None:
 
 
 def installation_facts(
-    lake: Lake, policy: Policy | None = None, policy_version: dict[str, Any] | None = None
+    lake: Lake,
+    counts: StoreCounts,
+    policy: Policy | None = None,
+    policy_version: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What this home holds and where (counts only, never a value): the ROPA's facts.
 
-    `policy_version` is the change-log entry in force (amzigo_lab.governance.policy_log:
-    version, effective date, summary, content digest); the record names it."""
+    `counts` are the rows of the stores other layers own, counted by them. `policy_version`
+    is the change-log entry in force (amzigo_lab.governance.policy_log: version, effective
+    date, summary, content digest); the record names it."""
     from amzigo_lab.compliance.common import exports_root, reports_root
     from amzigo_lab.compliance.derived import outputs
     from amzigo_lab.governance.audit.log import MIN_RETENTION
@@ -216,7 +224,7 @@ def installation_facts(
             "holds": "staff accounts: user id, roles, password hash, encrypted TOTP secret, "
             "login times, sessions",
             "personal_data": True,
-            "count": _count_rows(home / "identity.sqlite", "SELECT COUNT(*) FROM users"),
+            "count": counts.users,
             "retention": "while the account exists (disabled accounts stay for the access "
             "review and the audit trail until an administrator removes them)",
         },
@@ -225,7 +233,7 @@ def installation_facts(
             "path": str(home / "grants.sqlite"),
             "holds": "which staff user may read which tenant",
             "personal_data": True,
-            "count": _count_rows(home / "grants.sqlite", "SELECT COUNT(*) FROM grants"),
+            "count": counts.grants,
             "retention": "until revoked",
         },
         {
@@ -234,9 +242,7 @@ def installation_facts(
             "holds": "review-request intents and outcomes: order id, marketplace, state, times "
             "(purpose review_management; no buyer data)",
             "personal_data": False,
-            "count": _count_rows(
-                settings.state_dir / "campaigns.sqlite", "SELECT COUNT(*) FROM sends"
-            ),
+            "count": counts.campaign_orders,
             "retention": "while the home exists (the record that an order was asked once)",
         },
         {
@@ -244,9 +250,7 @@ def installation_facts(
             "path": str(home / "alerts.sqlite"),
             "holds": "raised alerts (rule, staff user id, event ids, counts) and their delivery",
             "personal_data": True,
-            "count": _count_rows(
-                home / "alerts.sqlite", "SELECT COUNT(DISTINCT alert_id) FROM deliveries"
-            ),
+            "count": counts.alerts,
             "retention": "no automatic deletion yet (see docs/compliance.md)",
         },
     ]

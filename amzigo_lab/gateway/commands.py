@@ -28,13 +28,17 @@ import datetime as dt
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayProtocolError
 from amzigo_lab.errors import InvalidName, UnknownTenant
 from amzigo_lab.gateway.calls import Calls, Handler, date_of, moment_of, text_of
 from amzigo_lab.names import tenant_id
+
+if TYPE_CHECKING:
+    from amzigo_lab.compliance.ropa import StoreCounts
+    from amzigo_lab.governance.context import Governance
 
 COMPLIANCE = "compliance"  # the role (amzigo_lab.compliance.roles.COMPLIANCE)
 COSTS = "product_costs"
@@ -44,6 +48,21 @@ LIST_TENANTS = "list the lake's tenants with `amzigo lake ls`"
 
 def _files(paths: list[Path]) -> list[dict[str, str]]:
     return [{"name": p.name, "text": p.read_text(encoding="utf-8")} for p in paths]
+
+
+def store_counts(gov: Governance) -> StoreCounts:
+    """The ROPA's counts of the stores other layers own, each asked of its owner (counts only):
+    users and grants of the open governance, campaign state and the alert ledger read-only."""
+    from amzigo_lab.campaigns.store import CampaignStore
+    from amzigo_lab.compliance.ropa import StoreCounts
+    from amzigo_lab.governance.alerting import DeliveryLedger
+
+    return StoreCounts(
+        users=gov.identity.count(),
+        grants=gov.grants.count(),
+        campaign_orders=CampaignStore.count_in(gov.settings.state_dir),
+        alerts=DeliveryLedger.count_in(gov.settings.home),
+    )
 
 
 def handlers(calls: Calls) -> dict[str, Handler]:
@@ -404,11 +423,10 @@ def handlers(calls: Calls) -> dict[str, Handler]:
 
     def ropa(token: str, body: dict[str, Any]) -> dict[str, Any]:
         from amzigo_lab.compliance.ropa import installation_facts, write_ropa
-
-        person(token, body, protocol.ROPA)
         from amzigo_lab.governance.policy_log import in_force
 
-        facts = installation_facts(gov.lake, gov.policy, in_force(gov))  # counts only
+        person(token, body, protocol.ROPA)
+        facts = installation_facts(gov.lake, store_counts(gov), gov.policy, in_force(gov))
         with tempfile.TemporaryDirectory(prefix="amzigo-ropa-") as tmp:
             return {"files": _files(write_ropa(Path(tmp), calls.settings.pii_purposes, facts))}
 

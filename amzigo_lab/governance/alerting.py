@@ -306,6 +306,23 @@ class DeliveryLedger:
         """The home's ledger."""
         return cls(gov.settings.home / LEDGER_DB)
 
+    @staticmethod
+    def count_in(home: Path) -> int | None:
+        """Alerts raised in the ledger of `home`, read without creating or changing it
+        (None: the home has no ledger yet, or it cannot be read)."""
+        path = home / LEDGER_DB
+        if not path.exists():
+            return None
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                sql = "SELECT COUNT(DISTINCT alert_id) FROM deliveries"
+                return int(db.execute(sql).fetchone()[0])
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None
+
     def close(self) -> None:
         """Close the database."""
         self._db.close()

@@ -80,6 +80,11 @@ class GrantStore:
             out.setdefault(uid, []).append(tenant)
         return out
 
+    def count(self) -> int:
+        """How many (user, tenant) grants there are."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM grants").fetchone()[0])
+
     def get_meta(self, key: str) -> str | None:
         """A metadata value, or None."""
         with self._lock:

@@ -481,14 +481,21 @@ def test_campaign_run_is_a_schedulable_job() -> None:
 
 
 def test_ropa_declares_the_review_management_activity(lake: Lake) -> None:
-    from amzigo_lab.compliance.ropa import build_ropa, installation_facts, render_html
+    from amzigo_lab.compliance.ropa import StoreCounts, build_ropa, installation_facts, render_html
 
-    ropa = build_ropa((), installation_facts(lake))
+    with CampaignStore.for_home(lake.settings.state_dir) as store:
+        store.record_intent(ACME, "111-0000000-0000001", "ATVPDKIKX0DER", "run-1")
+    counts = StoreCounts(
+        users=None, grants=None, campaign_orders=CampaignStore.count_in(lake.settings.state_dir),
+        alerts=None,
+    )  # fmt: skip
+    ropa = build_ropa((), installation_facts(lake, counts))
     activity = next(a for a in ropa["activities"] if a["purpose"] == "review_management")
     assert "createProductReviewAndSellerFeedbackSolicitation" in activity["description"]
     assert activity["personal_data"] is False and "objected" in activity["safeguards"]
     loc = next(x for x in ropa["installation"]["locations"] if x["name"] == "campaign state")
     assert loc["path"].endswith("campaigns.sqlite") and loc["personal_data"] is False
+    assert loc["count"] == 1  # the order with a row, counted by the campaign store
     page = render_html(ropa)
     assert "Activity: review-request campaigns (purpose review_management)" in page
 

@@ -12,8 +12,7 @@ from click.testing import CliRunner
 from amzigo_lab.cli import main
 from amzigo_lab.compliance.ropa import build_ropa, installation_facts, render_html
 from amzigo_lab.governance.access_review import review_rows, write_access_review
-from amzigo_lab.governance.policy import load_policy
-from amzigo_lab.home import open_lake
+from amzigo_lab.gateway.commands import store_counts
 from tests.governance.gov_fixtures import BUYERS_PER_TENANT, USERS, World, build_world
 
 PII_ROWS = sum(BUYERS_PER_TENANT.values())
@@ -25,9 +24,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def test_the_ropa_lists_the_pii_rows_held_and_where_copies_live(world: World) -> None:
-    home = world.settings.home
-    with open_lake(world.settings) as lake:
-        facts = installation_facts(lake, load_policy(home))
+    with world.governance() as gov:
+        facts = installation_facts(gov.lake, store_counts(gov), gov.policy)
     ropa = build_ropa(world.settings.pii_purposes, facts)
     assert facts["pii_rows"] == PII_ROWS and facts["pii_datasets_with_rows"] == ["order_buyers"]
     buyers = next(d for d in ropa["datasets"] if d["dataset"] == "order_buyers")
@@ -41,7 +39,10 @@ def test_the_ropa_lists_the_pii_rows_held_and_where_copies_live(world: World) ->
         "reports", "DSR and other exports", "quarantine", "DSR staging", "audit log",
         "user store", "tenant grants", "alert delivery ledger",
     } <= set(where)  # fmt: skip
-    assert where["user store"]["count"] == len(USERS)
+    assert where["user store"]["count"] == len(USERS)  # counted by the identity store
+    assert where["tenant grants"]["count"] == sum(len(g) for _r, _t, g in USERS.values())
+    assert where["campaign state"]["count"] is None  # never created: not created by the count
+    assert not (world.settings.state_dir / "campaigns.sqlite").exists()
     assert where["audit log"]["count"] and "crypto-shredded" in where["audit log"]["retention"]
     assert all(loc["retention"] for loc in where.values())
     page = render_html(ropa)
@@ -64,6 +65,9 @@ def test_the_ropa_command_writes_the_installation_facts(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "r" / "ropa.json").read_text())
     assert doc["installation"]["pii_rows"] == PII_ROWS
+    counts = {loc["name"]: loc["count"] for loc in doc["installation"]["locations"]}
+    assert counts["user store"] == len(USERS) + 1  # the gateway asked the identity store
+    assert counts["tenant grants"] == sum(len(g) for _r, _t, g in USERS.values())
 
 
 def test_the_access_review_shows_what_each_user_can_read_and_flags_pii_access(

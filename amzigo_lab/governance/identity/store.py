@@ -309,6 +309,11 @@ class IdentityStore:
             rows = self._db.execute("SELECT * FROM users ORDER BY id").fetchall()
         return [self._user(row, now) for row in rows]
 
+    def count(self) -> int:
+        """How many users the store holds (any status)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
     def policy_seen(self, user_id: str) -> int:
         """The newest data-policy version `user_id` was shown (0: none yet)."""
         with self._lock:
