@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from amzigo_lab.cli import main
 from amzigo_lab.compliance.ropa import build_ropa, installation_facts, render_html
-from amzigo_lab.governance.access_review import review_rows, write_access_review
 from amzigo_lab.gateway.commands import store_counts
+from amzigo_lab.governance.access_review import review_rows, write_access_review
 from tests.governance.gov_fixtures import BUYERS_PER_TENANT, USERS, World, build_world
 
 PII_ROWS = sum(BUYERS_PER_TENANT.values())
