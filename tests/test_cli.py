@@ -140,6 +140,39 @@ print(sorted(m for m in loaded if m.startswith(("amzigo_lab.lake", "amzigo_lab.h
     assert out.stdout.strip() == "[]", out.stdout
 
 
+#: What `import amzigo_lab.cli` must not load: ibis (with sqlglot, DuckDB, pandas) and the lake
+#: (pyarrow.dataset, the home, the sources, compliance, campaigns) cost about a second of CPU
+#: at every `amzigo` start; the commands that need them import them when they run.
+HEAVY_AT_IMPORT = (
+    "ibis", "sqlglot", "duckdb", "pandas", "pyarrow.dataset", "amzigo_lab.lake",
+    "amzigo_lab.home", "amzigo_lab.source", "amzigo_lab.compliance", "amzigo_lab.campaigns",
+)  # fmt: skip
+
+
+def test_importing_the_cli_loads_neither_ibis_nor_the_lake() -> None:
+    """`amzigo --help`, any command's start and the scheduler (`main.commands`) import the
+    whole command tree; checked in a fresh interpreter running this checkout, which also
+    sees every command registered."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    code = f"""
+import sys
+from amzigo_lab.cli import main
+assert {{"ingest", "campaign", "purge", "init", "doctor", "keys", "lake"}} <= set(main.commands)
+assert sys.modules["amzigo_lab"].__file__.startswith({str(root)!r})
+heavy = {HEAVY_AT_IMPORT!r}
+print(sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules)))
+"""
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_purge_dry_run_with_nothing_due_says_so(tmp_path: Path) -> None:
     """`amzigo purge --dry-run` on a home with nothing due printed only "would drop 0 derived
     output(s)", saying nothing about partitions."""

@@ -20,7 +20,6 @@ from amzigo_lab.cli.common import (
     print_json,
     settings_for,
 )
-from amzigo_lab.home import open_lake
 
 #: Due orders listed by the text output of `campaign plan` (all with --all or --json).
 TEXT_ROWS = 40
@@ -64,6 +63,7 @@ def plan_cmd(
         amzigo campaign plan --dry-run --tenant acme-outdoor --json
     """
     from amzigo_lab.campaigns import plan
+    from amzigo_lab.home import open_lake
 
     if not dry_run:
         raise click.UsageError("`campaign plan` never sends: use `amzigo campaign run`")
@@ -117,6 +117,7 @@ def run_cmd(tenants: tuple[str, ...], limit: int | None, home: str | None, as_js
         amzigo campaign run --tenant acme-outdoor --json
     """
     from amzigo_lab.campaigns import run
+    from amzigo_lab.home import open_lake
 
     with open_lake(settings_for(home)) as lake:
         report = run(lake, lake.settings, list(tenants) or None, limit=limit)
@@ -148,6 +149,7 @@ def status_cmd(home: str | None, as_json: bool) -> None:
         amzigo campaign status --json
     """
     from amzigo_lab.campaigns import status
+    from amzigo_lab.home import open_lake
 
     with open_lake(settings_for(home)) as lake:
         info = status(lake, lake.settings)

@@ -13,8 +13,6 @@ import click
 from amzigo_lab.cli.common import console, handle_errors, home_option, json_option, print_json
 from amzigo_lab.cli.common import settings_for as _settings
 from amzigo_lab.cli.compliance_client import DATE
-from amzigo_lab.compliance.retention import purge
-from amzigo_lab.home import open_lake
 
 
 @click.command("purge")
@@ -31,6 +29,9 @@ def purge_cmd(as_of: dt.date | None, dry_run: bool, home: str | None, as_json: b
         amzigo purge --dry-run
         amzigo purge --as-of 2026-06-01 --json
     """
+    from amzigo_lab.compliance.retention import purge
+    from amzigo_lab.home import open_lake
+
     with open_lake(_settings(home)) as lake:
         result = purge(lake, as_of, dry_run=dry_run)
         data = result.to_dict(lake)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.live import Live
@@ -21,11 +21,22 @@ from amzigo_lab.cli.common import (
     print_json,
     settings_for,
 )
-from amzigo_lab.compliance.dsr import index_buyers
-from amzigo_lab.home import open_lake
-from amzigo_lab.source import IngestReport, ingest, sync_status
-from amzigo_lab.source.mode import describe
-from amzigo_lab.source.streams import STREAMS, ProgressEvent
+
+if TYPE_CHECKING:  # the lake and the sources are imported by the commands that use them
+    from amzigo_lab.source import IngestReport
+    from amzigo_lab.source.streams import ProgressEvent
+
+
+class _StreamsOption(click.Option):
+    """`--streams`, whose help names the streams: read from the sources (which import the
+    lake) when the help is shown, not when the CLI is imported."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self.help is None:
+            from amzigo_lab.source.streams import STREAMS
+
+            self.help = f"Comma-separated streams (default all): {', '.join(STREAMS)}."
+        return super().get_help_record(ctx)
 
 
 class ProgressBoard:
@@ -98,10 +109,7 @@ def print_summary(report: IngestReport) -> None:
 
 @click.command("ingest")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
-@click.option(
-    "--streams",
-    help=f"Comma-separated streams (default all): {', '.join(STREAMS)}.",
-)
+@click.option("--streams", cls=_StreamsOption)
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -136,6 +144,11 @@ def ingest_cmd(
 
         amzigo ingest --tenant acme-outdoor --streams orders,finances --since 2026-11-01
     """
+    from amzigo_lab.compliance.dsr import index_buyers
+    from amzigo_lab.home import open_lake
+    from amzigo_lab.source import ingest
+    from amzigo_lab.source.mode import describe
+
     settings = settings_for(home)
     names = [s.strip() for s in streams.split(",") if s.strip()] if streams else None
     board = ProgressBoard()
@@ -181,6 +194,9 @@ def sync_status_cmd(home: str | None, as_json: bool) -> None:
 
         amzigo sync status --json
     """
+    from amzigo_lab.home import open_lake
+    from amzigo_lab.source import sync_status
+
     with open_lake(settings_for(home)) as lake:
         rows = sync_status(lake)
     if as_json:

@@ -6,7 +6,7 @@ are gateway clients (`amzigo_lab.cli.lake_client`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,8 +19,9 @@ from amzigo_lab.cli.common import (
     print_json,
     settings_for,
 )
-from amzigo_lab.home import init_home, open_lake
-from amzigo_lab.lake.integrity import VerifyReport, doctor
+
+if TYPE_CHECKING:  # the home and the lake are imported by the commands that open them
+    from amzigo_lab.lake.integrity import VerifyReport
 
 
 @click.command("init")
@@ -63,6 +64,7 @@ def init_cmd(
         sudo amzigo init --home /srv/amzigo --service-user amzigo --kernel-user amzigo-kernel
     """
     from amzigo_lab import hardening
+    from amzigo_lab.home import init_home
 
     if kernel_user and not service_user:
         raise click.UsageError("--kernel-user needs --service-user")
@@ -132,7 +134,8 @@ def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
     """
     from amzigo_lab.compliance.recovery import resume_interrupted, uncovered_partitions
     from amzigo_lab.hardening import inspect
-    from amzigo_lab.lake.integrity import Problem
+    from amzigo_lab.home import open_lake
+    from amzigo_lab.lake.integrity import Problem, doctor
 
     settings = settings_for(home)
     hardening = inspect(settings)
@@ -199,6 +202,8 @@ def rotate_cmd(home: str | None) -> None:
 
         amzigo keys rotate
     """
+    from amzigo_lab.home import open_lake
+
     with open_lake(settings_for(home)) as lake:
         old = lake.master_key_id
         new = lake.rotate_master_key()
@@ -249,6 +254,7 @@ def export_key_cmd(
     from pathlib import Path
 
     from amzigo_lab.errors import AmzigoError
+    from amzigo_lab.home import open_lake
     from amzigo_lab.lake.keys import FileKeyProvider
 
     settings = settings_for(home)

@@ -5,7 +5,8 @@ only has a token. `table(name)` returns a lazy ibis table: ibis compiles the exp
 here and the gateway runs it over the views the policy built for this user and purpose, audits
 it, and returns Arrow. Nothing from the lake is ever registered in this process: the local
 DuckDB holds only empty, typed stand-ins that raise when something tries to read them locally
-(so a local `to_parquet` or `raw_sql` cannot silently return nothing).
+(so a local `to_parquet` or `raw_sql` cannot silently return nothing). The ibis backend
+(`amzigo_lab.client.remote_backend`) is imported when a session opens, not with this module.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from __future__ import annotations
 import base64
 import getpass
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import duckdb
-import ibis.backends.duckdb as ibis_duckdb
 import pyarrow as pa
 
 from amzigo_lab.client import protocol
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
     import polars as pl
 
+    from amzigo_lab.client.remote_backend import RemoteBackend
     from amzigo_lab.config import Settings
 
 T = TypeVar("T")
@@ -48,56 +48,6 @@ def schema_from_b64(text: str) -> pa.Schema:
 def schema_to_b64(schema: pa.Schema) -> str:
     """An Arrow schema for the wire."""
     return base64.b64encode(schema.serialize().to_pybytes()).decode()
-
-
-class _RemoteBackend(ibis_duckdb.Backend):
-    """An ibis DuckDB backend that compiles locally and executes in the gateway."""
-
-    _workbench: Workbench | None = None
-
-    def _wb(self) -> Workbench:
-        if self._workbench is None:
-            raise AccessDenied("this governed session is closed; connect again")
-        return self._workbench
-
-    def _to_duckdb_relation(
-        self,
-        expr: ir.Expr,
-        *,
-        params: Mapping[ir.Scalar, Any] | None = None,
-        limit: int | str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        sql = self.compile(expr.as_table(), limit=limit, params=params, **kwargs)
-        return _Fetched(self._wb()._run(sql, via="ibis"))
-
-    def to_pyarrow_batches(
-        self,
-        expr: ir.Expr,
-        /,
-        *,
-        params: Mapping[ir.Scalar, Any] | None = None,
-        limit: int | str | None = None,
-        chunk_size: int = 1_000_000,
-        **_: Any,
-    ) -> pa.RecordBatchReader:
-        table = self.to_pyarrow(expr.as_table(), params=params, limit=limit)
-        return pa.RecordBatchReader.from_batches(
-            table.schema, table.to_batches(max_chunksize=chunk_size)
-        )
-
-
-class _Fetched:
-    """The gateway's answer, shaped like the DuckDB relation ibis expects to convert."""
-
-    def __init__(self, table: pa.Table) -> None:
-        self._table = table
-
-    def to_arrow_table(self) -> pa.Table:
-        return self._table
-
-    def torch(self) -> Any:
-        raise NotImplementedError("to_torch is not available over the gateway: use to_pyarrow()")
 
 
 class Workbench:
@@ -121,7 +71,7 @@ class Workbench:
         self._handle = ""
         self._schemas: dict[str, pa.Schema] = {}
         self._datasets: list[str] = []
-        self._ibis: _RemoteBackend | None = None
+        self._ibis: RemoteBackend | None = None
         self._open()
 
     # -- the gateway session -----------------------------------------------------------------
@@ -137,6 +87,10 @@ class Workbench:
         self._build_backend()
 
     def _build_backend(self) -> None:
+        import duckdb
+
+        from amzigo_lab.client.remote_backend import RemoteBackend  # ibis: on first use
+
         con = duckdb.connect(":memory:")
         for i, (name, schema) in enumerate(self._schemas.items()):
             view, empty = sql_name(name), f"_empty_{i}"
@@ -147,7 +101,7 @@ class Workbench:
                 f'CREATE VIEW "{view}" AS SELECT "{empty}".* FROM (SELECT 1 AS one) g '  # noqa: S608
                 f"LEFT JOIN \"{empty}\" ON true WHERE error('{_GUARD}') IS NULL"
             )
-        backend = _RemoteBackend.from_connection(con)
+        backend = RemoteBackend.from_connection(con)
         backend._workbench = self
         old, self._ibis = self._ibis, backend
         if old is not None:
