@@ -13,13 +13,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.flight as flight
+from typing import TYPE_CHECKING, Any
 
 from amzigo_lab.client import protocol
 from amzigo_lab.client.protocol import GatewayUnavailable
+
+if TYPE_CHECKING:  # pyarrow is imported by the first connection, not by `amzigo --help`
+    import pyarrow as pa
+    import pyarrow.flight as flight
 
 # Arrow received over Flight/gRPC can sit at any byte offset; DuckDB scans registered Arrow
 # through Acero, which otherwise warns on stderr for every such buffer. Copy them aligned
@@ -40,6 +41,8 @@ class GatewayClient:
     """One connection to a gateway, authenticated by a bearer token (or none)."""
 
     def __init__(self, address: str, token: str | None = None) -> None:
+        import pyarrow.flight as flight
+
         self.address = address
         self.token = token
         kwargs: dict[str, Any] = {}
@@ -51,10 +54,14 @@ class GatewayClient:
         self._bulk = protocol.bulk_socket_path(address)
 
     def _options(self, timeout: float | None) -> flight.FlightCallOptions:
+        import pyarrow.flight as flight
+
         headers = [(b"authorization", f"Bearer {self.token}".encode())] if self.token else []
         return flight.FlightCallOptions(headers=headers, timeout=timeout or CALL_TIMEOUT)
 
     def _translate(self, exc: flight.FlightError) -> Exception:
+        import pyarrow.flight as flight
+
         if isinstance(exc, flight.FlightUnavailableError) and not exc.extra_info:
             return GatewayUnavailable(
                 f"no amzigo gateway answers at {self.address}: start it with "
@@ -66,6 +73,8 @@ class GatewayClient:
         self, name: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
         """Run one action; its JSON answer."""
+        import pyarrow.flight as flight
+
         body = protocol.encode(payload or {})
         try:
             results = list(
@@ -78,6 +87,8 @@ class GatewayClient:
     def table(self, ticket: dict[str, Any], *, timeout: float | None = None) -> pa.Table:
         """The whole Arrow result of a ticket. A local gateway may hand a large result over
         its bulk socket instead of the Flight stream (`gateway/bulk.py`)."""
+        import pyarrow.flight as flight
+
         bulk = self._bulk is not None and self._bulk.exists()
         if bulk:
             ticket = {**ticket, "bulk": 1}

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
-
 from amzigo_lab.client import protocol
 from amzigo_lab.client.transport import GatewayClient, ensure_gateway
 from amzigo_lab.errors import AccessDenied, UnknownDataset
@@ -28,6 +26,7 @@ from amzigo_lab.names import sql_name
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     import polars as pl
+    import pyarrow as pa
 
     from amzigo_lab.client.remote_backend import RemoteBackend
     from amzigo_lab.config import Settings
@@ -42,6 +41,8 @@ _GUARD = (
 
 def schema_from_b64(text: str) -> pa.Schema:
     """An Arrow schema sent by the gateway."""
+    import pyarrow as pa
+
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
 
 
@@ -88,6 +89,7 @@ class Workbench:
 
     def _build_backend(self) -> None:
         import duckdb
+        import pyarrow as pa
 
         from amzigo_lab.client.remote_backend import RemoteBackend  # ibis: on first use
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pyarrow as pa
-
 #: The made-up tenant of the dry run (its rows live in the kernel's memory only, never in the lake).
 WARMUP_TENANT = "warm-up"
 
@@ -32,6 +30,8 @@ WARMUP_CODE = (
 def warmup_tables(today: dt.date) -> dict[str, Any]:
     """Every dataset the dashboard reads as Arrow: a few days of made-up orders and order items
     for a made-up tenant (so the charts and tables are drawn too), the others empty."""
+    import pyarrow as pa
+
     from amzigo_lab.datasets import REGISTRY
     from amzigo_lab.serve.dashboard import DATASETS
     from amzigo_lab.synthetic import items_for_orders, orders_for_day
