@@ -1,6 +1,8 @@
 """`amzigo purge`: an operator command (the daily retention job of the service account).
 
-It opens the home in-process (it holds the master key legitimately). Holds, deletion notices,
+It opens the home in-process (it holds the master key legitimately). When the home's gateway
+holds decrypted copies in its hot cache, the purge asks it to empty the cache first
+(`home.release_gateway_cache_on_drop`; audited by the gateway). Holds, deletion notices,
 certificates and the ROPA are gateway clients: `amzigo_lab.cli.compliance_client`.
 """
 
@@ -14,7 +16,7 @@ from amzigo_lab.cli.common import console, handle_errors, home_option, json_opti
 from amzigo_lab.cli.common import settings_for as _settings
 from amzigo_lab.cli.compliance_client import DATE
 from amzigo_lab.compliance.retention import purge
-from amzigo_lab.home import open_lake
+from amzigo_lab.home import open_lake, release_gateway_cache_on_drop
 
 
 @click.command("purge")
@@ -32,6 +34,7 @@ def purge_cmd(as_of: dt.date | None, dry_run: bool, home: str | None, as_json: b
         amzigo purge --as-of 2026-06-01 --json
     """
     with open_lake(_settings(home)) as lake:
+        release_gateway_cache_on_drop(lake, "amzigo purge")
         result = purge(lake, as_of, dry_run=dry_run)
         data = result.to_dict(lake)
     if as_json:

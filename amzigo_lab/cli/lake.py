@@ -19,7 +19,7 @@ from amzigo_lab.cli.common import (
     print_json,
     settings_for,
 )
-from amzigo_lab.home import init_home, open_lake
+from amzigo_lab.home import init_home, open_lake, release_gateway_cache_on_drop
 from amzigo_lab.lake.integrity import VerifyReport, doctor
 
 
@@ -142,6 +142,7 @@ def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
         resumed.update(resume_interrupted(lake).to_dict())
 
     with open_lake(settings) as lake:
+        release_gateway_cache_on_drop(lake, "amzigo doctor --fix")  # resumed drops
         report = doctor(lake, fix=fix, resume=resume)
         report.problems.extend(
             Problem("uncertified", f"partition {u.partition_id}", u.message())
