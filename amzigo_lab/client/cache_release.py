@@ -18,8 +18,10 @@ from amzigo_lab.client import protocol
 from amzigo_lab.client.service import operator_token
 from amzigo_lab.client.transport import GatewayClient
 
-#: How long the drop waits for the gateway's answer (it may be finishing a long query first).
-RELEASE_TIMEOUT_S = 300.0
+#: How long the drop waits for the gateway's answer: the gateway empties its cache on its home
+#: thread, after the call it is running (a long query, or a gateway write waiting for the lake
+#: lock this drop holds: then the drop is refused after this long, nothing changed).
+RELEASE_TIMEOUT_S = 120.0
 
 
 def release_gateway_cache(home: Path, reason: str) -> dict[str, Any]:

@@ -110,6 +110,10 @@ def test_the_same_answers_with_the_cache_on_and_off(worlds: tuple[World, World])
     again = _cache(on)
     assert again["hits"] > stats["hits"] and again["misses"] == stats["misses"]
     assert again["files"] == stats["files"]
+    shown = CliRunner().invoke(main, ["gateway", "status", "--home", str(on.settings.home)])
+    assert shown.exit_code == 0 and "hot cache:" in shown.output and "hit(s)" in shown.output
+    shown = CliRunner().invoke(main, ["gateway", "status", "--home", str(off.settings.home)])
+    assert "hot cache: off" in shown.output
 
 
 _HOLDER = """
