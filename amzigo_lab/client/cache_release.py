@@ -27,10 +27,16 @@ RELEASE_TIMEOUT_S = 120.0
 def release_gateway_cache(home: Path, reason: str) -> dict[str, Any]:
     """Have the home's running gateway empty its hot cache; what it released. Raises
     `GatewayUnavailable` (no gateway answers) or `AccessDenied` (not the service account)."""
-    token = operator_token(home)
-    with GatewayClient(protocol.default_address(home), token) as client:
-        return client.action(
-            protocol.HOT_CACHE_RELEASE,
-            {"reason": reason, "os_user": getpass.getuser()},
-            timeout=RELEASE_TIMEOUT_S,
-        )
+    try:
+        token = operator_token(home)
+        with GatewayClient(protocol.default_address(home), token) as client:
+            return client.action(
+                protocol.HOT_CACHE_RELEASE,
+                {"reason": reason, "os_user": getpass.getuser()},
+                timeout=RELEASE_TIMEOUT_S,
+            )
+    except protocol.GatewayUnavailable as exc:
+        raise protocol.GatewayUnavailable(
+            f"the home's gateway did not answer ({exc}); if none runs, the holder is another "
+            "process (a notebook or job that enabled a hot cache on this home): stop it"
+        ) from None

@@ -103,6 +103,7 @@ class HotCache:
         self.hits = 0
         self.misses = 0
         self.skipped = 0  # misses not cached: a drop was running (or one was intended)
+        self.too_big = 0  # scans larger than the budget (read from the dataset)
 
     # -- what scans use -------------------------------------------------------------------
     def table_for(self, scan: ScanLike) -> pa.Table | None:
@@ -119,6 +120,13 @@ class HotCache:
                 for k in keys:
                     self._entries.move_to_end(k)
                 return pa.concat_tables([self._entries[k] for k in keys])
+            # the files' sizes on disk (compressed) are less than their decoded tables:
+            # a scan that cannot fit is not decrypted for nothing
+            on_disk = sum(scan.files[i].bytes for i in missing)
+            held = sum(self._entries[k].nbytes for k in keys if k in self._entries)
+            if on_disk + held > self.budget:
+                self.too_big += 1
+                return None
             if self._draining or not self._hold_shared():
                 self.skipped += 1
                 return None
@@ -128,10 +136,9 @@ class HotCache:
             except BaseException:
                 self._release_if_empty()
                 raise
-            size = sum(t.nbytes for t in loaded.values()) + sum(
-                self._entries[k].nbytes for k in keys if k in self._entries
-            )
+            size = sum(t.nbytes for t in loaded.values()) + held
             if size > self.budget:
+                self.too_big += 1
                 self._release_if_empty()
                 return None
             for i, table in loaded.items():
@@ -172,6 +179,7 @@ class HotCache:
             "hits": self.hits,
             "misses": self.misses,
             "skipped": self.skipped,
+            "too_big": self.too_big,
         }
 
     def partition_ids(self) -> set[int]:
@@ -327,12 +335,12 @@ def before_key_destruction(lake: LakeLike) -> Iterator[None]:
                 raise HotCacheBusy(_BUSY)
             try:
                 release()
-            except AmzigoError as exc:
-                raise HotCacheBusy(f"{_BUSY} (asking the holder to let go failed: {exc})") from None
+            except Exception as exc:  # the holder was not reached: refused, nothing changed
+                raise HotCacheBusy(f"{_BUSY} (asking it to let go failed: {exc})") from None
             if not _try_exclusive(fh):
                 raise HotCacheBusy(
-                    f"{_BUSY} (the home's gateway emptied its cache, but another process "
-                    "still holds cached entries)"
+                    f"{_BUSY} (the process that was asked let go; another one still holds "
+                    "cached entries: a notebook or job that enabled a hot cache on this home)"
                 )
         try:
             yield
