@@ -20,7 +20,7 @@ from amzigo_lab.cli import main
 from amzigo_lab.client import protocol
 from amzigo_lab.client.service import operator_token
 from amzigo_lab.client.transport import GatewayClient, ensure_gateway
-from amzigo_lab.errors import AmzigoError
+from amzigo_lab.errors import AccessDenied, AmzigoError
 from amzigo_lab.lake.catalog import ALL_STATES
 from tests.governance.gov_fixtures import World, build_world
 
@@ -218,6 +218,13 @@ def test_a_purge_is_refused_when_a_holder_does_not_let_go(
         assert "hot cache" in out.output and "Nothing was changed" in out.output
         assert _buyer_partitions(world) == before and set(before.values()) == {"live"}
         # the gateway was asked and let go (audited); the other holder did not
+        assert len(_audit(world, action="gateway.hot_cache")) == 1
+        # only the operator credential (the home's service account) may ask
+        with (
+            GatewayClient(ensure_gateway(home), world.tokens["adm"]) as adm,
+            pytest.raises(AccessDenied, match="operator credential"),
+        ):
+            adm.action(protocol.HOT_CACHE_RELEASE, {"reason": "not mine"})
         assert len(_audit(world, action="gateway.hot_cache")) == 1
         with amzigo_lab.connect(
             "order_fulfilment", home=world.settings, token=world.tokens["pia"]
