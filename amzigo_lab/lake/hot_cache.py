@@ -5,8 +5,11 @@ Off unless a process turns it on (`enable(lake, budget_bytes)`). Then `Scan.duck
 concatenation) instead of the decrypting pyarrow dataset: the first query over a file pays the
 whole decryption and decode of every column; later queries run at DuckDB's in-memory speed.
 Entries are per file, keyed by (partition id, partition key id, path, SHA-256 as committed), so
-a changed catalog row never matches an old entry. The cache keeps decrypted data in this
-process's memory only (it writes no file).
+a changed catalog row never matches an old entry. Least recently used entries are evicted
+beyond the budget, but never one used within `protect_s` seconds (60 by default): a scan that
+would need that reads the dataset instead, so two working sets larger than the budget together
+do not evict each other on every query (each load decrypts every column of every file). The
+cache keeps decrypted data in this process's memory only (it writes no file).
 
 **A crypto-shred destroys the cached copies first, in every process.** A process holding entries
 holds a shared `flock` on `<state>/hot-cache.lock` (an entry is inserted only under it);
@@ -41,6 +44,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -78,6 +82,8 @@ class ScanLike(Protocol):
 
 _LOCK_NAME = "hot-cache.lock"
 _DROP_NAME = "hot-cache.drop.lock"  # held by a drop: no process inserts while it is
+#: Entries used within this many seconds are not evicted to make room for another scan.
+PROTECT_S = 60.0
 
 #: (partition id, partition key id, lake-relative path, sha256)
 EntryKey = tuple[int, str, str, str]
@@ -90,10 +96,15 @@ class HotCacheBusy(AmzigoError):
 class HotCache:
     """Decrypted per-file tables of one lake, least recently used evicted beyond `budget`."""
 
-    def __init__(self, lock_path: os.PathLike[str] | str, budget_bytes: int) -> None:
+    def __init__(
+        self, lock_path: os.PathLike[str] | str, budget_bytes: int, protect_s: float = PROTECT_S
+    ) -> None:
         if budget_bytes <= 0:
             raise ValueError("the hot cache budget must be positive")
         self.budget = budget_bytes
+        self.protect_s = protect_s
+        self._used: dict[EntryKey, float] = {}  # last use (monotonic) of each entry
+        self._sizes: dict[EntryKey, int] = {}  # decoded bytes of files loaded before (no data)
         self._lock_path = os.fspath(lock_path)
         self._entries: OrderedDict[EntryKey, pa.Table] = OrderedDict()
         self._bytes = 0
@@ -104,6 +115,7 @@ class HotCache:
         self.misses = 0
         self.skipped = 0  # misses not cached: a drop was running (or one was intended)
         self.too_big = 0  # scans larger than the budget (read from the dataset)
+        self.crowded = 0  # scans that would evict entries in use (read from the dataset)
 
     # -- what scans use -------------------------------------------------------------------
     def table_for(self, scan: ScanLike) -> pa.Table | None:
@@ -117,15 +129,17 @@ class HotCache:
             missing = [i for i, k in enumerate(keys) if k not in self._entries]
             if not missing:
                 self.hits += 1
-                for k in keys:
-                    self._entries.move_to_end(k)
+                self._touch(keys)
                 return pa.concat_tables([self._entries[k] for k in keys])
-            # the files' sizes on disk (compressed) are less than their decoded tables:
-            # a scan that cannot fit is not decrypted for nothing
-            on_disk = sum(scan.files[i].bytes for i in missing)
+            # decoded sizes of files loaded before, else their sizes on disk (compressed, less
+            # than decoded): a scan that cannot fit is not decrypted for nothing
+            estimate = sum(self._sizes.get(keys[i], scan.files[i].bytes) for i in missing)
             held = sum(self._entries[k].nbytes for k in keys if k in self._entries)
-            if on_disk + held > self.budget:
+            if estimate + held > self.budget:
                 self.too_big += 1
+                return None
+            if not self._room_for(estimate, set(keys)):
+                self.crowded += 1
                 return None
             if self._draining or not self._hold_shared():
                 self.skipped += 1
@@ -136,16 +150,22 @@ class HotCache:
             except BaseException:
                 self._release_if_empty()
                 raise
-            size = sum(t.nbytes for t in loaded.values()) + held
-            if size > self.budget:
+            new = 0
+            for i, table in loaded.items():
+                self._sizes[keys[i]] = table.nbytes
+                new += table.nbytes
+            if new + held > self.budget:
                 self.too_big += 1
+                self._release_if_empty()
+                return None
+            if not self._room_for(new, set(keys)):
+                self.crowded += 1
                 self._release_if_empty()
                 return None
             for i, table in loaded.items():
                 self._entries[keys[i]] = table
                 self._bytes += table.nbytes
-            for k in keys:
-                self._entries.move_to_end(k)
+            self._touch(keys)
             self._evict_to_budget(keep=set(keys))
             return pa.concat_tables([self._entries[k] for k in keys])
 
@@ -154,6 +174,7 @@ class HotCache:
         """Forget every entry (and release the shared lock)."""
         with self._mutex:
             self._entries.clear()
+            self._used.clear()
             self._bytes = 0
             self._release_if_empty()
 
@@ -163,6 +184,7 @@ class HotCache:
         with self._mutex:
             for k in [k for k in self._entries if k[0] in ids]:
                 self._bytes -= self._entries.pop(k).nbytes
+                self._used.pop(k, None)
             self._release_if_empty()
 
     @property
@@ -180,6 +202,7 @@ class HotCache:
             "misses": self.misses,
             "skipped": self.skipped,
             "too_big": self.too_big,
+            "crowded": self.crowded,
         }
 
     def partition_ids(self) -> set[int]:
@@ -187,12 +210,34 @@ class HotCache:
             return {k[0] for k in self._entries}
 
     # -- internals ------------------------------------------------------------------------
+    def _touch(self, keys: list[EntryKey]) -> None:
+        now = time.monotonic()
+        for k in keys:
+            self._entries.move_to_end(k)
+            self._used[k] = now
+
+    def _idle(self, k: EntryKey, now: float) -> bool:
+        return now - self._used.get(k, float("-inf")) >= self.protect_s
+
+    def _room_for(self, nbytes: int, keep: set[EntryKey]) -> bool:
+        """Whether `nbytes` more fit once idle entries (not in `keep`) are evicted."""
+        excess = self._bytes + nbytes - self.budget
+        if excess <= 0:
+            return True
+        now = time.monotonic()
+        idle = sum(
+            t.nbytes for k, t in self._entries.items() if k not in keep and self._idle(k, now)
+        )
+        return idle >= excess
+
     def _evict_to_budget(self, keep: set[EntryKey]) -> None:
+        now = time.monotonic()
         for k in list(self._entries):
             if self._bytes <= self.budget:
                 break
-            if k not in keep:
+            if k not in keep and self._idle(k, now):
                 self._bytes -= self._entries.pop(k).nbytes
+                self._used.pop(k, None)
 
     def _hold_shared(self) -> bool:
         """Whether this process may insert now: no drop is running or intended anywhere
@@ -259,10 +304,10 @@ _RELEASERS: weakref.WeakKeyDictionary[LakeLike, Callable[[], object]] = weakref.
 _REGISTRY_MUTEX = threading.Lock()
 
 
-def enable(lake: LakeLike, budget_bytes: int) -> HotCache:
+def enable(lake: LakeLike, budget_bytes: int, protect_s: float = PROTECT_S) -> HotCache:
     """Turn the hot cache on for `lake` in this process (replacing an existing one)."""
     lake.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cache = HotCache(lake.settings.state_dir / _LOCK_NAME, budget_bytes)
+    cache = HotCache(lake.settings.state_dir / _LOCK_NAME, budget_bytes, protect_s)
     with _REGISTRY_MUTEX:
         old = _CACHES.get(lake)
         _CACHES[lake] = cache

@@ -63,7 +63,7 @@ def test_cached_reads_give_the_same_rows_as_the_dataset(filled: Lake) -> None:
 def test_budget_is_kept_and_a_scan_too_big_reads_the_dataset(filled: Lake) -> None:
     one_day = filled.scan("orders", ["acme"], DAYS[0], DAYS[0])
     size = one_day.to_arrow().nbytes
-    cache = hot_cache.enable(filled, int(size * 2.5))
+    cache = hot_cache.enable(filled, int(size * 2.5), protect_s=0)  # plain LRU
     assert _agg(filled.scan("orders")) == _agg(filled.scan("orders"))  # 8 files: too big
     assert cache.nbytes == 0 and not cache.partition_ids()
     assert cache.too_big == 2 and cache.misses == 0  # not even decrypted: too big on disk
@@ -71,6 +71,27 @@ def test_budget_is_kept_and_a_scan_too_big_reads_the_dataset(filled: Lake) -> No
         _agg(filled.scan("orders", ["acme"], day, day))
         assert cache.nbytes <= cache.budget
     assert len(cache.partition_ids()) == 2
+    last_two = {p.id for d in DAYS[2:] for p in filled.catalog.partitions("orders", ["acme"], d, d)}
+    assert cache.partition_ids() == last_two
+
+
+def test_entries_in_use_are_not_evicted_for_another_scan(filled: Lake) -> None:
+    """Two working sets that do not fit together: the one in use stays cached, the other
+    reads the dataset (no load that would evict it on every alternation)."""
+    size = filled.scan("orders", ["acme"], DAYS[0], DAYS[0]).to_arrow().nbytes
+    expected = _agg(filled.scan("orders", ["acme"], DAYS[2], DAYS[2]))  # before the cache
+    cache = hot_cache.enable(filled, int(size * 2.5))  # protect_s: 60 s
+    first = [filled.scan("orders", ["acme"], d, d) for d in DAYS[:2]]
+    other = filled.scan("orders", ["acme"], DAYS[2], DAYS[2])
+    for scan in first:
+        _agg(scan)
+    kept = cache.partition_ids()
+    assert len(kept) == 2
+    for _ in range(3):
+        assert _agg(other) == expected  # read from the dataset
+        assert cache.partition_ids() == kept
+    assert cache.crowded == 3 and cache.misses <= 3  # loaded at most once: then its size is known
+    assert cache.nbytes <= cache.budget
 
 
 def test_a_drop_empties_the_cache_before_the_keys_are_destroyed(filled: Lake) -> None:
