@@ -192,6 +192,42 @@ def test_a_cli_purge_empties_the_gateway_cache_and_the_purged_rows_are_not_serve
         _stop(world)
 
 
+def test_an_erasure_inside_the_gateway_while_it_caches_the_subject(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`amzigo dsr erase` runs in the gateway: its drop empties the gateway's own cache first."""
+    from amzigo_lab.compliance.dsr import index_buyers
+    from amzigo_lab.home import open_lake
+
+    world = _world(tmp_path_factory.mktemp("hot-erase"), None)
+    with open_lake(world.settings) as lake:
+        index_buyers(lake)
+    email, name = world.pii[1], world.pii[0]  # acme's first buyer
+    buyers = "SELECT buyer_name, buyer_email FROM order_buyers"
+    try:
+        pia = amzigo_lab.connect("order_fulfilment", home=world.settings, token=world.tokens["pia"])
+        assert email in pia.sql(buyers)["buyer_email"].to_list()
+        assert _cache(world)["files"] >= 1
+        with GatewayClient(ensure_gateway(world.settings.home), world.tokens["cora"]) as cora:
+            done = cora.action(protocol.DSR_ERASE, {"subject": {"email": email}, "tenant": "acme"})
+        assert done["certificate_id"]
+        assert _cache(world)["files"] == 0  # the gateway's own drop emptied it
+        with pytest.raises(AmzigoError):  # the old session: an error, never the erased buyer
+            pia.sql(buyers)
+        pia.close()
+        with amzigo_lab.connect(
+            "order_fulfilment", home=world.settings, token=world.tokens["pia"]
+        ) as fresh:
+            for _ in range(2):  # loaded, then from the cache
+                rows = fresh.sql(buyers)
+                assert rows.height == 3
+                assert email not in rows["buyer_email"].to_list()
+                assert name not in rows["buyer_name"].to_list()
+        assert _cache(world)["hits"] >= 1
+    finally:
+        _stop(world)
+
+
 def test_a_purge_is_refused_when_a_holder_does_not_let_go(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
