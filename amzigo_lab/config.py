@@ -28,6 +28,17 @@ DEFAULT_HOME = USER_DATA / "home"
 #: The default notebook folder of `amzigo lab` (outside the home).
 DEFAULT_LAB_ROOT = USER_DATA / "notebooks"
 PII_PURPOSES = ("order_fulfilment", "tax", "legal")
+MIB = 1024 * 1024
+#: The largest automatic hot cache budget (an explicit `hot_cache_mb` may be larger).
+HOT_CACHE_AUTO_CAP = 2048 * MIB
+
+
+def physical_memory() -> int:
+    """Bytes of RAM of this machine (0 if the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (OSError, ValueError):
+        return 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +79,19 @@ class Settings:
     row_group_rows: int = 131_072
     #: Where generated reports go; relative paths are inside the home. Default: <home>/reports.
     reports_dir: Path = Path("reports")
+    #: The gateway's hot cache of decrypted lake files (issue 17), in MiB: 0 (the default) is
+    #: off; None ("auto") is an eighth of the machine's RAM, at most 2 GiB. Off by default
+    #: because a first query decrypts every column of its files (4-18x slower) and a query over
+    #: a few days of a long history reads whole cached tables (1.2-1.5x); it pays for analysts
+    #: repeating whole-dataset queries. See docs/operations.md.
+    hot_cache_mb: int | None = 0
+
+    @property
+    def hot_cache_bytes(self) -> int:
+        """The hot cache's byte budget (0: off)."""
+        if self.hot_cache_mb is not None:
+            return self.hot_cache_mb * MIB
+        return min(physical_memory() // 8, HOT_CACHE_AUTO_CAP)
 
     @property
     def catalog_path(self) -> Path:
@@ -135,6 +159,15 @@ def _positive_int(v: Any) -> int:
     return n
 
 
+def _auto_or_mib(v: Any) -> int | None:
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "auto")):
+        return None
+    try:
+        return _non_negative_int(v)
+    except ValueError:
+        raise ValueError('expected "auto" or a number of MiB >= 0 (0 turns it off)') from None
+
+
 def _opt_date(v: Any) -> dt.date | None:
     if v in (None, ""):
         return None
@@ -184,6 +217,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "pii_purposes": _purposes,
     "row_group_rows": _positive_int,
     "reports_dir": _path,
+    "hot_cache_mb": _auto_or_mib,
 }
 
 

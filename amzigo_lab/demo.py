@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from amzigo_lab.config import Settings
-from amzigo_lab.home import init_home
+from amzigo_lab.home import init_home, release_gateway_cache_on_drop
 
 #: The tenant whose buyer PII the demo ingests (for order fulfilment), to show its purge.
 PII_TENANT = "acme-outdoor"
@@ -119,6 +119,7 @@ def run_demo(
         say("importing demo product costs (as `amzigo costs import` does)")
         _demo_costs(lake, settings, today, days)
         say(f"purging everything past its deadline as of {today}")
+        release_gateway_cache_on_drop(lake, "amzigo demo purge")  # a gateway of an earlier run
         result.purge, result.certificate = _purge(lake, today)
     say("generating reports")
     result.reports = _reports(settings, today, say, on_report)

@@ -58,6 +58,19 @@ def open_lake(settings: Settings, **kwargs: Any) -> Lake:
     )
 
 
+def release_gateway_cache_on_drop(lake: Lake, reason: str) -> Lake:
+    """Let this process's drops of `lake` ask the home's running gateway to empty its hot cache
+    when it holds decrypted copies (else they are refused with `HotCacheBusy`). For processes
+    other than the gateway (the CLI's purge, doctor --fix, the demo); never inside the gateway,
+    which would be asking itself."""
+    from amzigo_lab.client.cache_release import release_gateway_cache
+    from amzigo_lab.lake import hot_cache
+
+    home = lake.settings.home
+    hot_cache.on_busy(lake, lambda: release_gateway_cache(home, reason))
+    return lake
+
+
 DEFAULT_CONFIG = """\
 # amzigo-lab settings. Environment variables AMZIGO_<SETTING> override these.
 # key_provider = "file"            # or "env" (base64 key in $AMZIGO_MASTER_KEY)
@@ -66,6 +79,7 @@ DEFAULT_CONFIG = """\
 # sandbox_seed = 7
 # sandbox_today = "2026-11-27"
 # pii_purposes = []                # e.g. ["order_fulfilment"] to ingest buyer PII
+# hot_cache_mb = "auto"            # the gateway's cache of decrypted files (MiB); 0 turns it off
 #
 # [audit]
 # anchor = "/other/storage/amzigo-audit-anchor"  # a copy of every checkpoint (make it chattr +a)

@@ -18,6 +18,13 @@ Run: python -m bench gateway [--quick] [--rows 5000000] [--days 25] [--reps 7] [
    first record batch / time from the first batch to the last), i.e. the socket's own rate;
    the server materialises the result before it streams, so this excludes the scan.
 
+4. the gateway's hot cache (issue 17, `lake/hot_cache.py`): the same governed aggregation
+   through a gateway with the cache on vs one with it off (`hot_cache_mb = 0`), all days and
+   the last 7 days. "repeat": the cache warm; "first": the cache emptied (the operator's
+   `hot_cache.release`, as a drop asks) before every timed query, so it decrypts every column
+   of every file. Info rows (ratio < 1: the cache is faster). Rows 1-3 run with the cache off
+   on both sides, so they still measure the transport.
+
 The gateway is a real process started with `python -m amzigo_lab.gateway --home H` (what
 `amzigo gateway` and on-demand starts run); its socket is the home's `gateway.sock`. Data is
 written once through `lake.write` (real encrypted partitions, not timed). The in-process
@@ -295,6 +302,66 @@ def measure(settings: Any, local_settings: Any, token: str, cfg: dict[str, int])
     return rows
 
 
+def measure_hot(off: Any, hot: Any, token: str, cfg: dict[str, int]) -> list[Row]:
+    """Section 4: governed queries through a gateway with the hot cache vs one without."""
+    import amzigo_lab
+    from amzigo_lab.client import protocol
+    from amzigo_lab.client.service import operator_token
+    from amzigo_lab.client.transport import GatewayClient
+
+    week = (START + dt.timedelta(days=max(0, cfg["days"] - 7))).isoformat()
+    queries = {
+        "all days": "SELECT marketplace_id, count(*) AS n, sum(order_total) AS total "
+        "FROM orders_versions GROUP BY 1 ORDER BY 1",
+        "last 7 days": "SELECT marketplace_id, count(*) AS n, sum(order_total) AS total "
+        f"FROM orders_versions WHERE ingest_date >= DATE '{week}' GROUP BY 1 ORDER BY 1",
+    }
+    cold = amzigo_lab.connect(PURPOSE, home=off, token=token)
+    warm = amzigo_lab.connect(PURPOSE, home=hot, token=token)
+    operator = GatewayClient(protocol.default_address(hot.home), operator_token(hot.home))
+
+    def first(query: str) -> Any:
+        operator.action(protocol.HOT_CACHE_RELEASE, {"reason": "bench first query"})
+        return warm.sql(query, arrow=True)
+
+    rows: list[Row] = []
+    try:
+        for label, query in queries.items():
+            fns = {"cache off": lambda q=query: cold.sql(q, arrow=True),
+                   "hot, repeat": lambda q=query: warm.sql(q, arrow=True)}  # fmt: skip
+            interleave(fns, 2, "")  # warm-up: the cache loads, plans, first audit appends
+            t, res = interleave(fns, cfg["reps"], f"hot cache, repeat, {label}")
+            assert res["cache off"].equals(res["hot, repeat"]), "cache on and off disagree"
+            rows.append(
+                Row("4. hot cache", f"repeat query, {label} (gateway, cache warm)",
+                    median(t["hot, repeat"]), "ms", median(t["cache off"]), "info",
+                    note="the same governed aggregation through a gateway with the cache off; "
+                    "ratio < 1: faster", samples=t["hot, repeat"],
+                    baseline_samples=t["cache off"])
+            )  # fmt: skip
+            fns = {"cache off": lambda q=query: cold.sql(q, arrow=True),
+                   "hot, first": lambda q=query: first(q)}  # fmt: skip
+            t, res = interleave(fns, cfg["reps"], f"hot cache, first, {label}")
+            assert res["cache off"].equals(res["hot, first"]), "cache on and off disagree"
+            rows.append(
+                Row("4. hot cache", f"first query, {label} (gateway, cache emptied before)",
+                    median(t["hot, first"]), "ms", median(t["cache off"]), "info",
+                    note="includes the hot_cache.release call (one round trip, audited) and "
+                    "the decryption of every column of every file", samples=t["hot, first"],
+                    baseline_samples=t["cache off"])
+            )  # fmt: skip
+    finally:
+        cold.close()
+        warm.close()
+        operator.close()
+    return rows
+
+
+def _set_hot_cache(home: Path, mb: int) -> None:
+    with (home / "config.toml").open("a", encoding="utf-8") as fh:
+        fh.write(f"\nhot_cache_mb = {mb}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench gateway", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="500k rows, 3 reps (< 1 minute)")
@@ -315,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(tempfile.mkdtemp(prefix="amzigo-gwbench-", dir=args.dir))
     proc: subprocess.Popen[bytes] | None = None
+    hot_proc: subprocess.Popen[bytes] | None = None
     try:
         log(f"writing {cfg['rows']:,} orders in {cfg['days']} encrypted partitions")
         ms, (settings, token) = timed(lambda: build(root, cfg["rows"], cfg["days"]))
@@ -322,17 +390,26 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.copytree(settings.home, root / "home-in-process")
         local_settings = load_settings(root / "home-in-process", env={})
-        log(f"built in {ms / 1000:.1f} s (not measured); starting the gateway")
+        shutil.copytree(settings.home, root / "home-hot")
+        _set_hot_cache(settings.home, 0)  # rows 1-3: the transport, both sides decrypting
+        _set_hot_cache(root / "home-hot", 2048)
+        hot_settings = load_settings(root / "home-hot", env={})
+        log(f"built in {ms / 1000:.1f} s (not measured); starting the gateways")
         proc = start_gateway(settings.home, root / "gateway.log")
         rows = measure(settings, local_settings, token, cfg)
+        hot_proc = start_gateway(hot_settings.home, root / "gateway-hot.log")
+        rows += measure_hot(settings, hot_settings, token, cfg)
     finally:
         if proc is not None:
             stop_gateway(settings.home, proc)
+        if hot_proc is not None:
+            stop_gateway(root / "home-hot", hot_proc)
         shutil.rmtree(root, ignore_errors=True)
 
     title = (
         f"amzigo_lab gateway benchmark: {cfg['rows']:,} orders, {cfg['days']} partitions, "
-        f"Arrow Flight over a Unix socket vs in-process; medians of interleaved reps"
+        f"Arrow Flight over a Unix socket vs in-process, and the hot cache on vs off; medians "
+        "of interleaved reps"
     )
     print(title)
     print(render_table(rows))

@@ -1,6 +1,8 @@
 """`amzigo purge`: an operator command (the daily retention job of the service account).
 
-It opens the home in-process (it holds the master key legitimately). Holds, deletion notices,
+It opens the home in-process (it holds the master key legitimately). When the home's gateway
+holds decrypted copies in its hot cache, the purge asks it to empty the cache first
+(`home.release_gateway_cache_on_drop`; audited by the gateway). Holds, deletion notices,
 certificates and the ROPA are gateway clients: `amzigo_lab.cli.compliance_client`.
 """
 
@@ -30,9 +32,10 @@ def purge_cmd(as_of: dt.date | None, dry_run: bool, home: str | None, as_json: b
         amzigo purge --as-of 2026-06-01 --json
     """
     from amzigo_lab.compliance.retention import purge
-    from amzigo_lab.home import open_lake
+    from amzigo_lab.home import open_lake, release_gateway_cache_on_drop
 
     with open_lake(_settings(home)) as lake:
+        release_gateway_cache_on_drop(lake, "amzigo purge")
         result = purge(lake, as_of, dry_run=dry_run)
         data = result.to_dict(lake)
     if as_json:

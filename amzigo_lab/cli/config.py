@@ -33,6 +33,8 @@ def effective_settings(settings: Settings, origins: dict[str, str]) -> list[dict
             value = ", ".join(value) or "(none)"
         elif isinstance(value, Path):
             value = str(value)
+        elif value is None and field.name == "hot_cache_mb":
+            value = f"auto ({settings.hot_cache_bytes // (1024 * 1024)} MiB)"
         elif value is None:
             value = "(unset)"
         rows.append({"setting": field.name, "value": value, "source": source})

@@ -128,6 +128,15 @@ def status_cmd(parent_home: str | None, home: str | None, as_json: bool) -> None
         f"{health['uptime_s']} s, {health['sessions']} session(s), "
         f"{health['service_tokens']} service token(s)"
     )
+    hot = health.get("hot_cache") or {}
+    if not hot.get("budget_bytes"):
+        click.echo("hot cache: off (hot_cache_mb = 0)")
+    else:
+        mib = 1024 * 1024
+        click.echo(
+            f"hot cache: {hot['bytes'] / mib:,.0f} of {hot['budget_bytes'] / mib:,.0f} MiB, "
+            f"{hot['files']} file(s), {hot['hits']} hit(s), {hot['misses']} load(s)"
+        )
 
 
 @gateway_group.command("stop")

@@ -134,7 +134,7 @@ def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
     """
     from amzigo_lab.compliance.recovery import resume_interrupted, uncovered_partitions
     from amzigo_lab.hardening import inspect
-    from amzigo_lab.home import open_lake
+    from amzigo_lab.home import open_lake, release_gateway_cache_on_drop
     from amzigo_lab.lake.integrity import Problem, doctor
 
     settings = settings_for(home)
@@ -145,6 +145,7 @@ def doctor_cmd(fix: bool, home: str | None, as_json: bool) -> None:
         resumed.update(resume_interrupted(lake).to_dict())
 
     with open_lake(settings) as lake:
+        release_gateway_cache_on_drop(lake, "amzigo doctor --fix")  # resumed drops
         report = doctor(lake, fix=fix, resume=resume)
         report.problems.extend(
             Problem("uncertified", f"partition {u.partition_id}", u.message())

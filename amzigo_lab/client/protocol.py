@@ -92,6 +92,8 @@ COSTS_LIST = "costs.list"
 #: Distributed reads (Spark, Dask): plan a job (files + job token), end it.
 SCALE_PLAN = "scale.plan"
 SCALE_REVOKE = "scale.revoke"
+#: Operator only: empty the gateway's hot cache so another process's drop may proceed.
+HOT_CACHE_RELEASE = "hot_cache.release"
 #: `amzigo incident ...`: a session whose user holds the compliance or security_officer role.
 INCIDENT_OPEN = "incident.open"
 INCIDENT_LIST = "incident.list"
@@ -112,7 +114,7 @@ POLICY_VERIFY = "policy.verify"
 DENY_ALL_ALLOWED = frozenset(
     {LOGIN, LOGIN_CHANGE_PASSWORD, SESSION_CHECK, SESSION_END, AUDIT_SEARCH, ALERTS_RUN,
      HOLD_LIST, LAKE_VERIFY, USERS_LIST, USERS_DISABLE, KERNEL_REVOKE, SERVICE_REVOKE,
-     AUDIT_EMIT, SCALE_REVOKE}
+     AUDIT_EMIT, SCALE_REVOKE, HOT_CACHE_RELEASE}
 )  # fmt: skip
 #: What a gateway in an incident's read-only mode refuses (changes to data, users, secrets).
 READ_ONLY_REFUSED = frozenset(

@@ -12,6 +12,13 @@ a policy right or role (denials audited by Governance), or, for the operator cre
 reason, as `break-glass:<os user>` (audited as `admin.break_glass`; alerts delivered at once).
 The CLI's client commands (`lake ls`, `hold ...`, `dsr ...`, `certificate ...`, `users list`,
 `audit search`, `alerts`, ...) are actions of the same kind, in `amzigo_lab.gateway.commands`.
+
+The gateway keeps decrypted lake files in its hot cache (`lake/hot_cache.py`, budget
+`hot_cache_mb`, 0 turns it off): governed sessions and `latest` tickets register cached tables
+for one read only. A drop run by another process (`amzigo purge`, `doctor --fix`) that finds
+the cache holding entries asks `hot_cache.release` (operator credential, audited as
+`gateway.hot_cache`): the cache is emptied on the home thread, and nothing is cached again
+until the drop's intent lock is released.
 """
 
 from __future__ import annotations
@@ -113,6 +120,7 @@ class GatewayServer(flight.FlightServerBase):
             lambda: Governance.open(settings, hasher=hasher, clock=self._clock)
         ).result()
         self._con = self._work.submit(duckdb.connect).result()
+        self._hot = self._work.submit(self._enable_hot_cache).result()
         self._handles: dict[str, _Handle] = {}
         self._policy_stamp: tuple[int, int] | None = None
         from amzigo_lab.governance.incidents import IncidentStore
@@ -159,6 +167,7 @@ class GatewayServer(flight.FlightServerBase):
             protocol.USERS_PASSWD: self._users_passwd,
             protocol.SCALE_PLAN: self.scale.plan,
             protocol.SCALE_REVOKE: self.scale.revoke,
+            protocol.HOT_CACHE_RELEASE: self._hot_cache_release,
         }
         from amzigo_lab.gateway.commands import handlers
         from amzigo_lab.gateway.incident_actions import handlers as incident_handlers
@@ -319,6 +328,7 @@ class GatewayServer(flight.FlightServerBase):
             "sessions": len(self._handles),
             "service_tokens": len(self.calls.tokens),
             "jobs": len(self.scale.jobs),
+            "hot_cache": self._hot.stats() if self._hot is not None else {"budget_bytes": 0},
         }
 
     def stop(self) -> None:
@@ -338,6 +348,9 @@ class GatewayServer(flight.FlightServerBase):
                 with contextlib.suppress(Exception):  # closing anyway
                     handle.workbench.close()
             self._handles.clear()
+            from amzigo_lab.lake import hot_cache
+
+            hot_cache.disable(self._gov.lake)
             self._con.close()
             self._incidents.close()
             self._gov.close()
@@ -417,6 +430,38 @@ class GatewayServer(flight.FlightServerBase):
             return len(stale)
 
         return self._work.submit(run).result()
+
+    # -- the hot cache -------------------------------------------------------------------------
+    def _enable_hot_cache(self) -> Any:
+        """(Home thread.) Turn the lake's hot cache on with the configured budget (None: off)."""
+        from amzigo_lab.lake import hot_cache
+
+        budget = self.settings.hot_cache_bytes
+        if budget <= 0:
+            return None
+        return hot_cache.enable(self._gov.lake, budget)
+
+    def _hot_cache_release(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """(Home thread, operator credential.) Empty the hot cache for another process's drop.
+        Sessions hold no cached table between reads, so this frees every decrypted copy; the
+        drop's intent lock keeps anything from being cached again until it ends. Audited."""
+        self.calls.require_operator(token, protocol.HOT_CACHE_RELEASE)
+        why = re.sub(r"[^A-Za-z0-9 ._:-]", "_", str(body.get("reason") or "a drop"))[:80]
+        os_user = re.sub(r"[^A-Za-z0-9._@-]", "_", str(body.get("os_user") or "unknown"))[:64]
+        files = nbytes = 0
+        if self._hot is not None:
+            stats = self._hot.stats()
+            files, nbytes = int(stats["files"]), int(stats["bytes"])
+            self._hot.clear()
+        self._gov.emit(
+            "gateway.hot_cache",
+            actor=f"operator:{os_user}",
+            resource="hot_cache",
+            decision="allow",
+            reason=f"emptied for {why}: {files} file(s), {nbytes} bytes; no caching until "
+            "the drop ends",
+        )
+        return {"released_files": files, "released_bytes": nbytes}
 
     # -- authentication ------------------------------------------------------------------------
     def _session_check(self, token: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -65,9 +65,12 @@ class LakeTableSource(TenantSource):
         """Every ingested version of the tenant's `name` (registered once per source)."""
         if name not in self._versions:
             scan = self.lake.scan(name, [self.tenant])
-            self._versions[name] = (
-                scan.ibis(self.backend, f"{name}_versions") if scan.paths else None
-            )
+            versions = None
+            if scan.paths:  # the decrypting dataset, never a hot cache table: this source
+                # stays registered for its lifetime (lake/hot_cache.py)
+                self.backend.con.register(f"{name}_versions", scan.arrow_dataset())
+                versions = self.backend.table(f"{name}_versions")
+            self._versions[name] = versions
         return self._versions[name]
 
     def _build(self, name: str, bounds: tuple[str, Any, Any] | None = None) -> ir.Table:

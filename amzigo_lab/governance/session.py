@@ -14,6 +14,12 @@ Every read (`sql`, `polars`, executing a `table` expression) re-validates the se
 count it returned; every denial writes one too and raises `AccessDenied` naming the missing
 grant, role or purpose.
 
+With the gateway's hot cache on (`lake/hot_cache.py`), a read swaps the cached decrypted tables
+of the relations it names in for the decrypting datasets, and back before it returns: between
+reads the connection holds no decrypted data, so emptying the cache (before a crypto-shred)
+frees every copy. The scans stay the ones chosen at build time (the policy's tenants), so the
+cache is asked for exactly the permitted files.
+
 Trust boundary: this runs inside the analyst's own Python process, which holds the lake's
 keys in memory and may be able to read the master key file. It stops mistakes and casual
 overreach, not a hostile user with a shell on the same machine; see docs/architecture.md.
@@ -21,6 +27,7 @@ overreach, not a hostile user with a shell on the same machine; see docs/archite
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import uuid
@@ -36,6 +43,7 @@ from amzigo_lab.errors import AccessDenied, UnknownDataset
 from amzigo_lab.governance.identity import IdentityError, SessionExpired
 from amzigo_lab.governance.identity import Session as IdentitySession
 from amzigo_lab.governance.policy import Principal
+from amzigo_lab.lake.hot_cache import cache_of
 from amzigo_lab.names import sql_name
 
 if TYPE_CHECKING:
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
 
     from amzigo_lab.config import Settings
     from amzigo_lab.governance.context import Governance
+    from amzigo_lab.lake.reader import Scan
     from amzigo_lab.schema import DatasetSpec
 
 SESSION_ENV = "AMZIGO_SESSION"
@@ -86,7 +95,7 @@ class _AuditedBackend(ibis_duckdb.Backend):
         wb = self._wb()
         names = _expr_tables(expr)
         wb._before_read(names)
-        with wb._translate_errors(names):
+        with wb._translate_errors(names), wb._hot(names):
             result = super().to_pyarrow(expr, **kwargs)
         wb._audit_read(names, _rows(result), "ibis")
         return result
@@ -95,7 +104,7 @@ class _AuditedBackend(ibis_duckdb.Backend):
         wb = self._wb()
         names = _expr_tables(expr)
         wb._before_read(names)
-        with wb._translate_errors(names):
+        with wb._translate_errors(names), wb._hot(names):
             result = super().execute(expr, **kwargs)
         wb._audit_read(names, _rows(result), "ibis")
         return result
@@ -104,7 +113,7 @@ class _AuditedBackend(ibis_duckdb.Backend):
         wb = self._wb()
         names = _expr_tables(expr)
         wb._before_read(names)
-        with wb._translate_errors(names):
+        with wb._translate_errors(names), wb._hot(names):
             result = super().to_torch(expr, **kwargs)
         wb._audit_read(names, _rows(next(iter(result.values()), [])), "ibis")
         return result
@@ -169,6 +178,7 @@ class Workbench:
         self._ibis: _AuditedBackend | None = None
         self._visible: dict[str, frozenset[str] | None] = {}
         self._hidden: dict[str, str] = {}
+        self._scans: dict[str, Scan] = {}  # registered relation -> the scan behind it
         self._signature: tuple[object, ...] = ()
         self._build(self._gov.principal_of(session))
         self._emit(
@@ -192,6 +202,7 @@ class Workbench:
             con.execute("SET temp_directory = ''")  # never spill decrypted data to disk
             visible: dict[str, frozenset[str] | None] = {}
             hidden: dict[str, str] = {}
+            scans: dict[str, Scan] = {}
             lake = self._gov.lake
             for name in sorted(lake.registry):
                 spec = lake.registry[name]
@@ -203,6 +214,7 @@ class Workbench:
                 scan = lake.scan(name, tenants=tenants)
                 source = f"{name}{VERSIONS_SUFFIX}" if spec.natural_key else name
                 con.register(sql_name(source), scan.arrow_dataset())
+                scans[sql_name(source)] = scan
                 if spec.natural_key:
                     con.execute(
                         f'CREATE VIEW "{sql_name(name)}" AS {latest_state_sql(spec, source)}'
@@ -216,7 +228,7 @@ class Workbench:
         backend._workbench = self
         old = self._con
         self._con, self._ibis = con, backend
-        self._visible, self._hidden = visible, hidden
+        self._visible, self._hidden, self._scans = visible, hidden, scans
         self._signature = (who.roles, who.tenant, who.grants, policy.sha256)
         if old is not None:
             old.close()
@@ -285,6 +297,45 @@ class Workbench:
     def _translate_errors(self, names: Sequence[str]) -> _ErrorTranslator:
         return _ErrorTranslator(self, names)
 
+    @contextlib.contextmanager
+    def _hot(self, names: Sequence[str]) -> Iterator[None]:
+        """For one read: the hot cache's tables of the relations `names` reads (when the
+        process enabled a cache and they fit it) instead of the decrypting datasets, swapped
+        back before returning, so the connection never keeps decrypted data between reads.
+        A relation the read does not name (or the cache cannot load) reads the dataset."""
+        cache = cache_of(self._gov.lake)
+        con = self._con
+        swapped: list[str] = []
+        try:
+            if cache is not None and con is not None:
+                for source in self._sources_of(names):
+                    try:
+                        table = cache.table_for(self._scans[source])
+                    except (OSError, pa.ArrowException):  # e.g. a file dropped since the
+                        table = None  # build: the dataset reports it as without a cache
+                    if table is not None:
+                        con.register(source, table)
+                        swapped.append(source)
+                        del table
+            yield
+        finally:
+            assert con is not None or not swapped
+            for source in swapped:
+                con.register(source, self._scans[source].arrow_dataset())  # type: ignore[union-attr]
+
+    def _sources_of(self, names: Sequence[str]) -> list[str]:
+        """The registered relations behind dataset names (a view reads its versions)."""
+        out: set[str] = set()
+        for name in names:
+            base = name.removesuffix(VERSIONS_SUFFIX)
+            if base not in self._visible:
+                continue
+            for source in (f"{base}{VERSIONS_SUFFIX}", base):
+                if sql_name(source) in self._scans:
+                    out.add(sql_name(source))
+                    break
+        return sorted(out)
+
     # -- public API -------------------------------------------------------------------------
     def datasets(self) -> list[str]:
         """The datasets this session may read (latest state per natural key)."""
@@ -338,7 +389,7 @@ class Workbench:
                 "only one SELECT (or EXPLAIN) statement per call is allowed in a governed "
                 "session; changing settings, files or extensions is refused",
             )
-        with self._translate_errors(names):
+        with self._translate_errors(names), self._hot(names):
             table = self._con.sql(query).to_arrow_table()
         self._audit_read(names, table.num_rows, via)
         if arrow:
@@ -355,7 +406,7 @@ class Workbench:
                 f"unknown dataset {name!r}; this session can read: {self.datasets()}"
             )
         assert self._con is not None
-        with self._translate_errors([name]):
+        with self._translate_errors([name]), self._hot([name]):
             frame = self._con.sql(f'SELECT * FROM "{sql_name(name)}"').pl()  # noqa: S608
         self._audit_read([name], frame.height, "polars")
         return frame

@@ -63,13 +63,35 @@ def test_cached_reads_give_the_same_rows_as_the_dataset(filled: Lake) -> None:
 def test_budget_is_kept_and_a_scan_too_big_reads_the_dataset(filled: Lake) -> None:
     one_day = filled.scan("orders", ["acme"], DAYS[0], DAYS[0])
     size = one_day.to_arrow().nbytes
-    cache = hot_cache.enable(filled, int(size * 2.5))
+    cache = hot_cache.enable(filled, int(size * 2.5), protect_s=0)  # plain LRU
     assert _agg(filled.scan("orders")) == _agg(filled.scan("orders"))  # 8 files: too big
     assert cache.nbytes == 0 and not cache.partition_ids()
+    assert cache.too_big == 2 and cache.misses == 0  # not even decrypted: too big on disk
     for day in DAYS:  # one file each: least recently used evicted beyond 2 files
         _agg(filled.scan("orders", ["acme"], day, day))
         assert cache.nbytes <= cache.budget
     assert len(cache.partition_ids()) == 2
+    last_two = {p.id for d in DAYS[2:] for p in filled.catalog.partitions("orders", ["acme"], d, d)}
+    assert cache.partition_ids() == last_two
+
+
+def test_entries_in_use_are_not_evicted_for_another_scan(filled: Lake) -> None:
+    """Two working sets that do not fit together: the one in use stays cached, the other
+    reads the dataset (no load that would evict it on every alternation)."""
+    size = filled.scan("orders", ["acme"], DAYS[0], DAYS[0]).to_arrow().nbytes
+    expected = _agg(filled.scan("orders", ["acme"], DAYS[2], DAYS[2]))  # before the cache
+    cache = hot_cache.enable(filled, int(size * 2.5))  # protect_s: 60 s
+    first = [filled.scan("orders", ["acme"], d, d) for d in DAYS[:2]]
+    other = filled.scan("orders", ["acme"], DAYS[2], DAYS[2])
+    for scan in first:
+        _agg(scan)
+    kept = cache.partition_ids()
+    assert len(kept) == 2
+    for _ in range(3):
+        assert _agg(other) == expected  # read from the dataset
+        assert cache.partition_ids() == kept
+    assert cache.crowded == 3 and cache.misses <= 3  # loaded at most once: then its size is known
+    assert cache.nbytes <= cache.budget
 
 
 def test_a_drop_empties_the_cache_before_the_keys_are_destroyed(filled: Lake) -> None:
@@ -175,3 +197,56 @@ def test_rotation_empties_the_cache(filled: Lake) -> None:
     filled.rotate_master_key()
     assert cache.nbytes == 0 and not cache.partition_ids()
     assert _agg(filled.scan("orders")) == before
+
+
+def test_nothing_is_cached_while_a_drop_intends_to_destroy_keys(filled: Lake) -> None:
+    """A drop holds its intent lock from before it asks holders to let go until it ends: an
+    insert meanwhile (here: this process, through another open file) reads the dataset."""
+    import fcntl
+
+    cache = hot_cache.enable(filled, 64 * 1024 * 1024)
+    with open(filled.settings.state_dir / "hot-cache.drop.lock", "a") as intent:
+        fcntl.flock(intent, fcntl.LOCK_EX)
+        before = _agg(filled.scan("orders"))
+        assert cache.nbytes == 0 and cache.skipped == 1
+    assert _agg(filled.scan("orders")) == before and cache.nbytes > 0
+
+
+def test_a_drop_asks_the_holder_through_the_injected_callback(filled: Lake) -> None:
+    home = filled.settings.home
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    asked: list[str] = []
+
+    def refuse() -> None:
+        asked.append("refuse")
+        raise RuntimeError("the holder did not answer")
+
+    def let_go() -> None:  # what the CLI's callback has the gateway do
+        asked.append("let go")
+        proc.stdin.write("\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        assert proc.stdout.readline().strip() == "cleared"  # type: ignore[union-attr]
+
+    try:
+        held = json.loads(proc.stdout.readline())
+        victim = filled.catalog.partition(held[0])
+        hot_cache.on_busy(filled, refuse)
+        with pytest.raises(HotCacheBusy, match="did not answer"):
+            filled.drop_partition(victim.id, reason="test")
+        assert filled.catalog.partition(victim.id).state == "live"
+        hot_cache.on_busy(filled, let_go)
+        record = filled.drop_partition(victim.id, reason="test")
+        assert record.verification["ok"] and asked == ["refuse", "let go"]
+        filled.drop_partition(victim.id, reason="test")  # nobody holds: not asked again
+        assert asked == ["refuse", "let go"]
+    finally:
+        hot_cache.on_busy(filled, None)
+        proc.stdin.close()
+        proc.wait()

@@ -26,6 +26,7 @@ from amzigo_lab.client import evidence, protocol
 from amzigo_lab.client.transport import GatewayClient, ensure_gateway
 from amzigo_lab.compliance.retention import purge
 from amzigo_lab.errors import AccessDenied
+from amzigo_lab.home import release_gateway_cache_on_drop
 from tests.governance.gov_fixtures import PASSWORD, World, build_world
 
 TIMELINE_OUT = Path("/tmp/amzigo-incident-drill-timeline.txt")
@@ -137,6 +138,7 @@ def test_the_incident_drill(drill_world: World, tmp_path: Path) -> None:
 
     # 5. a retention purge during the incident keeps the held data
     with world.governance() as gov:
+        release_gateway_cache_on_drop(gov.lake, "amzigo purge")  # as `amzigo purge` does
         result = purge(gov.lake, actor="system:retention")
         kept = {(p.tenant, p.dataset) for p, _why in result.plan.kept}
         left = {(p.tenant, p.dataset) for p in gov.lake.catalog.partitions("order_buyers")}

@@ -272,7 +272,7 @@ def test_a_purge_or_deletion_notice_during_a_job_revokes_it(
     world: World, address: str, ana: Workbench
 ) -> None:
     from amzigo_lab.compliance.retention import purge
-    from amzigo_lab.home import open_lake
+    from amzigo_lab.home import open_lake, release_gateway_cache_on_drop
 
     globex = plan_job(ana, ["orders"], tenants=["globex"])
     acme = plan_job(ana, ["orders"], tenants=["acme"])
@@ -290,6 +290,7 @@ def test_a_purge_or_deletion_notice_during_a_job_revokes_it(
     # the daily purge, run in-process by the service account while the gateway serves: the
     # job's next unwrap finds its partition dropped and is refused (401)
     lake = open_lake(world.settings)
+    release_gateway_cache_on_drop(lake, "amzigo purge")  # as `amzigo purge` does
     try:
         result = purge(lake, as_of=dt.date(2031, 1, 1))
         assert result.plan.drop

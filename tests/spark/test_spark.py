@@ -257,7 +257,7 @@ def test_a_purge_during_a_job_makes_later_unwraps_fail(spark, client, home) -> N
     from amzigo_lab import spark as amzigo_spark
     from amzigo_lab.client.scale import plan_job
     from amzigo_lab.compliance.retention import purge
-    from amzigo_lab.home import open_lake
+    from amzigo_lab.home import open_lake, release_gateway_cache_on_drop
 
     dataset = "sales_traffic_by_date"
     plan = plan_job(client, [dataset], tenants=[ACME], purpose=PURPOSE, engine="spark")
@@ -266,6 +266,7 @@ def test_a_purge_during_a_job_makes_later_unwraps_fail(spark, client, home) -> N
     first, second = ([f for f in plan.files[dataset] if f"ingest_date={d}/" in f] for d in days)
     assert amzigo_spark.scan(spark, plan, dataset, first).count() > 0
     lake = open_lake(home)
+    release_gateway_cache_on_drop(lake, "amzigo purge")  # as `amzigo purge` does
     try:
         due = [p for p in lake.catalog.partitions(dataset, [ACME]) if p.state == "live"]
         as_of = min(p.purge_date for p in due)
