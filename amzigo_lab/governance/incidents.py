@@ -720,13 +720,36 @@ def auto_open_rules(gov: Governance) -> tuple[set[str], str]:
     return {str(r) for r in rules}, severity if severity in SEVERITIES else "high"
 
 
+def auto_open_since(gov: Governance) -> dt.datetime | None:
+    """`[incident] auto_open_since` (an ISO time, UTC unless it names a zone): alerts raised
+    before it open no incident (an exercise on a used home, or auto_open turned on late)."""
+    value = config_sections(gov.settings).get("incident", {}).get("auto_open_since")
+    if value in (None, ""):
+        return None
+    try:
+        return _at(value.isoformat() if isinstance(value, dt.datetime) else str(value))
+    except ValueError:
+        raise IncidentError(
+            f'[incident] auto_open_since = {value!r}: give an ISO time, e.g. "2026-12-01T06:00:00Z"'
+        ) from None
+
+
+def _raised_before(alert: Alert, since: dt.datetime | None) -> bool:
+    try:
+        return since is not None and _at(alert.time) < since
+    except ValueError:  # an alert without a readable time is never skipped
+        return False
+
+
 def auto_open(store: IncidentStore, alerts: list[Alert]) -> list[str]:
     """Open an incident for each new alert of a rule in `[incident] auto_open` (one per rule
-    and actor while it is open; a later alert joins its timeline). The incident ids touched."""
+    and actor while it is open; a later alert joins its timeline), raised at or after
+    `[incident] auto_open_since` if set. The incident ids touched."""
     rules, severity = auto_open_rules(store.gov)
+    since = auto_open_since(store.gov)
     touched: list[str] = []
     for alert in alerts:
-        if alert.rule not in rules:
+        if alert.rule not in rules or _raised_before(alert, since):
             continue
         aid = alert.alert_id
         if store.db.execute("SELECT 1 FROM auto_opened WHERE alert_id = ?", (aid,)).fetchone():
