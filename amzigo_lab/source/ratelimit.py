@@ -279,8 +279,8 @@ class Scheduler:
             try:
                 result = request()
             except Exception as exc:
-                self.settle(tenant, operation, scheduled)
                 self.observe(tenant, operation, _headers(exc).get("x-amzn-RateLimit-Limit"))
+                self.settle(tenant, operation, scheduled)  # at the rate the API just reported
                 if is_expired_token(exc) and refresh_token is not None and not refreshed:
                     refreshed = True
                     self.stats.token_refreshes += 1
@@ -314,6 +314,6 @@ class Scheduler:
                     self.on_wait(tenant, operation, delay)
                 self.clock.sleep(delay)
                 continue
-            self.settle(tenant, operation, scheduled)
             self.observe(tenant, operation, getattr(result, "rate_limit", None))
+            self.settle(tenant, operation, scheduled)
             return result
