@@ -188,19 +188,16 @@ def _reports(
     from amzigo_lab.sandbox import SELLERS
 
     # "as of" the sandbox's clock (its world is a snapshot taken at today 00:00 UTC): the 30
-    # days ending at the latest local day complete in every marketplace; the inventory
-    # snapshot taken today is the current stock position
+    # days ending at the latest local day complete in every marketplace, the same period for
+    # every report; the inventory snapshot, review topics and account-health report fetched
+    # today are the current state
     now = dt.datetime.combine(today, dt.time(0, 0), tzinfo=dt.UTC)
     period = Period.last_days(30, now=now)
-    # account health: Amazon's windows end the day before the report, so up to yesterday
-    health = Period(today - dt.timedelta(days=30), today - dt.timedelta(days=1))
     paths: list[Path] = []
     total = len(SELLERS) * len(REPORTS)
     for seller in SELLERS:
         for report in REPORTS:
-            extra = {"now": now.isoformat()} if report in ("sales", "inventory", "reviews") else {}
-            span = health if report == "account_health" else period
-            done = generate(settings, report, seller.tenant, span, extra=extra)
+            done = generate(settings, report, seller.tenant, period, extra={"now": now.isoformat()})
             say(f"  {done.html}")
             paths.append(done.html)
             if on_report is not None:
@@ -243,11 +240,12 @@ def _demo_users(settings: Settings) -> tuple[list[tuple[str, str, str]], Path]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(
-                "# amzigo demo users: one-time passwords, to be changed at first login (amzigo\n"
-                "# login or the web login asks for a new one); unused, they expire after 72 h.\n"
-                "# Add each totp URI to an authenticator\n"
-                '# app (or compute codes with `python -c "import pyotp; '
-                "print(pyotp.parse_uri('URI').now())\"`). Delete this file after use.\n\n"
+                "# amzigo demo users: one-time passwords, to be changed at first login\n"
+                "# (`amzigo login` or the web login asks for a new one); unused, they\n"
+                "# expire after 72 h.\n"
+                "# Add each totp URI to an authenticator app, or compute a code with:\n"
+                "#     python -c \"import pyotp; print(pyotp.parse_uri('URI').now())\"\n"
+                "# Delete this file after use.\n\n"
             )
             fh.write("\n".join(lines))
     return [(u, ",".join(r), t or "-") for u, r, t in wanted], path

@@ -8,11 +8,16 @@ pausing nowhere: every step prints the `amzigo incident` command it runs and its
 facilitator can read the transcript aloud and ask the questions in the plan. The demo users'
 one-time passwords are changed at their first login here; the new ones are kept (0600) in
 `<home>/state/tabletop-passwords.json` so the exercise can run again.
+
+Best run on a fresh demo home. Its alert settings are strict (three denials open an
+incident), so it sets `[incident] auto_open_since` to its own start: alerts raised before it
+(a person's earlier wrong passwords or refused reads on a used home) open no incident.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -38,9 +43,25 @@ evaluate_every_seconds = 2
 denials_count = 3
 
 [incident]
+auto_open_since = "{since}"
 auto_open = ["repeated_denials", "audit_verification_failed", "pii_outside_purpose"]
 contact = "Tabletop incident lead, +1 555 0100"
 """
+SINCE = re.compile(r'(?m)^auto_open_since = "[^"]*"$')
+
+
+def configure(config: Path) -> None:
+    """Add the exercise's alert settings once; on every run, open incidents only for alerts
+    raised from now on (`[incident] auto_open_since`)."""
+    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = config.read_text(encoding="utf-8") if config.exists() else ""
+    if "[incident]" not in text:
+        text += CONFIG.format(since=since)
+    elif SINCE.search(text):
+        text = SINCE.sub(f'auto_open_since = "{since}"', text, count=1)
+    else:
+        text = text.replace("[incident]\n", f'[incident]\nauto_open_since = "{since}"\n', 1)
+    config.write_text(text, encoding="utf-8")
 
 
 def say(text: str) -> None:
@@ -103,10 +124,7 @@ def main() -> None:
     home = parser.parse_args().home
     if not home:
         raise SystemExit("name the demo home: --home HOME (or set AMZIGO_HOME)")
-    config = Path(home) / "config.toml"
-    if "[incident]" not in config.read_text(encoding="utf-8"):
-        with config.open("a", encoding="utf-8") as fh:
-            fh.write(CONFIG)
+    configure(Path(home) / "config.toml")
     creds = demo_credentials(Path(home))
     address = ensure_gateway(Path(home))
     responder = log_in(address, home, RESPONDER, creds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import click
@@ -74,6 +75,16 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
         len(reports) == 12
     )  # 3 tenants x (sales, reviews, inventory, account_health), in the home
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h"]  # not ./reports, not ./.amzigo
+    # every report covers the same period, account health included (it used to end a day
+    # later); it still judges the account-health report fetched today
+    assert len({p.name for p in reports}) == 1, [str(p) for p in reports]
+    end = reports[0].stem.split("_")[1]
+    for html in (p for p in reports if p.parent.name == "account_health"):
+        text = unescape(html.read_text())
+        assert f"as of {end}" in text and "judged on Amazon's newest report" in text, html
+    # --no-serve serves nothing: no bare URL, but the command that serves it
+    assert "dashboard not started (--no-serve): amzigo dashboard --home" in result.output
+    assert "\ndashboard https://" not in result.output
     # no empty inventory (the bug of the first round) and profit from the demo's product costs
     for html in (p for p in reports if p.parent.name == "inventory"):
         counts = [int(n) for n in re.findall(r"data-rows=[\"'](\d+)", html.read_text())]
@@ -87,6 +98,9 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
         assert "Units without cost" in table  # one product in ten is left uncosted
     creds = Path(home, "demo-credentials.txt")
     assert creds.stat().st_mode & 0o777 == 0o600
+    header = [ln for ln in creds.read_text().splitlines() if ln.startswith("#")]
+    assert header and all(len(ln) <= 80 for ln in header), header  # reads well at 80 columns
+    assert next(ln for ln in header if "python -c" in ln).startswith("#     python -c")
     assert "seller-acme" in creds.read_text() and "password" not in result.output
     glass = ["--break-glass", "test round", "--home", home]  # the service account, audited
     ls = json.loads(runner.invoke(main, ["lake", "ls", "--json", *glass]).output)

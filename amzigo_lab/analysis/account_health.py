@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo
+from amzigo_lab.analysis.period import Period, is_current
 from amzigo_lab.analysis.source import TableSource
 
 #: Amazon's targets of the headline metrics: metric -> (label, target, condition).
@@ -129,6 +130,18 @@ def _cutoff(as_of: dt.date | None) -> dt.datetime | None:
     if as_of is None:
         return None
     return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+def windows_as_of(
+    period: Period, now: dt.datetime | None = None, marketplace: MarketplaceInfo | None = None
+) -> dt.date | None:
+    """The last day of the windows a report of `period` judges: the period's end, or None (the
+    newest report Amazon made) when the period reaches the present at `now`. Amazon's windows
+    end the day before it makes the report, which can be a day after the latest local day
+    complete in every marketplace (the period's end, as in every other report): the report
+    keeps the same period as the others and still shows the current state."""
+    markets = [marketplace] if marketplace else list(MARKETPLACES)
+    return None if is_current(period.end, now, markets) else period.end
 
 
 def build_account_health_report(

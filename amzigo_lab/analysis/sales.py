@@ -525,6 +525,43 @@ def traffic_daily(source: TableSource, scope: SalesScope) -> pl.DataFrame:
     return _traffic_ratios(df).sort(["marketplace_id", "day"])
 
 
+def with_order_units(traffic: pl.DataFrame, marketplaces: pl.DataFrame) -> pl.DataFrame:
+    """`traffic` with `order_units` beside Amazon's `units`: each marketplace's units counted
+    from the orders (the Marketplaces table: local days, canceled orders excluded)."""
+    if not traffic.height:
+        return traffic.with_columns(order_units=pl.lit(0, pl.Int64))
+    units = (
+        marketplaces.group_by("marketplace_id").agg(order_units=pl.col("units").sum())
+        if marketplaces.height
+        else pl.DataFrame(schema={"marketplace_id": pl.String, "order_units": pl.Int64})
+    )
+    return traffic.join(units, on="marketplace_id", how="left").with_columns(
+        pl.col("order_units").fill_null(0).cast(pl.Int64)
+    )
+
+
+UNITS_NOTE = (
+    "Units (Sales & Traffic) are Amazon's count for the days of its report; units (orders) are "
+    "counted from the orders by each marketplace's local day, canceled orders excluded (as in "
+    "the Marketplaces table). They can differ by a few units: where Amazon cuts its report days "
+    "at another hour than local midnight, orders placed close to midnight on the period's first "
+    "and last days fall on different sides of it; Amazon also revises its latest days for up to "
+    "three days."
+)
+
+
+def units_note(traffic: pl.DataFrame) -> str:
+    """How the two unit columns of the traffic table are counted, and where they differ."""
+    if not traffic.height:
+        return ""
+    differ = [
+        f"{r['marketplace']} {r['units']:,} (Sales & Traffic) vs {r['order_units']:,} (orders)"
+        for r in traffic.to_dicts()
+        if r["units"] != r["order_units"]
+    ]
+    return UNITS_NOTE + (f" In this period: {'; '.join(differ)}." if differ else "")
+
+
 def _traffic_rows(source: TableSource, scope: SalesScope) -> ir.Table:
     st = source.table("sales_traffic_by_date")
     st = st.filter(st.date >= scope.period.start, st.date <= scope.period.end)
@@ -607,6 +644,7 @@ def build_sales_report(
         previous = sales_totals(source, prev_scope, costs)
     have_costs = _cost_rows(source, costs).height > 0
     notes = cost_notes(currency_profit(skus), have_costs, override=costs is not None)
+    marketplaces = marketplace_split(source, scope, tables)
     return SalesReport(
         scope=scope,
         comparison=comparison,
@@ -616,8 +654,8 @@ def build_sales_report(
         daily=trend(source, scope, "day", tables),
         weekly=trend(source, scope, "week", tables),
         skus=skus,
-        marketplaces=marketplace_split(source, scope, tables),
-        traffic=traffic(source, scope),
+        marketplaces=marketplaces,
+        traffic=with_order_units(traffic(source, scope), marketplaces),
         traffic_daily=traffic_daily(source, scope),
         notes=notes,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 
 import click
 
@@ -17,6 +18,8 @@ from amzigo_lab.cli.common import (
 )
 from amzigo_lab.cli.ingest import print_summary
 from amzigo_lab.cli.lake_client import _summary
+
+DEFAULT_PORT = 8866
 
 
 @click.command("demo")
@@ -36,7 +39,11 @@ from amzigo_lab.cli.lake_client import _summary
 )
 @click.option("--no-serve", is_flag=True, help="Run the whole job and return (no server).")
 @click.option(
-    "--port", default=8866, show_default=True, type=PORT, help="Dashboard port when serving."
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=PORT,
+    help="Dashboard port when serving.",
 )
 @click.option("--seed", type=SEED, default=None, help="Sandbox world seed (default: the home's).")
 @home_option
@@ -105,7 +112,13 @@ def demo_cmd(
     console.print(f"users    {', '.join(u for u, _, _ in result.users)}")
     console.print(f"         one-time credentials: {result.credentials} (mode 0600)")
     url = f"https://localhost:{port}/voila/render/seller.ipynb"
-    console.print(f"dashboard {url}")
+    if no_serve:  # nothing serves the URL: say how to start the server that will
+        start = f"amzigo dashboard --home {shlex.quote(str(settings.home))}"
+        start += f" --port {port}" if port != DEFAULT_PORT else ""
+        console.print(f"dashboard not started (--no-serve): {start}", soft_wrap=True)
+        console.print(f"          then open {url}", soft_wrap=True)
+    else:
+        console.print(f"dashboard {url}")
     if not result.ok:
         raise SystemExit(1)
     if no_serve:

@@ -141,6 +141,8 @@ class GatewayServer(flight.FlightServerBase):
         self.home_id = protocol.home_identity(settings.home)
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
+        self.stopped = threading.Event()  # set once `stop` has closed the home
+        self._stop_lock = threading.Lock()
         self._actions: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
             protocol.LOGIN: self._login,
             protocol.LOGIN_CHANGE_PASSWORD: self._login_change_password,
@@ -332,10 +334,25 @@ class GatewayServer(flight.FlightServerBase):
         }
 
     def stop(self) -> None:
-        """Graceful shutdown: refuse new calls, let running ones finish, close the home."""
-        if self.stopping.is_set():
+        """Graceful shutdown: refuse new calls, let running ones finish, close the home.
+
+        A second caller returns only once the first has finished: the SHUTDOWN action stops
+        from a thread of its own while the main loop, seeing the gateway stopping, calls this
+        too and then lets the process exit. Returning at once there killed the stopping thread
+        (a daemon) midway: the home half closed, and the SHUTDOWN answer sometimes never sent
+        (its caller got "no gateway answers")."""
+        with self._stop_lock:
+            first = not self.stopping.is_set()
+            self.stopping.set()
+        if not first:
+            self.stopped.wait()
             return
-        self.stopping.set()
+        try:
+            self._stop()
+        finally:
+            self.stopped.set()
+
+    def _stop(self) -> None:
         _log("stopping")
         self.shutdown()  # waits for in-flight calls
         if self.bulk is not None:

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from amzigo_lab.client import evidence
 from amzigo_lab.config import config_sections
 from amzigo_lab.errors import AccessDenied, AmzigoError
+from amzigo_lab.governance.held_records import describe as describe_held
+from amzigo_lab.governance.held_records import held_records
 from amzigo_lab.incident_pauses import pauses_path
 
 if TYPE_CHECKING:
@@ -718,13 +720,36 @@ def auto_open_rules(gov: Governance) -> tuple[set[str], str]:
     return {str(r) for r in rules}, severity if severity in SEVERITIES else "high"
 
 
+def auto_open_since(gov: Governance) -> dt.datetime | None:
+    """`[incident] auto_open_since` (an ISO time, UTC unless it names a zone): alerts raised
+    before it open no incident (an exercise on a used home, or auto_open turned on late)."""
+    value = config_sections(gov.settings).get("incident", {}).get("auto_open_since")
+    if value in (None, ""):
+        return None
+    try:
+        return _at(value.isoformat() if isinstance(value, dt.datetime) else str(value))
+    except ValueError:
+        raise IncidentError(
+            f'[incident] auto_open_since = {value!r}: give an ISO time, e.g. "2026-12-01T06:00:00Z"'
+        ) from None
+
+
+def _raised_before(alert: Alert, since: dt.datetime | None) -> bool:
+    try:
+        return since is not None and _at(alert.time) < since
+    except ValueError:  # an alert without a readable time is never skipped
+        return False
+
+
 def auto_open(store: IncidentStore, alerts: list[Alert]) -> list[str]:
     """Open an incident for each new alert of a rule in `[incident] auto_open` (one per rule
-    and actor while it is open; a later alert joins its timeline). The incident ids touched."""
+    and actor while it is open; a later alert joins its timeline), raised at or after
+    `[incident] auto_open_since` if set. The incident ids touched."""
     rules, severity = auto_open_rules(store.gov)
+    since = auto_open_since(store.gov)
     touched: list[str] = []
     for alert in alerts:
-        if alert.rule not in rules:
+        if alert.rule not in rules or _raised_before(alert, since):
             continue
         aid = alert.alert_id
         if store.db.execute("SELECT 1 FROM auto_opened WHERE alert_id = ?", (aid,)).fetchone():
@@ -810,9 +835,10 @@ def impact(store: IncidentStore, incident_id: str) -> dict[str, Any]:
             f"{'buyer personal data (PII)' if spec.pii else 'non-personal business data'}"
             f" ({spec.origin} data: {ds})"
         )
+    # distinct records (orders, buyers), never row versions: several ingested versions of
+    # one order are one order affected
     exposed = [
-        {"tenant": t, "dataset": ds,
-         "records": sum(p.row_count for p in gov.lake.catalog.partitions(ds, [t]))}
+        {"tenant": t, "dataset": ds, **held_records(gov.lake, ds, t)}
         for t in sorted(tenants_read) for ds in datasets
     ]  # fmt: skip
     held = sorted(
@@ -846,10 +872,12 @@ def notify_draft(store: IncidentStore, incident_id: str, actor: str) -> dict[str
     ] or ["- none recorded yet"]
     total = sum(r["rows"] for r in facts["rows"])
     per = [f"- {r['dataset']} ({r['tenants']}): {r['rows']} rows returned" for r in facts["rows"]]
-    per += [
-        f"- records held for tenant {x['tenant']} in {x['dataset']}: {x['records']}"
-        for x in facts["exposed"]
-    ]
+    if facts["exposed"]:
+        per.append(
+            "Data held for the tenants read (each order, buyer or record counted once, however "
+            "many versions were ingested):"
+        )
+        per += [f"- {x['tenant']}, {x['dataset']}: {describe_held(x)}" for x in facts["exposed"]]
     lines = [
         "DRAFT - for a person to review and send to Amazon's security team "
         "(security@amazon.com per the Data Protection Policy). amzigo-lab never sends it.",
@@ -862,8 +890,9 @@ def notify_draft(store: IncidentStore, incident_id: str, actor: str) -> dict[str
         f"Accounts involved: {', '.join(facts['suspects']) or 'under investigation'}.",
         f"Affected tenants (seller accounts): {', '.join(facts['tenants']) or 'none identified'}.",
         f"Tenants whose data was read: {', '.join(facts['tenants_read']) or 'none'}.",
-        f"Data read by the involved accounts since {facts['since']}: {total} rows in "
-        f"{facts['reads']} reads; {facts['denials']} attempts denied.",
+        f"Data read by the involved accounts since {facts['since']}: {total} rows returned in "
+        f"{facts['reads']} reads (a row read twice counts twice); {facts['denials']} attempts "
+        "denied.",
         *per,
         "Data categories: " + ("; ".join(facts["categories"]) or "none read"),
         "Containment done:",

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -20,6 +25,7 @@ comparison = "previous_period"
 home = ""
 access = "session"
 purpose = "sales_analysis"
+now = ""  # the clock of "as of" (ISO timestamp); empty: the current time
 
 # %%
 from IPython.display import SVG, display
@@ -29,14 +35,18 @@ from amzigo_lab.analysis.account_health import (
     RULES,
     build_account_health_report,
     trend_charts,
+    windows_as_of,
 )
 from amzigo_lab.analysis.money import marketplace as find_marketplace
 from amzigo_lab.analysis.notebook import header, open_source, show_html
-from amzigo_lab.analysis.period import Period
+from amzigo_lab.analysis.period import Period, parse_now
 
 source = open_source(tenant, home, access, purpose)
-period = Period.parse(start, end) if start and end else Period.last_days(30)
-report = build_account_health_report(source, period.end, find_marketplace(marketplace))
+clock = parse_now(now)
+market = find_marketplace(marketplace)
+period = Period.parse(start, end) if start and end else Period.last_days(30, now=clock, marketplace=market)
+judged_to = windows_as_of(period, clock, market)
+report = build_account_health_report(source, judged_to, market)
 show_html(
     header(
         "Account health",
@@ -45,6 +55,14 @@ show_html(
         marketplace or "all marketplaces",
     )
 )
+if not report.empty and judged_to is None:
+    newest = max(report.current["window_end"].to_list())
+    show_html(
+        render.note(
+            "The period reaches the present: each metric is judged on Amazon's newest report "
+            f"(its windows end {newest:%Y-%m-%d}, the day before Amazon made it)."
+        )
+    )
 if report.empty:
     show_html(render.note(report.reason))
 else:

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -36,6 +41,7 @@ from amzigo_lab.analysis.sales import (
     build_sales_report,
     load_costs,
     profit_table,
+    units_note,
 )
 
 source = open_source(tenant, home, access, purpose, engine)
@@ -116,13 +122,16 @@ show_html(
             ("marketplace", "Marketplace", "text"),
             ("sessions", "Sessions", "count"),
             ("page_views", "Page views", "count"),
-            ("units", "Units", "count"),
+            ("units", "Units (Sales & Traffic)", "count"),
+            ("order_units", "Units (orders)", "count"),
             ("unit_session_pct", "Unit session %", "pct"),
             ("buy_box_pct", "Buy box %", "pct"),
         ],
         table_id="traffic",
     )
 )
+if report.traffic.height:
+    show_html(render.note(units_note(report.traffic)))
 if report.traffic_daily.height:
     show_chart(charts.conversion(report.traffic_daily))
 

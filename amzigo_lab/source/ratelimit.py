@@ -3,7 +3,7 @@
 Every SP-API request goes through `Scheduler.call`, which
 1. waits for a token of the (tenant, operation) bucket (documented rate and burst, then the rate
    the API reports in `x-amzn-RateLimit-Limit`);
-2. makes exactly one request;
+2. makes exactly one request, and records how late it may have reached the API (`Bucket.settle`);
 3. on 429 waits `1/rate` plus jitter and retries; on 5xx, empty-body errors and transport errors
    backs off exponentially with jitter and retries; on an expired access token refreshes it once.
 Retries wrap a single request, never a paginated loop, so a 429 on page 7 retries page 7.
@@ -77,20 +77,42 @@ class SystemClock:
 
 @dataclass
 class Bucket:
-    """A token bucket that may go negative: a negative balance is a queue of reservations."""
+    """A token bucket that may go negative: a negative balance is a queue of reservations.
+
+    The API's bucket counts a request when it arrives, ours when the request is scheduled; the
+    two differ by the request's lag (waking up, the first call's access token and TLS
+    handshake, a busy machine), and a request that arrives late followed by one on time looks
+    to the API like two requests closer together than we spaced them: a 429. So the bucket
+    keeps `rate * lag` tokens in hand, `lag` being the longest a request took from its
+    scheduled time to its answer (it arrived at the API no later than that); a new longest lag
+    is also debited at once, for the requests already scheduled behind it.
+    """
 
     rate: float
     burst: int
     tokens: float
     updated: float
+    lag: float = 0.0
+
+    def capacity(self) -> float:
+        """The burst less the tokens kept in hand for the lag (at least one request)."""
+        return max(1.0, self.burst - self.rate * self.lag)
 
     def reserve(self, now: float) -> float:
         """Take one token; return how long the caller must wait before using it."""
         rate = self.rate / SAFETY
-        self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * rate)
+        self.tokens = min(self.capacity(), self.tokens + (now - self.updated) * rate)
         self.updated = now
         self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / rate
+
+    def settle(self, scheduled: float, answered: float) -> None:
+        """A request scheduled at `scheduled` was answered at `answered`: a longer lag than
+        any before lowers the capacity and debits the tokens it may have cost."""
+        lag = answered - scheduled
+        if lag > self.lag:
+            self.tokens -= (lag - self.lag) * self.rate
+            self.lag = lag
 
 
 @dataclass
@@ -196,8 +218,13 @@ class Scheduler:
 
     def acquire(self, tenant: str, operation: str) -> float:
         """Wait for a token; return the seconds waited."""
+        now = self.clock.monotonic()
+        return self._acquire(tenant, operation, now) - now
+
+    def _acquire(self, tenant: str, operation: str, now: float) -> float:
+        """Wait for a token reserved at `now`; return the time the request was scheduled for."""
         with self._lock:
-            delay = self.bucket(tenant, operation).reserve(self.clock.monotonic())
+            delay = self.bucket(tenant, operation).reserve(now)
             self.stats.requests[operation] += 1
             if delay > 0:
                 self.stats.waits += 1
@@ -206,7 +233,12 @@ class Scheduler:
             if self.on_wait is not None:
                 self.on_wait(tenant, operation, delay)
             self.clock.sleep(delay)
-        return delay
+        return now + max(delay, 0.0)
+
+    def settle(self, tenant: str, operation: str, scheduled: float) -> None:
+        """Record that a request scheduled at `scheduled` has been answered (`Bucket.settle`)."""
+        with self._lock:
+            self.bucket(tenant, operation).settle(scheduled, self.clock.monotonic())
 
     def observe(self, tenant: str, operation: str, header: Any) -> None:
         """Adopt the rate the API reported for (tenant, operation)."""
@@ -218,8 +250,7 @@ class Scheduler:
             if abs(bucket.rate - rate) > 1e-9:
                 now = self.clock.monotonic()
                 bucket.tokens = min(
-                    float(bucket.burst),
-                    bucket.tokens + (now - bucket.updated) * bucket.rate / SAFETY,
+                    bucket.capacity(), bucket.tokens + (now - bucket.updated) * bucket.rate / SAFETY
                 )
                 bucket.updated = now
                 bucket.rate = rate
@@ -244,11 +275,12 @@ class Scheduler:
         refreshed = False
         attempt = 0
         while True:
-            self.acquire(tenant, operation)
+            scheduled = self._acquire(tenant, operation, self.clock.monotonic())
             try:
                 result = request()
             except Exception as exc:
                 self.observe(tenant, operation, _headers(exc).get("x-amzn-RateLimit-Limit"))
+                self.settle(tenant, operation, scheduled)  # at the rate the API just reported
                 if is_expired_token(exc) and refresh_token is not None and not refreshed:
                     refreshed = True
                     self.stats.token_refreshes += 1
@@ -283,4 +315,5 @@ class Scheduler:
                 self.clock.sleep(delay)
                 continue
             self.observe(tenant, operation, getattr(result, "rate_limit", None))
+            self.settle(tenant, operation, scheduled)
             return result

@@ -12,12 +12,14 @@ from amzigo_lab.analysis.account_health import (
     build_account_health_report,
     trend_charts,
     verdict,
+    windows_as_of,
 )
 from amzigo_lab.analysis.money import marketplace
+from amzigo_lab.analysis.period import Period
 from amzigo_lab.analysis.source import MemoryTableSource
 from amzigo_lab.gateway.sources import LakeTableSource
 from amzigo_lab.serve.dashboard import SellerDashboard, View
-from tests.analysis.data import END, OTHER
+from tests.analysis.data import END, OTHER, START
 
 LESS, MORE = "LESS_THAN", "GREATER_THAN"
 
@@ -75,6 +77,31 @@ def test_report_judges_every_window_up_to_as_of(acme: LakeTableSource) -> None:
     charts = trend_charts(report, ("breach", "trending"))
     assert len(charts) == 2 and all(c.startswith("<svg") for c in charts)
     assert "US · Valid tracking rate" in charts[0] and "95%" in charts[0]
+
+
+def test_a_period_reaching_the_present_keeps_its_end_and_judges_amazons_newest_report(
+    acme: LakeTableSource,
+) -> None:
+    """Every report of the same period ends on the same day (the latest local day complete
+    everywhere); Amazon's newest account-health windows end a day later (the day before it
+    made the report), and a period reaching the present still judges them."""
+    now = dt.datetime(2026, 3, 15, 0, 0, tzinfo=dt.UTC)  # Amazon's report of 14 March is in
+    current = Period.last_days(30, now=now)
+    assert current.end == dt.date(2026, 3, 13)  # Los Angeles: 14 March is not over
+    assert windows_as_of(current, now) is None
+    report = build_account_health_report(acme, windows_as_of(current, now))
+    vtr = report.current.filter(pl.col("metric") == "valid_tracking_rate").row(0, named=True)
+    assert vtr["verdict"] == "ok" and vtr["window"].endswith("2026-03-14")
+    # one marketplace counts in its own days (London: 14 March is over); a past period ends
+    # its windows at its end
+    uk = marketplace("UK")
+    assert windows_as_of(Period.last_days(30, now=now, marketplace=uk), now, uk) is None
+    assert windows_as_of(current, now, uk) == current.end
+    past = Period(START, END)
+    assert windows_as_of(past, now) == END
+    report = build_account_health_report(acme, windows_as_of(past, now))
+    vtr = report.current.filter(pl.col("metric") == "valid_tracking_rate").row(0, named=True)
+    assert vtr["verdict"] == "breach" and vtr["window"].endswith("2026-03-06")
 
 
 def test_a_marketplace_filter_and_empty_reports_say_why(acme: LakeTableSource) -> None:

@@ -13,7 +13,15 @@ from amzigo_lab.analysis.inventory import InventoryParams, build_inventory_repor
 from amzigo_lab.analysis.money import marketplace
 from amzigo_lab.analysis.period import Period, comparison_period
 from amzigo_lab.analysis.reviews import build_reviews_report
-from amzigo_lab.analysis.sales import SalesScope, build_sales_report, load_costs, sales_totals
+from amzigo_lab.analysis.sales import (
+    UNITS_NOTE,
+    SalesScope,
+    build_sales_report,
+    load_costs,
+    sales_totals,
+    units_note,
+    with_order_units,
+)
 from amzigo_lab.analysis.source import ReportError
 from amzigo_lab.gateway.sources import LakeTableSource
 from tests.analysis import data
@@ -300,3 +308,18 @@ def test_orders_of_objecting_buyers_are_never_offered_for_review_requests(acme) 
         "S4": "not_eligible",
         "S5": "already_requested",
     }
+
+
+def test_traffic_units_sit_beside_the_order_units_and_a_difference_is_explained(sales) -> None:
+    """Amazon's Sales & Traffic units and the units counted from the orders are shown side by
+    side; where they differ the note names the marketplace and both figures."""
+    tr = {r["marketplace"]: r for r in sales.traffic.to_dicts()}
+    mk = {r["marketplace"]: r for r in sales.marketplaces.to_dicts()}
+    assert (tr["US"]["units"], tr["US"]["order_units"]) == (12, mk["US"]["units"]) == (12, 7)
+    assert tr["UK"]["order_units"] == mk["UK"]["units"]
+    note = units_note(sales.traffic)
+    assert note.startswith(UNITS_NOTE) and "US 12 (Sales & Traffic) vs 7 (orders)" in note
+    same = sales.traffic.with_columns(order_units=pl.col("units"))
+    assert units_note(same) == UNITS_NOTE  # nothing to name when they agree
+    empty = with_order_units(sales.traffic.clear(), sales.marketplaces)
+    assert empty.height == 0 and units_note(empty) == ""

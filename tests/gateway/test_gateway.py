@@ -267,6 +267,36 @@ def test_the_gateway_writes_time_based_audit_checkpoints(
         server.stop()
 
 
+def test_a_second_stop_returns_only_once_the_first_has_closed_the_home(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """`amzigo gateway stop` (the SHUTDOWN action) stops the gateway from a thread of its own
+    while the main loop, seeing it stopping, calls `stop` too and then lets the process exit.
+    That second call returned at once: the process could exit with the home half closed and
+    the SHUTDOWN answer unsent (test_kernel_tokens_credentials_analysts_and_everything failed
+    at its SHUTDOWN with "no gateway answers", 1 run in 8 on a busy machine)."""
+    import threading
+
+    from amzigo_lab.gateway.server import GatewayServer
+
+    w = build_world(tmp_path_factory.mktemp("gw-stop"))
+    server = GatewayServer(w.settings, f"grpc+unix://{tmp_path}/stop.sock", operator_token="op")
+    busy = threading.Event()
+    server._work.submit(busy.wait)  # the home thread is busy: closing the home waits for it
+    first = threading.Thread(target=server.stop)
+    first.start()
+    server.stopping.wait()
+    second = threading.Thread(target=server.stop)
+    second.start()
+    second.join(timeout=2.0)  # correct code cannot return before `busy` is set
+    returned_while_open = not second.is_alive()
+    busy.set()
+    first.join()
+    second.join()
+    assert not returned_while_open, "a second stop returned while the home was still open"
+    assert server.stopped.is_set()
+
+
 def test_latest_for_a_period_filters_below_the_window(world: World, address: str) -> None:
     """Issue 17: `latest` with a period reduces only the versions purchased near it; over a
     period covering everything it is the whole latest state, far away it is empty."""

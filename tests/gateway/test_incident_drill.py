@@ -151,8 +151,12 @@ def test_the_incident_drill(drill_world: World, tmp_path: Path) -> None:
     assert facts["suspects"] == ["ana"]
     assert facts["tenants"] == facts["tenants_read"] == ["acme", "globex"]
     assert "initech" not in draft["text"]
-    exposed = {(x["tenant"], x["dataset"]): x["records"] for x in facts["exposed"]}
-    assert exposed == {("acme", "orders"): 6, ("globex", "orders"): 7}  # catalog row counts
+    exposed = {(x["tenant"], x["dataset"]): x for x in facts["exposed"]}
+    assert set(exposed) == {("acme", "orders"), ("globex", "orders")}
+    # acme holds 5 orders in 6 row versions (one order ingested twice): 5 orders affected
+    assert [exposed[t, "orders"]["orders"] for t in ("acme", "globex")] == [5, 7]
+    assert [exposed[t, "orders"]["row_versions"] for t in ("acme", "globex")] == [6, 7]
+    assert "- acme, orders: 5 orders\n" in draft["text"]
     assert sum(r["rows"] for r in facts["rows"]) == stolen_rows
     assert f"{stolen_rows} rows" in draft["text"] and "Security officer on call" in draft["text"]
     assert facts["denials"] >= 3 and "never sends" in draft["text"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sp_api.base.exceptions import (
     SellingApiForbiddenException,
@@ -9,6 +11,7 @@ from sp_api.base.exceptions import (
     SellingApiServerException,
 )
 
+from amzigo_lab.sandbox.ratelimit import RateLimiter
 from amzigo_lab.source.client import EmptyErrorResponse
 from amzigo_lab.source.ratelimit import SAFETY, Scheduler
 
@@ -120,3 +123,42 @@ def test_client_errors_are_not_retried() -> None:
             ),
         )
     assert not s.stats.retries
+
+
+def _sandbox_api(clock: FakeClock, lags: list[float]) -> Callable[[], Response]:
+    """The sandbox's own token bucket (20 requests/s, burst 5) on the fake clock, behind
+    requests that each reach it `lags[i]` seconds after they were sent (then answer at once)."""
+    api = RateLimiter(time_scale=20, plans={"op": (1.0, 5)}, clock=clock.monotonic)
+    lag = iter(lags)
+
+    def request() -> Response:
+        clock.now += next(lag, 0.001)
+        if not api.allow("seller", "op"):
+            raise SellingApiRequestThrottledException(
+                [{"code": "QuotaExceeded", "message": "x"}],
+                headers={"x-amzn-RateLimit-Limit": api.limit_header("op")},
+            )
+        return Response(api.limit_header("op"))
+
+    return request
+
+
+@pytest.mark.parametrize(
+    "lags",
+    [
+        [0.1],  # the first call also fetches the access token and shakes hands: it lands late
+        [0.001] * 10 + [0.3] + [0.001] * 10,  # one request held up (a busy machine)
+        [0.05, 0.001, 0.08, 0.001, 0.002, 0.12, 0.001, 0.001, 0.03] * 3,
+    ],
+)
+def test_requests_that_reach_the_api_late_are_never_throttled(lags: list[float]) -> None:
+    """The API's bucket counts a request when it arrives, ours when we schedule it: a late
+    arrival followed by one on time must not look like a burst the API refuses (429)."""
+    clock = FakeClock()
+    s = Scheduler(clock=clock, limits={"op": (20.0, 5)})
+    request = _sandbox_api(clock, lags)
+    for _ in range(40):
+        s.call("t", "op", request)
+    assert s.stats.throttled == 0
+    # and no slower than needed: 40 requests at 20/s with a burst of 5 need 1.75 s, plus the lags
+    assert clock.now < (40 - 5) / 20 * SAFETY + sum(lags) + 40 * 0.001 + 5 / 20
