@@ -85,6 +85,8 @@ def test_demo_then_init_ls_verify_doctor_round(tmp_path: Path, monkeypatch) -> N
     # --no-serve serves nothing: no bare URL, but the command that serves it
     assert "dashboard not started (--no-serve): amzigo dashboard --home" in result.output
     assert "\ndashboard https://" not in result.output
+    # the next commands are told which home (this is not the default one)
+    assert "next     export AMZIGO_HOME=" in result.output
     # no empty inventory (the bug of the first round) and profit from the demo's product costs
     for html in (p for p in reports if p.parent.name == "inventory"):
         counts = [int(n) for n in re.findall(r"data-rows=[\"'](\d+)", html.read_text())]

@@ -122,9 +122,17 @@ def demo_cmd(
     if not result.ok:
         raise SystemExit(1)
     if no_serve:
+        from amzigo_lab.config import resolve_home
+
+        # the next commands find this home by $AMZIGO_HOME unless it is the default one
+        here = (
+            ""
+            if settings.home == resolve_home(None, env={})
+            else (f"export AMZIGO_HOME={shlex.quote(str(settings.home))}; ")
+        )
         console.print(
-            "next     amzigo login admin-demo; amzigo lake ls | amzigo dashboard | "
-            "amzigo audit verify"
+            f"next     {here}amzigo login admin-demo; amzigo lake ls | amzigo audit verify",
+            soft_wrap=True,
         )
         return
     from amzigo_lab.serve.app import ServeOptions, run_dashboard
