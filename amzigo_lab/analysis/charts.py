@@ -69,18 +69,36 @@ def sales_trend(daily: pl.DataFrame, title: str = "Sales per day") -> alt.TopLev
 
 
 def weekly_sales(weekly: pl.DataFrame) -> alt.TopLevelMixin:
-    """Weekly sales bars, one panel per currency."""
+    """Weekly sales bars, one panel per currency. Each bar spans the days of the period in its
+    week (Monday to Sunday), so a part week at either end is narrower and lighter, and the last
+    bar ends inside the axis."""
+    data = weekly.with_columns(
+        end_day=pl.col("last_day") + pl.duration(days=1),
+        week=pl.when(pl.col("days") < 7).then(pl.lit("part week")).otherwise(pl.lit("full week")),
+    )
     chart = (
-        alt.Chart(_data(weekly))
-        .mark_bar(color="#4c78a8")
+        alt.Chart(_data(data))
+        .mark_bar(color="#4c78a8", xOffset=1, x2Offset=-1)
         .encode(
             x=alt.X(
-                "day:T",
-                title="week starting",
-                timeUnit="yearmonthdate",
+                "first_day:T",
+                title="week (Monday to Sunday; lighter: a part week inside the period)",
                 axis=alt.Axis(format="%b %d"),
             ),
+            x2="end_day:T",
             y=alt.Y("sales:Q", title="sales"),
+            y2=alt.datum(0),
+            opacity=alt.Opacity(
+                "week:N",
+                scale=alt.Scale(domain=["full week", "part week"], range=[1.0, 0.45]),
+                legend=None,
+            ),
+            tooltip=[
+                alt.Tooltip("first_day:T", title="from"),
+                alt.Tooltip("last_day:T", title="to"),
+                alt.Tooltip("days:Q", title="days"),
+                alt.Tooltip("sales:Q", title="sales"),
+            ],
         )
         .properties(width=WIDTH, height=140)
         .facet(row=alt.Row("currency:N", title=None))

@@ -9,6 +9,7 @@ from decimal import Decimal as D
 import polars as pl
 import pytest
 
+from amzigo_lab.analysis import charts
 from amzigo_lab.analysis.inventory import InventoryParams, build_inventory_report
 from amzigo_lab.analysis.money import marketplace
 from amzigo_lab.analysis.period import Period, comparison_period
@@ -102,6 +103,10 @@ def test_trends_marketplaces_traffic(sales) -> None:
     weekly = {(r["currency"], r["day"]): r for r in sales.weekly.to_dicts()}
     assert weekly[("USD", dt.date(2026, 2, 23))]["sales"] == D("65.50")  # Sunday 1 March
     assert weekly[("USD", dt.date(2026, 3, 2))]["sales"] == D("80.00")
+    # each week says which days of the period it covers: both ends here are part weeks
+    first, last = weekly[("USD", dt.date(2026, 2, 23))], weekly[("USD", dt.date(2026, 3, 2))]
+    assert (first["first_day"], first["last_day"], first["days"]) == (START, START, 1)
+    assert (last["first_day"], last["last_day"], last["days"]) == (dt.date(2026, 3, 2), END, 6)
     mk = {r["marketplace"]: r for r in sales.marketplaces.to_dicts()}
     assert (mk["US"]["currency"], mk["US"]["sales"], mk["US"]["net"]) == (
         "USD",
@@ -300,3 +305,18 @@ def test_orders_of_objecting_buyers_are_never_offered_for_review_requests(acme) 
         "S4": "not_eligible",
         "S5": "already_requested",
     }
+
+
+def test_weekly_chart_draws_part_weeks_as_part_weeks(sales) -> None:
+    """A bar spans the days of its week inside the period (a 1-day week is a narrow, lighter
+    bar, not a slump), from zero, and the axis ends where the period does."""
+    spec = charts.weekly_sales(sales.weekly).to_dict()
+    enc = spec["spec"]["encoding"]
+    assert enc["x"]["field"] == "first_day" and enc["x2"]["field"] == "end_day"
+    assert enc["y2"] == {"datum": 0}
+    rows = {r["day"]: r for r in spec["data"]["values"] if r["currency"] == "USD"}
+    assert rows["2026-02-23"]["week"] == "part week" and rows["2026-02-23"]["end_day"] == (
+        "2026-03-02"
+    )
+    assert rows["2026-03-02"]["end_day"] == "2026-03-08"
+    assert charts.to_svg(charts.weekly_sales(sales.weekly)).startswith("<svg")
