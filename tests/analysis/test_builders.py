@@ -13,7 +13,7 @@ from amzigo_lab.analysis import charts
 from amzigo_lab.analysis.inventory import InventoryParams, build_inventory_report
 from amzigo_lab.analysis.money import marketplace
 from amzigo_lab.analysis.period import Period, comparison_period
-from amzigo_lab.analysis.reviews import build_reviews_report
+from amzigo_lab.analysis.reviews import build_reviews_report, with_state_labels
 from amzigo_lab.analysis.sales import SalesScope, build_sales_report, load_costs, sales_totals
 from amzigo_lab.analysis.source import ReportError
 from amzigo_lab.gateway.sources import LakeTableSource
@@ -193,6 +193,15 @@ def test_reviews(acme) -> None:
     ]
     opens = dict(zip(rv.requests["amazon_order_id"], rv.requests["window_opens"], strict=True))
     assert opens["S3"] == dt.date(2026, 3, 10)
+    # the report shows each state in words, never the code
+    labelled = with_state_labels(rv.request_counts)
+    assert labelled["state_label"].to_list() == [
+        "can be requested now",
+        "window not open yet",
+        "not eligible",
+        "already requested",
+        "buyer objected: never requested",
+    ]
 
 
 def test_inventory(acme) -> None:
