@@ -267,12 +267,22 @@ def days_of_cover(table: pl.DataFrame, n: int = 25) -> alt.TopLevelMixin:
     )
     order = [str(x) for x in data["label"].to_list()]
     y = alt.Y("label:N", sort=order, title=None)
+    # room right of the longest bar or tick, so a tick at the axis end is not read as its border
+    right = max([0.0, *data["cover"].to_list(), *data["lead"].to_list()])
+    domain = [0.0, min(round(right * 1.1 + 1.0), 130)]
+    title = "Days of cover against lead time"
+    if table.height > data.height:
+        title += f": the {data.height} most urgent of {table.height} SKUs"
     bars = (
         alt.Chart(_data(data))
         .mark_bar()
         .encode(
             y=y,
-            x=alt.X("cover:Q", title="days of cover on hand (capped at 120); tick = lead time"),
+            x=alt.X(
+                "cover:Q",
+                title="days of cover on hand (capped at 120); tick = lead time",
+                scale=alt.Scale(domain=domain),
+            ),
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
@@ -281,7 +291,5 @@ def days_of_cover(table: pl.DataFrame, n: int = 25) -> alt.TopLevelMixin:
     )
     ticks = alt.Chart(_data(data)).mark_tick(color="#222", thickness=2).encode(y=y, x="lead:Q")
     return _configure(
-        alt.layer(bars, ticks).properties(
-            width=WIDTH - 100, height=alt.Step(16), title="Days of cover against lead time"
-        )
+        alt.layer(bars, ticks).properties(width=WIDTH - 100, height=alt.Step(16), title=title)
     )

@@ -239,6 +239,16 @@ def test_inventory(acme) -> None:
     ]
     # a period in the past takes the snapshot of its end (not the later one of 8 March)
     assert inv.stock_date == END and inv.cutoff == END and not inv.current and not inv.reason
+    # the chart says when it shows only the most urgent SKUs, and keeps room right of the
+    # longest bar or lead-time tick (a tick at the axis end read as the chart's border)
+    top = charts.days_of_cover(inv.table, n=3).to_dict()
+    assert top["title"] == "Days of cover against lead time: the 3 most urgent of 5 SKUs"
+    domain = top["layer"][0]["encoding"]["x"]["scale"]["domain"]
+    longest = max(inv.table.head(3)["lead_time"].max(), inv.table.head(3)["days_of_cover"].max())
+    assert domain[0] == 0 and domain[1] > longest
+    every = charts.days_of_cover(inv.table).to_dict()
+    assert every["title"] == "Days of cover against lead time"  # all 5 shown: no "most urgent"
+    assert every["layer"][0]["encoding"]["x"]["scale"]["domain"][1] > 120  # SKU-OLD: capped
 
 
 def test_no_other_tenant_rows_reach_any_builder(acme) -> None:
