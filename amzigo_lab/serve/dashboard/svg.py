@@ -80,8 +80,13 @@ def bar_svg(points: list[tuple[dt.date, float]], title: str, fmt: Any) -> str:
     out = _frame(title, lo, hi, fmt, [d for d, _ in points])
     n = max(len(points), 1)
     width = min(18.0, max(1.0, (_W - _L - _R) / n * 0.7))
+    # bars stay right of the value labels and inside the frame (a first bar centred on the axis
+    # covered the labels: "489" read "48" on a 7-day view)
+    pad = width / 2 + 2
+    span = _W - _L - _R - 2 * pad
     for i, (d, v) in enumerate(points):
-        x, y = _x(i, n), _y(v, lo, hi)
+        x = _L + pad + (span / 2 if n == 1 else span * i / (n - 1))
+        y = _y(v, lo, hi)
         out.append(
             f"<rect x='{x - width / 2:.1f}' y='{y:.1f}' width='{width:.1f}' "
             f"height='{_H - _B - y:.1f}' fill='#67a9cf'><title>{d.isoformat()}: "
