@@ -90,12 +90,13 @@ def report_cmd(
     home: str | None,
     as_json: bool,
 ) -> None:
-    """Execute a packaged report notebook (papermill) and write .ipynb, .html and .pdf files.
+    """Write a sales, reviews, inventory or account-health report (HTML; PDF with --pdf).
 
-    Files go to <out>/<tenant>/<report>/<start>_<end>.{ipynb,html,pdf}. The run happens under
-    the reports service identity with the report's purpose and is audited. Every argument
-    (tenant, marketplace, comparison, cost file, bounds) is checked before the notebook runs,
-    and a failed run leaves no file. --json prints the paths, period, as-of date and the row
+    Runs the packaged report notebook (papermill) with its code hidden. Files go to
+    <out>/<tenant>/<report>/<start>_<end>.{ipynb,html[,pdf]}. The run happens under the
+    reports service identity with the report's purpose and is audited. Every argument (tenant,
+    marketplace, comparison, cost file, bounds) is checked before the notebook runs, and a
+    failed run leaves no file. --json prints the paths, period, as-of date and the row
     counts of each section.
 
     Example:
