@@ -21,7 +21,6 @@ overreach, not a hostile user with a shell on the same machine; see docs/archite
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import os
 import uuid
@@ -286,6 +285,8 @@ class Workbench:
     def _unknown(self, name: str) -> str:
         """The message for a dataset name this session cannot see: the nearest names it can
         read first (a typo), then datasets(). Hidden datasets are never suggested."""
+        import difflib
+
         near = difflib.get_close_matches(name, sorted(self._visible), n=2, cutoff=0.75)
         hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
         return f"unknown dataset {name!r}{hint}; this session can read: {self.datasets()}"

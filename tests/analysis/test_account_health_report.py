@@ -12,7 +12,6 @@ from amzigo_lab.analysis.account_health import (
     build_account_health_report,
     trend_charts,
     verdict,
-    violation_label,
 )
 from amzigo_lab.analysis.money import marketplace
 from amzigo_lab.analysis.source import MemoryTableSource
@@ -40,14 +39,6 @@ LESS, MORE = "LESS_THAN", "GREATER_THAN"
 )
 def test_verdicts(rates: list[float], target: float, condition: str, want: str) -> None:
     assert verdict(rates, target, condition) == want
-
-
-def test_violation_keys_read_as_words() -> None:
-    assert violation_label("listingPolicyViolations") == "Listing policy violations"
-    assert violation_label("warning:spammingSellerMessaging") == (
-        "Warning: spamming seller messaging"
-    )
-    assert violation_label("foodAndProductSafetyIssues") == "Food and product safety issues"
 
 
 def test_report_judges_every_window_up_to_as_of(acme: LakeTableSource) -> None:
