@@ -79,6 +79,23 @@ def test_python_dash_m_runs_the_command() -> None:
     assert done.stdout.startswith("Usage: amzigo report")
 
 
+def test_every_option_says_what_it_takes() -> None:
+    """An option shows help text, or at least its default or its choices (`audit search
+    --actor TEXT` once said nothing)."""
+    bare = []
+    for path in all_commands(main):
+        command: click.Command = main
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        for p in command.params:
+            if not isinstance(p, click.Option) or p.hidden or p.help:
+                continue
+            if not p.show_default and not isinstance(p.type, click.Choice):
+                bare.append(f"amzigo {' '.join(path)} {p.opts[0]}")
+    assert not bare, bare
+
+
 def test_client_commands_name_the_real_default_home() -> None:
     """`--home` defaults to $AMZIGO_HOME, else the user data folder, for every command (never
     ./.amzigo, which some helps used to claim)."""
