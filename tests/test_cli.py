@@ -51,6 +51,52 @@ def test_help_prints_examples_line_by_line(path: tuple[str, ...]) -> None:
     assert not missing, f"`amzigo {' '.join(path)} --help` rewrapped: {missing}"
 
 
+def test_help_examples_start_their_own_paragraph() -> None:
+    """ "Example:" opens its own paragraph in every `--help` (it once ended a prose line, e.g.
+    "Run daily from cron (see docs/compliance.md). Example:" in `amzigo purge --help`)."""
+    for path in all_commands(main):
+        result = CliRunner().invoke(main, [*path, "--help"], terminal_width=100)
+        lines = result.output.splitlines()
+        for i, line in enumerate(lines):
+            if line.rstrip().endswith(("Example:", "Examples:")):
+                where = f"`amzigo {' '.join(path)} --help`: {line.strip()!r}"
+                assert line.strip() in ("Example:", "Examples:"), where
+                assert not lines[i - 1].strip(), where
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    """`python -m amzigo_lab.cli` is the `amzigo` command (the team's notes run it that way from
+    a worktree); it once failed with "cannot be directly executed"."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "amzigo_lab.cli", "report", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: amzigo report")
+
+
+def test_every_option_says_what_it_takes() -> None:
+    """An option shows help text, or at least its default or its choices (`audit search
+    --actor TEXT` once said nothing)."""
+    bare = []
+    for path in all_commands(main):
+        command: click.Command = main
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        for p in command.params:
+            if not isinstance(p, click.Option) or p.hidden or p.help:
+                continue
+            if not p.show_default and not isinstance(p.type, click.Choice):
+                bare.append(f"amzigo {' '.join(path)} {p.opts[0]}")
+    assert not bare, bare
+
+
 def test_client_commands_name_the_real_default_home() -> None:
     """`--home` defaults to $AMZIGO_HOME, else the user data folder, for every command (never
     ./.amzigo, which some helps used to claim)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -116,6 +117,25 @@ class AccountHealthReport:
     def empty(self) -> bool:
         """Whether there is nothing to show (`reason` says why)."""
         return self.current.height == 0
+
+    @property
+    def violation_count(self) -> int:
+        """Policy violations and warnings of the latest window (Amazon's target: 0); a row
+        Amazon rates BAD without a count counts once."""
+        if self.violations.height == 0:
+            return 0
+        counts = self.violations["defects_count"].fill_null(0).to_list()
+        return sum(max(int(c), 1) for c in counts)
+
+
+def violation_label(key: str) -> str:
+    """Amazon's key of a policy violation or warning in words: "listingPolicyViolations" ->
+    "Listing policy violations", "warning:spammingSellerMessaging" -> "Warning: spamming seller
+    messaging"."""
+    prefix, _, name = key.rpartition(":")
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower().strip()
+    text = words[:1].upper() + words[1:]
+    return f"{prefix.capitalize()}: {text.lower()}" if prefix else text
 
 
 def _code(df: pl.DataFrame) -> pl.DataFrame:
@@ -263,7 +283,7 @@ def _violations(
         _code(df)
         .sort(["marketplace", "violation"])
         .with_columns(
-            kind=pl.col("violation").str.replace(r"^warning:", "warning: "),
+            kind=pl.col("violation").map_elements(violation_label, return_dtype=pl.String),
             window=pl.col("window_start").dt.strftime("%Y-%m-%d")
             + " – "
             + pl.col("window_end").dt.strftime("%Y-%m-%d"),

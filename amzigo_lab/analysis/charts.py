@@ -69,18 +69,36 @@ def sales_trend(daily: pl.DataFrame, title: str = "Sales per day") -> alt.TopLev
 
 
 def weekly_sales(weekly: pl.DataFrame) -> alt.TopLevelMixin:
-    """Weekly sales bars, one panel per currency."""
+    """Weekly sales bars, one panel per currency. Each bar spans the days of the period in its
+    week (Monday to Sunday), so a part week at either end is narrower and lighter, and the last
+    bar ends inside the axis."""
+    data = weekly.with_columns(
+        end_day=pl.col("last_day") + pl.duration(days=1),
+        week=pl.when(pl.col("days") < 7).then(pl.lit("part week")).otherwise(pl.lit("full week")),
+    )
     chart = (
-        alt.Chart(_data(weekly))
-        .mark_bar(color="#4c78a8")
+        alt.Chart(_data(data))
+        .mark_bar(color="#4c78a8", xOffset=1, x2Offset=-1)
         .encode(
             x=alt.X(
-                "day:T",
-                title="week starting",
-                timeUnit="yearmonthdate",
+                "first_day:T",
+                title="week (Monday to Sunday; lighter: a part week inside the period)",
                 axis=alt.Axis(format="%b %d"),
             ),
+            x2="end_day:T",
             y=alt.Y("sales:Q", title="sales"),
+            y2=alt.datum(0),
+            opacity=alt.Opacity(
+                "week:N",
+                scale=alt.Scale(domain=["full week", "part week"], range=[1.0, 0.45]),
+                legend=None,
+            ),
+            tooltip=[
+                alt.Tooltip("first_day:T", title="from"),
+                alt.Tooltip("last_day:T", title="to"),
+                alt.Tooltip("days:Q", title="days"),
+                alt.Tooltip("sales:Q", title="sales"),
+            ],
         )
         .properties(width=WIDTH, height=140)
         .facet(row=alt.Row("currency:N", title=None))
@@ -249,12 +267,22 @@ def days_of_cover(table: pl.DataFrame, n: int = 25) -> alt.TopLevelMixin:
     )
     order = [str(x) for x in data["label"].to_list()]
     y = alt.Y("label:N", sort=order, title=None)
+    # room right of the longest bar or tick, so a tick at the axis end is not read as its border
+    right = max([0.0, *data["cover"].to_list(), *data["lead"].to_list()])
+    domain = [0.0, min(round(right * 1.1 + 1.0), 130)]
+    title = "Days of cover against lead time"
+    if table.height > data.height:
+        title += f": the {data.height} most urgent of {table.height} SKUs"
     bars = (
         alt.Chart(_data(data))
         .mark_bar()
         .encode(
             y=y,
-            x=alt.X("cover:Q", title="days of cover on hand (capped at 120); tick = lead time"),
+            x=alt.X(
+                "cover:Q",
+                title="days of cover on hand (capped at 120); tick = lead time",
+                scale=alt.Scale(domain=domain),
+            ),
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
@@ -263,7 +291,5 @@ def days_of_cover(table: pl.DataFrame, n: int = 25) -> alt.TopLevelMixin:
     )
     ticks = alt.Chart(_data(data)).mark_tick(color="#222", thickness=2).encode(y=y, x="lead:Q")
     return _configure(
-        alt.layer(bars, ticks).properties(
-            width=WIDTH - 100, height=alt.Step(16), title="Days of cover against lead time"
-        )
+        alt.layer(bars, ticks).properties(width=WIDTH - 100, height=alt.Step(16), title=title)
     )

@@ -212,7 +212,7 @@ def cost_notes(profits: Mapping[str, Any], have_costs: bool, override: bool = Fa
             "No product costs for this tenant: profit and margin are not shown. Import them "
             "with `amzigo costs import FILE --tenant T`."
         ]
-    where = "in the cost file" if override else "in product_costs"
+    where = "in the cost file" if override else "among the product costs (amzigo costs import)"
     notes = []
     for cur, p in profits.items():
         if p.uncosted_units:
@@ -224,10 +224,8 @@ def cost_notes(profits: Mapping[str, Any], have_costs: bool, override: bool = Fa
                 if p.profit is None
                 else "profit and margin cover the costed SKUs only"
             )
-            notes.append(
-                f"{cur}: {p.uncosted_units} units have no cost {where} on their sale day"
-                f"{skus}; {scope}."
-            )
+            units = "1 unit has" if p.uncosted_units == 1 else f"{p.uncosted_units} units have"
+            notes.append(f"{cur}: {units} no cost {where} on their sale day{skus}; {scope}.")
     return notes
 
 

@@ -281,6 +281,23 @@ def review_requests(
     ).sort(["state", "window_opens", "amazon_order_id"])
 
 
+#: Review-request states as a seller reads them (the report's tables show these).
+REQUEST_STATE_LABELS = {
+    "eligible_now": "can be requested now",
+    "eligible_later": "window not open yet",
+    "not_eligible": "not eligible",
+    "already_requested": "already requested",
+    "objected": "buyer objected: never requested",
+}
+
+
+def with_state_labels(df: pl.DataFrame) -> pl.DataFrame:
+    """`df` with a `state_label` column: each review-request state in words."""
+    return df.with_columns(
+        state_label=pl.col("state").replace_strict(REQUEST_STATE_LABELS, return_dtype=pl.String)
+    )
+
+
 def request_summary(requests: pl.DataFrame) -> pl.DataFrame:
     """Orders per review-request state (every state listed, zeros included)."""
     counts = requests.group_by("state").agg(orders=pl.len().cast(pl.Int64))

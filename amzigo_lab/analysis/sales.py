@@ -418,7 +418,10 @@ def trend(
 ) -> pl.DataFrame:
     """Sales, orders and units per currency and day (every="day") or ISO week ("week").
 
-    Days without sales are present with zeros, so charts show gaps honestly.
+    Days without sales are present with zeros, so charts show gaps honestly. A week row starts
+    on its Monday (`day`) and also carries the days of the period it covers: `first_day`,
+    `last_day` and `days` (fewer than 7 where the period starts or ends mid-week, so a part week
+    is not read as a slump).
     """
     lines = tables[0] if tables else order_lines(source, scope)
     grid = [scope.period.start + dt.timedelta(days=i) for i in range(scope.period.days)]
@@ -446,7 +449,14 @@ def trend(
         df = (
             df.with_columns(week=pl.col("day").dt.truncate("1w"))
             .group_by(["currency", "week"])
-            .agg(pl.col("sales").sum(), pl.col("orders").sum(), pl.col("units").sum())
+            .agg(
+                pl.col("sales").sum(),
+                pl.col("orders").sum(),
+                pl.col("units").sum(),
+                pl.col("day").min().alias("first_day"),
+                pl.col("day").max().alias("last_day"),
+                pl.col("day").count().cast(pl.Int64).alias("days"),
+            )
             .rename({"week": "day"})
         )
     elif every != "day":

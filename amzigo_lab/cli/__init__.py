@@ -40,8 +40,14 @@ _SERVER_COMMANDS = frozenset({"lab", "dashboard"})
 def main(ctx: click.Context, quiet: bool, verbose: int) -> None:
     """amzigo-lab: governed analytics over Amazon seller data.
 
-    Start with `amzigo demo --no-serve`, then `amzigo lake ls`. Long steps show progress on
-    a terminal; `-q` silences it.
+    Start with the demo, log in as its admin (one-time password and code in
+    <home>/demo-credentials.txt), then look at the lake:
+
+        amzigo demo --no-serve
+        eval "$(amzigo login admin-demo)"
+        amzigo lake ls
+
+    Long steps show progress on a terminal; `-q` silences it.
     """
     from amzigo_lab.cli.common import set_verbosity
 

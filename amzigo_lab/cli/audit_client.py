@@ -46,9 +46,9 @@ def _when(value: str | None) -> dt.datetime | None:
 
 
 @audit_group.command("search")
-@click.option("--actor")
+@click.option("--actor", help="Exact user name (e.g. ana, svc:reports, break-glass:root).")
 @click.option("--action", help="Exact action, or a prefix like 'auth.*'.")
-@click.option("--resource")
+@click.option("--resource", help="Exact resource, e.g. dataset:orders or session.")
 @click.option("--since", help="From this UTC time (YYYY-MM-DD[THH:MM]).")
 @click.option("--until", help="Before this UTC time.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)

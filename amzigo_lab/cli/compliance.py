@@ -26,7 +26,9 @@ from amzigo_lab.cli.compliance_client import DATE
 def purge_cmd(as_of: dt.date | None, dry_run: bool, home: str | None, as_json: bool) -> None:
     """Drop everything past its purge date that no legal hold keeps; sign a certificate.
 
-    Run daily from cron (see docs/compliance.md). Example:
+    Run daily from cron (see docs/compliance.md).
+
+    Example:
 
         amzigo purge --dry-run
         amzigo purge --as-of 2026-06-01 --json

@@ -174,7 +174,9 @@ def delete_cmd(
     """Carry out an Amazon deletion notice now: partitions, keys, outputs, state; certify.
 
     Needs a compliance user's session. Re-run with the same --notice to resume after an
-    interruption. Example:
+    interruption.
+
+    Example:
 
         amzigo delete --tenant acme --notice AMZ-2026-0042
     """

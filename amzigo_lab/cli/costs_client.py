@@ -77,7 +77,9 @@ def import_cmd(
     uses the latest cost whose valid_from is on or before its day. Importing the same key
     (sku, marketplace, currency, valid_from) again corrects it. XLSX is accepted only where
     the openpyxl package is installed (it is not in this environment's dependencies): save the
-    sheet as CSV otherwise. Example:
+    sheet as CSV otherwise.
+
+    Example:
 
         amzigo costs import costs.csv --tenant acme --valid-from 2026-03-01
     """

@@ -57,8 +57,9 @@ def demo_cmd(
     home connected to Amazon).
 
     Ingests every sandbox tenant (and weekly buyer-PII snapshots for one tenant), purges what is
-    past its deadline with a verified destruction certificate, writes the sales, reviews and
-    inventory reports, creates demo users, and serves the dashboards until Ctrl-C.
+    past its deadline with a verified destruction certificate, writes the sales, reviews,
+    inventory and account-health reports, creates demo users, and serves the dashboards until
+    Ctrl-C (--no-serve: returns instead).
 
     Example:
 

@@ -199,7 +199,9 @@ def keys_group() -> None:
 def rotate_cmd(home: str | None) -> None:
     """Create a new master key, re-wrap every partition key, destroy the old master.
 
-    No data file is rewritten. Example:
+    No data file is rewritten.
+
+    Example:
 
         amzigo keys rotate
     """

@@ -40,7 +40,7 @@ from amzigo_lab.cli.common import (
     "--comparison",
     default="previous_period",
     show_default=True,
-    help="previous_period, previous_year, none, or START..END.",
+    help="Sales: previous_period, previous_year, none, or START..END.",
 )
 @click.option(
     "--costs",
@@ -90,12 +90,13 @@ def report_cmd(
     home: str | None,
     as_json: bool,
 ) -> None:
-    """Execute a packaged report notebook (papermill) and write .ipynb, .html and .pdf files.
+    """Write a sales, reviews, inventory or account-health report (HTML; PDF with --pdf).
 
-    Files go to <out>/<tenant>/<report>/<start>_<end>.{ipynb,html,pdf}. The run happens under
-    the reports service identity with the report's purpose and is audited. Every argument
-    (tenant, marketplace, comparison, cost file, bounds) is checked before the notebook runs,
-    and a failed run leaves no file. --json prints the paths, period, as-of date and the row
+    Runs the packaged report notebook (papermill) with its code hidden. Files go to
+    <out>/<tenant>/<report>/<start>_<end>.{ipynb,html[,pdf]}. The run happens under the
+    reports service identity with the report's purpose and is audited. Every argument (tenant,
+    marketplace, comparison, cost file, bounds) is checked before the notebook runs, and a
+    failed run leaves no file. --json prints the paths, period, as-of date and the row
     counts of each section.
 
     Example:
@@ -110,6 +111,12 @@ def report_cmd(
     from amzigo_lab.home import open_lake
 
     settings = settings_for(home)
+    given = click.get_current_context().get_parameter_source("comparison")
+    if report != "sales" and given is click.core.ParameterSource.COMMANDLINE:
+        raise ReportError(  # never silently ignored, like --costs and --engine
+            "--comparison applies to the sales report only (the reviews report compares each "
+            "month with the one before; inventory and account health compare nothing)"
+        )
     try:
         if start is not None and end is None:
             raise ReportError("--start needs --end (or give --end alone: the --days days to it)")

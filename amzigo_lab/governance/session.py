@@ -294,6 +294,15 @@ class Workbench:
         if base in self._hidden:
             self._deny(f"dataset:{base}", self._hidden[base])
 
+    def _unknown(self, name: str) -> str:
+        """The message for a dataset name this session cannot see: the nearest names it can
+        read first (a typo), then datasets(). Hidden datasets are never suggested."""
+        import difflib
+
+        near = difflib.get_close_matches(name, sorted(self._visible), n=2, cutoff=0.75)
+        hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
+        return f"unknown dataset {name!r}{hint}; this session can read: {self.datasets()}"
+
     def _translate_errors(self, names: Sequence[str]) -> _ErrorTranslator:
         return _ErrorTranslator(self, names)
 
@@ -345,7 +354,7 @@ class Workbench:
         """The tenants visible in `dataset` (None: every tenant)."""
         self._require_visible(dataset)
         if dataset not in self._visible:
-            raise UnknownDataset(f"unknown dataset {dataset!r}; see datasets()")
+            raise UnknownDataset(self._unknown(dataset))
         scope = self._visible[dataset]
         return None if scope is None else sorted(scope)
 
@@ -353,9 +362,7 @@ class Workbench:
         """An ibis table over the governed view `name` (executing it is audited)."""
         self._before_read([name])
         if name not in self._visible and name.removesuffix(VERSIONS_SUFFIX) not in self._visible:
-            raise UnknownDataset(
-                f"unknown dataset {name!r}; this session can read: {self.datasets()}"
-            )
+            raise UnknownDataset(self._unknown(name))
         assert self._ibis is not None
         return self._ibis.table(name)
 

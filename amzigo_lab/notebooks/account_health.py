@@ -79,6 +79,7 @@ else:
                 ("Targets missed", f"{counts['breach']:,}", "latest window"),
                 ("Worsening toward a target", f"{counts['trending']:,}", "two windows in a row"),
                 ("Near a target", f"{counts['near']:,}", "within 20 % of it"),
+                ("Policy violations", f"{report.violation_count:,}", "latest window; target 0"),
                 ("Account status", statuses or "–", f"rating: {ratings or '–'}"),
             ]
         )

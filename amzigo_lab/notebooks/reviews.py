@@ -29,7 +29,12 @@ from amzigo_lab.analysis import charts, render
 from amzigo_lab.analysis.money import marketplace as find_marketplace
 from amzigo_lab.analysis.notebook import header, open_source, show_chart, show_html
 from amzigo_lab.analysis.period import Period, parse_now
-from amzigo_lab.analysis.reviews import WORSENING_POINTS, build_reviews_report, top_topics
+from amzigo_lab.analysis.reviews import (
+    WORSENING_POINTS,
+    build_reviews_report,
+    top_topics,
+    with_state_labels,
+)
 
 TOP = 12  # rows per table; the rest is counted in a "+N more" note
 PANELS = 9  # small multiples of the worst-moving topics
@@ -168,19 +173,19 @@ for sentiment, heading in (("negative", "Complaints"), ("positive", "Praise")):
 # %%
 show_html(
     render.table_html(
-        report.request_counts,
-        [("state", "State", "text"), ("orders", "Orders", "count")],
+        with_state_labels(report.request_counts),
+        [("state_label", "State", "text"), ("orders", "Orders", "count")],
         table_id="request-counts",
     )
 )
 eligible = report.requests.filter(pl.col("state").is_in(["eligible_now", "eligible_later"]))
 show_html(
     render.table_html(
-        eligible,
+        with_state_labels(eligible),
         [
             ("amazon_order_id", "Order", "text"),
             ("marketplace", "Mkt", "text"),
-            ("state", "State", "text"),
+            ("state_label", "State", "text"),
             ("window_opens", "Window opens", "text"),
             ("window_closes", "Window closes", "text"),
         ],

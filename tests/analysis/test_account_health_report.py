@@ -64,6 +64,8 @@ def test_report_judges_every_window_up_to_as_of(acme: LakeTableSource) -> None:
     assert report.counts == {"breach": 1, "trending": 1, "near": 1, "ok": 1}
     assert report.current["verdict"].to_list()[:3] == ["breach", "trending", "near"]  # worst first
     assert report.violations["defects_count"].to_list() == [2]
+    assert report.violations["kind"].to_list() == ["Listing policy violations"]  # not the API key
+    assert report.violation_count == 2
     assert report.defects.select("marketplace", "channel", "total", "defects").rows() == [
         ("UK", "MFN", 1000, 2)
     ]
@@ -128,7 +130,8 @@ def test_dashboard_section_flags_breaches_and_trends(acme: LakeTableSource) -> N
     assert "id='amz-health'" in section and "<td>BREACH</td>" in section
     assert "worsening toward target" in section and "near target" in section
     assert "1 other metric is within Amazon&#x27;s targets." in section
-    assert "US AT_RISK (rating WARNED)" in section and "Policy violations" in section
+    assert "US AT_RISK (rating WARNED)" in section
+    assert "Policy violations in the latest window: 2 (US Listing policy violations: 2)" in section
     assert section.count("<svg") == 2
     # a view reaching "as of" shows the latest windows (the 14 March one: valid tracking ok)
     latest = board.sections(View(END - dt.timedelta(days=6), board.as_of())).account_health

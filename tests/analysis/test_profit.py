@@ -109,10 +109,10 @@ def test_profit_and_margin_cover_costed_units_only(report) -> None:  # type: ign
     assert tiles[("USD", "profit")].label == "Gross profit"
     assert tiles[("USD", "profit")].value == D("35.40")
     assert report.notes == [
-        "GBP: 2 units have no cost in product_costs on their sale day (SKU SKU-GREEN); profit "
-        "and margin cover the costed SKUs only.",
-        "USD: 1 units have no cost in product_costs on their sale day (SKU SKU-BLUE); profit "
-        "and margin cover the costed SKUs only.",
+        "GBP: 2 units have no cost among the product costs (amzigo costs import) on their sale "
+        "day (SKU SKU-GREEN); profit and margin cover the costed SKUs only.",
+        "USD: 1 unit has no cost among the product costs (amzigo costs import) on their sale "
+        "day (SKU SKU-BLUE); profit and margin cover the costed SKUs only.",
     ]
 
 
@@ -261,7 +261,7 @@ def test_dashboard_shows_gross_profit_and_what_lacks_a_cost(lake: Lake) -> None:
     assert "data-metric='profit' data-currency='USD'><div class='l'>Gross profit</div>" in tiles
     assert "<div class='v'>$35.40</div>" in tiles
     assert "data-metric='margin' data-currency='GBP'" in tiles
-    assert "USD: 1 units have no cost in product_costs on their sale day" in tiles
+    assert "USD: 1 unit has no cost among the product costs (amzigo costs import)" in tiles
     assert "Amazon fees" in tiles and "Refunds" in tiles
     assert "Gross profit" in sections.products and "$35.40" in sections.products
     # no costs: no profit tile, and the dashboard says how to add them

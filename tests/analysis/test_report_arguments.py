@@ -192,3 +192,16 @@ def test_end_alone_reports_the_days_ending_there(report_home: Path, tmp_path: Pa
     bad = runner.invoke(main, ["report", "sales", "--tenant", ACME, "--end", "2026-02-30", *home])
     assert bad.exit_code == 2 and "'2026-02-30' is not a date" in bad.output
     assert sorted(p.suffix for p in tmp_path.rglob("*") if p.is_file()) == [".html", ".ipynb"]
+
+
+def test_comparison_outside_the_sales_report_is_refused(report_home: Path, tmp_path: Path) -> None:
+    """`--comparison` given to a report that compares nothing is an error (as --costs and
+    --engine are), never silently ignored; its default is no error."""
+    home = ["--home", str(report_home), "--out", str(tmp_path / "out")]
+    for name in ("reviews", "inventory", "account_health"):
+        res = CliRunner().invoke(
+            main, ["report", name, "--tenant", ACME, "--comparison", "previous_year", *home]
+        )
+        assert res.exit_code == 2, res.output
+        assert "--comparison applies to the sales report only" in res.output
+    assert not (tmp_path / "out").exists()  # refused before any kernel ran

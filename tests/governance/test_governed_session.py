@@ -10,7 +10,7 @@ import pytest
 
 import amzigo_lab
 from amzigo_lab.client.workbench import Workbench
-from amzigo_lab.errors import AccessDenied
+from amzigo_lab.errors import AccessDenied, UnknownDataset
 from amzigo_lab.governance.alerting import collect_alerts
 from amzigo_lab.governance.policy import Policy, Principal
 from tests.governance.gov_fixtures import (
@@ -186,6 +186,20 @@ def test_denials_name_what_is_missing(world: World) -> None:
         bench(world, "nog", "sales_analysis").table("orders")
     with pytest.raises(AccessDenied, match="unknown purpose"):
         amzigo_lab.connect("fun", home=world.settings, token=world.tokens["ana"])
+
+
+def test_a_typo_in_a_dataset_name_names_the_readable_one(world: World) -> None:
+    """A typo'd dataset suggests the nearest dataset the session can read (never a hidden PII
+    one) and lists what it can read, through every door."""
+    wb = bench(world, "ana", "sales_analysis")
+    for call in (wb.table, wb.polars, wb.tenants):
+        with pytest.raises(UnknownDataset) as info:
+            call("ordres")
+        message = str(info.value)
+        assert "did you mean 'orders'?" in message and "can read: [" in message, message
+    with pytest.raises(UnknownDataset) as info:
+        wb.table("order_buyer")  # near the hidden order_buyers: not suggested, not named
+    assert "order_buyers" not in str(info.value)
 
 
 def test_pii_processor_reads_buyers_of_granted_tenant_only(world: World) -> None:

@@ -361,8 +361,16 @@ class SellerDashboard:
             others = "1 other metric is" if fine == 1 else f"{fine} other metrics are"
             parts.append(render.note(f"{others} within Amazon's targets."))
         if report.violations.height:
-            n = int(report.violations["defects_count"].fill_null(0).sum())
-            parts.append(render.note(f"Policy violations in the latest window: {n}."))
+            kinds = "; ".join(
+                f"{r['marketplace']} {r['kind']}: {r['defects_count'] or 1}"
+                for r in report.violations.to_dicts()
+            )
+            parts.append(
+                render.note(
+                    f"Policy violations in the latest window: {report.violation_count} ({kinds}); "
+                    "Amazon's target is 0."
+                )
+            )
         parts.append(render.note(HEALTH_RULES))
         return "<div id='amz-account-health'>" + "".join(parts) + "</div>"
 

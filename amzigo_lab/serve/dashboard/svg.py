@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 from typing import Any
 
 _W, _H, _L, _R, _T, _B = 560, 170, 64, 12, 24, 26
 
 
+def _nice(v: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 or 10 times a power of ten that is at
+    least `v` (> 0): axis labels read 8,000 and 4,000, not 6,070.16 and 3,035.08."""
+    power = 10.0 ** math.floor(math.log10(v))
+    return next(step * power for step in _STEPS if step * power >= v * (1 - 1e-9))
+
+
+_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
 def _scale(values: list[float]) -> tuple[float, float]:
     lo = min(0.0, *values) if values else 0.0
     hi = max(values) if values else 1.0
-    return lo, (hi if hi > lo else lo + 1.0)
+    if hi <= lo:
+        return lo, lo + 1.0
+    return lo, (_nice(hi) if hi > 0 else hi)
 
 
 def _frame(title: str, lo: float, hi: float, fmt: Any, days: list[dt.date]) -> list[str]:
@@ -80,8 +93,13 @@ def bar_svg(points: list[tuple[dt.date, float]], title: str, fmt: Any) -> str:
     out = _frame(title, lo, hi, fmt, [d for d, _ in points])
     n = max(len(points), 1)
     width = min(18.0, max(1.0, (_W - _L - _R) / n * 0.7))
+    # bars stay right of the value labels and inside the frame (a first bar centred on the axis
+    # covered the labels: "489" read "48" on a 7-day view)
+    pad = width / 2 + 2
+    span = _W - _L - _R - 2 * pad
     for i, (d, v) in enumerate(points):
-        x, y = _x(i, n), _y(v, lo, hi)
+        x = _L + pad + (span / 2 if n == 1 else span * i / (n - 1))
+        y = _y(v, lo, hi)
         out.append(
             f"<rect x='{x - width / 2:.1f}' y='{y:.1f}' width='{width:.1f}' "
             f"height='{_H - _B - y:.1f}' fill='#67a9cf'><title>{d.isoformat()}: "
