@@ -344,6 +344,7 @@ class ReviewsReport:
             "review_requests_eligible": self.requests.filter(
                 pl.col("state").is_in(["eligible_now", "eligible_later"])
             ).height,
+            "review_requests_checked": self.requests.height,
         }
 
 

@@ -132,7 +132,7 @@ def demo_cmd(
             else (f"export AMZIGO_HOME={shlex.quote(str(settings.home))}; ")
         )
         console.print(
-            f"next     {here}amzigo login admin-demo; amzigo lake ls | amzigo audit verify",
+            f'next     {here}eval "$(amzigo login admin-demo)"; amzigo lake ls',
             soft_wrap=True,
         )
         return

@@ -74,7 +74,7 @@ show_html(
             (
                 "Review requests open",
                 f"{counts['review_requests_eligible']:,}",
-                "orders eligible now or soon",
+                f"eligible now or soon, of {counts['review_requests_checked']:,} orders checked",
             ),
         ]
     )

@@ -132,6 +132,9 @@ def test_worsening_products_carry_titles_and_moves_worst_first() -> None:
     complaints = top_topics(rv.topics, "negative", rv.titles)
     assert complaints.select("topic", "title").rows()[0] == ("Leaks", "Summit Tent 2P, Green")
     assert rv.counts()["products_worsening"] == 2 and rv.counts()["topics_worsening"] == 3
+    # the review-request tile says how many orders were checked (a run checks a capped number)
+    assert rv.counts()["review_requests_checked"] == rv.requests.height
+    assert rv.counts()["review_requests_eligible"] <= rv.counts()["review_requests_checked"]
 
 
 def test_a_period_reaching_the_present_reads_todays_fetch() -> None:
