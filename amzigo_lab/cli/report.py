@@ -19,8 +19,19 @@ from amzigo_lab.cli.common import (
 )
 
 
+class _ReportKind(click.Choice):
+    """The report's name; `account-health` is accepted for `account_health`."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        if isinstance(value, str):
+            value = value.strip().replace("-", "_")
+        return str(super().convert(value, param, ctx))
+
+
 @click.command("report")
-@click.argument("report", type=click.Choice(["sales", "reviews", "inventory", "account_health"]))
+@click.argument("report", type=_ReportKind(["sales", "reviews", "inventory", "account_health"]))
 @click.option("--tenant", required=True, help="The tenant (seller) the report is about.")
 @click.option("--start", default=None, help="First day, YYYY-MM-DD (default: see --days).")
 @click.option(

@@ -198,7 +198,7 @@ def test_comparison_outside_the_sales_report_is_refused(report_home: Path, tmp_p
     """`--comparison` given to a report that compares nothing is an error (as --costs and
     --engine are), never silently ignored; its default is no error."""
     home = ["--home", str(report_home), "--out", str(tmp_path / "out")]
-    for name in ("reviews", "inventory", "account_health"):
+    for name in ("reviews", "inventory", "account_health", "account-health"):  # both spellings
         res = CliRunner().invoke(
             main, ["report", name, "--tenant", ACME, "--comparison", "previous_year", *home]
         )
