@@ -42,10 +42,11 @@ def notice_lines(policy: dict[str, Any] | None) -> list[str]:
         return []
     unread = policy.get("unread") or []
     head = f"Policy version {policy['version']} (effective {policy['effective']})"
+    since = "since the initial policy" if policy.get("first") else "since your last login"
     if not unread:
-        return [f"{head}; no changes since your last login."]
+        return [f"{head}." if policy.get("first") else f"{head}; no changes {since}."]
     changes = "change" if len(unread) == 1 else "changes"
-    lines = [f"{head}; {len(unread)} {changes} since your last login:"]
+    lines = [f"{head}; {len(unread)} {changes} {since}:"]
     lines += [f"  v{u['version']} (effective {u['effective']}): {u['summary']}" for u in unread]
     lines.append("  Read them with `amzigo policy log` and `amzigo policy diff A B`.")
     return lines

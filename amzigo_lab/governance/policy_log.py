@@ -462,7 +462,12 @@ def notice(gov: Governed, user_id: str, *, mark: bool) -> dict[str, Any] | None:
     unread = [summary_of(e) for e in entries[seen:] if not e.get("initial")]
     if mark and seen < head["version"]:
         gov.identity.mark_policy_seen(user_id, int(head["version"]))
-    return {"version": head["version"], "effective": head["effective"], "unread": unread}
+    return {
+        "version": head["version"],
+        "effective": head["effective"],
+        "unread": unread,
+        "first": seen == 0,  # never logged in since the log began: no "last login" to speak of
+    }
 
 
 def in_force(gov: Governed) -> dict[str, Any] | None:

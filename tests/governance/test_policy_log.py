@@ -175,7 +175,8 @@ def test_a_change_is_logged_signed_in_force_and_verifies_and_users_see_it_once(
                      stdin=PASSWORD + "\n")  # fmt: skip
     assert first.exit_code == 0, first.output
     assert "Policy version 2 (effective " in first.output
-    assert "1 change since your last login:" in first.output and NEW_RULE in first.output
+    # newbie never logged in before: the change is counted from the initial policy
+    assert "1 change since the initial policy:" in first.output and NEW_RULE in first.output
     second = home.cli(None, "login", "newbie", "--password-stdin", "--code",
                       code.at(time.time() + 30), stdin=PASSWORD + "\n")  # fmt: skip
     assert second.exit_code == 0, second.output
@@ -268,3 +269,22 @@ def test_an_existing_home_records_its_policy_as_initial_on_upgrade(tmp_path: Pat
         assert any(
             e.action == "policy.version" for e in gov.audit_log.search(action="policy.version")
         )
+
+
+def test_the_login_notice_counts_from_the_last_login_or_the_initial_policy() -> None:
+    from amzigo_lab.cli.policy import notice_lines
+
+    change = {"version": 2, "effective": "2026-11-01", "summary": "tighter PII"}
+    head = {"version": 2, "effective": "2026-11-01"}
+    returning = notice_lines({**head, "unread": [change], "first": False})
+    assert returning[0].endswith("1 change since your last login:")
+    assert "v2 (effective 2026-11-01): tighter PII" in returning[1]
+    first = notice_lines({**head, "unread": [change], "first": True})
+    assert first[0].endswith("1 change since the initial policy:")  # no earlier login to cite
+    assert notice_lines({**head, "unread": [], "first": True}) == [
+        "Policy version 2 (effective 2026-11-01)."
+    ]
+    assert notice_lines({**head, "unread": [], "first": False})[0].endswith(
+        "no changes since your last login."
+    )
+    assert notice_lines(None) == []

@@ -57,7 +57,10 @@ def test_the_web_login_shows_unread_policy_changes_once(
     s, r = login(server, "sam")
     assert r.status_code == 200, r.text
     assert "id='policy-notice'" in r.text
-    assert "Data policy version 2 (effective " in r.text and "1 change since your last" in r.text
+    assert (
+        "Data policy version 2 (effective " in r.text
+        and "1 change since the initial policy" in r.text
+    )  # first login
     assert "review_requests &lt;when&gt; &amp; why" in r.text  # escaped, as written
     assert "<script" not in r.text  # server-rendered, nothing loaded from elsewhere
     assert "href='/'" in r.text  # on to where the user was going
