@@ -66,9 +66,7 @@ def local_day_sql(ts: str = "purchase_date", marketplace: str = "marketplace_id"
         f"THEN timezone({_literal(zone)}, {column})"
         for zone, names in zone_aliases().items()
     )
-    return (
-        f"CAST(CASE {arms} ELSE timezone({_literal(FALLBACK_TIMEZONE)}, {column}) END AS DATE)"
-    )
+    return f"CAST(CASE {arms} ELSE timezone({_literal(FALLBACK_TIMEZONE)}, {column}) END AS DATE)"
 
 
 def local_day_polars(ts: str | pl.Expr, marketplace: str | pl.Expr) -> pl.Expr:

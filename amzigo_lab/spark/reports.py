@@ -7,9 +7,10 @@ Spark from exactly the planned files, reduced to its latest state and registered
 temporary view. `close()` ends the source's jobs (their tokens stop unwrapping).
 
 One builder expression needs a shim: `analysis.local_days.local_day` (the sales builders' local
-day) calls DuckDB's `timezone(zone, timestamptz)`, which Spark lacks; the source registers a temporary SQL function
-of the same name over Spark's `from_utc_timestamp` (same wall-clock result; the session's time
-zone is UTC). Anything else ibis' PySpark backend cannot compile fails loudly, never silently.
+day) calls DuckDB's `timezone(zone, timestamptz)`, which Spark lacks; the source registers a
+temporary SQL function of the same name over Spark's `from_utc_timestamp` (same wall-clock
+result; the session's time zone is UTC). Anything else ibis' PySpark backend cannot compile
+fails loudly, never silently.
 """
 
 from __future__ import annotations
