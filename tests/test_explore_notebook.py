@@ -14,10 +14,14 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import nbformat
+import polars as pl
 import pyotp
 import pytest
 
+import amzigo_lab
+from amzigo_lab.analysis.local_days import local_day, local_day_polars
 from amzigo_lab.analysis.money import BY_CODE, MARKETPLACES
 from amzigo_lab.analysis.period import Period
 from amzigo_lab.analysis.sales import SalesScope, build_sales_report
@@ -74,6 +78,8 @@ class Run:
     nb: nbformat.NotebookNode
     stderr: str
     elsewhere: Path
+    home: Path
+    token: str  # ana's session (granted ACME only)
     #: the sales report's daily (orders, units) per (marketplace id, local day) of the period
     report: dict[tuple[str, dt.date], tuple[int, int]]
 
@@ -115,7 +121,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         cmd, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=400, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return Run(nbformat.read(str(out), as_version=4), done.stderr, elsewhere, report)
+    nb = nbformat.read(str(out), as_version=4)
+    return Run(nb, done.stderr, elsewhere, settings.home, token.token, report)
 
 
 def report_daily(source: LakeTableSource) -> dict[tuple[str, dt.date], tuple[int, int]]:
@@ -178,3 +185,41 @@ def test_daily_orders_equal_the_sales_reports_on_the_local_day(run: Run) -> None
     assert shown[(US.marketplace_id, dt.date(2026, 3, 3))] == (2, 5)
     assert shown[(DE.marketplace_id, dt.date(2026, 3, 5))] == (1, 1)
     assert not [k for k in shown if k[1] == dt.date(2026, 3, 4)]
+
+
+def test_the_ibis_and_polars_forms_the_notebook_names_give_the_same_days(run: Run) -> None:
+    """`local_day` (ibis, compiled here and run by the gateway) and `local_day_polars` over the
+    analyst's governed session give the sales report's daily orders too."""
+    with amzigo_lab.connect("sales_analysis", home=run.home, token=run.token) as wb:
+        items, orders = wb.table("order_items"), wb.table("orders")
+        canceled = orders.filter(orders.order_status.lower() == "canceled")
+        lines = items.anti_join(
+            canceled.select("tenant", "amazon_order_id"), ["tenant", "amazon_order_id"]
+        )
+        lines = lines.mutate(day=local_day(lines.purchase_date, lines.marketplace_id))
+        by_ibis = (
+            lines.group_by(["marketplace_id", "day"])
+            .aggregate(orders=lines.amazon_order_id.nunique(), units=lines.quantity_ordered.sum())
+            .filter(ibis._.day.between(START, END))
+            .to_polars()
+        )
+        dropped = wb.polars("orders").filter(
+            pl.col("order_status").str.to_lowercase() == "canceled"
+        )
+        by_polars = (
+            wb.polars("order_items")
+            .join(dropped, on=["tenant", "amazon_order_id"], how="anti")
+            .with_columns(day=local_day_polars("purchase_date", "marketplace_id"))
+            .group_by("marketplace_id", "day")
+            .agg(
+                orders=pl.col("amazon_order_id").n_unique(), units=pl.col("quantity_ordered").sum()
+            )
+            .filter(pl.col("day").is_between(START, END))
+        )
+    sold = {k: v for k, v in run.report.items() if v != (0, 0)}
+    for frame in (by_ibis, by_polars):
+        got = {
+            (r["marketplace_id"], r["day"]): (int(r["orders"]), int(r["units"]))
+            for r in frame.iter_rows(named=True)
+        }
+        assert got == sold
