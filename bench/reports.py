@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from amzigo_lab.analysis.local_days import local_day_sql
 from amzigo_lab.datasets import ORDER_ITEMS, ORDERS
 from amzigo_lab.synthetic import _cents_to_money
 from bench.common import Row, log, median, render_table, timed, write_json
@@ -115,22 +116,6 @@ def day_tables(cfg: Config, day_idx: int, rng: np.random.Generator) -> tuple[pa.
     return orders, items
 
 
-def _local_day_sql(column: str, marketplace: str) -> str:
-    """DuckDB SQL for the marketplace-local date of a UTC timestamp (the builders' rule, in
-    its fast form: one constant-zone `timezone()` per zone)."""
-    from amzigo_lab.analysis.money import FALLBACK_TIMEZONE, MARKETPLACES
-
-    zones: dict[str, list[str]] = {}
-    for m in MARKETPLACES:
-        zones.setdefault(m.timezone, []).extend((m.marketplace_id, m.code, m.sales_channel))
-    arms = " ".join(
-        f"WHEN {marketplace} IN ({', '.join(repr(a) for a in names)}) "
-        f"THEN timezone('{zone}', {column})"
-        for zone, names in zones.items()
-    )
-    return f"CAST(CASE {arms} ELSE timezone('{FALLBACK_TIMEZONE}', {column}) END AS DATE)"
-
-
 HAND_LINES = f"""
 CREATE TEMP TABLE lines AS
 WITH items AS (SELECT * FROM items_v QUALIFY row_number() OVER (PARTITION BY amazon_order_id,
@@ -138,7 +123,7 @@ WITH items AS (SELECT * FROM items_v QUALIFY row_number() OVER (PARTITION BY ama
      orders AS (SELECT * FROM orders_v QUALIFY row_number() OVER (PARTITION BY amazon_order_id
         ORDER BY last_update_date DESC, ingest_date DESC) = 1),
      lines AS (SELECT * FROM items
-        WHERE {_local_day_sql("purchase_date", "marketplace_id")} BETWEEN $1 AND $2
+        WHERE {local_day_sql("purchase_date", "marketplace_id")} BETWEEN $1 AND $2
         AND amazon_order_id NOT IN (SELECT amazon_order_id FROM orders
                                     WHERE lower(order_status) = 'canceled'))
 SELECT * FROM lines

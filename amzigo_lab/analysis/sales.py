@@ -27,16 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis
-import ibis.expr.datatypes as dtypes
 import polars as pl
 
-from amzigo_lab.analysis.money import (
-    FALLBACK_TIMEZONE,
-    MARKETPLACES,
-    MarketplaceInfo,
-    money,
-    ratio,
-)
+from amzigo_lab.analysis.local_days import local_day
+from amzigo_lab.analysis.money import MARKETPLACES, MarketplaceInfo, money, ratio
 from amzigo_lab.analysis.period import Period
 from amzigo_lab.analysis.profit import Costs, cost_notes, currency_profit, with_profit
 from amzigo_lab.analysis.profit import cost_rows as _cost_rows
@@ -51,7 +45,7 @@ FEE_KIND = "fee"
 PRINCIPAL = "principal"
 CANCELED = "canceled"
 
-__all__ = ["Costs"]  # (seller_sku, currency) -> unit cost: the `--costs FILE` override
+__all__ = ["Costs", "local_day"]  # Costs: (seller_sku, currency) -> unit cost (`--costs FILE`)
 
 
 @dataclass(frozen=True)
@@ -61,30 +55,6 @@ class SalesScope:
     period: Period
     marketplace: MarketplaceInfo | None = None
     currency: str | None = None
-
-
-@ibis.udf.scalar.builtin(
-    name="timezone",
-    signature=((dtypes.string, dtypes.Timestamp(timezone="UTC")), dtypes.timestamp),
-)
-def _in_zone(zone: str, ts: dt.datetime) -> dt.datetime:  # type: ignore[empty-body]
-    """DuckDB's timezone(zone, timestamptz): the wall-clock time in `zone`."""
-
-
-def local_day(ts: ir.TimestampValue, marketplace: ir.StringValue) -> ir.DateValue:
-    """The marketplace-local date of the UTC timestamp `ts`; `marketplace` holds a marketplace
-    id, code or sales channel ("Amazon.com"); unknown ones count in UTC.
-
-    One `timezone()` call per zone with a constant zone, chosen by a CASE: DuckDB converts a
-    constant zone about 6x faster than a zone that varies per row (issue 17)."""
-    aliases: dict[str, list[str]] = {}
-    for m in MARKETPLACES:
-        aliases.setdefault(m.timezone, []).extend((m.marketplace_id, m.code, m.sales_channel))
-    converted = ibis.cases(
-        *((marketplace.isin(names), _in_zone(zone, ts)) for zone, names in aliases.items()),
-        else_=_in_zone(FALLBACK_TIMEZONE, ts),
-    )
-    return converted.date()
 
 
 #: Every zone's UTC offset lies in [-12 h, +14 h]: a UTC instant at least this far inside the

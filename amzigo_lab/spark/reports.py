@@ -6,10 +6,11 @@ for the run's token, one tenant, the report's purpose: policy checked and audite
 Spark from exactly the planned files, reduced to its latest state and registered as a
 temporary view. `close()` ends the source's jobs (their tokens stop unwrapping).
 
-One builder expression needs a shim: `analysis.sales.local_day` calls DuckDB's
-`timezone(zone, timestamptz)`, which Spark lacks; the source registers a temporary SQL function
-of the same name over Spark's `from_utc_timestamp` (same wall-clock result; the session's time
-zone is UTC). Anything else ibis' PySpark backend cannot compile fails loudly, never silently.
+One builder expression needs a shim: `analysis.local_days.local_day` (the sales builders' local
+day) calls DuckDB's `timezone(zone, timestamptz)`, which Spark lacks; the source registers a
+temporary SQL function of the same name over Spark's `from_utc_timestamp` (same wall-clock
+result; the session's time zone is UTC). Anything else ibis' PySpark backend cannot compile
+fails loudly, never silently.
 """
 
 from __future__ import annotations
