@@ -16,8 +16,11 @@ quantity and date, status. The seller dashboard's stock section calls the same f
   lead time + safety stock.
 - reorder quantity (when position < reorder point) = reorder point + velocity x `order_days` -
   position, rounded up: what brings the position back to the reorder point plus `order_days`
-  of sales. Reorder date = stock date + (position - reorder point) / velocity days, never
-  before the stock date.
+  of sales. Reorder date: the stock date when the position is below the reorder point (order
+  now, with that quantity); otherwise the first day the position is projected to fall below
+  it, stock date + floor((position - reorder point) / velocity) + 1 days, so always in the
+  future. "Reorder by" today therefore always comes with a quantity to order; a SKU just above
+  its reorder point shows tomorrow and quantity 0, not today and quantity 0.
 - status: out (nothing on hand); critical (the position runs out before a reorder placed today
   could land: position / velocity < lead time); reorder (position below the reorder point,
   i.e. cover below lead time + safety); overstock (no sales, or on-hand cover > `overstock_days`);
@@ -309,10 +312,16 @@ def plan(r: Mapping[str, Any], as_of: dt.date, p: InventoryParams) -> dict[str, 
     reorder: dt.date | None = None
     quantity = 0
     if velocity > 0:
-        days = math.floor((position - rop) / velocity + 1e-9)
-        reorder = base + dt.timedelta(days=max(0, days))
         if position < rop - 1e-9:
+            # below the reorder point: order now, and the quantity says how much
+            reorder = base
             quantity = math.ceil(rop + velocity * p.order_days - position - 1e-9)
+        else:
+            # at or above it: nothing to order yet; the date is the first day the position is
+            # projected below the reorder point, so always after the stock date ("reorder by
+            # today" only ever appears with a quantity to order)
+            days = math.floor((position - rop) / velocity + 1e-9) + 1
+            reorder = base + dt.timedelta(days=days)
     if on_hand <= 0:
         status = "out"
     elif velocity <= 0:

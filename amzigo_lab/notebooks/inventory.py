@@ -123,7 +123,9 @@ show_html(
         f"days unless set per SKU; safety stock: {params.safety_days:g} days of sales unless set "
         "per SKU. Reorder point = units/day x lead time + safety stock; reorder qty brings on "
         f"hand plus inbound back to the reorder point plus {params.order_days} days of sales; "
-        "reorder by = when on hand plus inbound falls to the reorder point. Stock is the latest "
+        "reorder by = today when on hand plus inbound is below the reorder point (then the "
+        "reorder qty is what to order now), otherwise the first day it is projected to fall "
+        "below it, always a later day (reorder qty 0: nothing to order yet). Stock is the latest "
         "snapshot on or before the period's end; when the period ends at the latest complete "
         "day, a snapshot taken today is the current position."
     )

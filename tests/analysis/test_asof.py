@@ -215,6 +215,31 @@ def test_cover_below_lead_time_is_critical_not_healthy() -> None:
     assert (r["status"], r["reorder_point"], r["reorder_quantity"]) == ("healthy", 35.0, 0)
 
 
+def test_reorder_by_today_only_comes_with_a_quantity() -> None:
+    """The hand-check's finding: ACME-HAMM-009-BLA was "healthy, reorder qty 0, reorder by
+    <today>": the position sat less than a day's sales above the reorder point. Above the
+    reorder point the date is the first day the position falls below it, so in the future."""
+    p = InventoryParams(velocity_days=30, default_lead_time=30, safety_days=7)
+    day = dt.date(2026, 3, 8)
+
+    def row(on_hand: int) -> dict[str, Any]:
+        r = {"seller_sku": "S", "units": 150, "on_hand": on_hand, "inbound": 0}
+        return plan(r, day, p)
+
+    just_above = row(187)  # reorder point 185, 2 units (0.4 days) above it
+    assert (just_above["status"], just_above["reorder_quantity"]) == ("healthy", 0)
+    assert just_above["reorder_date"] == day + dt.timedelta(days=1)
+    at_point = row(185)  # not below it yet: still nothing to order today
+    assert (at_point["reorder_quantity"], at_point["reorder_date"]) == (0, dt.date(2026, 3, 9))
+    later = row(200)  # 15 units above at 5 a day: at the point on day 3, below it on day 4
+    assert (later["reorder_quantity"], later["reorder_date"]) == (0, dt.date(2026, 3, 12))
+    below = row(184)
+    assert below["reorder_quantity"] > 0 and below["reorder_date"] == day
+    for on_hand in range(150, 260):
+        r = row(on_hand)
+        assert (r["reorder_date"] == day) == (r["reorder_quantity"] > 0), on_hand
+
+
 def test_the_legend_defines_days_of_cover_as_on_hand_only() -> None:
     """The demo showed "healthy, days of cover 8.1, lead time 30" (36 units inbound): the status
     counts inbound, the column does not, and the legend did not say so."""

@@ -219,7 +219,8 @@ def test_inventory(acme) -> None:
     assert red["reorder_quantity"] == 34  # 18 + 30 days x 6/7 - 10, rounded up
     blue = rows[("US", "SKU-BLUE")]
     assert blue["reorder_point"] == pytest.approx(37 / 7) and blue["reorder_quantity"] == 0
-    assert blue["reorder_date"] == dt.date(2026, 6, 18)  # 103 days after 7 March
+    # at the reorder point after 103 days, below it on day 104
+    assert blue["reorder_date"] == dt.date(2026, 6, 19)
     uk_red = rows[("UK", "SKU-RED")]
     assert uk_red["reorder_point"] == pytest.approx(3.0) and uk_red["reorder_quantity"] == 6
     assert rows[("UK", "SKU-GREEN")]["days_of_cover"] == pytest.approx(3.5)
