@@ -368,6 +368,7 @@ def sku_table(
     df = df.with_columns(
         net=pl.col("sales") - pl.col("promotions") - pl.col("refunds") - pl.col("fees")
     )
+    df = _fill_identities(source, df)
     df = with_profit(df, _cost_rows(source, costs), lines)
     df = df.with_columns(
         rank=pl.col("sales").rank(method="min", descending=True).over("currency").cast(pl.Int64),
@@ -378,6 +379,67 @@ def sku_table(
         "costed_units", "uncosted_units",
     ]  # fmt: skip
     return df.select(cols).sort(["currency", "rank", "seller_sku"])
+
+
+def _fill_identities(source: TableSource, df: pl.DataFrame) -> pl.DataFrame:
+    """ASIN and title of the SKUs without order lines in the period (fees or refunds only): the
+    ASIN from the SKU's inventory snapshots, else its order lines of any date; the title from
+    those order lines, else the catalog's latest for that ASIN. Per currency (its marketplaces).
+    Reads nothing when every SKU already has both."""
+    missing = df.filter(pl.col("asin").is_null() | pl.col("title").is_null())
+    if missing.is_empty():
+        return df
+    skus = sorted(set(missing["seller_sku"].drop_nulls().to_list()))
+    if not skus:
+        return df
+    currency = pl.DataFrame(
+        {
+            "marketplace_id": [m.marketplace_id for m in MARKETPLACES],
+            "currency": [m.currency for m in MARKETPLACES],
+        }
+    )
+    key = ["currency", "seller_sku"]
+    inv = source.table("inventory_snapshots")
+    inv = inv.filter(inv.seller_sku.isin(skus) & inv.asin.notnull())
+    stocked = (
+        inv.select("marketplace_id", "seller_sku", "asin")
+        .to_polars()
+        .join(currency, on="marketplace_id")
+        .group_by(key)
+        .agg(pl.col("asin").max().alias("stock_asin"))
+    )
+    items = source.table("order_items")
+    items = items.filter(items.seller_sku.isin(skus))
+    sold = (
+        items.group_by(["currency", "seller_sku"])
+        .aggregate(item_asin=items.asin.max(), item_title=items.title.max())
+        .to_polars()
+    )
+    ids = stocked.join(sold, on=key, how="full", coalesce=True).select(
+        *key,
+        fill_asin=pl.coalesce("stock_asin", "item_asin"),
+        fill_title=pl.col("item_title"),
+    )
+    out = df.join(ids, on=key, how="left").with_columns(
+        asin=pl.coalesce("asin", "fill_asin"), title=pl.coalesce("title", "fill_title")
+    )
+    untitled = out.filter(pl.col("title").is_null() & pl.col("asin").is_not_null())
+    if not untitled.is_empty():
+        asins = sorted(set(untitled["asin"].to_list()))
+        c = source.table("catalog_items")
+        c = c.filter(c.asin.isin(asins) & c.title.notnull())
+        catalog = (
+            c.select("asin", "marketplace_id", "title", "fetched_at")
+            .to_polars()
+            .join(currency, on="marketplace_id")
+            .sort("fetched_at", descending=True)
+            .unique(["currency", "asin"], keep="first")
+            .select("currency", "asin", catalog_title="title")
+        )
+        out = out.join(catalog, on=["currency", "asin"], how="left").with_columns(
+            title=pl.coalesce("title", "catalog_title")
+        )
+    return out.select(df.columns)
 
 
 def trend(

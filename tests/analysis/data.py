@@ -227,7 +227,8 @@ def _inv(
 
 # as_of 2026-03-07, velocity over 7 days. US RED: units 6 -> 6/7/day, on hand 2 -> 2.33 d critical,
 # lead 14: ROP 12 + 6 = 18 > position 10 -> reorder now. US BLUE: on hand 0 -> out, inbound 20,
-# velocity 1/7, ROP 37/7, reorder in 103 days (2026-06-18). US OLD: 50, no sales -> overstock.
+# velocity 1/7, ROP 37/7, at the ROP in 103 days, below it (reorder by) on 2026-06-19.
+# US OLD: 50, no sales -> overstock.
 # UK RED: 2 on hand, 1/7 -> 14 d healthy. UK GREEN: 1 on hand, 2/7 -> 3.5 d low.
 INVENTORY = [
     _inv("2026-03-06", US, "SKU-RED", 5),
