@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -305,18 +306,63 @@ def _ratings(
 
 # -- a small offline SVG of one metric's windows against its target ---------------------------
 
-_W, _H, _L, _R, _T, _B = 300, 120, 46, 10, 22, 20
+#: Chart box: width, height, and the left (y-axis scale), right (value and target labels), top
+#: (title) and bottom (dates) margins, in px; labels are 10 px high.
+_W, _H, _L, _R, _T, _B = 340, 130, 46, 62, 22, 20
+_LABEL_H = 11.0
 _COLOURS = {"breach": "#c0392b", "trending": "#d68910", "near": "#b7950b", "ok": "#1f77b4"}
+
+
+def _ticks(lo: float, hi: float, most: int = 5) -> list[float]:
+    """Round rates (fractions) for the y-axis between `lo` and `hi`: steps of 1, 2, 2.5 or 5
+    times a power of ten percentage points, at most `most` of them."""
+    span = (hi - lo) * 100
+    if span <= 0:
+        return [lo]
+    raw = span / max(1, most - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw - 1e-12)
+    first = math.ceil(lo * 100 / step - 1e-9) * step
+    out, v = [], first
+    while v <= hi * 100 + 1e-9:
+        out.append(round(v, 10) / 100)
+        v += step
+    return out
+
+
+def _pct_labels(ticks: list[float]) -> list[str]:
+    """Tick labels with the fewest decimals that show every tick exactly ("4%", "2.5%")."""
+    pcts = [t * 100 for t in ticks]
+    decimals = next((d for d in range(4) if all(abs(round(p, d) - p) < 1e-6 for p in pcts)), 4)
+    return [f"{p:.{decimals}f}%" for p in pcts]
+
+
+def _apart(a: float, b: float, top: float, bottom: float) -> tuple[float, float]:
+    """Two label baselines moved apart to at least one label height, inside [top, bottom]."""
+    if abs(a - b) >= _LABEL_H:
+        return a, b
+    mid, half = (a + b) / 2, _LABEL_H / 2
+    upper, lower = mid - half, mid + half
+    if upper < top:
+        upper, lower = top, top + _LABEL_H
+    if lower > bottom:
+        upper, lower = bottom - _LABEL_H, bottom
+    return (upper, lower) if a <= b else (lower, upper)
 
 
 def trend_svg(
     points: list[tuple[dt.date, float]], target: float, title: str, judged: str = "ok"
 ) -> str:
-    """Rates (fractions) of consecutive windows as a line, the target as a dashed red line."""
+    """Rates (fractions) of consecutive windows as a line, the target as a dashed red line.
+
+    The y-axis has a scale (round percentages, light grid lines); the latest value and the
+    target are labelled in the right margin, beside the line ends, and pushed apart when they
+    would overlap (a value just under its target)."""
     values = [v for _, v in points] + [target]
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.15 or max(hi * 0.1, 0.001)
     lo, hi = max(0.0, lo - pad), min(1.0, hi + pad) if hi <= 1.0 else hi + pad
+    ticks = _ticks(lo, hi)
 
     def y(v: float) -> float:
         return _H - _B - (_H - _T - _B) * (v - lo) / ((hi - lo) or 1.0)
@@ -332,12 +378,21 @@ def trend_svg(
         f"viewBox='0 0 {_W} {_H}' role='img' aria-label='{html.escape(title)}' "
         "style='font-family:sans-serif;font-size:10px;margin:2px 10px 6px 0'>",
         f"<text x='{_L}' y='13' font-size='11' font-weight='600'>{html.escape(title)}</text>",
+    ]
+    for t, label in zip(ticks, _pct_labels(ticks), strict=True):
+        out.append(
+            f"<line class='grid' x1='{_L}' y1='{y(t):.1f}' x2='{_W - _R}' y2='{y(t):.1f}' "
+            "stroke='#e5e5e5'/>"
+            f"<text class='tick' x='{_L - 4}' y='{y(t) + 3:.1f}' text-anchor='end' fill='#777'>"
+            f"{label}</text>"
+        )
+    out += [
+        f"<line x1='{_L}' y1='{_T}' x2='{_L}' y2='{_H - _B}' stroke='#999'/>",
+        f"<line x1='{_L}' y1='{_H - _B}' x2='{_W - _R}' y2='{_H - _B}' stroke='#999'/>",
         f"<line x1='{_L}' y1='{y(target):.1f}' x2='{_W - _R}' y2='{y(target):.1f}' "
         "stroke='#c0392b' stroke-dasharray='4 3'/>",
-        f"<text x='{_L - 4}' y='{y(target) + 3:.1f}' text-anchor='end' fill='#c0392b'>"
-        f"{target * 100:g}%</text>",
-        f"<line x1='{_L}' y1='{_H - _B}' x2='{_W - _R}' y2='{_H - _B}' stroke='#999'/>",
     ]
+    target_y = y(target) + 3
     if points:
         coords = [(x(i), y(v)) for i, (_, v) in enumerate(points)]
         path = " ".join(f"{a:.1f},{b:.1f}" for a, b in coords)
@@ -347,16 +402,20 @@ def trend_svg(
                 f"<circle cx='{a:.1f}' cy='{b:.1f}' r='2.5' fill='{colour}'>"
                 f"<title>window to {d.isoformat()}: {v * 100:.2f}%</title></circle>"
             )
-        last_x, last_y = coords[-1]
+        value_y, target_y = _apart(coords[-1][1] + 3, target_y, _T + 8, _H - _B + 3)
         out.append(
-            f"<text x='{min(last_x, _W - _R - 30):.1f}' y='{last_y - 5:.1f}' fill='{colour}'>"
-            f"{points[-1][1] * 100:.2f}%</text>"
+            f"<text class='value' x='{_W - _R + 5}' y='{value_y:.1f}' fill='{colour}' "
+            f"font-weight='600'>{points[-1][1] * 100:.2f}%</text>"
         )
         out.append(
             f"<text x='{_L}' y='{_H - 6}' fill='#555'>{points[0][0].isoformat()}</text>"
             f"<text x='{_W - _R}' y='{_H - 6}' text-anchor='end' fill='#555'>"
             f"{points[-1][0].isoformat()}</text>"
         )
+    out.append(
+        f"<text class='target' x='{_W - _R + 5}' y='{target_y:.1f}' fill='#c0392b'>"
+        f"target {target * 100:g}%</text>"
+    )
     out.append("</svg>")
     return "".join(out)
 

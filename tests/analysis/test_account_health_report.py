@@ -11,6 +11,7 @@ from amzigo_lab.analysis.account_health import (
     EMPTY,
     build_account_health_report,
     trend_charts,
+    trend_svg,
     verdict,
     windows_as_of,
 )
@@ -145,3 +146,38 @@ def test_dashboard_section_flags_breaches_and_trends(acme: LakeTableSource) -> N
     assert "No account-health reporting window ends on or before 2026-01-31" in (
         empty.account_health
     )
+
+
+def _svg_texts(svg: str) -> dict[str, list[tuple[float, str]]]:
+    """(y, text) of the chart's labels by class ("tick", "value", "target")."""
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    out: dict[str, list[tuple[float, str]]] = {}
+    for t in ET.fromstring(svg).iter(f"{ns}text"):
+        out.setdefault(t.get("class", ""), []).append((float(t.get("y", "0")), t.text or ""))
+    return out
+
+
+def test_trend_chart_labels_do_not_collide_and_the_axis_has_a_scale() -> None:
+    """The hand-check: cobalt-tech DE late shipment 3.88 % was drawn next to its 4 % target
+    label, and the y-axis had no scale."""
+    days = [dt.date(2026, 11, d) for d in (9, 16, 23, 30)]
+    svg = trend_svg(list(zip(days, [0.0309, 0.0301, 0.0350, 0.0388], strict=True)), 0.04, "DE")
+    texts = _svg_texts(svg)
+    [(value_y, value)] = texts["value"]
+    [(target_y, target)] = texts["target"]
+    assert (value, target) == ("3.88%", "target 4%")
+    assert abs(value_y - target_y) >= 10  # a label is 10 px high: apart, not overlapping
+    assert value_y > target_y  # the value below its target stays below it
+    ticks = texts["tick"]
+    assert [label for _, label in ticks] == ["3.0%", "3.5%", "4.0%"]
+    assert [y for y, _ in ticks] == sorted((y for y, _ in ticks), reverse=True)  # up the axis
+    # labels far apart stay beside their lines (92.68 % against a 95 % target)
+    far = _svg_texts(trend_svg([(days[-1], 0.9268)], 0.95, "DE", "breach"))
+    assert far["target"][0][0] < far["value"][0][0] - 30
+    assert [label for _, label in far["tick"]] == ["93%", "94%", "95%"]
+    # at the top of the box both labels still fit inside it
+    top = _svg_texts(trend_svg([(days[-1], 0.0401)], 0.04, "x"))
+    assert min(top["value"][0][0], top["target"][0][0]) >= 22
+    assert abs(top["value"][0][0] - top["target"][0][0]) >= 10
