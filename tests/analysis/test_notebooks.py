@@ -154,7 +154,7 @@ def test_reviews_and_inventory_numbers(generated) -> None:
     assert re.search(r"already requested</td><td class='n'>2<", rv)  # in words
     assert "already_requested" not in rv
     inv = outputs_text(generated["inventory"][".ipynb"])
-    assert "2026-06-18" in inv and "2.3" in inv and "critical" in inv
+    assert "2026-06-19" in inv and "2.3" in inv and "critical" in inv  # SKU-BLUE reorder by
     assert [e["action"] for e in generated["audit"]] == ["report.generated"] * 3
     assert {e["actor"] for e in generated["audit"]} == {"svc:reports"}
     assert {e["purpose"] for e in generated["audit"]} == {
