@@ -52,6 +52,7 @@ class GatewayClient:
                 kwargs["tls_root_certs"] = Path(ca).expanduser().read_bytes()
         self._client = flight.FlightClient(address, **kwargs)
         self._bulk = protocol.bulk_socket_path(address)
+        self._bulk_size = 0  # bytes of the last result fetched from the bulk socket
 
     def _options(self, timeout: float | None) -> flight.FlightCallOptions:
         import pyarrow.flight as flight
@@ -90,8 +91,13 @@ class GatewayClient:
         import pyarrow.flight as flight
 
         bulk = self._bulk is not None and self._bulk.exists()
+        spare = None
         if bulk:
             ticket = {**ticket, "bulk": 1}
+            if self._bulk_size:  # the last large result's size: get memory ready meanwhile
+                from amzigo_lab.client.bulk import Spare
+
+                spare = Spare(self._bulk_size)
         try:
             reader = self._client.do_get(
                 flight.Ticket(protocol.encode(ticket)), self._options(timeout)
@@ -101,10 +107,15 @@ class GatewayClient:
             raise self._translate(exc) from None
         key = (table.schema.metadata or {}).get(protocol.BULK_META_KEY)
         if not bulk or key is None or self._bulk is None:
+            self._bulk_size = 0  # a small result: the next one need not get memory ready
             return table
         from amzigo_lab.client.bulk import fetch
 
-        return fetch(self._bulk, key.decode("ascii"), timeout=timeout or CALL_TIMEOUT)
+        result = fetch(
+            self._bulk, key.decode("ascii"), timeout=timeout or CALL_TIMEOUT, spare=spare
+        )
+        self._bulk_size = result.nbytes + 64 * 1024  # the IPC framing adds a little
+        return result
 
     def health(self, timeout: float = 3.0) -> dict[str, Any]:
         """The gateway's liveness and readiness (GatewayUnavailable when none answers)."""

@@ -52,6 +52,9 @@ BULK_MAX_BYTES = 2 * 1024**3
 _ID_TIMEOUT = 10.0
 #: Seconds a client may stall while the result is sent (then the result is dropped).
 _SEND_TIMEOUT = 600.0
+#: Socket buffer for a result (the kernel caps it at net.core.wmem_max/rmem_max): fewer
+#: wake-ups of either side than the default ~200 kB.
+_SOCKET_BUFFER = 4 * 1024 * 1024
 
 
 @dataclass
@@ -168,6 +171,7 @@ class BulkResults:
                     conn.sendall(struct.pack("<q", BULK_MISSING))
                     return
                 conn.settimeout(_SEND_TIMEOUT)  # a stalled client holds its thread this long
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
                 size = _stream_size(table)
                 conn.sendall(struct.pack("<q", size))
                 out = pa.PythonFile(_SendAll(conn), mode="w")

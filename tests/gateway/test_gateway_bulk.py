@@ -120,3 +120,26 @@ def test_a_socket_that_is_no_longer_its_own_is_left_alone(tmp_path: Path) -> Non
     path.write_text("someone else's")  # e.g. a new home's gateway at the same path
     results.close()
     assert path.read_text() == "someone else's"
+
+
+def test_a_result_is_received_into_memory_made_ready_while_the_query_ran(tmp_path: Path) -> None:
+    """`Spare`: memory for about the last large result's size, prepared on a thread of its
+    own; `fetch` receives into it when the result fits and uses at least half of it (else a
+    buffer of its own), and the table read from it is whole."""
+    from amzigo_lab.client.bulk import Spare
+
+    table = pa.table({"pad": pa.array([f"{i:06d}" * 20 for i in range(20_000)])})
+    assert Spare(1000).take(2000) is None  # too small for the result
+    assert Spare(10_000).take(2000) is None  # would waste most of it
+    ready = Spare(3000).take(2000)
+    assert ready is not None and ready.size == 3000
+    path = tmp_path / "gw-bulk.sock"
+    results = BulkResults(path, min_bytes=1)
+    try:
+        for spare_size in (table.nbytes + 65_536, 1000):  # fits / does not: same table
+            key = results.offer(table)
+            assert key is not None
+            got = fetch(path, key, timeout=30, spare=Spare(spare_size))
+            assert got.equals(table)
+    finally:
+        results.close()
