@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amzigo_lab import readonly_db
 from amzigo_lab.errors import AmzigoError
 
 #: The store's file, under the home's state directory.
@@ -108,17 +109,7 @@ class CampaignStore:
     def count_in(state_dir: Path) -> int | None:
         """Orders with a row (any state) in the store of a home, read without creating or
         changing it (None: the home has no campaign state yet, or it cannot be read)."""
-        path = state_dir / DATABASE
-        if not path.exists():
-            return None
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                return int(db.execute("SELECT COUNT(*) FROM sends").fetchone()[0])
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return None
+        return readonly_db.count(state_dir / DATABASE, "SELECT COUNT(*) FROM sends")
 
     def close(self) -> None:
         """Close the connection."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amzigo_lab import readonly_db
 from amzigo_lab.config import config_sections
 from amzigo_lab.errors import ConfigError
 from amzigo_lab.governance.audit import (
@@ -310,18 +311,9 @@ class DeliveryLedger:
     def count_in(home: Path) -> int | None:
         """Alerts raised in the ledger of `home`, read without creating or changing it
         (None: the home has no ledger yet, or it cannot be read)."""
-        path = home / LEDGER_DB
-        if not path.exists():
-            return None
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                sql = "SELECT COUNT(DISTINCT alert_id) FROM deliveries"
-                return int(db.execute(sql).fetchone()[0])
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return None
+        return readonly_db.count(
+            home / LEDGER_DB, "SELECT COUNT(DISTINCT alert_id) FROM deliveries"
+        )
 
     def close(self) -> None:
         """Close the database."""

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import ibis
@@ -17,6 +14,7 @@ import pytest
 from amzigo_lab.compliance import purge
 from amzigo_lab.lake import Lake, hot_cache
 from amzigo_lab.lake.hot_cache import HotCacheBusy
+from tests.compliance.cache_holder import start_holder
 from tests.compliance.conftest import Clock, buyers
 from tests.lake.helpers import orders
 
@@ -144,32 +142,9 @@ def test_purge_then_the_cache_does_not_serve_the_purged_rows(lake: Lake, clock: 
         hot_cache.disable(lake)
 
 
-_HOLDER = """
-import json, sys
-from pathlib import Path
-from amzigo_lab.config import load_settings
-from amzigo_lab.home import open_lake
-from amzigo_lab.lake import hot_cache
-lake = open_lake(load_settings(Path(sys.argv[1]), env={}))
-cache = hot_cache.enable(lake, 64 * 1024 * 1024)
-lake.scan("orders").engine_source()
-print(json.dumps(sorted(cache.partition_ids())), flush=True)
-sys.stdin.readline()  # the test says when to let go
-hot_cache.disable(lake)
-print("cleared", flush=True)
-sys.stdin.readline()
-"""
-
-
 def test_a_drop_is_refused_while_another_process_caches_decrypted_data(filled: Lake) -> None:
     home = filled.settings.home
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(home)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = start_holder(home)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         held = json.loads(proc.stdout.readline())
@@ -214,13 +189,7 @@ def test_nothing_is_cached_while_a_drop_intends_to_destroy_keys(filled: Lake) ->
 
 def test_a_drop_asks_the_holder_through_the_injected_callback(filled: Lake) -> None:
     home = filled.settings.home
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(home)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = start_holder(home)
     assert proc.stdin is not None and proc.stdout is not None
     asked: list[str] = []
 

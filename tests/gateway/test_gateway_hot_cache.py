@@ -6,8 +6,6 @@ still refused when another holder does not let go, and grant revocation."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from amzigo_lab.client.service import operator_token
 from amzigo_lab.client.transport import GatewayClient, ensure_gateway
 from amzigo_lab.errors import AccessDenied, AmzigoError
 from amzigo_lab.lake.catalog import ALL_STATES
+from tests.compliance.cache_holder import start_holder
 from tests.governance.gov_fixtures import World, build_world
 
 PURGE_DAY = "2026-04-15"  # buyer PII of 2026-03-01 (30 days) is due, orders (18 months) are not
@@ -114,23 +113,6 @@ def test_the_same_answers_with_the_cache_on_and_off(worlds: tuple[World, World])
     assert shown.exit_code == 0 and "hot cache:" in shown.output and "hit(s)" in shown.output
     shown = CliRunner().invoke(main, ["gateway", "status", "--home", str(off.settings.home)])
     assert "hot cache: off" in shown.output
-
-
-_HOLDER = """
-import json, sys
-from pathlib import Path
-from amzigo_lab.config import load_settings
-from amzigo_lab.home import open_lake
-from amzigo_lab.lake import hot_cache
-lake = open_lake(load_settings(Path(sys.argv[1]), env={}))
-cache = hot_cache.enable(lake, 64 * 1024 * 1024)
-lake.scan("orders").engine_source()
-print(json.dumps(sorted(cache.partition_ids())), flush=True)
-sys.stdin.readline()  # the test says when to let go
-hot_cache.disable(lake)
-print("cleared", flush=True)
-sys.stdin.readline()
-"""
 
 
 def _purge(world: World) -> Any:
@@ -233,13 +215,7 @@ def test_a_purge_is_refused_when_a_holder_does_not_let_go(
 ) -> None:
     world = _world(tmp_path_factory.mktemp("hot-refused"), '"auto"')
     home = world.settings.home
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(home)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = start_holder(home)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         assert json.loads(proc.stdout.readline())  # another process caches decrypted orders
